@@ -59,8 +59,10 @@ def offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in (ENV_OFFLINE, "HF_HUB_OFFLINE"))
 
 
-def download_face_model(dest: Path, url: str = FACE_MODEL_URL, sha256: str = FACE_MODEL_SHA256) -> Path:
-    """Download the model to ``dest`` through a temporary file, verify its SHA-256, then rename it into place."""
+def download_face_model(dest: Path, url: str | None = None, sha256: str = FACE_MODEL_SHA256) -> Path:
+    """Download the model (default: the official URL) to ``dest`` through a temporary file, verify its SHA-256,
+    then rename it into place."""
+    url = url or FACE_MODEL_URL
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".download-", suffix=".part")
     tmp = Path(tmp_name)
@@ -107,4 +109,4 @@ def resolve_face_model(path: str | os.PathLike | None = None, allow_download: bo
     try:
         return download_face_model(cached)
     except OSError as e:  # no network, DNS, HTTP errors (URLError is an OSError)
-        raise FaceModelError(f"could not download the face model from {FACE_MODEL_URL} ({e}): {hint}") from None
+        raise FaceModelError(f"could not download the face model ({e}): {hint}") from None
