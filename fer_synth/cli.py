@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from fer_synth import __version__
@@ -84,10 +86,11 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, **options) -> N
     from rich.table import Table
 
     from fer_synth.console import console
-    from fer_synth.crop import crop_folder, summary_rows
+    from fer_synth.crop import crop_folder, find_images, summary_rows
 
+    sources = find_images(Path(input_dir))  # a bad INPUT fails before the detector loads
     with face_stage_from(options) as stage:
-        summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True)
+        summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True, sources=sources)
     header, rows = summary_rows(summary)
     table = Table(*header, title=f"faces from {input_dir}")
     for row in rows:

@@ -143,14 +143,15 @@ def check_settings(out_dir: Path, settings: dict) -> None:
 
 
 def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: FaceStage,
-                keep_rejects: str | os.PathLike | None = None, progress: bool = False) -> CropSummary:
+                keep_rejects: str | os.PathLike | None = None, progress: bool = False,
+                sources: list[Source] | None = None) -> CropSummary:
     """Run ``stage`` on every image under ``input_dir``; write kept faces and the manifest under ``out_dir``.
 
     Images already in the manifest are skipped. ``keep_rejects`` copies each rejected image to
-    ``keep_rejects/<reason>/<class>/``.
+    ``keep_rejects/<reason>/<class>/``. ``sources`` (from :func:`find_images`) saves listing the folder twice.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
-    sources = find_images(input_dir)
+    sources = find_images(input_dir) if sources is None else sources
     out_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir, {"input": str(input_dir.resolve()), **stage.settings})
     manifest = out_dir / MANIFEST

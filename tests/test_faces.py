@@ -18,6 +18,12 @@ from fer_synth.faces import REASONS, FaceResult, FaceStage, crop_face, face_fram
 
 from conftest import SHARED
 
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Tests never reach the network: a missing model is an error, not a download."""
+    monkeypatch.setenv("FER_SYNTH_OFFLINE", "1")
+
+
 MODEL = SHARED / "models" / face_model.FACE_MODEL_NAME
 # Eileen Collins' face in skimage.data.astronaut() (512x512), located by hand: x 175-275, y 60-185.
 FACE_REGION = (175, 60, 275, 185)
