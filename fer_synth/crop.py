@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer_synth.classes import UnknownClassError, resolve
 from fer_synth.console import warn
@@ -99,10 +101,10 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """The image as RGB uint8, or None when the file cannot be decoded."""
+    """The image as RGB uint8, upright per its EXIF orientation, or None when the file cannot be decoded."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
 
@@ -167,8 +169,8 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
 
         todo = track(todo, description="cropping faces", transient=True)
     with open(manifest, "a", encoding="utf-8") as log:
-        for source in todo:
-            record = _crop_one(source, input_dir, out_dir, stage, keep_rejects)
+        for source, rgb in prefetch(lambda s: read_rgb(input_dir / s.relpath), todo):
+            record = _crop_one(source, rgb, input_dir, out_dir, stage, keep_rejects)
             log.write(json.dumps(record) + "\n")
             log.flush()
             summary.add(record)
@@ -176,11 +178,27 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
     return summary
 
 
-def _crop_one(source: Source, input_dir: Path, out_dir: Path, stage: FaceStage,
+def prefetch(load: Callable, items: Iterable, depth: int = 4) -> Iterator[tuple]:
+    """Yield ``(item, load(item))`` in order while a background thread loads the next ``depth`` items.
+
+    Decoding releases the GIL, so it overlaps with detection on the other core.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append((item, pool.submit(load, item)))
+            if len(pending) > depth:
+                first, future = pending.popleft()
+                yield first, future.result()
+        while pending:
+            first, future = pending.popleft()
+            yield first, future.result()
+
+
+def _crop_one(source: Source, rgb: np.ndarray | None, input_dir: Path, out_dir: Path, stage: FaceStage,
               keep_rejects: str | os.PathLike | None) -> dict:
     path = input_dir / source.relpath
     record = {"source": source.relpath, "class": source.label, "outputs": []}
-    rgb = read_rgb(path)
     if rgb is None:
         _keep_reject(path, keep_rejects, UNREADABLE, source.label)
         return {**record, "kept": False, "reason": UNREADABLE, "boxes": [], "scores": [], "backend": stage.backend}

@@ -43,8 +43,8 @@ class Framing:
 class Detector(Protocol):
     name: str
     framing: Framing
-    #: detections scoring under this are not faces to the filters ("low_confidence").
-    default_min_score: float
+    #: detections scoring under this are not faces to the filters ("low_confidence"); None: no such filter.
+    default_min_score: float | None
 
     def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
         """Faces in ``rgb``; ``scale`` is how far the caller shrank the image (size limits scale with it)."""
@@ -110,7 +110,7 @@ class HaarDetector:
     name = "haar"
     # Measured on 1,134 FER2013 faces: the Haar box already is FER2013's frame (median offset 1%, side 98%).
     framing = Framing(left=-0.01, top=-0.01, side=1.02)
-    default_min_score = 0.0
+    default_min_score = None
 
     def __init__(self, scale_factor: float = 1.3, min_neighbors: int = 7, min_size: int = 50,
                  cascade: str = "haarcascade_frontalface_default.xml"):

@@ -158,7 +158,7 @@ class FaceStage:
         detections = self.detect(rgb)
         result.boxes = [d.box for d in detections]
         result.scores = [d.score for d in detections]
-        confident = [d for d in detections if d.score >= self.min_score]
+        confident = [d for d in detections if self.min_score is None or d.score >= self.min_score]
         if not detections:
             result.reason = "no_face"
         elif not confident:
