@@ -28,7 +28,8 @@ def face_options(command):
                      help="MediaPipe BlazeFace .tflite (else $FER_SYNTH_FACE_MODEL, the cache, or one download)."),
         click.option("--policy", type=click.Choice(faces.POLICIES), default="largest", show_default=True,
                      help="Faces per image: the largest, reject several (single), or all."),
-        click.option("--size", type=int, default=faces.DEFAULT_SIZE, show_default=True, help="Crop side in px."),
+        click.option("--crop-size", type=int, default=faces.DEFAULT_SIZE, show_default=True,
+                     help="Side of the square grayscale face crop (px)."),
         click.option("--margin", type=float, default=faces.DEFAULT_MARGIN, show_default=True,
                      help="Extra fraction of the FER2013 frame on each side."),
         click.option("--min-face", type=int, default=faces.DEFAULT_MIN_FACE, show_default=True,
@@ -50,11 +51,6 @@ def face_options(command):
     return command
 
 
-FACE_OPTION_NAMES = ("backend", "face_model", "policy", "size", "margin", "min_face", "min_score",
-                     "blur_threshold", "blank_std", "detect_size", "haar_scale_factor", "haar_min_neighbors",
-                     "haar_min_size")
-
-
 def face_stage_from(options: dict):
     """A FaceStage from the :func:`face_options` values in ``options`` (the backend's own options only)."""
     from fer_synth.faces import FaceStage
@@ -65,7 +61,7 @@ def face_stage_from(options: dict):
                     "min_size": options["haar_min_size"]}
     else:
         detector = {"face_model": options["face_model"]}
-    return FaceStage(backend, policy=options["policy"], size=options["size"], margin=options["margin"],
+    return FaceStage(backend, policy=options["policy"], size=options["crop_size"], margin=options["margin"],
                      min_face=options["min_face"], min_score=options["min_score"],
                      blur_threshold=options["blur_threshold"], blank_std=options["blank_std"],
                      detect_size=options["detect_size"], **detector)

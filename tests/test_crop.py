@@ -88,7 +88,7 @@ def test_flat_folder_with_haar(tmp_path, photo):
     save(root / "me.jpg", data.astronaut())
     save(root / "noise.png", np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8))
     out = tmp_path / "out"
-    result = run(str(root), "--out", str(out), "--backend", "haar", "--size", "64")
+    result = run(str(root), "--out", str(out), "--backend", "haar", "--crop-size", "64")
     assert result.exit_code == 0, result.output
     face = cv2.imread(str(out / "unlabelled" / "me.png"), cv2.IMREAD_UNCHANGED)
     assert face.shape == (64, 64)
@@ -132,7 +132,7 @@ def test_resume_with_other_settings_is_an_error(per_class, tmp_path):
     (["IN", "--backend", "dlib"], "Invalid value for '--backend'"),
     (["IN", "--policy", "biggest"], "Invalid value for '--policy'"),
     (["IN", "--face-model", "nowhere.tflite"], "--face-model"),
-    (["IN", "--size", "2"], "size >= 8"),
+    (["IN", "--crop-size", "2"], "size >= 8"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, per_class, args, message):
     (tmp_path / "EMPTY").mkdir()
