@@ -104,9 +104,9 @@ class FaceStage:
 
     Options (all keyword): ``policy`` (largest/single/all), ``size`` (crop side), ``margin`` (extra fraction
     of the frame on each side), ``min_face`` (px), ``min_score`` (None: the backend's default),
-    ``blur_threshold``, ``blank_std``, ``detect_size`` (the detector sees at most this squared in pixels; 0: full size); any
-    other keyword goes to the backend (haar: ``scale_factor``, ``min_neighbors``, ``min_size``; mediapipe:
-    ``face_model``, ``floor``).
+    ``blur_threshold``, ``blank_std``, ``detect_size`` (the detector sees at most this squared in pixels;
+    0: full size); any other keyword goes to the backend (haar: ``scale_factor``, ``min_neighbors``,
+    ``min_size``; mediapipe: ``face_model``, ``floor``).
     """
 
     def __init__(self, backend: str = DEFAULT_BACKEND, *, policy: str = "largest", size: int = DEFAULT_SIZE,
@@ -135,7 +135,7 @@ class FaceStage:
                 "detect_size": self.detect_size}
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in full-size pixels, largest first; the detector runs on a copy shrunk to ``detect_size``² pixels."""
+        """Faces in full-size pixels, largest first; the detector sees a copy of at most ``detect_size``² pixels."""
         height, width = rgb.shape[:2]
         scale = 1.0
         # Shrink by area, not by the longest side, so a wide image keeps its faces as large as a square one's.
@@ -180,7 +180,9 @@ class FaceStage:
                 reasons.append("face_too_small")
                 continue
             crop = crop_face(rgb, frame, self.size)
-            if sharpness(crop) < self.blur_threshold:
+            # The threshold is calibrated at FER2013's 48x48, whatever the output size.
+            at_48 = crop if self.size == 48 else cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA)
+            if sharpness(at_48) < self.blur_threshold:
                 reasons.append("blurry")
                 continue
             crops.append(crop)
@@ -189,7 +191,8 @@ class FaceStage:
     def _blank(self, rgb: np.ndarray) -> bool:
         # A strided sample is enough to tell a constant image from a photograph.
         step = max(1, max(rgb.shape[:2]) // 128)
-        return float(rgb[::step, ::step].std()) < self.blank_std
+        sample = np.ascontiguousarray(rgb[::step, ::step])
+        return float(cv2.cvtColor(sample, cv2.COLOR_RGB2GRAY).std()) < self.blank_std
 
     def close(self) -> None:
         """Release the detector (MediaPipe holds a native graph)."""

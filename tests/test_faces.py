@@ -116,6 +116,7 @@ def test_black_image_and_safety_flag_are_nsfw_blank(backend, astronaut):
     with stage(backend) as faces:
         assert faces(np.zeros((512, 512, 3), np.uint8)).reason == "nsfw_blank"
         assert faces(np.full((512, 512, 3), 128, np.uint8)).reason == "nsfw_blank"
+        assert faces(np.full((512, 512, 3), (255, 0, 0), np.uint8)).reason == "nsfw_blank"
         flagged = faces(astronaut, nsfw_flag=True)
     assert not flagged.kept and flagged.reason == "nsfw_blank" and flagged.faces == []
 
