@@ -96,6 +96,18 @@ def test_flat_folder_with_haar(tmp_path, photo):
     assert got["noise.png"]["reason"] == "no_face" and got["me.jpg"]["class"] is None
 
 
+def test_all_faces_policy_and_clashing_names(tmp_path, photo):
+    root = tmp_path / "in"
+    save(root / "surprise" / "pair.png", np.concatenate([photo, photo], axis=1))
+    save(root / "surprise" / "one.png", photo)
+    save(root / "surprise" / "one.jpg", photo)
+    out = tmp_path / "out"
+    assert run(str(root), "--out", str(out), "--face-model", MODEL, "--policy", "all").exit_code == 0
+    assert sorted(p.name for p in (out / "surprise").iterdir()) == ["one_jpg.png", "one_png.png", "pair_0.png",
+                                                                    "pair_1.png"]
+    assert records(out)["surprise/pair.png"]["outputs"] == ["surprise/pair_0.png", "surprise/pair_1.png"]
+
+
 def test_resume_skips_done_images_without_duplicates(per_class, tmp_path, monkeypatch):
     out = tmp_path / "out"
     with FaceStage("mediapipe", face_model=MODEL) as stage:

@@ -144,6 +144,14 @@ def test_tiled_photo_has_two_faces_and_follows_the_policy(backend, astronaut):
     assert same_frame(left, (right[0] - 512, *right[1:]))
 
 
+def test_mediapipe_scans_tall_images_in_windows(astronaut):
+    tall = np.concatenate([astronaut, astronaut], axis=0)
+    with stage("mediapipe", policy="all") as faces:
+        result = faces(tall)
+    assert sorted(centre_in_face((x, y - 512 * (y >= 400), w, h)) for x, y, w, h in result.boxes) == [1, 1]
+    assert len(result.faces) == 2
+
+
 def test_tiny_face_is_face_too_small(backend, astronaut):
     # MediaPipe finds the face of a 128 px photo (a ~28 px frame); Haar's smallest face is min_size (50 px by
     # default), so it gets a 240 px photo (a ~52 px frame) and a larger min_face.
