@@ -69,7 +69,7 @@ def train_command(recipe, resume, no_progress, scale, translate, rotate, hflip, 
     """Train a model; writes best/last checkpoints, metrics.csv/json and curves.png to --out."""
     augment = {k: v for k, v in dict(scale=_floats(scale), translate=translate, rotate=rotate, hflip=hflip,
                                      erasing=erasing, noise=noise, mixup=mixup, cutmix=cutmix).items() if v is not None}
-    config = train_mod.make_config(recipe, augment=augment or None, progress=False if no_progress else None,
+    config = train_mod.make_config(recipe, augment_overrides=augment, progress=False if no_progress else None,
                                    **settings)
     train_mod.train(config, resume=resume)
 

@@ -107,8 +107,11 @@ class TrainConfig:
         get_spec(self.model)
 
 
-def make_config(recipe: str | None = None, **overrides) -> TrainConfig:
-    """Defaults, then the recipe's values, then every override that is not None."""
+def make_config(recipe: str | None = None, augment_overrides: dict | None = None, **overrides) -> TrainConfig:
+    """Defaults, then the recipe's values, then every override that is not None.
+
+    ``augment`` replaces the augmentation mapping; ``augment_overrides`` changes single entries of it (what
+    the command line's --rotate, --erasing, ... do)."""
     known = {f.name for f in fields(TrainConfig)}
     values: dict = {}
     if recipe is not None:
@@ -122,9 +125,9 @@ def make_config(recipe: str | None = None, **overrides) -> TrainConfig:
             raise FerError(f"unknown training setting {key!r}")
         if value is None:
             continue
-        if key == "augment" and isinstance(value, dict):
-            value = {**values.get("augment", TrainConfig().augment), **value}
         values[key] = value
+    if augment_overrides:
+        values["augment"] = {**values.get("augment", TrainConfig().augment), **augment_overrides}
     config = TrainConfig(**values)
     if config.out is None:
         config.out = str(Path("runs") / config.model.replace(":", "-"))
@@ -137,6 +140,7 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owned: bool = False  # this run started the process group, so it ends it
 
     @property
     def main(self) -> bool:
@@ -147,9 +151,10 @@ def _init_distributed(device: str) -> Dist:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return Dist()
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned)
 
 
 def _device(config: TrainConfig, d: Dist) -> torch.device:
@@ -231,6 +236,7 @@ class RunResult:
     best_metric: float | None
     history: list[dict]
     stopped_by: str
+    model: nn.Module  # the evaluated weights (EMA when on) at the end of the run
 
 
 def _missing_data_error(path: str) -> FerError:
@@ -376,7 +382,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
                "train_accuracy": train_acc, "val_nll": val["nll"], "val_accuracy": val["accuracy"],
                "val_balanced_accuracy": val["balanced_accuracy"], "val_macro_f1": val["macro_f1"],
-               "images_per_s": images / seconds, "seconds": seconds, "partial_epoch": out_of_time}
+               "train_images": images, "images_per_s": images / seconds, "seconds": seconds, "partial_epoch": out_of_time}
         history.append(row)
         improved = _better(config, value, best)
         if improved:
@@ -411,7 +417,9 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
             plot_curves(out / "curves.png", history)
         console.print(f"[bold]done[/] ({stopped_by}): best val {config.monitor} "
                       f"{best if best is None else round(best, 4)} at epoch {best_epoch}; {out / 'best.safetensors'}")
-    return RunResult(out, epoch if history else start_epoch, best_epoch, best, history, stopped_by)
+    if d.owned:
+        dist.destroy_process_group()
+    return RunResult(out, epoch if history else start_epoch, best_epoch, best, history, stopped_by, eval_model)
 
 
 def _check_resumable(saved: dict, config: TrainConfig) -> None:
