@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +31,7 @@ import h5py
 import numpy as np
 
 from fer_synth import __version__
+from fer_synth.atomic import atomic_file
 from fer_synth.classes import CLASSES
 from fer_synth.errors import FerError
 from fer_synth.dataset import COLUMNS, SOURCE_NAMES, SYNTHETIC, Dataset, Split
@@ -87,35 +87,25 @@ def write(path: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping |
     if len(sizes) > 1:
         raise ValueError(f"all splits must share one image size, got {sorted(sizes)}")
     size = sizes.pop() if sizes else (48, 48)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            root = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "classes": json.dumps(list(CLASSES)),
-                "image_size": json.dumps(list(size)),
-                "writer": f"fer_synth {__version__}",
-                "command": " ".join(sys.argv),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "fingerprint": fingerprint(splits),
-                "synthetic_in_eval": any(
-                    splits[s].n_synthetic for s in ("val", "test") if s in splits
-                ),
-            }
-            for key, value in {**root, **dict(attrs or {})}.items():
-                f.attrs[key] = _json_attr(value)
-            for name, split in splits.items():
-                _write_split(f.create_group(name), split)
-            for link, target in LEGACY_LINKS.items():
-                if target.split("/")[1] in splits:
-                    f[link] = h5py.SoftLink(target)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    root = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "classes": json.dumps(list(CLASSES)),
+        "image_size": json.dumps(list(size)),
+        "writer": f"fer_synth {__version__}",
+        "command": " ".join(sys.argv),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint(splits),
+        "synthetic_in_eval": any(splits[s].n_synthetic for s in ("val", "test") if s in splits),
+    }
+    with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
+        for key, value in {**root, **dict(attrs or {})}.items():
+            f.attrs[key] = _json_attr(value)
+        for name, split in splits.items():
+            _write_split(f.create_group(name), split)
+        for link, target in LEGACY_LINKS.items():
+            if target.split("/")[1] in splits:
+                f[link] = h5py.SoftLink(target)
     return path
 
 
