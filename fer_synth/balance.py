@@ -133,6 +133,7 @@ def balance(
     allow_shortfall: bool = False,
     drop_duplicates: bool = False,
     dry_run: bool = False,
+    compression: str | None = None,
 ) -> BalanceResult:
     """Top up ``dataset``'s chosen splits to ``target`` with faces from ``pool`` and write ``out``.
 
@@ -184,25 +185,26 @@ def balance(
         "notes": notes,
         "skipped_source_files": len(skipped),
     }
-    result.out = write_output(out, result.splits, attrs)
+    result.out = write_output(out, result.splits, attrs, compression)
     return result
 
 
 def pack(dataset: str | os.PathLike, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-         drop_duplicates: bool = False) -> BalanceResult:
+         drop_duplicates: bool = False, compression: str | None = None) -> BalanceResult:
     """Write ``dataset`` as train/val/test with no top-up (``fer-synth pack``)."""
     protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates)
     attrs = {"source_dataset": str(dataset), "seed": seed, "notes": protocol.notes,
              "skipped_source_files": len(skipped)}
     splits = protocol.as_dict()
-    return BalanceResult(splits, None, protocol.notes, write_output(out, splits, attrs))
+    return BalanceResult(splits, None, protocol.notes, write_output(out, splits, attrs, compression))
 
 
-def write_output(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping) -> Path:
+def write_output(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping,
+                 compression: str | None = None) -> Path:
     """HDF5 when ``out`` ends in .h5/.hdf5, Kaggle-style folders otherwise."""
     out = Path(out)
     if out.suffix.lower() in (".h5", ".hdf5"):
-        return store.write(out, splits, attrs)
+        return store.write(out, splits, attrs, compression)
     return write_folders(out, splits, attrs)
 
 

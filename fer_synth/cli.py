@@ -116,6 +116,8 @@ _common_split_options = [
                  help="Stratified fraction of train held out as val when the source has no PublicTest/val split."),
     click.option("--seed", default=0, show_default=True, help="Seed for every random choice."),
     click.option("--drop-duplicates", is_flag=True, help="Drop train images identical to a val/test image."),
+    click.option("--compression", type=click.Choice(["none", "gzip", "lzf"]), default="none", show_default=True,
+                 help="Compress the HDF5 images (48x48 faces shrink <10%; reading gets 10-20x slower)."),
 ]
 
 
@@ -142,13 +144,14 @@ def _with_options(options):
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
 @_with_options(_common_split_options)
 def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run,
-                    val_fraction, seed, drop_duplicates) -> None:
+                    val_fraction, seed, drop_duplicates, compression) -> None:
     """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
     result = balance(
         dataset, pool, out or default_output(dataset), target=target,
         splits=[s.strip() for s in splits.split(",") if s.strip()],
         force_synthetic_eval=force_synthetic_eval, val_fraction=val_fraction, seed=seed,
         allow_shortfall=allow_shortfall, drop_duplicates=drop_duplicates, dry_run=dry_run,
+        compression=None if compression == "none" else compression,
     )
     console.print(_plan_table(result.plan))
     if result.plan.total_shortfall:
@@ -161,9 +164,10 @@ def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, al
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The .h5 file (or a folder) to write.")
 @_with_options(_common_split_options)
-def pack_command(dataset, out, val_fraction, seed, drop_duplicates) -> None:
+def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression) -> None:
     """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
-    _report(pack(dataset, out, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates))
+    _report(pack(dataset, out, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
+                 compression=None if compression == "none" else compression))
 
 
 if __name__ == "__main__":
