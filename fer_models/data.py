@@ -54,7 +54,7 @@ class TensorSplit:
 
 def load_split(path: str | os.PathLike, split: str, device: str | torch.device = "cpu") -> TensorSplit:
     """Read ``split`` of a fer_synth HDF5 file (through :mod:`fer_synth.store`) onto ``device``."""
-    s = store.read_split(path, split, columns=("images", "labels", "source"))
+    s = store.read_split(path, split, provenance=False)
     device = torch.device(device)
     return TensorSplit(
         split,

@@ -242,7 +242,7 @@ class RunResult:
 def _missing_data_error(path: str) -> FerError:
     return FerError(
         f"{path}: no such data file. Make it with `fer-synth balance fer2013/` (writes {DEFAULT_DATA}) or "
-        "`fer-synth pack fer2013.csv.gz -o data.h5`, or give one with --data"
+        "`fer-synth pack fer2013.csv.gz --out data.h5`, or give one with --data"
     )
 
 
