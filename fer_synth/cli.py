@@ -71,6 +71,8 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
 @click.option("--tiny-vae", default=None, help="Decode with a tiny VAE (AutoencoderTiny), e.g. madebyollin/taesd.")
 @click.option("--lora", multiple=True, help="LoRA .safetensors file or hub id (repeatable); few-step LoRAs "
               "(LCM, Hyper-SD) need --steps 4 --guidance 1 and --scheduler lcm or tcd.")
+@click.option("--config", "config_dir", type=click.Path(file_okay=False), default=None,
+              help="For a single .safetensors checkpoint offline: a diffusers folder of the same architecture.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the UNet (pays off on long GPU runs).")
 @click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False), default=None,
               help="A prompt file (YAML); default: the shipped prompts/default.yaml.")
@@ -84,7 +86,7 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
 def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed: int, out: str, model: str | None,
                      vae: str, scheduler: str, steps: int | None, guidance: float | None, size: int | None,
                      batch_size: int | None, device: str, dtype: str, safety_checker: bool, tiny_vae: str | None,
-                     lora: tuple[str, ...], compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
+                     lora: tuple[str, ...], config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
                      max_attempts: int, progress: bool) -> None:
     """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
     from pathlib import Path
@@ -102,7 +104,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed
         batch_size=batch_size or gen.DEFAULT_BATCH, prompts=prompts_file,
         pipeline=PipelineOptions(model=model or DEFAULT_MODEL, vae=vae, scheduler=scheduler, dtype=dtype,
                                  device=device, safety_checker=safety_checker, tiny_vae=tiny_vae, lora=lora,
-                                 compile=compile_),
+                                 compile=compile_, config=config_dir),
         keep_raw=keep_raw, max_attempts=max_attempts,
     )
     face_stage = None

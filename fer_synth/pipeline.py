@@ -80,6 +80,7 @@ class PipelineOptions:
     tiny_vae: str | None = None  # e.g. "madebyollin/taesd" (SD 1.5) or a local folder
     lora: Sequence[str] = field(default_factory=tuple)
     compile: bool = False
+    config: str | None = None  # a diffusers folder whose configs a single-file checkpoint uses offline
 
     def settings(self) -> dict:
         """The JSON-ready options that change the images (device and compile do not)."""
@@ -89,6 +90,7 @@ class PipelineOptions:
         d["lora"] = [str(p) for p in self.lora]
         d.pop("device")
         d.pop("compile")
+        d.pop("config")
         return d
 
 
@@ -141,9 +143,11 @@ def _load(kind: str, name: str, loader: Callable[..., Any], **kwargs: Any) -> An
         kwargs["local_files_only"] = kwargs.get("local_files_only", False) or offline
     try:
         return loader(str(local) if local.exists() else name, **kwargs)
-    except (OSError, ValueError, EnvironmentError) as e:
+    except Exception as e:  # noqa: BLE001 - a user's damaged file raises many types; each becomes one line
         if local.exists():
             raise ModelLoadError(f"{kind} {name!r} cannot be loaded: {str(e).splitlines()[0]}") from e
+        if not isinstance(e, (OSError, ValueError)):
+            raise
         where = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else "the hub could not be reached"
         raise ModelLoadError(
             f"{kind} {name!r} is not in the local Hugging Face cache and {where}; download it once "
@@ -152,7 +156,7 @@ def _load(kind: str, name: str, loader: Callable[..., Any], **kwargs: Any) -> An
         ) from e
 
 
-def _load_base(model: str, dtype: torch.dtype, safety_checker: bool):
+def _load_base(model: str, dtype: torch.dtype, safety_checker: bool, config: str | None):
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
     extra: dict[str, Any] = {} if safety_checker else {"safety_checker": None, "requires_safety_checker": False}
@@ -163,9 +167,17 @@ def _load_base(model: str, dtype: torch.dtype, safety_checker: bool):
             f".safetensors (or a diffusers folder) and pass that instead"
         )
     if model.endswith(".safetensors"):
-        return _load(
-            "checkpoint", model, StableDiffusionPipeline.from_single_file, torch_dtype=dtype, **extra
-        )
+        if config is not None:
+            extra.update(config=str(Path(config).expanduser()), local_files_only=True)
+        try:
+            return _load("checkpoint", model, StableDiffusionPipeline.from_single_file, torch_dtype=dtype, **extra)
+        except ModelLoadError as e:
+            if config is not None or not path.exists():
+                raise
+            raise ModelLoadError(
+                f"{e}. A single-file checkpoint needs its architecture's configs: online they come from "
+                f"the hub; offline pass --config path/to/diffusers-folder of the same architecture"
+            ) from e
     if path.is_dir() and not (path / "model_index.json").exists():
         raise ModelLoadError(
             f"{model!r} is a folder without model_index.json, so not a diffusers pipeline folder; "
@@ -185,7 +197,7 @@ def build_pipeline(options: PipelineOptions, log: Callable[[str], None] = lambda
         log("tiny-random: a random pipeline built in memory; it makes noise, for smoke runs and tests")
         pipe = tiny_random_pipeline(safety_checker=False)
     else:
-        pipe = _load_base(options.model, dtype, options.safety_checker)
+        pipe = _load_base(options.model, dtype, options.safety_checker, options.config)
     vae = resolved_vae(options.model, options.vae)
     if vae is not None:
         from diffusers import AutoencoderKL
@@ -255,16 +267,16 @@ def tiny_random_pipeline(seed: int = 0, safety_checker: bool = False):
             attention_head_dim=4,
             norm_num_groups=8,
         )
-        vae = AutoencoderKL(
+        vae = AutoencoderKL(  # four blocks: the 8x down-sampling of SD's VAE, so TAESD fits it
             in_channels=3,
             out_channels=3,
-            block_out_channels=(16, 32),
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+            block_out_channels=(8, 8, 16, 16),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
             latent_channels=4,
             norm_num_groups=8,
             layers_per_block=1,
-            sample_size=16,
+            sample_size=64,
         )
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
@@ -295,7 +307,7 @@ def tiny_random_pipeline(seed: int = 0, safety_checker: bool = False):
             feature_extractor = CLIPImageProcessor(crop_size=32, size={"shortest_edge": 32})
     scheduler = PNDMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-        skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1,
+        skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading",
     )
     return StableDiffusionPipeline(
         vae=vae,
