@@ -313,8 +313,12 @@ def generate(
             if i not in done[emotion]:
                 yield i
 
-    remaining = sum(max(0, quota - s.kept) for s in summary.values())
-    if pipe is None and remaining:
+    def has_work(s: ClassSummary) -> bool:
+        if face_stage is None:
+            return s.kept < quota
+        return s.kept < quota and s.attempts_total < config.max_attempts * quota
+
+    if pipe is None and any(has_work(s) for s in summary.values()):
         device = config.pipeline.device
         if device == "auto" and world_size > 1 and torch.cuda.is_available():
             config.pipeline.device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"

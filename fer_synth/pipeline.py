@@ -298,7 +298,8 @@ def tiny_random_pipeline(seed: int = 0, safety_checker: bool = False):
             checker = StableDiffusionSafetyChecker(
                 CLIPConfig(
                     text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                                 "num_attention_heads": 2, "vocab_size": 100},
+                                 "num_attention_heads": 2, "vocab_size": 100,
+                                 "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
                     vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
                                    "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
                     projection_dim=16,
