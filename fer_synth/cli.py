@@ -61,7 +61,7 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
 @click.option("--scheduler", default="dpmpp", show_default=True, help="dpmpp, dpmpp-karras, unipc, euler, "
               "euler-a, ddim, pndm, lcm, tcd.")
 @click.option("--steps", type=int, default=None, help="Denoising steps [default: 25].")
-@click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale [default: 6.0].")
+@click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale [default: 5.5].")
 @click.option("--size", type=int, default=None, help="Image side in pixels [default: 512].")
 @click.option("--batch-size", type=int, default=None, help="Images per pipeline call [default: 4].")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), or a torch device.")

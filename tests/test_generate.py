@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from generation_helpers import one_thread  # noqa: F401  (autouse: one torch thread)
 from click.testing import CliRunner
 from PIL import Image
 
@@ -28,15 +29,6 @@ from fer_synth.prompts import load_prompts
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(steps=2, guidance=5.0, height=32, width=32)
 CLI_SMALL = ["--model", "tiny-random", "--steps", "2", "--guidance", "5", "--size", "32", "--no-faces", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Golden comparisons need one thread: reductions split across threads may round differently."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

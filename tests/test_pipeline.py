@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from generation_helpers import one_thread  # noqa: F401  (autouse: one torch thread)
 
 from fer_synth.errors import FerError
 from fer_synth.pipeline import (
@@ -22,15 +23,6 @@ from fer_synth.pipeline import (
 
 CALL = dict(prompt=["a close-up photograph of a frightened man"], negative_prompt=["cartoon, blurry"],
             num_inference_steps=2, guidance_scale=5.0, height=32, width=32, output_type="np")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Golden comparisons need one thread: reductions split across threads may round differently."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def images(pipe, seed: int = 0) -> np.ndarray:
