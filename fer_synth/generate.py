@@ -33,7 +33,8 @@ from PIL import Image
 
 from fer_synth import classes
 from fer_synth.errors import FerError
-from fer_synth.manifest import ManifestWriter, check_settings, read_records, save_image, shard_name
+from fer_synth.manifest import (ManifestWriter, check_settings, read_records, remove_stale_temp_files, save_image,
+                                shard_name)
 from fer_synth.pipeline import PipelineOptions, build_pipeline
 from fer_synth.prompts import Prompt, PromptSet, load_prompts
 
@@ -288,6 +289,7 @@ def generate(
     for emotion in config.emotions:
         prompt_set._lists_for(emotion)  # a missing class fails before the model loads
     check_settings(config.out, run_settings(config, prompt_set, face_stage))
+    remove_stale_temp_files(config.out)
 
     done: dict[str, set[int]] = {e: set() for e in config.emotions}
     summary = {e: ClassSummary() for e in config.emotions}

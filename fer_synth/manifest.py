@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def remove_stale_temp_files(folder: Path, older_than_s: float = 300.0) -> int:
+    """Delete temp files that a killed run left behind; returns how many.
+
+    A live writer holds its temp file for milliseconds, so one older than ``older_than_s`` is stale even
+    when other ranks (on any host sharing the folder) are writing at the same time.
+    """
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # another rank removed it first
+            pass
+    return removed
 
 
 def save_image(image: Any, path: Path) -> None:

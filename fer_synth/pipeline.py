@@ -10,7 +10,6 @@ the user named a hub id.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -321,9 +320,3 @@ def tiny_random_pipeline(seed: int = 0, safety_checker: bool = False):
         requires_safety_checker=False,
     )
 
-
-def describe(pipe) -> str:
-    """One line naming the pipeline class, its scheduler and dtype (for logs)."""
-    return json.dumps(
-        {"pipeline": type(pipe).__name__, "scheduler": type(pipe.scheduler).__name__, "dtype": str(pipe.dtype)}
-    )

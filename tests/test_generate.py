@@ -111,6 +111,16 @@ def test_torn_last_record_is_ignored_and_cut_damaged_middle_line_is_named(tmp_pa
         read_records(tmp_path)
 
 
+def test_stale_temp_files_of_a_killed_run_are_removed_fresh_ones_kept(tmp_path, pipe):
+    generate(config(tmp_path, n=1), pipe=pipe, progress=False)
+    stale, fresh = tmp_path / "fear" / ".fear_s0_000001.png.123.tmp", tmp_path / "fear" / ".fear_s0_000002.png.456.tmp"
+    stale.write_bytes(b"half a png")
+    fresh.write_bytes(b"another rank writing now")
+    os.utime(stale, (time.time() - 3600,) * 2)
+    generate(config(tmp_path, n=2), pipe=pipe, progress=False)
+    assert not stale.exists() and fresh.exists()
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9_ends_with_exactly_n_images(tmp_path, pipe):
     out, n = tmp_path / "out", 120
