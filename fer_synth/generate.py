@@ -288,8 +288,8 @@ def generate(
     prompt_set = load_prompts(config.prompts)
     for emotion in config.emotions:
         prompt_set._lists_for(emotion)  # a missing class fails before the model loads
-    check_settings(config.out, run_settings(config, prompt_set, face_stage))
-    remove_stale_temp_files(config.out)
+    settings = run_settings(config, prompt_set, face_stage)
+    check_settings(config.out, settings, create=False)  # a mismatch fails before the model loads
 
     done: dict[str, set[int]] = {e: set() for e in config.emotions}
     summary = {e: ClassSummary() for e in config.emotions}
@@ -325,6 +325,8 @@ def generate(
         if device == "auto" and world_size > 1 and torch.cuda.is_available():
             config.pipeline.device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
         pipe = build_pipeline(config.pipeline, log=log)
+    check_settings(config.out, settings)
+    remove_stale_temp_files(config.out)
     base_record = {k: v for k, v in run_settings(config, prompt_set, None).items() if k not in ("faces", "prompts")}
     base_record.update(run_seed=base_record.pop("seed"), prompts_digest=prompt_set.digest, rank=rank)
 

@@ -128,16 +128,20 @@ def read_records(folder: Path) -> list[dict]:
     return records
 
 
-def check_settings(folder: Path, settings: dict) -> None:
-    """Record the run's settings in ``folder/run.json``, or check they equal those recorded there.
+def check_settings(folder: Path, settings: dict, create: bool = True) -> None:
+    """Check the run's settings equal those in ``folder/run.json``; record them there if it is absent
+    and ``create`` (a run checks first, and creates once its model has loaded, so a failed start does
+    not claim the folder).
 
     Creation is atomic and exclusive (hard link of a complete temp file), so ranks starting at the
     same moment agree on one file.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / SETTINGS_FILE
     wanted = json.loads(json.dumps(settings))  # normalise tuples etc. to JSON types
+    if not path.exists() and not create:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         tmp = folder / f".{SETTINGS_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")

@@ -93,6 +93,12 @@ def test_same_folder_with_different_settings_is_an_error_naming_them(tmp_path, p
         cfg = config(tmp_path, n=2, guidance=7.0)
         cfg.seed = 1
         generate(cfg, pipe=pipe, progress=False)
+    # A start that fails before its model loads does not claim a new folder.
+    with pytest.raises(FerError, match="no such file"):
+        cfg = config(tmp_path / "new", n=1)
+        cfg.pipeline = PipelineOptions(model=str(tmp_path / "missing.safetensors"))
+        generate(cfg, progress=False)
+    assert not (tmp_path / "new" / "run.json").exists()
     # More images or another class extend the same run.
     assert generate(config(tmp_path, emotions=["fear", "happy"], n=3), pipe=pipe, progress=False).images_made == 4
 
