@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from generation_helpers import one_thread  # noqa: F401  (autouse: one torch thread)
+from generation_helpers import hub_offline, one_thread  # noqa: F401  (fixtures)
 
 from fer_synth.errors import FerError
 from fer_synth.pipeline import (
@@ -46,8 +46,7 @@ def test_tiny_random_is_deterministic_and_seeds_matter(capsys):
     assert np.abs(a - c).max() > 0.01
 
 
-def test_saved_folder_reloads_offline_with_identical_pixels(saved_tiny, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_saved_folder_reloads_offline_with_identical_pixels(saved_tiny, hub_offline):
     pipe = build_pipeline(PipelineOptions(model=str(saved_tiny), scheduler="dpmpp"))
     assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
     assert pipe.scheduler.config.algorithm_type == "dpmsolver++"
@@ -62,16 +61,12 @@ def test_every_scheduler_builds_and_runs(name):
     assert np.isfinite(out).all() and out.shape == (1, 32, 32, 3)
 
 
-def test_offline_hub_id_without_cache_says_how_to_pass_a_local_model(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+def test_offline_hub_id_without_cache_says_how_to_pass_a_local_model(hub_offline):
     with pytest.raises(ModelLoadError, match=r"not in the local Hugging Face cache.*local diffusers folder.*\.safetensors"):
         build_pipeline(PipelineOptions(model="nobody-here/no-such-model-xyz"))
 
 
-def test_single_file_checkpoints(tmp_path, monkeypatch, saved_tiny):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+def test_single_file_checkpoints(tmp_path, hub_offline, saved_tiny):
     with pytest.raises(ModelLoadError, match="no such file"):
         build_pipeline(PipelineOptions(model=str(tmp_path / "missing.safetensors")))
     pickle = tmp_path / "model.ckpt"
