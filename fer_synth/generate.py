@@ -20,6 +20,7 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -183,6 +184,8 @@ class _Writer:
         self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.lock = threading.Lock()
+        # PNG encoding releases the GIL: a few threads keep up with a fast GPU (one would not, at 512 px).
+        self.encoders = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="fer-synth-png")
         self.thread = threading.Thread(target=self._run, name="fer-synth-writer", daemon=True)
         self.thread.start()
 
@@ -202,6 +205,7 @@ class _Writer:
     def finish(self) -> None:
         self.queue.put(None)
         self.thread.join()
+        self.encoders.shutdown()
         self.raise_error()
 
     def raise_error(self) -> None:
@@ -218,7 +222,8 @@ class _Writer:
                 pass
 
     def _write(self, batch: _Batch) -> None:
-        out, records = self.config.out, []
+        """Face stage per image, then every file of the batch, then its records (after their files)."""
+        out, records, writes, done = self.config.out, [], [], []
         for prompt, image, nsfw in zip(batch.prompts, batch.images, batch.nsfw):
             c = self.summary[prompt.emotion]
             if self.face_stage is not None and c.kept >= c.target:
@@ -237,17 +242,17 @@ class _Writer:
             }
             kept = 1
             if self.face_stage is None:
-                save_image(image, out / prompt.emotion / f"{name}.png")
+                writes.append((image, out / prompt.emotion / f"{name}.png"))
                 record["file"] = f"{prompt.emotion}/{name}.png"
             else:
                 if self.config.keep_raw:
-                    save_image(image, out / "raw" / prompt.emotion / f"{name}.png")
+                    writes.append((image, out / "raw" / prompt.emotion / f"{name}.png"))
                     record["raw_file"] = f"raw/{prompt.emotion}/{name}.png"
                 result = self.face_stage(image, bool(nsfw))
                 files = []
                 for k, crop in enumerate(result.faces if result.kept else []):
                     files.append(f"{prompt.emotion}/{name}_f{k}.png")
-                    save_image(Image.fromarray(np.asarray(crop, dtype=np.uint8)), out / files[-1])
+                    writes.append((Image.fromarray(np.asarray(crop, dtype=np.uint8)), out / files[-1]))
                 record["face"] = result.to_record()
                 record["files"] = files
                 kept = len(files)
@@ -259,8 +264,11 @@ class _Writer:
                 c.nsfw += bool(nsfw)
                 if self.face_stage is not None and not kept:
                     c.reasons[record["face"].get("reason") or "rejected"] += 1
-            self.on_done(prompt.emotion, kept)
+            done.append((prompt.emotion, kept))
+        list(self.encoders.map(lambda write: save_image(*write), writes))
         self.manifest.append(records)
+        for emotion, kept in done:
+            self.on_done(emotion, kept)
 
 
 def _rank_indices(rank: int, world: int) -> Iterator[int]:
@@ -355,6 +363,7 @@ def generate(
             if writer.thread.is_alive():
                 writer.queue.put(None)
                 writer.thread.join()
+            writer.encoders.shutdown()
     return RunSummary(out=config.out, rank=rank, world_size=world_size, seconds=time.perf_counter() - started,
                       per_class=summary, max_attempts=config.max_attempts if face_stage is not None else None)
 
