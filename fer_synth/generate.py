@@ -7,7 +7,7 @@ run can be split and restarted freely:
   indices ``i % WORLD_SIZE == r`` and writes its own manifest shard; ranks share nothing, so the union
   equals a one-process run.
 - **Resume.** Indices with a manifest record are done; the same command again does only the rest.
-- **Face stage** (``face_stage``, the interface in notes FACE_API): every attempt gets a record, kept
+- **Face stage** (``face_stage``, see docs/generation.md): every attempt gets a record, kept
   48x48 crops are the output, ``n`` counts kept faces, and new indices are drawn until ``n`` pass or
   ``max_attempts * n`` attempts are spent. It runs in a worker thread beside the pipeline, which also
   encodes and writes the PNGs, so the accelerator does not wait for the CPU work.
@@ -329,8 +329,7 @@ def generate(
         return s.kept < quota and s.attempts_total < config.max_attempts * quota
 
     if pipe is None and any(has_work(s) for s in summary.values()):
-        device = config.pipeline.device
-        if device == "auto" and world_size > 1 and torch.cuda.is_available():
+        if config.pipeline.device in ("auto", "cuda") and world_size > 1 and torch.cuda.is_available():
             config.pipeline.device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
         pipe = build_pipeline(config.pipeline, log=log)
     check_settings(config.out, settings)
