@@ -103,6 +103,18 @@ def test_same_folder_with_different_settings_is_an_error_naming_them(tmp_path, p
     assert generate(config(tmp_path, emotions=["fear", "happy"], n=3), pipe=pipe, progress=False).images_made == 4
 
 
+def test_a_users_prompt_file_is_used_and_part_of_the_settings(tmp_path, pipe):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text('template: "{context} of a {emotion} face"\npools:\n  context: [photo, headshot]\n'
+                    'classes:\n  fear:\n    emotion: frightened\n')
+    generate(config(tmp_path / "out", n=2, prompts=mine), pipe=pipe, progress=False)
+    assert all(r["prompt"].endswith("of a frightened face") for r in read_records(tmp_path / "out"))
+    with pytest.raises(SettingsMismatchError, match="prompts"):
+        generate(config(tmp_path / "out", n=2), pipe=pipe, progress=False)
+    with pytest.raises(FerError, match="no entry for class 'sad'"):
+        generate(config(tmp_path / "out", emotions=["sad"], n=2, prompts=mine), pipe=pipe, progress=False)
+
+
 def test_torn_last_record_is_ignored_and_cut_damaged_middle_line_is_named(tmp_path, pipe):
     generate(config(tmp_path, n=2), pipe=pipe, progress=False)
     manifest = tmp_path / "manifest.jsonl"
