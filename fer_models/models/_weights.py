@@ -1,54 +1,50 @@
-"""timm backbones with ImageNet weights from a local ``.safetensors`` file: never a download, never a pickle.
+"""Models that start from an ImageNet backbone: say so when they are trained from random weights instead.
 
-The papers' numbers for RMN, EmoNeXt, PAtt-Lite and the timm classifiers need ImageNet pretraining. Their
-builders take ``weights=PATH``: a timm-format ``model.safetensors`` (as on the Hugging Face hub under
-``timm/<architecture>.<tag>``; fetch it on a machine with network access). timm reads it and drops the
-ImageNet classifier. Without a file the backbone starts from random weights, and a warning says so.
+The papers' numbers for RMN, EmoNeXt, PAtt-Lite, the CBAM members and the timm classifiers need ImageNet
+pretraining. These models keep their timm backbone's parameter names, so ``create_model(name,
+weights=PATH)`` fills the backbone from a timm-format ``.safetensors`` file (as published on the Hugging Face
+hub under ``timm/<architecture>.<tag>``; fetch it on a machine with network access) by name and shape, and the
+ImageNet classifier, of another shape, is left out. Nothing is ever downloaded.
+
+:func:`expect_imagenet_weights` watches a model: if it is trained (a forward pass in training mode) without any
+weights ever loaded, or a weights file left backbone tensors unfilled, a warning says so.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import timm
+import torch
 from torch import nn
 
 from fer_synth.console import warn
-from fer_synth.errors import FerError
 
 
-class WeightsError(FerError):
-    """A weights file that cannot be used: wrong format, missing, or made for another architecture."""
+def backbone_keys(model: nn.Module, architecture: str) -> set[str]:
+    """The state-dict keys of ``model`` that a timm ``architecture`` checkpoint provides (same name and shape)."""
+    with torch.device("meta"):
+        reference = timm.create_model(architecture, pretrained=False).state_dict()
+    own = model.state_dict()
+    return {k for k, v in reference.items() if k in own and own[k].shape == v.shape}
 
 
-def create_backbone(
-    architecture: str, *, weights: str | os.PathLike | None, model: str, **timm_kwargs
-) -> nn.Module:
-    """``timm.create_model(architecture, **timm_kwargs)`` with ImageNet weights from ``weights``, if given.
+def expect_imagenet_weights(model: nn.Module, name: str, architecture: str) -> nn.Module:
+    """Warn once if ``model`` (registered as ``name``) trains with its ``architecture`` backbone at random init."""
+    expected = backbone_keys(model, architecture)
+    state = {"loaded": False, "warned": False}
 
-    ``model`` is the registered name the user asked for; it is named in the warning and in errors.
-    """
-    if weights is None:
-        warn(
-            f"{model}: no ImageNet weights file given, so its {architecture} backbone starts from random weights "
-            f"and will not reach the paper's accuracy; pass weights=PATH to a timm {architecture} .safetensors file"
-        )
-        return timm.create_model(architecture, pretrained=False, **timm_kwargs)
-    path = Path(weights)
-    if path.suffix != ".safetensors":
-        raise WeightsError(
-            f"{path}: ImageNet weights must be a .safetensors file (pickled .pth/.bin files are never loaded); "
-            "convert one on a trusted machine with safetensors.torch.save_file(state_dict, 'model.safetensors')"
-        )
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist; give the path to a timm {architecture} .safetensors file")
-    try:
-        # A file in the pretrained config makes timm read that file and nothing else (no hub, no URL).
-        return timm.create_model(
-            architecture, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **timm_kwargs
-        )
-    except RuntimeError as e:  # torch's load_state_dict lists every mismatching key on many lines
-        first = str(e).strip().splitlines()
-        detail = first[1].strip() if len(first) > 1 else first[0]
-        raise WeightsError(f"{path} does not fit {model}'s {architecture} backbone ({detail})") from None
+    def after_load(module: nn.Module, incompatible) -> None:
+        state["loaded"] = True
+        unfilled = sorted(expected.intersection(incompatible.missing_keys))
+        if unfilled:
+            warn(f"{name}: the weights file left {len(unfilled)} of the {len(expected)} {architecture} backbone "
+                 f"tensors at random init (e.g. {unfilled[0]}); is it a timm {architecture} checkpoint?")
+
+    def before_forward(module: nn.Module, args) -> None:
+        if module.training and not state["loaded"] and not state["warned"]:
+            state["warned"] = True
+            warn(f"{name}: training from random weights, but its published results start from ImageNet weights: "
+                 f"pass --weights PATH, a timm {architecture} .safetensors file")
+
+    model.register_load_state_dict_post_hook(after_load)
+    model.register_forward_pre_hook(before_forward)
+    return model

@@ -13,8 +13,8 @@ dot-product attention weights are formed across the batch (scaled by d^-1/4, as 
 their variance is added to a cross-entropy with label smoothing 0.2 (the ``emonext`` loss, recipe
 ``emonext``). The attention never feeds the logits, so a prediction does not depend on its batch.
 
-Deviations: the ConvNeXt is timm's (ImageNet weights from a local timm ``.safetensors`` file, ``weights=PATH``;
-without one it starts from random weights, with a warning); the SE blocks are timm's ``SEModule`` without
+Deviations: the ConvNeXt is timm's (ImageNet weights from a local timm ``.safetensors`` file, ``--weights PATH``;
+a model trained without one warns that it starts from random weights); the SE blocks are timm's ``SEModule`` without
 biases; the authors' value projection, whose output their code discards, is left out (0.59M parameters fewer
 for tiny). The paper's 76.12% on FER2013 used ImageNet-22k weights.
 """
@@ -22,15 +22,15 @@ for tiny). The paper's 76.12% on FER2013 used ImageNet-22k weights.
 from __future__ import annotations
 
 import math
-import os
 
+import timm
 import torch
 import torch.nn.functional as F
 from timm.layers import SEModule
 from torch import nn
 
 from fer_models.models import register_model
-from fer_models.models._weights import create_backbone
+from fer_models.models._weights import expect_imagenet_weights
 
 _CONVNEXT = {"tiny": "convnext_tiny", "small": "convnext_small", "base": "convnext_base", "large": "convnext_large"}
 
@@ -74,32 +74,26 @@ class BatchAttentionVariance(nn.Module):
 
 
 class EmoNeXt(nn.Module):
-    def __init__(
-        self,
-        num_classes: int = 7,
-        size: str = "tiny",
-        weights: str | os.PathLike | None = None,
-        drop_path_rate: float = 0.1,
-    ):
+    def __init__(self, num_classes: int = 7, size: str = "tiny", drop_path_rate: float = 0.1):
         super().__init__()
         self.stn = SpatialTransformer()
-        self.convnext = create_backbone(
-            _CONVNEXT[size], weights=weights, model=f"emonext-{size}", num_classes=num_classes,
-            drop_path_rate=drop_path_rate,
-        )
-        dims = [stage.blocks[0].conv_dw.out_channels for stage in self.convnext.stages]
+        convnext = timm.create_model(_CONVNEXT[size], pretrained=False, num_classes=num_classes,
+                                     drop_path_rate=drop_path_rate)
+        # timm's names (stem, stages, head), so a timm ConvNeXt checkpoint fills them; SE sits beside them.
+        self.stem, self.stages, self.head = convnext.stem, convnext.stages, convnext.head
+        dims = [stage.blocks[0].conv_dw.out_channels for stage in self.stages]
         # stage 0's "downsampling" is the stem; the paper adds SE after the three strided downsampling layers.
         self.se = nn.ModuleList([nn.Identity()] + [SEModule(d, rd_ratio=1 / 16, rd_divisor=1, bias=False) for d in dims[1:]])
         self.attention = BatchAttentionVariance(dims[-1])
         self.pooled: torch.Tensor | None = None  # the last training batch's pooled features, for the loss
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.convnext.stem(self.stn(x))
-        for stage, se in zip(self.convnext.stages, self.se):
+        x = self.stem(self.stn(x))
+        for stage, se in zip(self.stages, self.se):
             x = stage.blocks(se(stage.downsample(x)))
-        pooled = self.convnext.forward_head(x, pre_logits=True)
+        pooled = self.head(x, pre_logits=True)
         self.pooled = pooled if self.training else None
-        return self.convnext.head.fc(pooled)
+        return self.head.fc(pooled)
 
     def attention_variance(self) -> torch.Tensor:
         """The regulariser on the last training batch (call after a forward in training mode)."""
@@ -118,7 +112,8 @@ def _register(size: str) -> None:
         aliases=("emonext",) if size == "tiny" else (),
     )
     def build(num_classes: int = 7, **kwargs) -> nn.Module:
-        return EmoNeXt(num_classes=num_classes, size=size, **kwargs)
+        return expect_imagenet_weights(EmoNeXt(num_classes=num_classes, size=size, **kwargs), f"emonext-{size}",
+                                       _CONVNEXT[size])
 
 
 for _size in _CONVNEXT:

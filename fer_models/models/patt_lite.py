@@ -13,8 +13,8 @@ Deviations from the paper and its notebook:
   image of the batch: a prediction depends on the other samples in its batch (and on the batch size). Here the
   four patch tokens of one image attend to each other and are averaged afterwards. The layers and the
   parameter count are the paper's; only the axis the attention runs over differs.
-- The backbone is timm's ``mobilenetv1_100`` (ReLU6, as in Keras), loaded from a local timm ``.safetensors``
-  file via ``weights=PATH``; without one it starts from random weights, with a warning.
+- The backbone is timm's ``mobilenetv1_100`` (ReLU6, as in Keras); ImageNet weights come from a local timm
+  ``.safetensors`` file (``--weights PATH``); trained without one, it warns that it starts from random weights.
 - The notebook's resizing and augmentation layers live in the data path, not in the model, and its Keras
   ``preprocess_input`` ([-1, 1] scaling) is the data path's normalisation.
 - The paper trains in two stages (frozen backbone, then fine-tuning); ``freeze_backbone=True`` builds the
@@ -23,25 +23,26 @@ Deviations from the paper and its notebook:
 
 from __future__ import annotations
 
-import os
-
+import timm
 import torch
 from torch import nn
 
 from fer_models.models import register_model
-from fer_models.models._weights import create_backbone
+from fer_models.models._weights import expect_imagenet_weights
 
 _BACKBONE = "mobilenetv1_100"
 
 
-def truncated_mobilenetv1(weights: str | os.PathLike | None) -> nn.Sequential:
-    """MobileNetV1 up to and including the depthwise conv (+BN+ReLU6) of its 9th separable block."""
-    net = create_backbone(_BACKBONE, weights=weights, model="patt-lite", num_classes=0)
+def truncated_mobilenetv1() -> tuple[nn.Module, nn.Module, nn.Sequential]:
+    """MobileNetV1's stem and blocks up to and including the depthwise conv (+BN+ReLU6) of its 9th block.
+
+    The modules keep timm's names (``conv_stem``, ``bn1``, ``blocks.i.j``), so a timm checkpoint fills them.
+    """
+    net = timm.create_model(_BACKBONE, pretrained=False, num_classes=0)
     # timm groups the 13 separable blocks by stage as 1, 2, 2, 6, 2: the 9th block is blocks[3][3].
     ninth = net.blocks[3][3]
-    return nn.Sequential(
-        net.conv_stem, net.bn1, *net.blocks[:3], *net.blocks[3][:3], ninth.conv_dw, ninth.bn1
-    )
+    ninth.conv_pw, ninth.bn2 = nn.Identity(), nn.Identity()
+    return net.conv_stem, net.bn1, nn.Sequential(*net.blocks[:3], net.blocks[3][:4])
 
 
 class SeparableConv(nn.Sequential):
@@ -71,13 +72,13 @@ class PAttLite(nn.Module):
     def __init__(
         self,
         num_classes: int = 7,
-        weights: str | os.PathLike | None = None,
         dropout: float = 0.1,
         freeze_backbone: bool = False,
     ):
         super().__init__()
-        self.backbone = truncated_mobilenetv1(weights)
-        self.backbone.requires_grad_(not freeze_backbone)
+        self.conv_stem, self.bn1, self.blocks = truncated_mobilenetv1()
+        for module in (self.conv_stem, self.bn1, self.blocks):
+            module.requires_grad_(not freeze_backbone)
         self.patches = nn.Sequential(
             # Keras 'same' padding for k4 s4 on 14x14 pads one pixel each side: 16x16 -> 4x4.
             SeparableConv(512, 256, 4, 4, padding=1),
@@ -92,7 +93,7 @@ class PAttLite(nn.Module):
         self.classifier = nn.Linear(32, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.patches(self.backbone(x)).flatten(2).transpose(1, 2)  # [B, 4, 256]
+        tokens = self.patches(self.blocks(self.bn1(self.conv_stem(x)))).flatten(2).transpose(1, 2)  # [B, 4, 256]
         tokens = self.embed(self.dropout(tokens))
         tokens = self.norm(tokens.transpose(1, 2)).transpose(1, 2)  # BatchNorm over the 32 features
         return self.classifier(self.attention(tokens).mean(1))
@@ -106,4 +107,4 @@ class PAttLite(nn.Module):
     recipe="patt-lite",
 )
 def patt_lite(num_classes: int = 7, **kwargs) -> nn.Module:
-    return PAttLite(num_classes=num_classes, **kwargs)
+    return expect_imagenet_weights(PAttLite(num_classes=num_classes, **kwargs), "patt-lite", _BACKBONE)

@@ -4,26 +4,26 @@ ICPR 2020 (github.com/phamquiluan/ResidualMaskingNetwork).
 An ImageNet ResNet-34 ([3, 4, 6, 3] basic blocks) at 3x224x224 (FER2013's 48x48 upscaled, gray repeated to
 three channels). After each of its four stages a masking block, a small U-Net of ResNet basic blocks of depth
 4/3/2/1 whose output M is a softmax over channels, refines the features as F * (1 + M). Global average
-pooling, dropout 0.4 and a linear classifier: about 143M parameters (the masks hold 122M of them).
+pooling, dropout 0.4 and a linear classifier: 137.8M parameters (the masks hold 116.5M of them).
 Recipe: ``rmn`` (RAdam, reduce-on-plateau, TTA by flips and rotations).
 
 Deviations: the ResNet-34 and its basic blocks are timm's (the same layers and parameter names as
-torchvision's); ImageNet weights come from a local timm ``.safetensors`` file via ``weights=PATH``, and
-without one the backbone starts from random weights, with a warning. The masks' transposed convolutions keep
-PyTorch's default initialisation.
+torchvision's); ImageNet weights come from a local timm or torchvision ``.safetensors`` file
+(``--weights PATH``), and a model trained without one warns that it starts from random weights. The masks'
+transposed convolutions keep PyTorch's default initialisation. The published 143M counts each mask's
+projection shortcuts twice (the authors' code registers them under two names); counted once, 137.8M.
 The paper's 74.14% (76.82% as an ensemble of 7) needs the ImageNet weights; users report 65-73% on retraining.
 """
 
 from __future__ import annotations
 
-import os
-
+import timm
 import torch
 from timm.models.resnet import BasicBlock
 from torch import nn
 
 from fer_models.models import register_model
-from fer_models.models._weights import create_backbone
+from fer_models.models._weights import expect_imagenet_weights
 
 
 def _basic_block(in_chans: int, out_chans: int) -> BasicBlock:
@@ -69,17 +69,18 @@ class MaskingBlock(nn.Module):
 
 
 class ResidualMaskingNetwork(nn.Module):
-    def __init__(self, num_classes: int = 7, weights: str | os.PathLike | None = None, dropout: float = 0.4):
+    def __init__(self, num_classes: int = 7, dropout: float = 0.4):
         super().__init__()
-        resnet = create_backbone("resnet34", weights=weights, model="rmn", num_classes=0)
-        self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.act1, resnet.maxpool)
-        self.stages = nn.ModuleList([resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4])
+        resnet = timm.create_model("resnet34", pretrained=False, num_classes=0)
+        # timm's names, so a timm resnet34 checkpoint fills the backbone.
+        self.conv1, self.bn1, self.act1, self.maxpool = resnet.conv1, resnet.bn1, resnet.act1, resnet.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
         self.masks = nn.ModuleList(MaskingBlock(c, d) for c, d in ((64, 4), (128, 3), (256, 2), (512, 1)))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(512, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for stage, mask in zip(self.stages, self.masks):
+        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        for stage, mask in zip((self.layer1, self.layer2, self.layer3, self.layer4), self.masks):
             x = stage(x)
             x = x * (1 + mask(x))
         return self.head(x)
@@ -94,4 +95,4 @@ class ResidualMaskingNetwork(nn.Module):
     aliases=("residual-masking-network",),
 )
 def rmn(num_classes: int = 7, **kwargs) -> nn.Module:
-    return ResidualMaskingNetwork(num_classes=num_classes, **kwargs)
+    return expect_imagenet_weights(ResidualMaskingNetwork(num_classes=num_classes, **kwargs), "rmn", "resnet34")

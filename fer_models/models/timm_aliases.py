@@ -3,7 +3,7 @@ Recognition": trained at 224 input with weighted cross-entropy, SGD 1e-3 and red
 ensembles from a cyclic learning rate).
 
 Each name is a plain timm model with a ``num_classes`` head, at 3x224x224, with ImageNet weights from a local
-timm ``.safetensors`` file (``weights=PATH``) or, without one, random weights and a warning:
+timm ``.safetensors`` file (``--weights PATH``) or, trained without one, random weights and a warning:
 
 ============================  ================================  ==========================================
 name                          timm architecture                 paper
@@ -23,12 +23,11 @@ variants for which timm publishes ImageNet weights at (or near) 224 input. ``tim
 
 from __future__ import annotations
 
-import os
-
+import timm
 from torch import nn
 
 from fer_models.models import register_model
-from fer_models.models._weights import create_backbone
+from fer_models.models._weights import expect_imagenet_weights
 
 ALIASES: dict[str, tuple[str, str]] = {
     "efficientnet-b0": ("efficientnet_b0", "Tan & Le 2019, EfficientNet, arXiv:1905.11946"),
@@ -43,8 +42,9 @@ ALIASES: dict[str, tuple[str, str]] = {
 
 def _register(name: str, architecture: str, paper: str) -> None:
     @register_model(name, input_size=224, in_chans=3, paper=paper, recipe="timm-seed")
-    def build(num_classes: int = 7, weights: str | os.PathLike | None = None, **timm_kwargs) -> nn.Module:
-        return create_backbone(architecture, weights=weights, model=name, num_classes=num_classes, **timm_kwargs)
+    def build(num_classes: int = 7, **timm_kwargs) -> nn.Module:
+        model = timm.create_model(architecture, pretrained=False, num_classes=num_classes, **timm_kwargs)
+        return expect_imagenet_weights(model, name, architecture)
 
 
 for _name, (_architecture, _paper) in ALIASES.items():
