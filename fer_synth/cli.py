@@ -2,16 +2,172 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
+import numpy as np
+from rich.table import Table
 
 from fer_synth import __version__
-from fer_synth.console import FriendlyGroup
+from fer_synth.balance import BalanceResult, TopUpPlan, balance, default_output, pack
+from fer_synth.classes import CLASSES, NUM_CLASSES
+from fer_synth.dataset import SYNTHETIC
+from fer_synth.console import FriendlyGroup, console, warn
+from fer_synth.readers import describe_skipped, read_dataset
+from fer_synth.stats import dataset_stats
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fer-synth")
 def main() -> None:
     """Synthetic faces for FER2013: prompts, generation, face crops, balancing and the HDF5 file."""
+
+
+def _split_table(title: str, stats: dict) -> Table:
+    """Classes as rows, each split as two columns: its count and its deficit to the largest class."""
+    table = Table(title=title)
+    table.add_column("class")
+    for split in stats:
+        table.add_column(split, justify="right")
+        table.add_column("deficit", justify="right", style="dim")
+    for name in CLASSES:
+        table.add_row(name, *[str(v) for s in stats.values() for v in (s["counts"][name], s["deficits"][name])])
+    table.add_section()
+    table.add_row("total", *[str(v) for s in stats.values() for v in (s["num_images"], s["needed"])])
+    table.add_row("max/min", *[v for s in stats.values() for v in (f"{s['imbalance_ratio']:.1f}", "")])
+    return table
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
+def stats(dataset: Path, as_json: bool) -> None:
+    """Class counts, deficits to equilibrium and duplicate images of DATASET.
+
+    DATASET is a FER2013 .csv/.csv.gz, Kaggle-style train/ test/ folders, a folder of class folders or an
+    .h5 file written by this tool.
+    """
+    data = read_dataset(dataset)
+    report = dataset_stats(data.splits)
+    report["skipped"] = [list(item) for item in data.attrs.get("skipped", [])]
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    if message := describe_skipped(data.attrs.get("skipped", [])):
+        warn(message)
+    console.print(_split_table(f"{dataset} ({data.attrs.get('layout', 'hdf5')})", report["splits"]))
+    per_split = ", ".join(f"{name} {s['needed']:,}" for name, s in report["splits"].items())
+    console.print(f"Images needed for class equilibrium (every class up to its split's largest): "
+                  f"[bold]{report['needed_total']:,}[/] ({per_split})")
+    d = report["duplicates"]
+    console.print(
+        f"Identical images: {d['duplicate_groups']:,} groups with {d['extra_copies']:,} extra copies; "
+        f"[bold red]{d['cross_split_groups']:,}[/] groups span more than one split (leakage); "
+        f"[bold red]{d['conflicting_label_groups']:,}[/] carry conflicting labels; "
+        f"{d['constant_images']:,} images are a single flat colour."
+    )
+    for kind, groups in d["examples"].items():
+        for group in groups:
+            shown = " = ".join(group[:4]) + (f" (+{len(group) - 4} more)" if len(group) > 4 else "")
+            console.print(f"  [dim]{kind}: {shown}[/]")
+
+
+def _plan_table(plan: TopUpPlan) -> Table:
+    table = Table(title="Top-up plan")
+    table.add_column("class")
+    for split in plan.take:
+        table.add_column(f"{split} real", justify="right")
+        table.add_column("target", justify="right")
+        table.add_column("from pool", justify="right", style="green")
+        table.add_column("short", justify="right", style="red")
+    for i, name in enumerate(CLASSES):
+        cells = []
+        for split in plan.take:
+            short = plan.shortfall[split][i]
+            cells += [str(plan.counts[split][i]), str(plan.targets[split][i]), str(plan.take[split][i]),
+                      str(short) if short else ""]
+        table.add_row(name, *cells)
+    return table
+
+
+def _report(result: BalanceResult) -> None:
+    for note in result.notes:
+        console.print(f"[bold red]{note}[/]" if note.startswith("WARNING") else f"[dim]{note}[/]")
+    table = Table(title="Output splits (synthetic in brackets)")
+    table.add_column("class")
+    for name in result.splits:
+        table.add_column(name, justify="right")
+    synthetic = {name: np.bincount(split.labels[split.source == SYNTHETIC], minlength=NUM_CLASSES)
+                 for name, split in result.splits.items()}
+    for i, cls in enumerate(CLASSES):
+        table.add_row(cls, *[f"{split.counts()[i]}" + (f" ({synthetic[name][i]})" if synthetic[name][i] else "")
+                             for name, split in result.splits.items()])
+    table.add_section()
+    table.add_row("total", *[f"{len(split)}" + (f" ({split.n_synthetic})" if split.n_synthetic else "")
+                             for split in result.splits.values()])
+    console.print(table)
+    if result.out:
+        console.print(f"Wrote [bold]{result.out}[/]")
+
+
+_common_split_options = [
+    click.option("--val-fraction", default=0.1, show_default=True,
+                 help="Stratified fraction of train held out as val when the source has no PublicTest/val split."),
+    click.option("--seed", default=0, show_default=True, help="Seed for every random choice."),
+    click.option("--drop-duplicates", is_flag=True, help="Drop train images identical to a val/test image."),
+    click.option("--compression", type=click.Choice(["none", "gzip", "lzf"]), default="none", show_default=True,
+                 help="Compress the HDF5 images (48x48 faces shrink <10%; reading gets 10-20x slower)."),
+]
+
+
+def _with_options(options):
+    def decorator(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorator
+
+
+@main.command("balance")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--pool", type=click.Path(path_type=Path), default=Path("generated"), show_default=True,
+              help="Per-class folders of generated faces (what `fer-synth generate` writes).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="An .h5 file (the HDF5 contract) or a folder (Kaggle-style). Default: <dataset>_balanced.h5 here.")
+@click.option("--target", default="max", show_default=True, help="Images per class: max, median or a number.")
+@click.option("--splits", default="train", show_default=True,
+              help="Comma-separated splits to top up. val/test need --force-synthetic-eval.")
+@click.option("--force-synthetic-eval", is_flag=True,
+              help="Allow synthetic images in val/test (recorded in the output; evaluation is then not clean).")
+@click.option("--allow-shortfall", is_flag=True, help="Top up as far as the pool allows instead of failing.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
+@_with_options(_common_split_options)
+def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run,
+                    val_fraction, seed, drop_duplicates, compression) -> None:
+    """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
+    result = balance(
+        dataset, pool, out or default_output(dataset), target=target,
+        splits=[s.strip() for s in splits.split(",") if s.strip()],
+        force_synthetic_eval=force_synthetic_eval, val_fraction=val_fraction, seed=seed,
+        allow_shortfall=allow_shortfall, drop_duplicates=drop_duplicates, dry_run=dry_run,
+        compression=None if compression == "none" else compression,
+    )
+    console.print(_plan_table(result.plan))
+    if result.plan.total_shortfall:
+        warn(f"the pool was short: {result.plan.shortfall_by_class()} (--allow-shortfall)")
+    if not dry_run:
+        _report(result)
+
+
+@main.command("pack")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The .h5 file (or a folder) to write.")
+@_with_options(_common_split_options)
+def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression) -> None:
+    """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
+    _report(pack(dataset, out, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
+                 compression=None if compression == "none" else compression))
 
 
 if __name__ == "__main__":
