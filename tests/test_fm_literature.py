@@ -9,10 +9,11 @@ import torch
 from safetensors.torch import save_file
 
 from fer_models.models import create_model, get_spec, list_models
+from tests.fm_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 # Published counts; the test allows 2%. RMN's 143M counts the projection shortcuts of its masks twice (its
 # code registers each one under two names): with them counted once the network has 137.8M.
-PUBLISHED_PARAMS = {"resemotenet": 80.2e6, "patt-lite": 1.1e6, "vgg": 29.9e6}
+PUBLISHED_PARAMS = {"resemotenet": 80.2e6, "patt-lite": 1.1e6}
 RMN_PUBLISHED = 143e6
 
 
@@ -28,8 +29,6 @@ def _meta_model(name: str) -> torch.nn.Module:
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
 def test_parameter_count_matches_the_paper(name):
-    if name not in {s.name for s in list_models()}:
-        pytest.skip(f"{name} is not registered on this branch")
     assert _n_params(_meta_model(name)) == pytest.approx(PUBLISHED_PARAMS[name], rel=0.02)
 
 
@@ -45,7 +44,8 @@ def test_rmn_parameter_count_matches_the_paper_counting_its_shared_projections_t
 
 def test_emonext_tiny_is_convnext_tiny_plus_stn_se_and_attention():
     model = _meta_model("emonext-tiny")
-    convnext = sum(p.numel() for n, p in model.convnext.named_parameters() if not n.startswith("head.fc"))
+    convnext = sum(p.numel() for n, p in model.named_parameters()
+                   if n.split(".")[0] in ("stem", "stages", "head") and not n.startswith("head.fc"))
     assert convnext == _n_params(timm.create_model("convnext_tiny", num_classes=0, pretrained=False))
     extra = {part: _n_params(getattr(model, part)) for part in ("stn", "se", "attention")}
     assert extra["stn"] == pytest.approx(0.87e6, rel=0.01)  # its FC 10*52*52 -> 32 dominates
@@ -135,7 +135,7 @@ def test_training_without_imagenet_weights_warns_once(capsys):
     model.train()
     model(torch.randn(2, 3, 224, 224))
     model(torch.randn(2, 3, 224, 224))
-    err = capsys.readouterr().err.replace("\n", " ")
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps lines
     assert err.count("patt-lite: training from random weights") == 1
     create_model("resemotenet").train()(torch.randn(2, 3, 64, 64))  # trained from scratch in its paper
     assert capsys.readouterr().err == ""
@@ -161,8 +161,10 @@ def test_imagenet_weights_load_from_a_local_safetensors_file(tmp_path, capsys, n
     path = tmp_path / f"{architecture}.safetensors"
     save_file(imagenet.state_dict(), str(path))
     model = create_model(name, weights=path)
-    for key in (f"{first_conv}.weight", *[k for k in imagenet.state_dict() if k.endswith("running_var")][-1:]):
-        torch.testing.assert_close(model.state_dict()[key], imagenet.state_dict()[key])
+    own, given = model.state_dict(), imagenet.state_dict()
+    deepest = [k for k in own if k in given and k.endswith(("running_var", "norm.weight"))][-1]
+    for key in (f"{first_conv}.weight", deepest):
+        torch.testing.assert_close(own[key], given[key])
     model.train()(torch.randn(2, 3, 224, 224))
     assert "random" not in capsys.readouterr().err  # every backbone tensor was filled: no warning
 
@@ -171,5 +173,5 @@ def test_a_weights_file_of_another_architecture_is_reported(tmp_path, capsys):
     path = tmp_path / "resnet18.safetensors"
     save_file(timm.create_model("resnet18", pretrained=False).state_dict(), str(path))
     create_model("rmn", weights=path)  # resnet18 shares the stem and the first blocks with resnet34
-    err = capsys.readouterr().err.replace("\n", " ")
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps lines
     assert "rmn: the weights file left" in err and "resnet34 backbone tensors at random init" in err
