@@ -3,12 +3,22 @@ independence for every registered model, and ImageNet weights from a local .safe
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import timm
 import torch
+from click.testing import CliRunner
 from safetensors.torch import save_file
 
+from fer_models.cli import main
+from fer_models.losses import build_loss, list_losses
 from fer_models.models import create_model, get_spec, list_models
+from fer_models.recipes import list_recipes, load_recipe
+from fer_synth import store
+from fer_synth.errors import FerError
+from tests.conftest import make_split
 from tests.fm_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 # Published counts; the test allows 2%. RMN's 143M counts the projection shortcuts of its masks twice (its
@@ -175,3 +185,39 @@ def test_a_weights_file_of_another_architecture_is_reported(tmp_path, capsys):
     create_model("rmn", weights=path)  # resnet18 shares the stem and the first blocks with resnet34
     err = " ".join(capsys.readouterr().err.split())  # rich wraps lines
     assert "rmn: the weights file left" in err and "resnet34 backbone tensors at random init" in err
+
+
+def test_emonext_loss_is_smoothed_cross_entropy_plus_the_attention_regulariser():
+    model = create_model("emonext-tiny").train()
+    loss_fn = build_loss("emonext", model=model)
+    targets = torch.tensor([0, 3, 6])
+    logits = model(torch.randn(3, 3, 224, 224))
+    expected = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.2) + model.attention_variance()
+    torch.testing.assert_close(loss_fn(logits, targets), expected)
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.randn(3, 3, 224, 224))
+    torch.testing.assert_close(loss_fn(logits, targets),
+                               torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.2))
+    with pytest.raises(FerError, match="loss 'emonext' needs a model"):
+        build_loss("emonext", model=create_model("small-cnn"))
+    assert "focal" in list_losses()  # focal loss, like cross-entropy, works with any model
+
+
+@pytest.fixture(scope="module")
+def four_faces(tmp_path_factory) -> Path:
+    """The smallest file a run accepts: one training batch of 4, 2 validation and 2 test faces."""
+    return store.write(tmp_path_factory.mktemp("data") / "four.h5",
+                       {"train": make_split(4, 0), "val": make_split(2, 1), "test": make_split(2, 2)})
+
+
+@pytest.mark.parametrize("recipe", list_recipes())
+def test_every_recipe_trains_one_step_through_the_cli(recipe, four_faces, tmp_path):
+    """Each shipped recipe, with its own model, optimiser, schedule, loss and augmentation, for one step."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--recipe", recipe, "--data", str(four_faces), "--out", str(out),
+                                       "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "best.json").read_text())
+    assert meta["model"] == load_recipe(recipe)["model"]
+    assert (out / "best.safetensors").exists()

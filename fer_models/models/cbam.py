@@ -29,7 +29,7 @@ from torch import nn
 from fer_models.models import register_model
 from fer_models.models._weights import expect_imagenet_weights
 
-_PAPER = "Mohammad 2025, Deep Ensemble FER (github.com/csislam/Deep-Ensemble-FER); CBAM: Woo et al., ECCV 2018"
+_PAPER = "Mohammad 2025, Deep-Ensemble-FER; CBAM: Woo et al., ECCV 2018"
 
 
 class _ResNetTrunk(nn.Module):
