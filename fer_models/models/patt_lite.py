@@ -18,7 +18,7 @@ Deviations from the paper and its notebook:
 - The notebook's resizing and augmentation layers live in the data path, not in the model, and its Keras
   ``preprocess_input`` ([-1, 1] scaling) is the data path's normalisation.
 - The paper trains in two stages (frozen backbone, then fine-tuning); ``freeze_backbone=True`` builds the
-  first stage's model.
+  first stage's model. In both, as in the notebook, the backbone's BatchNorm layers run in inference mode.
 """
 
 from __future__ import annotations
@@ -91,6 +91,14 @@ class PAttLite(nn.Module):
         self.norm = nn.BatchNorm1d(32)
         self.attention = PatchSelfAttention()
         self.classifier = nn.Linear(32, num_classes)
+
+    def train(self, mode: bool = True) -> PAttLite:
+        # The notebook calls the backbone with training=False in both stages: its BatchNorm layers keep their
+        # ImageNet statistics (and its dropout-free layers are unaffected).
+        super().train(mode)
+        for module in (self.conv_stem, self.bn1, self.blocks):
+            module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.patches(self.blocks(self.bn1(self.conv_stem(x)))).flatten(2).transpose(1, 2)  # [B, 4, 256]

@@ -17,8 +17,9 @@ name                          timm architecture                 paper
 ``fbnetv3-b``                 ``fbnetv3_b``                     Dai et al. 2021, arXiv:2006.02049
 ============================  ================================  ==========================================
 
-Deviations: the seed names "EVA", "MobileNetV4" and "EfficientNet V2-M" without a variant; these are the
-variants for which timm publishes ImageNet weights at (or near) 224 input. ``timm:<name>`` builds any other.
+Deviations: the seed names "MobileNetV4" and "EfficientNet V2-M" without a variant; these are the variants
+for which timm publishes ImageNet weights. It cites EVA (arXiv:2211.07636), whose timm models are
+1B-parameter giants; ``eva02-tiny`` is its successor EVA-02 at 5.5M. ``timm:<name>`` builds any other.
 """
 
 from __future__ import annotations
