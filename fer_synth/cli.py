@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
+import numpy as np
+from rich.table import Table
 
 from fer_synth import __version__
-from fer_synth.console import FriendlyGroup
+from fer_synth.balance import BalanceResult, TopUpPlan, balance, default_output, pack
+from fer_synth.classes import CLASSES, NUM_CLASSES
+from fer_synth.dataset import SYNTHETIC
+from fer_synth.console import FriendlyGroup, console, warn
+from fer_synth.readers import describe_skipped, read_dataset
+from fer_synth.stats import dataset_stats
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,7 +78,7 @@ def face_stage_from(options: dict):
 @main.command()
 @click.argument("input_dir", metavar="INPUT", type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder: <class>/*.png faces, manifest.jsonl, crop_settings.json.")
+              help="Output folder: <class>/*.png faces, manifest.jsonl, run.json.")
 @click.option("--keep-rejects", type=click.Path(file_okay=False), default=None,
               help="Copy rejected images to DIR/<reason>/<class>/ for a look.")
 @face_options
@@ -79,9 +87,6 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, **options) -> N
 
     Resumable: images already in OUT's manifest are skipped.
     """
-    from rich.table import Table
-
-    from fer_synth.console import console
     from fer_synth.crop import crop_folder, find_images, summary_rows
 
     sources = find_images(Path(input_dir))  # a bad INPUT fails before the detector loads
@@ -94,6 +99,271 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, **options) -> N
     console.print(table)
     console.print(f"{summary.processed} images cropped now, {summary.resumed} from an earlier run; "
                   f"faces in {out_dir}, records in {out_dir}/manifest.jsonl")
+
+
+def _split_table(title: str, stats: dict) -> Table:
+    """Classes as rows, each split as two columns: its count and its deficit to the largest class."""
+    table = Table(title=title)
+    table.add_column("class")
+    for split in stats:
+        table.add_column(split, justify="right")
+        table.add_column("deficit", justify="right", style="dim")
+    for name in CLASSES:
+        table.add_row(name, *[str(v) for s in stats.values() for v in (s["counts"][name], s["deficits"][name])])
+    table.add_section()
+    table.add_row("total", *[str(v) for s in stats.values() for v in (s["num_images"], s["needed"])])
+    table.add_row("max/min", *[v for s in stats.values() for v in (f"{s['imbalance_ratio']:.1f}", "")])
+    return table
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
+def stats(dataset: Path, as_json: bool) -> None:
+    """Class counts, deficits to equilibrium and duplicate images of DATASET.
+
+    DATASET is a FER2013 .csv/.csv.gz, Kaggle-style train/ test/ folders, a folder of class folders or an
+    .h5 file written by this tool.
+    """
+    data = read_dataset(dataset)
+    report = dataset_stats(data.splits)
+    report["skipped"] = [list(item) for item in data.attrs.get("skipped", [])]
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    if message := describe_skipped(data.attrs.get("skipped", [])):
+        warn(message)
+    console.print(_split_table(f"{dataset} ({data.attrs.get('layout', 'hdf5')})", report["splits"]))
+    per_split = ", ".join(f"{name} {s['needed']:,}" for name, s in report["splits"].items())
+    console.print(f"Images needed for class equilibrium (every class up to its split's largest): "
+                  f"[bold]{report['needed_total']:,}[/] ({per_split})")
+    d = report["duplicates"]
+    console.print(
+        f"Identical images: {d['duplicate_groups']:,} groups with {d['extra_copies']:,} extra copies; "
+        f"[bold red]{d['cross_split_groups']:,}[/] groups span more than one split (leakage); "
+        f"[bold red]{d['conflicting_label_groups']:,}[/] carry conflicting labels; "
+        f"{d['constant_images']:,} images are a single flat colour."
+    )
+    for kind, groups in d["examples"].items():
+        for group in groups:
+            shown = " = ".join(group[:4]) + (f" (+{len(group) - 4} more)" if len(group) > 4 else "")
+            console.print(f"  [dim]{kind}: {shown}[/]")
+
+
+def _plan_table(plan: TopUpPlan) -> Table:
+    table = Table(title="Top-up plan")
+    table.add_column("class")
+    for split in plan.take:
+        table.add_column(f"{split} real", justify="right")
+        table.add_column("target", justify="right")
+        table.add_column("from pool", justify="right", style="green")
+        table.add_column("short", justify="right", style="red")
+    for i, name in enumerate(CLASSES):
+        cells = []
+        for split in plan.take:
+            short = plan.shortfall[split][i]
+            cells += [str(plan.counts[split][i]), str(plan.targets[split][i]), str(plan.take[split][i]),
+                      str(short) if short else ""]
+        table.add_row(name, *cells)
+    return table
+
+
+def _report(result: BalanceResult) -> None:
+    for note in result.notes:
+        console.print(f"[bold red]{note}[/]" if note.startswith("WARNING") else f"[dim]{note}[/]")
+    table = Table(title="Output splits (synthetic in brackets)")
+    table.add_column("class")
+    for name in result.splits:
+        table.add_column(name, justify="right")
+    synthetic = {name: np.bincount(split.labels[split.source == SYNTHETIC], minlength=NUM_CLASSES)
+                 for name, split in result.splits.items()}
+    for i, cls in enumerate(CLASSES):
+        table.add_row(cls, *[f"{split.counts()[i]}" + (f" ({synthetic[name][i]})" if synthetic[name][i] else "")
+                             for name, split in result.splits.items()])
+    table.add_section()
+    table.add_row("total", *[f"{len(split)}" + (f" ({split.n_synthetic})" if split.n_synthetic else "")
+                             for split in result.splits.values()])
+    console.print(table)
+    if result.out:
+        console.print(f"Wrote [bold]{result.out}[/]")
+
+
+_common_split_options = [
+    click.option("--val-fraction", default=0.1, show_default=True,
+                 help="Stratified fraction of train held out as val when the source has no PublicTest/val split."),
+    click.option("--seed", default=0, show_default=True, help="Seed for every random choice."),
+    click.option("--drop-duplicates", is_flag=True, help="Drop train images identical to a val/test image."),
+    click.option("--compression", type=click.Choice(["none", "gzip", "lzf"]), default="none", show_default=True,
+                 help="Compress the HDF5 images (48x48 faces shrink <10%; reading gets 10-20x slower)."),
+]
+
+
+def _with_options(options):
+    def decorator(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorator
+
+
+@main.command("balance")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--pool", type=click.Path(path_type=Path), default=Path("generated"), show_default=True,
+              help="Per-class folders of generated faces (what `fer-synth generate` writes).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="An .h5 file (the HDF5 contract) or a folder (Kaggle-style). Default: <dataset>_balanced.h5 here.")
+@click.option("--target", default="max", show_default=True, help="Images per class: max, median or a number.")
+@click.option("--splits", default="train", show_default=True,
+              help="Comma-separated splits to top up. val/test need --force-synthetic-eval.")
+@click.option("--force-synthetic-eval", is_flag=True,
+              help="Allow synthetic images in val/test (recorded in the output; evaluation is then not clean).")
+@click.option("--allow-shortfall", is_flag=True, help="Top up as far as the pool allows instead of failing.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
+@_with_options(_common_split_options)
+def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run,
+                    val_fraction, seed, drop_duplicates, compression) -> None:
+    """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
+    result = balance(
+        dataset, pool, out or default_output(dataset), target=target,
+        splits=[s.strip() for s in splits.split(",") if s.strip()],
+        force_synthetic_eval=force_synthetic_eval, val_fraction=val_fraction, seed=seed,
+        allow_shortfall=allow_shortfall, drop_duplicates=drop_duplicates, dry_run=dry_run,
+        compression=None if compression == "none" else compression,
+    )
+    console.print(_plan_table(result.plan))
+    if result.plan.total_shortfall:
+        warn(f"the pool was short: {result.plan.shortfall_by_class()} (--allow-shortfall)")
+    if not dry_run:
+        _report(result)
+
+
+@main.command("pack")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The .h5 file (or a folder) to write.")
+@_with_options(_common_split_options)
+def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression) -> None:
+    """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
+    _report(pack(dataset, out, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
+                 compression=None if compression == "none" else compression))
+
+
+@main.command("prompts")
+@click.option("--emotion", "-e", "emotions", multiple=True, required=True,
+              help="Class name(s) or alias(es), comma-separated or repeated; 'all' for every class.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="Prompts per class.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The run seed.")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True, help="First image index.")
+@click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False), default=None,
+              help="A prompt file (YAML); default: the shipped prompts/default.yaml.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
+def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, prompts_file: str | None,
+                    as_json: bool) -> None:
+    """Print the prompts and seeds that `generate` would use, without loading a model."""
+    import json
+
+    from fer_synth.classes import resolve_many
+    from fer_synth.console import console
+    from fer_synth.prompts import load_prompts
+
+    prompt_set = load_prompts(prompts_file)
+    wanted = resolve_many(emotions)
+    if not as_json:
+        console.print(f"[dim]prompts: {prompt_set.source} ({prompt_set.digest})[/]")
+        console.print(f"[dim]negative: {prompt_set.negative}[/]")
+    for emotion in wanted:
+        for p in prompt_set.prompts(seed, emotion, n, start):
+            if as_json:
+                click.echo(json.dumps({"class": p.emotion, "index": p.index, "seed": p.seed, "prompt": p.text,
+                                       "negative_prompt": p.negative}))
+            else:
+                console.print(f"[bold]{p.emotion}[/] {p.index:>6}  seed {p.seed:<20} {p.text}", soft_wrap=True)
+
+
+@main.command("generate")
+@click.option("--emotion", "-e", "emotions", multiple=True, required=True,
+              help="Class name(s) or alias(es), comma-separated or repeated; 'all' for every class.")
+@click.option("--n", "n", type=int, required=True, help="Images (with the face stage: kept faces) per class.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Run seed; image i's prompt and seed derive from it.")
+@click.option("--out", type=click.Path(file_okay=False), default="generated", show_default=True,
+              help="Output folder (the pool that `fer-synth balance` reads).")
+@click.option("--model", default=None, help="Hub id, local diffusers folder, single .safetensors file, or "
+              "'tiny-random' (noise, for smoke runs). Default: Realistic Vision V6.0 B1 noVAE.")
+@click.option("--vae", default="auto", show_default=True,
+              help="A VAE hub id or folder; 'auto' pairs the default model with stabilityai/sd-vae-ft-mse; "
+              "'model' keeps the model's own.")
+@click.option("--scheduler", default="dpmpp", show_default=True, help="dpmpp, dpmpp-karras, unipc, euler, "
+              "euler-a, ddim, pndm, lcm, tcd.")
+@click.option("--steps", type=int, default=None, help="Denoising steps [default: 25].")
+@click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale [default: 5.5].")
+@click.option("--size", type=int, default=None, help="Image side in pixels [default: 512].")
+@click.option("--batch-size", type=int, default=None, help="Images per pipeline call [default: 4].")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), or a torch device.")
+@click.option("--dtype", default="auto", show_default=True, help="auto (fp16 on GPU, fp32 on cpu), fp32, fp16, bf16.")
+@click.option("--safety-checker/--no-safety-checker", default=True, show_default=True,
+              help="Keep the model's NSFW checker (flagged images are black and flagged in the manifest).")
+@click.option("--tiny-vae", default=None, help="Decode with a tiny VAE (AutoencoderTiny), e.g. madebyollin/taesd.")
+@click.option("--lora", multiple=True, help="LoRA .safetensors file or hub id (repeatable); few-step LoRAs "
+              "(LCM, Hyper-SD) need --steps 4 --guidance 1 and --scheduler lcm or tcd.")
+@click.option("--config", "config_dir", type=click.Path(file_okay=False), default=None,
+              help="For a single .safetensors checkpoint offline: a diffusers folder of the same architecture.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the UNet (pays off on long GPU runs).")
+@click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False), default=None,
+              help="A prompt file (YAML); default: the shipped prompts/default.yaml.")
+@click.option("--faces/--no-faces", default=True, show_default=True,
+              help="Run the face stage: keep 48x48 face crops (n counts kept faces); --no-faces keeps raw images.")
+@click.option("--keep-raw", is_flag=True, help="With the face stage: also keep full-size images under OUT/raw/.")
+@click.option("--max-attempts", type=int, default=3, show_default=True,
+              help="With the face stage: give up after this many attempts per wanted face.")
+@click.option("--progress/--no-progress", default=True, help="Show the progress bar.")
+@face_options
+@click.pass_context
+def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed: int, out: str, model: str | None,
+                     vae: str, scheduler: str, steps: int | None, guidance: float | None, size: int | None,
+                     batch_size: int | None, device: str, dtype: str, safety_checker: bool, tiny_vae: str | None,
+                     lora: tuple[str, ...], config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
+                     max_attempts: int, progress: bool, **face_settings) -> None:
+    """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
+    from pathlib import Path
+
+    from fer_synth import generate as gen
+    from fer_synth.console import console, err_console, warn
+    from fer_synth.errors import FerError
+    from fer_synth.pipeline import DEFAULT_MODEL, PipelineOptions
+
+    config = gen.GenerateConfig(
+        emotions=emotions, n=n, seed=seed, out=Path(out),
+        steps=steps or gen.DEFAULT_STEPS,
+        guidance=gen.DEFAULT_GUIDANCE if guidance is None else guidance,
+        height=size or gen.DEFAULT_SIZE, width=size or gen.DEFAULT_SIZE,
+        batch_size=batch_size or gen.DEFAULT_BATCH, prompts=prompts_file,
+        pipeline=PipelineOptions(model=model or DEFAULT_MODEL, vae=vae, scheduler=scheduler, dtype=dtype,
+                                 device=device, safety_checker=safety_checker, tiny_vae=tiny_vae, lora=lora,
+                                 compile=compile_, config=config_dir),
+        keep_raw=keep_raw, max_attempts=max_attempts,
+    )
+    face_stage = None
+    if faces:
+        face_stage = face_stage_from(face_settings)
+    elif keep_raw:
+        raise FerError("--keep-raw needs the face stage; without it (--no-faces) the raw images are the output")
+    try:
+        summary = gen.generate(config, face_stage=face_stage, progress=progress,
+                               log=lambda m: err_console.print(f"[yellow]{m}[/]"))
+    finally:
+        if face_stage is not None:
+            face_stage.close()
+    rate = summary.images_made / summary.seconds if summary.seconds else 0.0
+    shard = f" (rank {summary.rank} of {summary.world_size})" if summary.world_size > 1 else ""
+    console.print(f"generated {summary.images_made} images in {summary.seconds:.1f} s ({rate:.2f} img/s){shard} "
+                  f"-> {summary.out}")
+    for name, c in summary.per_class.items():
+        extra = f", nsfw-flagged {c.nsfw}" if c.nsfw else ""
+        console.print(f"  {name:>8}: {c.kept}/{c.target} done ({c.done_before} records found, "
+                      f"{c.attempted} made now{extra})")
+    report = summary.shortfall_report()
+    if report:
+        warn(report)
+        ctx.exit(1)
 
 
 if __name__ == "__main__":

@@ -4,17 +4,17 @@ The input is per-class (sub-folders named after FER2013 classes or their aliases
 flat (images directly in the folder: a user's own photos). Output::
 
     OUT/<class>/<name>.png     kept faces (flat input: OUT/unlabelled/); several faces: <name>_<k>.png
-    OUT/manifest.jsonl         one record per input image: source, class, outputs, kept, reason, boxes, ...
-    OUT/crop_settings.json     the face stage's settings; resuming with other settings is an error
+    OUT/manifest.jsonl         one record per input image: input, class, files, kept, reason, boxes, ...
+    OUT/run.json               the input folder and the face stage's settings; resuming with others is an error
 
-Every image is recorded once, so an interrupted run resumes where it stopped without duplicates: faces are
-written (atomically) before their record, and an image without a complete record is simply done again.
+The manifest is :mod:`fer_synth.manifest`'s, as in ``generate``: every image is recorded once, so an interrupted
+run resumes where it stopped without duplicates; faces are written (atomically) before their record, and an
+image without a complete record is simply done again.
 Unreadable files are recorded with reason ``unreadable`` and counted, never fatal.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections import Counter, deque
@@ -31,12 +31,12 @@ from fer_synth.classes import UnknownClassError, resolve
 from fer_synth.console import warn
 from fer_synth.errors import FerError
 from fer_synth.faces import REASONS, FaceStage
+from fer_synth.manifest import ManifestWriter, atomic_write, check_settings, read_records
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 UNLABELLED = "unlabelled"
 UNREADABLE = "unreadable"
 MANIFEST = "manifest.jsonl"
-SETTINGS = "crop_settings.json"
 
 
 @dataclass
@@ -55,7 +55,7 @@ class CropSummary:
         self.images[label] += 1
         if record["kept"]:
             self.kept[label] += 1
-            self.faces[label] += len(record["outputs"])
+            self.faces[label] += len(record["files"])
         else:
             self.rejected[label, record["reason"]] += 1
 
@@ -110,38 +110,11 @@ def read_rgb(path: Path) -> np.ndarray | None:
 
 
 def write_png(path: Path, gray: np.ndarray) -> None:
-    """Write a PNG through a temporary name, so a crash never leaves half a file under the real name."""
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), gray):
-        raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)
-
-
-def read_manifest(path: Path) -> list[dict]:
-    """The complete records of a manifest; a torn last line (a crash mid-write) is dropped from the file."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-        with open(path, "r+b") as f:
-            f.truncate(len(data))
-    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
-
-
-def check_settings(out_dir: Path, settings: dict) -> None:
-    """Record the face settings on the first run; refuse to resume a folder made with other settings."""
-    path = out_dir / SETTINGS
-    if path.exists():
-        before = json.loads(path.read_text())
-        if before != settings:
-            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-            raise FerError(f"{out_dir} was cropped with other face settings ({', '.join(changed)} differ); "
-                           f"rerun with the same options or choose a new --out")
-        return
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    """Write a PNG atomically (complete under its name, or absent)."""
+    ok, png = cv2.imencode(".png", gray)
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    atomic_write(path, png.tobytes())
 
 
 def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: FaceStage,
@@ -156,11 +129,10 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
     sources = find_images(input_dir) if sources is None else sources
     out_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir, {"input": str(input_dir.resolve()), **stage.settings})
-    manifest = out_dir / MANIFEST
     summary = CropSummary()
     done = set()
-    for record in read_manifest(manifest):
-        done.add(record["source"])
+    for record in read_records(out_dir):
+        done.add(record["input"])
         summary.add(record)
     summary.resumed = len(done)
     todo = [s for s in sources if s.relpath not in done]
@@ -168,11 +140,10 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
         from rich.progress import track
 
         todo = track(todo, description="cropping faces", transient=True)
-    with open(manifest, "a", encoding="utf-8") as log:
+    with ManifestWriter(out_dir / MANIFEST) as log:
         for source, rgb in prefetch(lambda s: read_rgb(input_dir / s.relpath), todo):
             record = _crop_one(source, rgb, input_dir, out_dir, stage, keep_rejects)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            log.append([record])
             summary.add(record)
             summary.processed += 1
     return summary
@@ -198,7 +169,7 @@ def prefetch(load: Callable, items: Iterable, depth: int = 4) -> Iterator[tuple]
 def _crop_one(source: Source, rgb: np.ndarray | None, input_dir: Path, out_dir: Path, stage: FaceStage,
               keep_rejects: str | os.PathLike | None) -> dict:
     path = input_dir / source.relpath
-    record = {"source": source.relpath, "class": source.label, "outputs": []}
+    record = {"input": source.relpath, "class": source.label, "files": []}
     if rgb is None:
         _keep_reject(path, keep_rejects, UNREADABLE, source.label)
         return {**record, "kept": False, "reason": UNREADABLE, "boxes": [], "scores": [], "backend": stage.backend}
@@ -210,7 +181,7 @@ def _crop_one(source: Source, rgb: np.ndarray | None, input_dir: Path, out_dir: 
             f"{source.stem}_{k}.png" for k in range(len(result.faces))]
         for name, face in zip(names, result.faces):
             write_png(folder / name, face)
-        record["outputs"] = [(folder / name).relative_to(out_dir).as_posix() for name in names]
+        record["files"] = [(folder / name).relative_to(out_dir).as_posix() for name in names]
     else:
         _keep_reject(path, keep_rejects, result.reason, source.label)
     return {**record, **result.to_record()}

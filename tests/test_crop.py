@@ -14,7 +14,8 @@ from skimage import data
 
 from fer_synth import crop as crop_module
 from fer_synth.cli import main
-from fer_synth.crop import MANIFEST, crop_folder, read_manifest
+from fer_synth.crop import MANIFEST, crop_folder
+from fer_synth.manifest import read_records
 from fer_synth.faces import FaceStage
 
 from conftest import SHARED
@@ -56,7 +57,7 @@ def run(*args: str):
 
 
 def records(out: Path) -> dict[str, dict]:
-    return {r["source"]: r for r in read_manifest(out / MANIFEST)}
+    return {r["input"]: r for r in read_records(out)}
 
 
 def test_per_class_folder(per_class, tmp_path):
@@ -73,14 +74,25 @@ def test_per_class_folder(per_class, tmp_path):
     assert got["happy/broken.png"]["reason"] == "unreadable" and not got["happy/broken.png"]["kept"]
     assert got["Sadness/black.png"]["reason"] == "nsfw_blank"
     assert got["Sadness/c.png"] == {**got["Sadness/c.png"], "class": "sad", "kept": True, "reason": None,
-                                    "outputs": ["sad/c.png"], "backend": "mediapipe"}
+                                    "files": ["sad/c.png"], "backend": "mediapipe"}
     assert len(got["Sadness/c.png"]["boxes"]) == 1 and got["Sadness/c.png"]["scores"][0] > 0.8
     assert (rejects / "nsfw_blank" / "sad" / "black.png").is_file()
     assert (rejects / "unreadable" / "happy" / "broken.png").is_file()
     # The table: per class and a total, with the reasons that occurred.
     assert "nsfw_blank" in result.output and "unreadable" in result.output and "total" in result.output
-    settings = json.loads((out / "crop_settings.json").read_text())
+    settings = json.loads((out / "run.json").read_text())
     assert settings["backend"] == "mediapipe" and settings["size"] == 48
+
+
+def test_per_class_output_is_a_pool_the_readers_take(per_class, tmp_path):
+    from fer_synth.classes import CLASSES
+    from fer_synth.readers import read_folder
+
+    out = tmp_path / "out"
+    assert run(str(per_class), "--out", str(out), "--face-model", MODEL).exit_code == 0
+    split = read_folder(out).splits["images"]
+    assert split.images.shape == (3, 48, 48)
+    assert sorted(CLASSES[i] for i in split.labels) == ["happy", "happy", "sad"]
 
 
 def test_flat_folder_with_haar(tmp_path, photo):
@@ -105,7 +117,7 @@ def test_all_faces_policy_and_clashing_names(tmp_path, photo):
     assert run(str(root), "--out", str(out), "--face-model", MODEL, "--policy", "all").exit_code == 0
     assert sorted(p.name for p in (out / "surprise").iterdir()) == ["one_jpg.png", "one_png.png", "pair_0.png",
                                                                     "pair_1.png"]
-    assert records(out)["surprise/pair.png"]["outputs"] == ["surprise/pair_0.png", "surprise/pair_1.png"]
+    assert records(out)["surprise/pair.png"]["files"] == ["surprise/pair_0.png", "surprise/pair_1.png"]
 
 
 def test_resume_skips_done_images_without_duplicates(per_class, tmp_path, monkeypatch):
@@ -123,9 +135,9 @@ def test_resume_skips_done_images_without_duplicates(per_class, tmp_path, monkey
                         or real(path))
     with FaceStage("mediapipe", face_model=MODEL) as stage:
         second = crop_folder(per_class, out, stage)
-    assert sorted(seen) == sorted(["happy/new.png", json.loads(lines[-1])["source"]])
+    assert sorted(seen) == sorted(["happy/new.png", json.loads(lines[-1])["input"]])
     assert second.resumed == 4 and second.processed == 2
-    sources = [r["source"] for r in read_manifest(out / MANIFEST)]
+    sources = [r["input"] for r in read_records(out)]
     assert len(sources) == len(set(sources)) == 6
     assert sum(second.images.values()) == 6 and second.faces["happy"] == 3 and second.kept["happy"] == 3
 

@@ -1,0 +1,239 @@
+"""HDF5 -> tensors, batched augmentation on the tensors' device, and test-time views.
+
+FER2013 is under 100 MB as uint8, so a split is held whole as one uint8 tensor (in GPU memory when training
+on a GPU) and every batch is cut, augmented and resized there: no loader processes, no host copies.
+
+Every geometric change (random resized crop, translation, rotation, flip, and the resize to the model's
+input size) is one affine map per image, applied by a single ``grid_sample``. The model's input size decides
+the *view*: a model smaller than the stored 48x48 faces sees a crop of its own size (VGG's 40x40 ten-crops),
+a larger one the whole face upscaled (224 for ImageNet backbones). Gray is repeated to three channels for
+models that want them, normalised with ImageNet statistics so local ImageNet weights fit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fer_synth import store
+from fer_synth.classes import NUM_CLASSES
+from fer_synth.dataset import SYNTHETIC
+
+GRAY_MEAN, GRAY_STD = 0.508, 0.255  # FER2013 train pixels
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TTA_MODES: tuple[str, ...] = ("none", "flip", "ten-crop")
+TEN_CROP_FRACTION = 0.875  # window of a ten-crop when the model takes the whole face (224 of 256)
+
+
+@dataclass
+class TensorSplit:
+    """One split as tensors on one device: uint8 images [N, H, W], int64 labels [N], uint8 source [N]."""
+
+    name: str
+    images: Tensor
+    labels: Tensor
+    source: Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_synthetic(self) -> int:
+        return int((self.source == SYNTHETIC).sum())
+
+    def counts(self) -> Tensor:
+        return torch.bincount(self.labels, minlength=NUM_CLASSES)
+
+
+def load_split(path: str | os.PathLike, split: str, device: str | torch.device = "cpu") -> TensorSplit:
+    """Read ``split`` of a fer_synth HDF5 file (through :mod:`fer_synth.store`) onto ``device``."""
+    s = store.read_split(path, split, provenance=False)
+    device = torch.device(device)
+    return TensorSplit(
+        split,
+        torch.from_numpy(s.images).to(device),
+        torch.from_numpy(s.labels).to(device),
+        torch.from_numpy(s.source).to(device),
+    )
+
+
+def data_identity(path: str | os.PathLike) -> dict:
+    """What a checkpoint records about its data file: path, content fingerprint, format and provenance."""
+    attrs = store.read_attrs(path)
+    return {"path": str(Path(path).resolve()), "fingerprint": attrs.get("fingerprint"),
+            "format_version": attrs.get("format_version"), "synthetic_in_eval": bool(attrs.get("synthetic_in_eval")),
+            "created": attrs.get("created"), "writer": attrs.get("writer")}
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation; the defaults change nothing.
+
+    ``scale``: area of the crop window relative to the model's view (RandomResizedCrop; above 1 zooms out),
+    ``ratio``: its aspect range, ``translate``: shift as a fraction of the face, ``rotate``: degrees,
+    ``erasing``: probability of a random erased rectangle, ``noise``: Gaussian noise std on 0..1 pixels,
+    ``mixup``/``cutmix``: Beta alpha (0 = off; both on: one of the two per batch).
+    """
+
+    scale: tuple[float, float] = (1.0, 1.0)
+    ratio: tuple[float, float] = (1.0, 1.0)
+    translate: float = 0.0
+    rotate: float = 0.0
+    hflip: bool = False
+    erasing: float = 0.0
+    noise: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+
+
+def view_half_size(input_size: int, image_size: int) -> float:
+    """Half-width, in grid_sample's [-1, 1] coordinates, of the window a model of ``input_size`` sees."""
+    return min(1.0, input_size / image_size)
+
+
+def _theta(half_w: Tensor, half_h: Tensor, cx: Tensor, cy: Tensor, angle: Tensor, flip: Tensor) -> Tensor:
+    """Affine maps [B, 2, 3] from output to input coordinates: rotate(angle) . scale(flip*half_w, half_h)."""
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    sx = half_w * torch.where(flip, -1.0, 1.0)
+    return torch.stack(
+        [torch.stack([cos * sx, -sin * half_h, cx], -1), torch.stack([sin * sx, cos * half_h, cy], -1)], -2
+    )
+
+
+def render(images: Tensor, theta: Tensor, input_size: int, in_chans: int) -> Tensor:
+    """uint8 [B, H, W] -> normalised float [B, in_chans, input_size, input_size] through affine maps."""
+    x = images[:, None].float().div_(255)
+    grid = F.affine_grid(theta.to(x.dtype), [len(x), 1, input_size, input_size], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return normalise(x, in_chans)
+
+
+def normalise(x: Tensor, in_chans: int) -> Tensor:
+    """0..1 gray [B, 1, S, S] -> the model's channels and statistics."""
+    if in_chans == 1:
+        return (x - GRAY_MEAN) / GRAY_STD
+    mean = x.new_tensor(IMAGENET_MEAN[:in_chans]).view(1, -1, 1, 1)
+    std = x.new_tensor(IMAGENET_STD[:in_chans]).view(1, -1, 1, 1)
+    return (x.expand(-1, in_chans, -1, -1) - mean) / std
+
+
+def _uniform(n: int, low: float, high: float, g: torch.Generator, device) -> Tensor:
+    return torch.rand(n, generator=g, device=device) * (high - low) + low
+
+
+def augment_batch(images: Tensor, aug: Augment, input_size: int, in_chans: int, g: torch.Generator) -> Tensor:
+    """A randomly augmented, model-ready batch from uint8 faces [B, H, W], all on ``images``' device."""
+    n, device = len(images), images.device
+    base = view_half_size(input_size, images.shape[-1])
+    area = _uniform(n, *aug.scale, g, device)
+    log_ratio = _uniform(n, math.log(aug.ratio[0]), math.log(aug.ratio[1]), g, device)
+    half_w = base * torch.sqrt(area * torch.exp(log_ratio))
+    half_h = base * torch.sqrt(area / torch.exp(log_ratio))
+    # The window may move anywhere inside the face, plus the translation.
+    room_x, room_y = (1 - half_w).clamp(min=0), (1 - half_h).clamp(min=0)
+    cx = (torch.rand(n, generator=g, device=device) * 2 - 1) * room_x
+    cy = (torch.rand(n, generator=g, device=device) * 2 - 1) * room_y
+    cx = cx + _uniform(n, -2 * aug.translate, 2 * aug.translate, g, device)
+    cy = cy + _uniform(n, -2 * aug.translate, 2 * aug.translate, g, device)
+    angle = _uniform(n, -aug.rotate, aug.rotate, g, device) * (math.pi / 180)
+    flip = (torch.rand(n, generator=g, device=device) < 0.5) & aug.hflip
+    x = render(images, _theta(half_w, half_h, cx, cy, angle, flip), input_size, in_chans)
+    if aug.noise:
+        x = x + torch.randn(x.shape, generator=g, device=device) * (aug.noise / _std(in_chans))
+    if aug.erasing:
+        x = _erase(x, aug.erasing, g)
+    return x
+
+
+def _std(in_chans: int) -> float:
+    return GRAY_STD if in_chans == 1 else sum(IMAGENET_STD) / 3
+
+
+def _erase(x: Tensor, p: float, g: torch.Generator) -> Tensor:
+    """Random erasing (Zhong et al. 2017): a rectangle of 2-33% of the area, aspect 0.3-3.3, set to the mean."""
+    n, _, h, w = x.shape
+    device = x.device
+    area = _uniform(n, 0.02, 0.33, g, device) * h * w
+    ratio = torch.exp(_uniform(n, math.log(0.3), math.log(3.3), g, device))
+    eh = torch.sqrt(area * ratio).clamp(max=h)
+    ew = torch.sqrt(area / ratio).clamp(max=w)
+    top = torch.rand(n, generator=g, device=device) * (h - eh)
+    left = torch.rand(n, generator=g, device=device) * (w - ew)
+    on = torch.rand(n, generator=g, device=device) < p
+    rows = torch.arange(h, device=device).view(1, h, 1)
+    cols = torch.arange(w, device=device).view(1, 1, w)
+    box = ((rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
+           & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1)) & on.view(-1, 1, 1))
+    return x.masked_fill(box[:, None], 0.0)
+
+
+def mix_batch(x: Tensor, labels: Tensor, aug: Augment, g: torch.Generator,
+              num_classes: int = NUM_CLASSES) -> tuple[Tensor, Tensor]:
+    """Mixup or CutMix on a model-ready batch; returns images and soft targets [B, num_classes]."""
+    targets = F.one_hot(labels, num_classes).to(x.dtype)
+    alphas = [a for a in (aug.mixup, aug.cutmix) if a]
+    if not alphas:
+        return x, targets
+    # numpy draws the Beta variate, seeded from the torch generator so the run stays reproducible.
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=g, device=g.device)))
+    use_cutmix = bool(aug.cutmix) and (not aug.mixup or rng.random() < 0.5)
+    lam = float(rng.beta(aug.cutmix, aug.cutmix) if use_cutmix else rng.beta(aug.mixup, aug.mixup))
+    perm = torch.randperm(len(x), generator=g, device=g.device).to(x.device)
+    if use_cutmix:
+        h, w = x.shape[-2:]
+        ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        x = x.clone()
+        x[..., top:top + ch, left:left + cw] = x[perm][..., top:top + ch, left:left + cw]
+        lam = 1 - ch * cw / (h * w)
+    else:
+        x = lam * x + (1 - lam) * x[perm]
+    return x, lam * targets + (1 - lam) * targets[perm]
+
+
+def view_thetas(n: int, tta: str, input_size: int, image_size: int, device) -> list[Tensor]:
+    """The deterministic test views: ``none`` (the model's centred view), ``flip`` (+ its mirror) or
+    ``ten-crop`` (four corners and the centre, each also mirrored)."""
+    if tta not in TTA_MODES:
+        from fer_synth.errors import FerError
+
+        raise FerError(f"unknown TTA {tta!r}; choose one of {', '.join(TTA_MODES)}")
+    base = view_half_size(input_size, image_size)
+    ones = torch.ones(n, device=device)
+    centres = [(0.0, 0.0)]
+    if tta == "ten-crop":
+        half = base if base < 1 else TEN_CROP_FRACTION
+        off = 1 - half
+        base = half
+        centres += [(-off, -off), (off, -off), (-off, off), (off, off)]
+    flips = (False, True) if tta in ("flip", "ten-crop") else (False,)
+    return [
+        _theta(base * ones, base * ones, cx * ones, cy * ones, 0 * ones, torch.full((n,), f, device=device))
+        for cx, cy in centres for f in flips
+    ]
+
+
+def epoch_order(labels: Tensor, g: torch.Generator, balanced: bool = False) -> Tensor:
+    """Row order for one epoch: a permutation, or for ``balanced`` as many draws with replacement,
+    each class equally likely (the class-balanced sampler)."""
+    n = len(labels)
+    if not balanced:
+        return torch.randperm(n, generator=g, device=g.device).to(labels.device)
+    counts = torch.bincount(labels, minlength=NUM_CLASSES).clamp(min=1).to(torch.float64)
+    weights = (1.0 / counts)[labels].to(g.device)
+    return torch.multinomial(weights, n, replacement=True, generator=g).to(labels.device)
+
+
+def batches(order: Tensor, batch_size: int, rank: int = 0, world_size: int = 1, drop_last: bool = True) -> list[Tensor]:
+    """Cut an epoch's order into this rank's batches; every rank gets the same number of batches."""
+    per_rank = len(order) // world_size
+    mine = order[rank * per_rank:(rank + 1) * per_rank]
+    stop = len(mine) - len(mine) % batch_size if drop_last and len(mine) >= batch_size else len(mine)
+    return [mine[i:i + batch_size] for i in range(0, stop, batch_size)]

@@ -1,0 +1,140 @@
+"""Evaluate a checkpoint or an ensemble file on one split: metrics without and with TTA, real vs synthetic.
+
+The report (a JSON-able dict) holds accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1,
+top-2/top-3 accuracy and the confusion matrix, for all rows and separately for real and synthetic rows. A
+split holding synthetic rows is flagged loudly: such a number is not a FER2013 result.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from fer_models import checkpoint as ckpt
+from fer_models.data import TTA_MODES, TensorSplit, load_split
+from fer_models.ensemble import load_ensemble, member_probs
+from fer_models.metrics import classification_metrics
+from fer_models.predict import predict_probs
+from fer_synth import store
+from fer_synth.classes import CLASSES
+from fer_synth.dataset import SYNTHETIC
+from fer_synth.errors import FerError
+
+
+def predict_file(path: str | os.PathLike, split: TensorSplit, tta: str, device: str | torch.device = "cpu") -> np.ndarray:
+    """Probabilities of a checkpoint or an ensemble file on ``split`` with ``tta``."""
+    meta = ckpt.read_meta(path)
+    if meta["format"] == ckpt.ENSEMBLE_FORMAT:
+        ensemble = load_ensemble(path)
+        return ensemble.combine(member_probs(ensemble.members, split, tta, device))
+    model, meta = ckpt.load_model(path, device)
+    return predict_probs(model, split.images, meta["input_size"], meta["in_chans"], tta)
+
+
+def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "test", tta: str | None = None,
+             device: str | torch.device = "cpu", out: str | os.PathLike | None = None) -> dict:
+    """Evaluate ``path`` (run folder, checkpoint or ensemble file) on ``split`` of ``data``.
+
+    Reports no TTA and, unless ``tta`` is ``none``, the given TTA (default: the one the checkpoint's recipe
+    names, else flip). Writes ``evaluation-<split>.json`` and ``confusion-<split>.png`` into ``out`` when given.
+    """
+    if tta is not None and tta not in TTA_MODES:
+        raise FerError(f"unknown TTA {tta!r}; choose one of {', '.join(TTA_MODES)}")
+    meta = ckpt.read_meta(path)
+    attrs = store.read_attrs(data)
+    if split not in attrs["splits"]:
+        raise FerError(f"{data}: no split {split!r}; it has {', '.join(attrs['splits'])}")
+    tta = tta or meta.get("tta") or "flip"
+    evaluated = load_split(data, split, device)
+    labels = evaluated.labels.cpu().numpy()
+    synthetic = evaluated.source.cpu().numpy() == SYNTHETIC
+    results = {}
+    for mode in dict.fromkeys(("none", tta)):
+        probs = predict_file(path, evaluated, mode, device)
+        results[mode] = {"all": classification_metrics(probs, labels)}
+        if synthetic.any():
+            results[mode]["real"] = classification_metrics(probs[~synthetic], labels[~synthetic])
+            results[mode]["synthetic"] = classification_metrics(probs[synthetic], labels[synthetic])
+    trained_on = meta.get("data", {}).get("fingerprint")
+    report = {
+        "checkpoint": meta["_path"], "kind": meta["format"], "model": meta.get("model", "ensemble"),
+        "data": str(data), "data_fingerprint": attrs.get("fingerprint"),
+        "same_data_as_training": trained_on == attrs.get("fingerprint") if trained_on else None,
+        "split": split, "n": len(labels), "n_synthetic": int(synthetic.sum()), "tta": tta, "results": results,
+    }
+    if out is not None:
+        out = Path(out)
+        report["report_file"] = str(ckpt.write_json(out / f"evaluation-{split}.json", report))
+        report["confusion_png"] = str(plot_confusion(out / f"confusion-{split}.png", results[tta]["all"]["confusion"],
+                                                     f"{report['model']} on {split} (TTA {tta})"))
+    return report
+
+
+def plot_confusion(path: Path, confusion: list[list[int]], title: str = "") -> Path:
+    """The confusion matrix as a PNG, rows normalised to recall, counts printed in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(confusion)
+    rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
+    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(CLASSES)):
+        for j in range(len(CLASSES)):
+            ax.text(j, i, f"{counts[i, j]}", ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    ckpt.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+    return path
+
+
+HEADLINE = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc"), ("macro_f1", "macro-F1"),
+            ("top2_accuracy", "top-2"), ("top3_accuracy", "top-3"))
+
+
+def print_report(report: dict, console: Console) -> None:
+    """The report as rich tables: headline metrics per TTA and row source, per-class scores, confusion."""
+    if report["n_synthetic"]:
+        console.print(f"[bold white on red] WARNING: the {report['split']} split holds {report['n_synthetic']} SYNTHETIC "
+                      f"rows of {report['n']}. The 'all' numbers are NOT a FER2013 result; quote the 'real' rows. [/]")
+    if report["same_data_as_training"] is False:
+        console.print("[yellow]note: this data file is not the one the model was trained on (fingerprints differ)[/]")
+    table = Table(title=escape(f"{report['model']} on {report['data']} [{report['split']}], {report['n']} rows"))
+    table.add_column("TTA")
+    table.add_column("rows")
+    for _, label in HEADLINE:
+        table.add_column(label, justify="right")
+    for mode, by_source in report["results"].items():
+        for source, m in by_source.items():
+            table.add_row(mode, f"{source} ({m['n']})", *(f"{100 * m[key]:.2f}" for key, _ in HEADLINE))
+    console.print(table)
+    best = report["results"][report["tta"]]["all"]
+    per_class = Table(title=f"per class (TTA {report['tta']})")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for name, m in best["per_class"].items():
+        per_class.add_row(name, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}",
+                          str(m["support"]))
+    console.print(per_class)
+    confusion = Table(title="confusion (rows true, columns predicted)")
+    confusion.add_column("")
+    for name in CLASSES:
+        confusion.add_column(name[:8], justify="right")
+    for name, row in zip(CLASSES, best["confusion"]):
+        confusion.add_row(name, *(str(v) for v in row))
+    console.print(confusion)
+    if "report_file" in report:
+        console.print(f"report: {report['report_file']}, confusion matrix: {report['confusion_png']}")

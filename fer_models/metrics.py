@@ -1,0 +1,58 @@
+"""Classification metrics on predicted probabilities: accuracy, balanced accuracy, macro-F1, per-class
+precision/recall/F1, top-k accuracy and the confusion matrix (rows: true class, columns: predicted)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fer_synth.classes import CLASSES
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int = len(CLASSES)) -> np.ndarray:
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per class; 0 where undefined (no predictions / no rows)."""
+    tp = np.diag(confusion).astype(float)
+    predicted, support = confusion.sum(0), confusion.sum(1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return float((top == labels[:, None]).any(1).mean()) if len(labels) else 0.0
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = CLASSES) -> dict:
+    """Everything a FER report shows, as plain JSON-able values.
+
+    Balanced accuracy and macro-F1 average over the classes present in ``labels`` (a class with no rows has
+    no recall to average).
+    """
+    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+    predictions = probs.argmax(1)
+    confusion = confusion_matrix(labels, predictions, len(classes))
+    pc = per_class(confusion)
+    present = pc["support"] > 0
+    n = len(labels)
+    nll = float(-np.log(np.clip(probs[np.arange(n), labels], 1e-12, None)).mean()) if n else 0.0
+    return {
+        "n": n,
+        "accuracy": float((predictions == labels).mean()) if n else 0.0,
+        "balanced_accuracy": float(pc["recall"][present].mean()) if present.any() else 0.0,
+        "macro_f1": float(pc["f1"][present].mean()) if present.any() else 0.0,
+        "top2_accuracy": top_k_accuracy(probs, labels, 2),
+        "top3_accuracy": top_k_accuracy(probs, labels, 3),
+        "nll": nll,
+        "per_class": {
+            c: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]), "f1": float(pc["f1"][i]),
+                "support": int(pc["support"][i])}
+            for i, c in enumerate(classes)
+        },
+        "confusion": confusion.tolist(),
+    }
