@@ -58,6 +58,7 @@ class TrainConfig:
     out: str | None = None  # runs/<model>
     weights: str | None = None  # local .safetensors to start from (ImageNet weights)
     model_options: dict = field(default_factory=dict)
+    input_size: int | None = None  # side the data path renders; default: the model's (e.g. 48 for timm:resnet18 on CPU)
     epochs: int = 30
     time_budget: float | None = None  # seconds of training; stops cleanly after the batch that crosses it
     batch_size: int = 64
@@ -259,7 +260,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
         torch.cuda.set_device(device)
     out = Path(config.out)
     spec = get_spec(config.model)
-    input_size = int(config.model_options.get("input_size", spec.input_size))
+    input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
 
     train_split = load_split(config.data, "train", device)
     val_split = load_split(config.data, "val", device)
