@@ -63,6 +63,7 @@ def _floats(text: str | None) -> list[float] | None:
 @click.option("--monitor", type=click.Choice(train_mod.MONITORS))
 @click.option("--seed", type=int)
 @click.option("--device")
+@click.option("--threads", type=int, help="torch CPU threads (1 is often fastest on a busy machine)")
 @click.option("--resume", is_flag=True, help="continue the run in --out from its last epoch")
 @click.option("--no-progress", is_flag=True)
 def train_command(recipe, resume, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,

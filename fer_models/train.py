@@ -90,6 +90,7 @@ class TrainConfig:
     monitor: str = "accuracy"
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # torch CPU threads; 1 is often fastest on a loaded machine
     progress: bool = True
     recipe: str | None = None
 
@@ -252,6 +253,8 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     config.check()
     if not Path(config.data).exists():
         raise _missing_data_error(config.data)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     data_id = data_identity(config.data)
     device_name = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     d = _init_distributed(device_name)
@@ -425,7 +428,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
 
 def _check_resumable(saved: dict, config: TrainConfig) -> None:
     # Only the run's length may change on resume; anything else would not continue the same run.
-    free = {"epochs", "time_budget", "progress", "device", "out", "data", "eval_batch_size"}
+    free = {"epochs", "time_budget", "progress", "device", "threads", "out", "data", "eval_batch_size"}
     changed = sorted(k for k, v in asdict(config).items() if k not in free and saved.get(k) != v)
     if changed:
         raise FerError(f"--resume with settings that differ from the saved run: {', '.join(changed)}; "
