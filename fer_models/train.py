@@ -32,10 +32,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fer_models import checkpoint as ckpt
 from fer_models.data import TTA_MODES, Augment, augment_batch, batches, data_identity, epoch_order, load_split, mix_batch
-from fer_models.predict import predict_probs
 from fer_models.losses import build_loss, class_weights
 from fer_models.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
+from fer_models.predict import predict_probs
 from fer_models.recipes import INFO_KEYS, load_recipe
 from fer_synth.classes import CLASSES
 from fer_synth.console import console, warn
