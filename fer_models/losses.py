@@ -1,4 +1,4 @@
-"""Training losses by name: cross-entropy (class-weighted, label smoothing) and focal loss.
+"""Training losses by name: cross-entropy (class-weighted, label smoothing), focal loss and EmoNeXt's loss.
 
 A loss is built by ``build_loss(name, class_weights=..., label_smoothing=..., model=..., **options)`` and
 called as ``loss(logits, targets)``, where targets are class indices [B] or soft targets [B, C] (mixup,
@@ -102,3 +102,29 @@ def _cross_entropy(*, class_weights=None, label_smoothing=0.0, model=None) -> nn
 @register_loss("focal")
 def _focal(*, class_weights=None, label_smoothing=0.0, model=None, gamma: float = 2.0) -> nn.Module:
     return FocalLoss(class_weights, label_smoothing, gamma)
+
+
+class RegularisedLoss(nn.Module):
+    """A classification loss plus a model's own regulariser on the batch it just saw (training only)."""
+
+    def __init__(self, base: nn.Module, regulariser: Callable[[], Tensor], is_training: Callable[[], bool]):
+        super().__init__()
+        self.base = base
+        self.regulariser = regulariser  # a bound method: the model is not registered as a submodule
+        self.is_training = is_training
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        loss = self.base(logits, targets)
+        return loss + self.regulariser().float() if self.is_training() else loss
+
+
+@register_loss("emonext")
+def _emonext(*, class_weights=None, label_smoothing=0.0, model=None) -> nn.Module:
+    """EmoNeXt (El Boudouri & Bohi 2023): cross-entropy with label smoothing (0.2 unless set) plus the
+    variance of the self-attention weights among the batch's pooled features, which the model computes."""
+    if model is None or not hasattr(model, "attention_variance"):
+        raise FerError(f"loss 'emonext' needs a model that computes EmoNeXt's attention regulariser (emonext-tiny, "
+                       f"-small, -base, -large), not {getattr(getattr(model, 'spec', None), 'name', model)!r}; "
+                       "for others use --loss ce --label-smoothing 0.2")
+    return RegularisedLoss(CrossEntropy(class_weights, label_smoothing or 0.2), model.attention_variance,
+                           lambda: model.training)

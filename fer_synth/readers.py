@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +21,7 @@ from fer_synth import store
 from fer_synth.classes import CLASSES, UnknownClassError, resolve
 from fer_synth.dataset import REAL, SYNTHETIC, Dataset, Split
 from fer_synth.errors import FerError
+from fer_synth.manifest import read_records
 
 IMAGE_SIZE = 48
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm")
@@ -30,6 +30,7 @@ FER2013_USAGES = ("Training", "PublicTest", "PrivateTest")
 USAGE_PREFIXES = {f"{usage}_": usage for usage in FER2013_USAGES}
 SPLIT_FOLDERS = ("train", "val", "valid", "validation", "test")
 MANIFEST = "manifest.jsonl"
+RAW_FOLDER = "raw"
 _CSV_CHUNK = 4096
 
 
@@ -139,7 +140,7 @@ def read_folder(path: str | os.PathLike, *, resize: bool = False, synthetic: boo
     root = Path(path)
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     split_dirs = [p for p in subdirs if p.name.lower() in SPLIT_FOLDERS]
-    provenance = _read_manifest(root / MANIFEST)
+    provenance = _read_manifest(root)
     skipped: list[tuple[str, str]] = []
     if split_dirs:
         layout = "split-folders"
@@ -151,28 +152,26 @@ def read_folder(path: str | os.PathLike, *, resize: bool = False, synthetic: boo
     return Dataset(splits, attrs={"layout": layout, "skipped": skipped})
 
 
-def _read_manifest(path: Path) -> dict[str, dict]:
-    if not path.exists():
-        return {}
-    records = {}
-    with open(path) as f:
-        for line_number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from an interrupted writer carries nothing usable
-            key = record.get("path") or record.get("file")
+def _read_manifest(root: Path) -> dict[str, dict]:
+    """Provenance per file (relative path) from the folder's manifest shards, if any.
+
+    Our folder exports name one file per record (``path``); ``generate`` and ``crop`` name the files an
+    attempt produced (``file`` for a raw image, ``files`` for its face crops).
+    """
+    by_file = {}
+    for record in read_records(root):
+        for key in (record.get("path"), record.get("file"), *record.get("files", [])):
             if key:
-                records[str(Path(key))] = record
-    return records
+                by_file[str(Path(key))] = record
+    return by_file
 
 
 def _read_class_folders(folder: Path, root: Path, resize: bool, synthetic: bool,
                         provenance: dict[str, dict], skipped: list) -> Split:
     images, labels, origins = [], [], []
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if class_dir.name == RAW_FOLDER:  # full-size images that `generate --keep-raw` keeps beside the crops
+            continue
         try:
             label = CLASSES.index(resolve(class_dir.name))
         except UnknownClassError:
