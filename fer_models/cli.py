@@ -30,6 +30,7 @@ def _floats(text: str | None) -> list[float] | None:
 @click.option("--recipe", help="a recipe name (list-recipes) or .yaml path; flags override its values")
 @click.option("--out", type=click.Path(file_okay=False), help="run folder [default: runs/<model>]")
 @click.option("--weights", type=click.Path(dir_okay=False, exists=True), help="local .safetensors to start from")
+@click.option("--input-size", type=int, help="image side fed to the model [default: the model's]")
 @click.option("--epochs", type=int)
 @click.option("--time-budget", type=float, help="seconds of training; stops cleanly after that")
 @click.option("--batch-size", type=int)
@@ -62,6 +63,7 @@ def _floats(text: str | None) -> list[float] | None:
 @click.option("--monitor", type=click.Choice(train_mod.MONITORS))
 @click.option("--seed", type=int)
 @click.option("--device")
+@click.option("--threads", type=int, help="torch CPU threads (1 is often fastest on a busy machine)")
 @click.option("--resume", is_flag=True, help="continue the run in --out from its last epoch")
 @click.option("--no-progress", is_flag=True)
 def train_command(recipe, resume, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,

@@ -27,12 +27,15 @@ from fer_synth.dataset import SYNTHETIC
 from fer_synth.errors import FerError
 
 
+MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
+
+
 def predict_file(path: str | os.PathLike, split: TensorSplit, tta: str, device: str | torch.device = "cpu") -> np.ndarray:
     """Probabilities of a checkpoint or an ensemble file on ``split`` with ``tta``."""
     meta = ckpt.read_meta(path)
     if meta["format"] == ckpt.ENSEMBLE_FORMAT:
         ensemble = load_ensemble(path)
-        return ensemble.combine(member_probs(ensemble.members, split, tta, device))
+        return ensemble.combine(member_probs(ensemble.members, split, None if tta == MEMBERS_TTA else tta, device))
     model, meta = ckpt.load_model(path, device)
     return predict_probs(model, split.images, meta["input_size"], meta["in_chans"], tta)
 
@@ -42,7 +45,7 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     """Evaluate ``path`` (run folder, checkpoint or ensemble file) on ``split`` of ``data``.
 
     Reports no TTA and, unless ``tta`` is ``none``, the given TTA (default: the one the checkpoint's recipe
-    names, else flip). Writes ``evaluation-<split>.json`` and ``confusion-<split>.png`` into ``out`` when given.
+    names, else flip; for an ensemble, the one it was built with, else each member's own). Writes ``evaluation-<split>.json`` and ``confusion-<split>.png`` into ``out`` when given.
     """
     if tta is not None and tta not in TTA_MODES:
         raise FerError(f"unknown TTA {tta!r}; choose one of {', '.join(TTA_MODES)}")
@@ -50,7 +53,8 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     attrs = store.read_attrs(data)
     if split not in attrs["splits"]:
         raise FerError(f"{data}: no split {split!r}; it has {', '.join(attrs['splits'])}")
-    tta = tta or meta.get("tta") or "flip"
+    default = MEMBERS_TTA if meta["format"] == ckpt.ENSEMBLE_FORMAT else "flip"
+    tta = tta or meta.get("tta") or default
     evaluated = load_split(data, split, device)
     labels = evaluated.labels.cpu().numpy()
     synthetic = evaluated.source.cpu().numpy() == SYNTHETIC

@@ -32,10 +32,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fer_models import checkpoint as ckpt
 from fer_models.data import TTA_MODES, Augment, augment_batch, batches, data_identity, epoch_order, load_split, mix_batch
-from fer_models.predict import predict_probs
 from fer_models.losses import build_loss, class_weights
 from fer_models.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
+from fer_models.predict import predict_probs
 from fer_models.recipes import INFO_KEYS, load_recipe
 from fer_synth.classes import CLASSES
 from fer_synth.console import console, warn
@@ -58,6 +58,7 @@ class TrainConfig:
     out: str | None = None  # runs/<model>
     weights: str | None = None  # local .safetensors to start from (ImageNet weights)
     model_options: dict = field(default_factory=dict)
+    input_size: int | None = None  # side the data path renders; default: the model's (e.g. 48 for timm:resnet18 on CPU)
     epochs: int = 30
     time_budget: float | None = None  # seconds of training; stops cleanly after the batch that crosses it
     batch_size: int = 64
@@ -89,6 +90,7 @@ class TrainConfig:
     monitor: str = "accuracy"
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # torch CPU threads; 1 is often fastest on a loaded machine
     progress: bool = True
     recipe: str | None = None
 
@@ -251,6 +253,8 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     config.check()
     if not Path(config.data).exists():
         raise _missing_data_error(config.data)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     data_id = data_identity(config.data)
     device_name = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     d = _init_distributed(device_name)
@@ -259,7 +263,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
         torch.cuda.set_device(device)
     out = Path(config.out)
     spec = get_spec(config.model)
-    input_size = int(config.model_options.get("input_size", spec.input_size))
+    input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
 
     train_split = load_split(config.data, "train", device)
     val_split = load_split(config.data, "val", device)
@@ -424,7 +428,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
 
 def _check_resumable(saved: dict, config: TrainConfig) -> None:
     # Only the run's length may change on resume; anything else would not continue the same run.
-    free = {"epochs", "time_budget", "progress", "device", "out", "data", "eval_batch_size"}
+    free = {"epochs", "time_budget", "progress", "device", "threads", "out", "data", "eval_batch_size"}
     changed = sorted(k for k, v in asdict(config).items() if k not in free and saved.get(k) != v)
     if changed:
         raise FerError(f"--resume with settings that differ from the saved run: {', '.join(changed)}; "

@@ -54,8 +54,9 @@ def test_ensemble_of_two_models_and_its_file(two_runs):
     assert report["ensemble"]["n"] == 42
     ensemble = load_ensemble(root / "ens.json")
     assert len(ensemble.members) == 2 and ensemble.method == "mean"
-    again = evaluate(root / "ens.json", data, "test", tta="none")
-    assert again["results"]["none"]["all"]["accuracy"] == pytest.approx(report["ensemble"]["accuracy"])
+    again = evaluate(root / "ens.json", data, "test")  # members' own TTA (none and flip), as built
+    assert again["tta"] == "members"
+    assert again["results"]["members"]["all"]["accuracy"] == pytest.approx(report["ensemble"]["accuracy"])
     weighted = build_ensemble([root / "good", root / "weak"], data, "weighted")
     assert weighted["weights_fit"]["split"] == "val"
     assert weighted["members"][0]["weight"] > weighted["members"][1]["weight"]

@@ -143,3 +143,10 @@ def test_class_balanced_sampler_and_weighted_focal_train(tiny_h5, tmp_path):
     result = train(tiny_config(tiny_h5, tmp_path / "run", epochs=1, balanced_sampler=True, loss="focal",
                                class_weighting="balanced", label_smoothing=0.1, clip_grad=1.0, optimizer="radam"))
     assert result.history[0]["train_loss"] > 0
+
+
+def test_a_timm_model_trains_at_a_chosen_input_size(tiny_h5, tmp_path):
+    result = train(tiny_config(tiny_h5, tmp_path / "run", model="timm:resnet10t", model_options={}, input_size=32,
+                               epochs=1, batch_size=32))
+    model, meta = ckpt.load_model(tmp_path / "run")
+    assert (meta["input_size"], meta["in_chans"]) == (32, 3) and result.history[0]["train_images"] == 64
