@@ -2,7 +2,7 @@
 
 ``NAME.safetensors`` holds the model's weights, ``NAME.json`` the model name and options, input size,
 classes, training config, metrics and the data file's identity. Training state for ``--resume``
-(optimizer, scheduler, EMA) is a nested dict split into its tensors (``NAME-state.safetensors``) and the
+(optimizer, scheduler, EMA, loss) is a nested dict split into its tensors (``NAME-state.safetensors``) and the
 rest (inside ``NAME.json``), so no Python object is ever unpickled.
 """
 

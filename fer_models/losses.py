@@ -2,18 +2,22 @@
 
 A loss is built by ``build_loss(name, class_weights=..., label_smoothing=..., model=..., **options)`` and
 called as ``loss(logits, targets)``, where targets are class indices [B] or soft targets [B, C] (mixup,
-cutmix). A builder receives the model too, so a loss with a regulariser on the model's internals (EmoNeXt's)
-registers with :func:`register_loss` like any other.
+cutmix). A builder receives the model too, so a loss with a regulariser on the model's features (EmoNeXt's,
+which works with any model) registers with :func:`register_loss` like any other. A loss may own trainable
+parameters (EmoNeXt's attention): the training loop builds the loss before the optimizer, optimises and
+synchronises (DDP) its parameters with the model's, and saves its ``state_dict()`` for ``--resume``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fer_models.features import FeatureTap
 from fer_synth.errors import FerError
 
 _LOSSES: dict[str, Callable[..., nn.Module]] = {}
@@ -104,27 +108,58 @@ def _focal(*, class_weights=None, label_smoothing=0.0, model=None, gamma: float 
     return FocalLoss(class_weights, label_smoothing, gamma)
 
 
-class RegularisedLoss(nn.Module):
-    """A classification loss plus a model's own regulariser on the batch it just saw (training only)."""
+class BatchAttentionVariance(nn.Module):
+    """EmoNeXt's regulariser: the variance of dot-product attention weights among a batch's feature vectors.
 
-    def __init__(self, base: nn.Module, regulariser: Callable[[], Tensor], is_training: Callable[[], bool]):
+    LayerNorm'd features are projected to queries and keys; the softmax of their dot products, scaled by
+    d^-1/4 as in the authors' code, gives each sample's attention over the batch. The authors' value
+    projection is left out: their code discards its output.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.scale = 1 / math.sqrt(math.sqrt(dim))
+
+    def forward(self, features: Tensor) -> Tensor:  # [B, D] -> scalar
+        x = self.norm(features)
+        weights = torch.softmax(self.query(x) @ self.key(x).T * self.scale, dim=-1)
+        return ((weights - weights.mean()) ** 2).mean()
+
+
+class RegularisedLoss(nn.Module):
+    """A classification loss plus a regulariser on the model's feature vectors of the batch it just saw.
+
+    The regulariser's parameters belong to this loss: train them with the model (``loss.parameters()`` in
+    the optimizer) and keep ``loss.state_dict()`` with the training state. It applies while the model is in
+    training mode; in eval mode the loss is the base loss alone.
+    """
+
+    def __init__(self, base: nn.Module, regulariser: nn.Module, tap: FeatureTap):
         super().__init__()
         self.base = base
-        self.regulariser = regulariser  # a bound method: the model is not registered as a submodule
-        self.is_training = is_training
+        self.regulariser = regulariser
+        self.tap = tap
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         loss = self.base(logits, targets)
-        return loss + self.regulariser().float() if self.is_training() else loss
+        if not self.tap.training:
+            return loss
+        features = self.tap.pop()
+        if len(features) != len(logits):
+            raise RuntimeError(f"the model's last training forward saw {len(features)} samples, the loss "
+                               f"{len(logits)}: call the loss right after the forward pass")
+        return loss + self.regulariser(features).float()
 
 
 @register_loss("emonext")
 def _emonext(*, class_weights=None, label_smoothing=0.0, model=None) -> nn.Module:
     """EmoNeXt (El Boudouri & Bohi 2023): cross-entropy with label smoothing (0.2 unless set) plus the
-    variance of the self-attention weights among the batch's pooled features, which the model computes."""
-    if model is None or not hasattr(model, "attention_variance"):
-        raise FerError(f"loss 'emonext' needs a model that computes EmoNeXt's attention regulariser (emonext-tiny, "
-                       f"-small, -base, -large), not {getattr(getattr(model, 'spec', None), 'name', model)!r}; "
-                       "for others use --loss ce --label-smoothing 0.2")
-    return RegularisedLoss(CrossEntropy(class_weights, label_smoothing or 0.2), model.attention_variance,
-                           lambda: model.training)
+    variance of the self-attention weights among the batch's feature vectors, for any model (the features
+    are its classifier's input, see :mod:`fer_models.features`)."""
+    if model is None:
+        raise ValueError("loss 'emonext' regularises a model's features: build it with model=")
+    tap = FeatureTap(model)
+    return RegularisedLoss(CrossEntropy(class_weights, label_smoothing or 0.2), BatchAttentionVariance(tap.dim), tap)

@@ -3,9 +3,9 @@
 ``train(config)`` runs one training run into ``config.out``:
 
 * ``best.safetensors``/``best.json``: the weights with the best validation metric (never test),
-* ``last.*`` and ``last-state.safetensors``: the latest epoch with optimizer, scheduler and EMA state for
-  ``resume``; epochs draw their randomness from (seed, epoch), so a resumed run ends where an uninterrupted
-  one would,
+* ``last.*`` and ``last-state.safetensors``: the latest epoch with optimizer, scheduler, EMA and loss state
+  (a loss's own parameters, e.g. EmoNeXt's attention) for ``resume``; epochs draw their randomness from
+  (seed, epoch), so a resumed run ends where an uninterrupted one would,
 * ``snapshot-NN.*`` per cycle of the ``cyclic-snapshots`` schedule (snapshot ensembles),
 * ``metrics.csv``/``metrics.json`` per epoch, ``curves.png``, ``config.json``.
 
@@ -177,10 +177,12 @@ def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, *modules: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer over the trainable parameters of ``modules`` (the model, and a loss that has parameters)."""
+    params = [p for module in modules for p in module.parameters() if p.requires_grad]
     # No weight decay on biases and norm parameters (1-d tensors), as timm does.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
@@ -230,6 +232,22 @@ def _better(config: TrainConfig, value: float, best: float | None) -> bool:
     return value < best if config.monitor == "nll" else value > best
 
 
+class Objective(nn.Module):
+    """The model and its loss as one module: ``(images, targets) -> (logits, loss)``.
+
+    DDP wraps this, so the gradients of a loss's own parameters are averaged across ranks like the model's.
+    """
+
+    def __init__(self, model: nn.Module, loss: nn.Module):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(x)
+        return logits, self.loss(logits, targets)
+
+
 @dataclass
 class RunResult:
     out: Path
@@ -239,6 +257,7 @@ class RunResult:
     history: list[dict]
     stopped_by: str
     model: nn.Module  # the evaluated weights (EMA when on) at the end of the run
+    loss: nn.Module  # the training loss, with the parameters it learned if it has any
 
 
 def _missing_data_error(path: str) -> FerError:
@@ -277,15 +296,17 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     model = create_model(config.model, num_classes=len(CLASSES), weights=config.weights, **config.model_options)
     model.to(device)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
-    optimizer = make_optimizer(config, model)
+    # The loss comes after the EMA copy (a feature regulariser hooks the model; the copy needs no hook) and before
+    # the optimizer, which trains the loss's own parameters (EmoNeXt's attention) with the model's.
+    weights = class_weights(train_split.counts(), config.class_weighting)
+    loss_fn = build_loss(config.loss, class_weights=None if weights is None else weights.to(device),
+                         label_smoothing=config.label_smoothing, model=model, **config.loss_options).to(device)
+    optimizer = make_optimizer(config, model, loss_fn)
     steps_per_epoch = len(batches(torch.arange(len(train_split)), config.batch_size, d.rank, d.world_size))
     if steps_per_epoch == 0:
         raise FerError(f"batch size {config.batch_size} x {d.world_size} process(es) exceeds the "
                        f"{len(train_split)} training rows; lower --batch-size")
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
-    weights = class_weights(train_split.counts(), config.class_weighting)
-    loss_fn = build_loss(config.loss, class_weights=None if weights is None else weights.to(device),
-                         label_smoothing=config.label_smoothing, model=model, **config.loss_options).to(device)
     amp_dtype = _amp_dtype(config, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     aug = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()})
@@ -299,6 +320,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
         _check_resumable(meta["config"], config)
         state = ckpt.load_state(meta)
         model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state.get("loss", {}))  # runs saved before losses had state have none
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
@@ -308,16 +330,19 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
         start_epoch, history = meta["epoch"], meta["history"]
         best, best_epoch, stale = state["best"], state["best_epoch"], state["stale"]
 
-    net: nn.Module = model
+    objective = Objective(model, loss_fn)
+    net: nn.Module = objective
     if d.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     eval_model = ema.module if ema is not None else model
 
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         ckpt.write_json(out / "config.json", asdict(config))
+        loss_params = sum(p.numel() for p in loss_fn.parameters())
         console.print(f"[bold]training[/] {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
-                      f"params, {spec.in_chans}x{input_size}x{input_size}) on {len(train_split)} train / "
+                      f"params{f', loss {config.loss} {loss_params / 1e6:.2f}M' if loss_params else ''}, "
+                      f"{spec.in_chans}x{input_size}x{input_size}) on {len(train_split)} train / "
                       f"{len(val_split)} val rows ({train_split.n_synthetic} synthetic in train), {device}"
                       f"{f' x{d.world_size}' if d.world_size > 1 else ''} -> {out}")
 
@@ -342,8 +367,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
             y = train_split.labels[index]
             x, targets = (mix_batch(x, y, aug, g) if aug.mixup or aug.cutmix else (x, y))
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = net(x)
-                loss = loss_fn(logits, targets)
+                logits, loss = net(x, targets)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -351,7 +375,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
             else:
                 loss.backward()
             if config.clip_grad:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+                nn.utils.clip_grad_norm_(objective.parameters(), config.clip_grad)
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
@@ -402,7 +426,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
             if config.schedule == "cyclic-snapshots" and _cycle_ends(config, epoch, steps_per_epoch):
                 k = round(epoch * steps_per_epoch / (config.cycle_epochs * steps_per_epoch))
                 ckpt.save_checkpoint(out / f"snapshot-{k:02d}", eval_model, meta)
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            state = {"model": model.state_dict(), "loss": loss_fn.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "best": best, "best_epoch": best_epoch, "stale": stale}
             if ema is not None:
                 state["ema"] = ema.state_dict()
@@ -423,7 +447,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
                       f"{best if best is None else round(best, 4)} at epoch {best_epoch}; {out / 'best.safetensors'}")
     if d.owned:
         dist.destroy_process_group()
-    return RunResult(out, epoch if history else start_epoch, best_epoch, best, history, stopped_by, eval_model)
+    return RunResult(out, epoch if history else start_epoch, best_epoch, best, history, stopped_by, eval_model, loss_fn)
 
 
 def _check_resumable(saved: dict, config: TrainConfig) -> None:

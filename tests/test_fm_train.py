@@ -47,9 +47,11 @@ def test_same_seed_same_weights(tiny_h5, tmp_path):
     assert not all(torch.equal(v, c.model.state_dict()[k]) for k, v in a.model.state_dict().items())
 
 
-@pytest.mark.parametrize("schedule", ["plateau", "cosine-warmup"])
-def test_resume_ends_where_an_uninterrupted_run_would(tiny_h5, tmp_path, monkeypatch, schedule):
-    settings = dict(epochs=3, ema=0.9, schedule=schedule, optimizer="sgd", augment={"hflip": True, "erasing": 0.5})
+@pytest.mark.parametrize("schedule, loss", [("plateau", "ce"), ("cosine-warmup", "ce"), ("cosine-warmup", "emonext")])
+def test_resume_ends_where_an_uninterrupted_run_would(tiny_h5, tmp_path, monkeypatch, schedule, loss):
+    """Also with a loss that learns parameters of its own (EmoNeXt's attention, here on the small CNN)."""
+    settings = dict(epochs=3, ema=0.9, schedule=schedule, optimizer="sgd", augment={"hflip": True, "erasing": 0.5},
+                    loss=loss)
     whole = train(tiny_config(tiny_h5, tmp_path / "whole", **settings))
 
     real_write = train_mod.write_history
@@ -66,9 +68,13 @@ def test_resume_ends_where_an_uninterrupted_run_would(tiny_h5, tmp_path, monkeyp
     resumed = train(tiny_config(tiny_h5, tmp_path / "cut", **settings), resume=True)
 
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
-    a, b = load_file(tmp_path / "whole" / "last.safetensors"), load_file(tmp_path / "cut" / "last.safetensors")
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    for name in ("last.safetensors", "last-state.safetensors"):  # weights; optimizer, EMA and loss state
+        a, b = load_file(tmp_path / "whole" / name), load_file(tmp_path / "cut" / name)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), (name, key)
+    for key, value in whole.loss.state_dict().items():
+        assert torch.equal(value, resumed.loss.state_dict()[key]), key
     assert json.loads((tmp_path / "cut" / "metrics.json").read_text())[-1]["epoch"] == 3
     assert whole.best_epoch == resumed.best_epoch
 

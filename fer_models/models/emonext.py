@@ -4,24 +4,25 @@
 A spatial transformer (localisation conv7x7->8, conv5x5->10, each BN + max-pool + ReLU; FC 32 -> the 6
 affine parameters, initialised to the identity) resamples the 3x224x224 face; an ImageNet ConvNeXt follows,
 with a squeeze-and-excitation block (reduction 16) after each of its three downsampling layers; global
-average pooling, LayerNorm and a linear head. Sizes: ``emonext-tiny`` ([3, 3, 9, 3], 96..768 channels, about
-30.0M parameters: 27.8M ConvNeXt-tiny, 0.87M STN, 0.10M SE, 1.18M attention, 5k head), ``emonext-small``,
-``emonext-base`` and ``emonext-large`` (ConvNeXt-S/B/L, [3, 3, 27, 3]). Stochastic depth 0.1, as the authors.
+average pooling, LayerNorm and a linear head. Sizes: ``emonext-tiny`` ([3, 3, 9, 3], 96..768 channels, 28.8M
+parameters: 27.8M ConvNeXt-tiny, 0.87M STN, 0.10M SE, 5k head), ``emonext-small``, ``emonext-base`` and
+``emonext-large`` (ConvNeXt-S/B/L, [3, 3, 27, 3]). Stochastic depth 0.1, as the authors.
 
 Training adds the paper's regulariser: LayerNorm'd pooled features are projected to queries and keys,
 dot-product attention weights are formed across the batch (scaled by d^-1/4, as in the authors' code), and
 their variance is added to a cross-entropy with label smoothing 0.2 (the ``emonext`` loss, recipe
 ``emonext``). The attention never feeds the logits, so a prediction does not depend on its batch.
 
-Deviations: the ConvNeXt is timm's (ImageNet weights from a local timm ``.safetensors`` file, ``--weights PATH``;
-a model trained without one warns that it starts from random weights); the SE blocks are timm's ``SEModule`` without
-biases; the authors' value projection, whose output their code discards, is left out (0.59M parameters fewer
-for tiny). The paper's 76.12% on FER2013 used ImageNet-22k weights.
+Deviations: the regulariser's attention (LayerNorm, query and key: 1.18M parameters for tiny) belongs to the
+``emonext`` loss (fer_models/losses.py), not to the model: it reads the pooled vector the head's linear layer
+sees, is trained with the model and saved with the run's training state, so the same loss serves any model
+and a model trained with another loss carries no unused layers. The authors' value projection, whose output
+their code discards, is left out. The ConvNeXt is timm's (ImageNet weights from a local timm ``.safetensors``
+file, ``--weights PATH``; a model trained without one warns that it starts from random weights); the SE
+blocks are timm's ``SEModule`` without biases. The paper's 76.12% on FER2013 used ImageNet-22k weights.
 """
 
 from __future__ import annotations
-
-import math
 
 import timm
 import torch
@@ -57,22 +58,6 @@ class SpatialTransformer(nn.Module):
         return F.grid_sample(x, grid, align_corners=True)
 
 
-class BatchAttentionVariance(nn.Module):
-    """EmoNeXt's regulariser: the variance of dot-product attention weights among a batch's feature vectors."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.query = nn.Linear(dim, dim)
-        self.key = nn.Linear(dim, dim)
-        self.scale = 1 / math.sqrt(math.sqrt(dim))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:  # [B, D] -> scalar
-        x = self.norm(features)
-        weights = torch.softmax(self.query(x) @ self.key(x).T * self.scale, dim=-1)
-        return ((weights - weights.mean()) ** 2).mean()
-
-
 class EmoNeXt(nn.Module):
     def __init__(self, num_classes: int = 7, size: str = "tiny", drop_path_rate: float = 0.1):
         super().__init__()
@@ -84,22 +69,12 @@ class EmoNeXt(nn.Module):
         dims = [stage.blocks[0].conv_dw.out_channels for stage in self.stages]
         # stage 0's "downsampling" is the stem; the paper adds SE after the three strided downsampling layers.
         self.se = nn.ModuleList([nn.Identity()] + [SEModule(d, rd_ratio=1 / 16, rd_divisor=1, bias=False) for d in dims[1:]])
-        self.attention = BatchAttentionVariance(dims[-1])
-        self.pooled: torch.Tensor | None = None  # the last training batch's pooled features, for the loss
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(self.stn(x))
         for stage, se in zip(self.stages, self.se):
             x = stage.blocks(se(stage.downsample(x)))
-        pooled = self.head(x, pre_logits=True)
-        self.pooled = pooled if self.training else None
-        return self.head.fc(pooled)
-
-    def attention_variance(self) -> torch.Tensor:
-        """The regulariser on the last training batch (call after a forward in training mode)."""
-        if self.pooled is None:
-            raise RuntimeError("attention_variance() needs a forward pass in training mode first")
-        return self.attention(self.pooled)
+        return self.head(x)
 
 
 def _register(size: str) -> None:
