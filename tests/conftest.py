@@ -6,11 +6,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fer_synth import store
 from fer_synth.dataset import SYNTHETIC, Split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread in every test: golden pixel comparisons need one (reductions split across threads
+    may round differently), and tiny models on a shared 2-core machine run far faster on one thread than
+    on two that spin-wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def make_split(n: int, seed: int = 0, synthetic: int = 0, size: int = 48) -> Split:

@@ -5,20 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 from fer_synth import store
 from fer_synth.dataset import SYNTHETIC, Split
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine run ~40x faster on one thread than on two that spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def separable_split(per_class: int, seed: int, synthetic: int = 0) -> Split:

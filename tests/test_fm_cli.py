@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from fer_models.cli import main
-from tests.fm_helpers import one_torch_thread, separable_h5  # noqa: F401 (autouse fixture)
+from tests.fm_helpers import separable_h5
 
 FAST = ["--epochs", "1", "--batch-size", "16", "--no-progress", "--device", "cpu"]
 

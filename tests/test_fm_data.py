@@ -8,7 +8,6 @@ import torch
 from fer_models.data import (GRAY_MEAN, GRAY_STD, Augment, augment_batch, batches, epoch_order, load_split,
                              mix_batch, render, view_thetas)
 from fer_synth.errors import FerError
-from tests.fm_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def _pixels(x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from fer_models.ensemble import build_ensemble, combine, fit_weights, load_ensem
 from fer_models.evaluate import evaluate
 from fer_models.train import train
 from fer_synth.errors import FerError
-from tests.fm_helpers import one_torch_thread, separable_h5, tiny_config  # noqa: F401 (autouse fixture)
+from tests.fm_helpers import separable_h5, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from fer_models.models import create_model, get_spec, list_models
 from fer_models.recipes import list_recipes, load_recipe
 from fer_synth import store
 from tests.conftest import make_split
-from tests.fm_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 # Published counts; the test allows 2%. RMN's 143M counts the projection shortcuts of its masks twice (its
 # code registers each one under two names): with them counted once the network has 137.8M.

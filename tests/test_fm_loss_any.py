@@ -19,7 +19,7 @@ from fer_models.train import train
 from fer_synth import store
 from fer_synth.errors import FerError
 from tests.conftest import make_split
-from tests.fm_helpers import one_torch_thread, tiny_config  # noqa: F401 (autouse fixture)
+from tests.fm_helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

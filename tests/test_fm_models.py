@@ -8,7 +8,6 @@ from safetensors.torch import save_file
 
 from fer_models.models import UnknownModelError, create_model, get_spec, list_models
 from fer_synth.errors import FerError
-from tests.fm_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def _params(model: torch.nn.Module) -> int:

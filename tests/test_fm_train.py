@@ -14,7 +14,7 @@ from fer_models.data import load_split
 from fer_models.predict import predict_probs
 from fer_models.train import lr_factor, make_config, train
 from fer_synth.errors import FerError
-from tests.fm_helpers import one_torch_thread, separable_h5, tiny_config  # noqa: F401 (autouse fixture)
+from tests.fm_helpers import separable_h5, tiny_config
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from generation_helpers import one_thread  # noqa: F401  (autouse: one torch thread)
 from click.testing import CliRunner
 from PIL import Image
 
