@@ -147,8 +147,8 @@ def quality(args: argparse.Namespace) -> None:
 def calibrate(args: argparse.Namespace) -> None:
     side, border = 192, 96
     faces = [framed(f, side, border) for f in fer_faces(args.fer, args.fer_n)]
-    print(f"FER2013's frame around each backend's box (median over faces with exactly one detection; "
-          f"in units of the box width, from its top-left):")
+    print("FER2013's frame around each backend's box (median over faces with exactly one detection; "
+          "in units of the box width, from its top-left):")
     for backend, options in (("haar", {"scale_factor": 1.1, "min_neighbors": 5}),
                              ("mediapipe", {"face_model": args.face_model})):
         detector = create_detector(backend, **options)

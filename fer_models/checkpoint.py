@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_models.models import create_model
+from fer_synth.atomic import atomic_file
 from fer_synth.errors import FerError
 
 CHECKPOINT_FORMAT = "fer-models-checkpoint"
@@ -26,31 +25,19 @@ ENSEMBLE_FORMAT = "fer-models-ensemble"
 FORMAT_VERSION = 1
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_json(path: str | os.PathLike, obj) -> Path:
     def write(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=2, default=str) + "\n")
 
-    return atomic_write(path, write)
+    with atomic_file(path) as tmp:
+        write(str(tmp))
+    return Path(path)
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp))
 
 
 def split_tensors(obj, prefix: str, tensors: dict[str, torch.Tensor]):

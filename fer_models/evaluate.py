@@ -22,6 +22,7 @@ from fer_models.ensemble import load_ensemble, member_probs
 from fer_models.metrics import classification_metrics
 from fer_models.predict import predict_probs
 from fer_synth import store
+from fer_synth.atomic import atomic_file
 from fer_synth.classes import CLASSES
 from fer_synth.dataset import SYNTHETIC
 from fer_synth.errors import FerError
@@ -100,7 +101,8 @@ def plot_confusion(path: Path, confusion: list[list[int]], title: str = "") -> P
             ax.text(j, i, f"{counts[i, j]}", ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black")
     ax.set_title(title)
     fig.tight_layout()
-    ckpt.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
 

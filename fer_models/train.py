@@ -37,6 +37,7 @@ from fer_models.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
 from fer_models.predict import predict_probs
 from fer_models.recipes import INFO_KEYS, load_recipe
+from fer_synth.atomic import atomic_file, write_bytes
 from fer_synth.classes import CLASSES
 from fer_synth.console import console, warn
 from fer_synth.errors import FerError
@@ -527,7 +528,7 @@ def write_history(out: Path, history: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
     writer.writeheader()
     writer.writerows(history)
-    ckpt.atomic_write(out / "metrics.csv", lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+    write_bytes(out / "metrics.csv", buffer.getvalue().encode())
 
 
 def plot_curves(path: Path, history: list[dict]) -> None:
@@ -550,5 +551,6 @@ def plot_curves(path: Path, history: list[dict]) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    ckpt.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

@@ -29,11 +29,20 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        with open(tmp, "rb+") as f:  # durable before it becomes visible: a record may point at it
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``target`` atomically; return the path."""
+    with atomic_file(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
 
 
 @contextmanager

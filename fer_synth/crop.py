@@ -31,7 +31,8 @@ from fer_synth.classes import UnknownClassError, resolve
 from fer_synth.console import warn
 from fer_synth.errors import FerError
 from fer_synth.faces import REASONS, FaceStage
-from fer_synth.manifest import ManifestWriter, atomic_write, check_settings, read_records
+from fer_synth.atomic import write_bytes
+from fer_synth.manifest import ManifestWriter, check_settings, read_records
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 UNLABELLED = "unlabelled"
@@ -114,7 +115,7 @@ def write_png(path: Path, gray: np.ndarray) -> None:
     ok, png = cv2.imencode(".png", gray)
     if not ok:
         raise OSError(f"could not encode {path}")
-    atomic_write(path, png.tobytes())
+    write_bytes(path, png.tobytes())
 
 
 def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: FaceStage,

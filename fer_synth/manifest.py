@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fer_synth.atomic import write_bytes
 from fer_synth.errors import FerError
 
 SETTINGS_FILE = "run.json"
@@ -33,17 +34,6 @@ class SettingsMismatchError(FerError):
 def shard_name(rank: int, world_size: int) -> str:
     """The manifest shard of one rank."""
     return "manifest.jsonl" if world_size == 1 else f"manifest-{rank:05d}-of-{world_size:05d}.jsonl"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` is either absent/old or complete, never partial."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def remove_stale_temp_files(folder: Path, older_than_s: float = 300.0) -> int:
@@ -68,7 +58,7 @@ def save_image(image: Any, path: Path) -> None:
     """Save a PIL image as PNG, atomically; zlib level 1: ~2.5x faster than the default for ~10% more bytes."""
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=1)
-    atomic_write(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
 
 
 class ManifestWriter:

@@ -26,7 +26,7 @@ def run(cli, args):
 @pytest.mark.slow
 def test_offline_chain(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    csv = write_csv(tmp_path / "fer2013.csv", fer_rows(DEFAULT_COUNTS))  # train disgust: 2, largest: 9
+    write_csv(tmp_path / "fer2013.csv", fer_rows(DEFAULT_COUNTS))  # train disgust: 2, largest: 9
     run(fer_synth, ["generate", "--model", "tiny-random", "-e", "disgust", "-e", "surprise", "--n", "7",
                     "--size", "32", "--steps", "2", "--no-faces", "--no-progress", "--seed", "5"])
     if FACE_MODEL.exists():
