@@ -27,13 +27,15 @@ fer-synth crop generated --out faces --face-model "$face_model"
 echo "== 4. top up FER2013's train split to 500 images per class from the raw pool; val/test stay real"
 fer-synth balance "$fer2013" --pool generated --target 500 --out fer2013_balanced.h5 --seed 0
 
-echo "== 5. two short training runs (60 s each) of the small CPU baseline, two seeds"
-fer-models train --data fer2013_balanced.h5 --model small-cnn --time-budget 60 --seed 0 --out runs/a --no-progress
-fer-models train --data fer2013_balanced.h5 --model small-cnn --time-budget 60 --seed 1 --out runs/b --no-progress
+echo "== 5. two short training runs (one epoch, at most 90 s each) of the CPU baseline recipe, two seeds"
+for seed in 0 1; do
+  fer-models train --data fer2013_balanced.h5 --recipe cpu-fast --epochs 1 --time-budget 90 --threads 1 \
+    --seed $seed --out runs/seed$seed --no-progress
+done
 
 echo "== 6. evaluate one run on the test split (PrivateTest), with and without TTA"
-fer-models evaluate runs/a --data fer2013_balanced.h5 --split test
+fer-models evaluate runs/seed0 --data fer2013_balanced.h5 --split test
 
 echo "== 7. ensemble both (mean of softmax) and evaluate the saved ensemble"
-fer-models ensemble runs/a runs/b --data fer2013_balanced.h5 --out runs/ensemble.json
+fer-models ensemble runs/seed0 runs/seed1 --data fer2013_balanced.h5 --out runs/ensemble.json
 fer-models evaluate runs/ensemble.json --data fer2013_balanced.h5
