@@ -341,6 +341,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed
                                  compile=compile_, config=config_dir),
         keep_raw=keep_raw, max_attempts=max_attempts,
     )
+    config.check()  # bad arguments fail before the face detector (or its model download) is set up
     face_stage = None
     if faces:
         face_stage = face_stage_from(face_settings)

@@ -83,7 +83,9 @@ class GenerateConfig:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # with a face stage: attempts per wanted face
 
     def check(self) -> None:
+        """Validate every option before a model or face detector loads."""
         self.emotions = classes.resolve_many(self.emotions)
+        self.pipeline.check()
         for name, value, low in (("n", self.n, 1), ("steps", self.steps, 1), ("batch-size", self.batch_size, 1),
                                  ("max-attempts", self.max_attempts, 1), ("seed", self.seed, 0)):
             if value < low:

@@ -81,6 +81,14 @@ class PipelineOptions:
     compile: bool = False
     config: str | None = None  # a diffusers folder whose configs a single-file checkpoint uses offline
 
+    def check(self) -> None:
+        """Fail fast, before anything loads, on local paths that do not exist."""
+        for kind, name in (("model", self.model), ("vae", self.vae), ("tiny VAE", self.tiny_vae),
+                           ("config", self.config), *(("LoRA", path) for path in self.lora)):
+            if name and name not in ("auto", "model", TINY_RANDOM) and _is_local(str(name)) \
+                    and not Path(name).expanduser().exists():
+                raise ModelLoadError(f"{kind} {name!r}: no such file or folder")
+
     def settings(self) -> dict:
         """The JSON-ready options that change the images (device and compile do not)."""
         d = asdict(self)

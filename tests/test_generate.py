@@ -365,3 +365,17 @@ def test_generate_command(tmp_path):
     result = runner.invoke(main, ["generate", "-e", "fear", "--n", "1", "--out", str(tmp_path / "x"),
                                   "--model", str(tmp_path / "missing.safetensors"), "--no-faces"])
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--emotion", "joyful"], "unknown emotion 'joyful'; valid: angry"),
+    (["--emotion", "fear", "--model", "/nonexistent/model"], "model '/nonexistent/model': no such file"),
+    (["--emotion", "fear", "--lora", "missing.safetensors"], "LoRA 'missing.safetensors': no such file"),
+])
+def test_bad_arguments_fail_before_the_face_stage_is_set_up(tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("FER_SYNTH_OFFLINE", "1")  # the face stage would fail on its model file instead
+    monkeypatch.setenv("FER_SYNTH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("FER_SYNTH_FACE_MODEL", raising=False)
+    result = CliRunner().invoke(main, ["generate", "--n", "1", "--out", str(tmp_path / "out"), *args])
+    assert result.exit_code == 2 and message in result.output and "face model" not in result.output
+    assert not (tmp_path / "out").exists()
