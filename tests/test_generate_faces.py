@@ -18,6 +18,7 @@ from fer_synth.faces import REASONS, FaceStage
 from fer_synth.generate import GenerateConfig, generate as run_generation
 from fer_synth.manifest import read_records
 from fer_synth.pipeline import PipelineOptions
+from fer_synth.readers import read_dataset
 
 from conftest import SHARED
 
@@ -108,3 +109,9 @@ def test_n_counts_kept_faces_and_every_attempt_is_recorded(tmp_path):
     run(4)
     indices = [r["index"] for r in read_records(tmp_path)]
     assert len(indices) == len(set(indices)) and len(list(tmp_path.glob("disgust/*.png"))) == 4
+    # The folder is a pool `balance` reads: every kept face carries its attempt's prompt, seed and model.
+    pool = read_dataset(tmp_path, synthetic=True)["images"]
+    by_seed = {r["seed"]: r for r in read_records(tmp_path) if r["files"]}
+    assert pool.counts().tolist() == [0, 4, 0, 0, 0, 0, 0] and pool.n_synthetic == 4
+    assert all(by_seed[s]["prompt"] == p for s, p in zip(pool.seed, pool.prompt))
+    assert set(pool.model) == {"tiny-random"}
