@@ -19,32 +19,20 @@ from torch import Tensor, nn
 
 from fer_models.features import FeatureTap
 from fer_synth.errors import FerError
+from fer_synth.registry import Registry
 
-_LOSSES: dict[str, Callable[..., nn.Module]] = {}
+_LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
 CLASS_WEIGHTINGS: tuple[str, ...] = ("none", "balanced", "sqrt")
 
 
-def register_loss(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register ``builder(*, class_weights, label_smoothing, model, **options) -> nn.Module``."""
-
-    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _LOSSES:
-            raise ValueError(f"loss {name!r} is registered twice")
-        _LOSSES[name] = builder
-        return builder
-
-    return decorator
-
-
-def list_losses() -> list[str]:
-    return sorted(_LOSSES)
+#: Register ``builder(*, class_weights, label_smoothing, model, **options) -> nn.Module`` under a name.
+register_loss = _LOSSES.register
+list_losses = _LOSSES.names
 
 
 def build_loss(name: str, *, class_weights: Tensor | None = None, label_smoothing: float = 0.0,
                model: nn.Module | None = None, **options) -> nn.Module:
-    if name not in _LOSSES:
-        raise FerError(f"unknown loss {name!r}; choose one of {', '.join(list_losses())}")
-    return _LOSSES[name](class_weights=class_weights, label_smoothing=label_smoothing, model=model, **options)
+    return _LOSSES.get(name)(class_weights=class_weights, label_smoothing=label_smoothing, model=model, **options)
 
 
 def class_weights(counts: Tensor, weighting: str) -> Tensor | None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from fer_synth.errors import FerError
 from fer_synth.face_model import resolve_face_model, sha256_of
+from fer_synth.registry import Registry
 
 
 class UnknownBackendError(FerError):
@@ -55,31 +56,16 @@ class Detector(Protocol):
     def close(self) -> None: ...
 
 
-_DETECTORS: dict[str, Callable[..., Detector]] = {}
-
-
-def register_detector(name: str) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
-    """Class decorator: make a detector available to :func:`create_detector` under ``name``."""
-
-    def add(factory: Callable[..., Detector]) -> Callable[..., Detector]:
-        if name in _DETECTORS:
-            raise ValueError(f"face detector {name!r} is registered twice")
-        _DETECTORS[name] = factory
-        return factory
-
-    return add
-
-
-def list_detectors() -> list[str]:
-    """The registered backend names, sorted."""
-    return sorted(_DETECTORS)
+_DETECTORS: Registry[Callable[..., Detector]] = Registry("face detector", UnknownBackendError)
+#: Class decorator: make a detector available to :func:`create_detector` under a name.
+register_detector = _DETECTORS.register
+#: The registered backend names, sorted.
+list_detectors = _DETECTORS.names
 
 
 def create_detector(name: str, **options) -> Detector:
     """Build the detector ``name`` with its options; unknown names list the valid ones."""
-    if name not in _DETECTORS:
-        raise UnknownBackendError(f"unknown face detector {name!r}; choose one of: {', '.join(list_detectors())}")
-    return _DETECTORS[name](**options)
+    return _DETECTORS.get(name)(**options)
 
 
 def merge_overlapping(detections: list[Detection], overlap: float = 0.5) -> list[Detection]:
