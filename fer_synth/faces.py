@@ -40,7 +40,7 @@ DEFAULT_DETECT_SIZE = 320    # the detector sees a copy of at most 320x320 pixel
 
 @dataclass
 class FaceResult:
-    """What the face stage decided about one image (see FACE_API.md)."""
+    """What the face stage decided about one image (the interface `generate` relies on; docs/faces.md)."""
 
     kept: bool
     reason: str | None

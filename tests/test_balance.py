@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from data_helpers import DEFAULT_COUNTS, fer_rows, tree_digest, write_csv, write_kaggle, write_pool
+from tests.data_helpers import DEFAULT_COUNTS, fer_rows, tree_digest, write_csv, write_kaggle, write_pool
 from fer_synth import store
 from fer_synth.balance import ShortfallError, balance, default_output, plan_topup
 from fer_synth.dataset import SYNTHETIC

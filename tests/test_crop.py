@@ -18,7 +18,7 @@ from fer_synth.crop import MANIFEST, crop_folder
 from fer_synth.manifest import read_records
 from fer_synth.faces import FaceStage
 
-from conftest import SHARED
+from tests.conftest import SHARED
 
 @pytest.fixture(autouse=True)
 def no_downloads(monkeypatch):

@@ -6,8 +6,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import SHARED, make_split
-from data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+from tests.conftest import SHARED, make_split
+from tests.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 from fer_models.cli import main as fer_models
 from fer_synth import store
 from fer_synth.cli import main as fer_synth

@@ -16,7 +16,7 @@ from fer_synth.detectors import Detection, Framing, create_detector, list_detect
 from fer_synth.errors import FerError
 from fer_synth.faces import REASONS, FaceResult, FaceStage, crop_face, face_frame
 
-from conftest import SHARED
+from tests.conftest import SHARED
 
 @pytest.fixture(autouse=True)
 def no_downloads(monkeypatch):

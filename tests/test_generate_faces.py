@@ -20,7 +20,7 @@ from fer_synth.manifest import read_records
 from fer_synth.pipeline import PipelineOptions
 from fer_synth.readers import read_dataset
 
-from conftest import SHARED
+from tests.conftest import SHARED
 
 MODEL = str(SHARED / "models" / "face_detection_short_range.tflite")
 

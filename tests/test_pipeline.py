@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from generation_helpers import hub_offline  # noqa: F401  (fixture)
+from tests.generation_helpers import hub_offline  # noqa: F401  (fixture)
 
 from fer_synth.errors import FerError
 from fer_synth.pipeline import (

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
+from tests.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
 from fer_synth.readers import DatasetError, read_dataset
 from fer_synth.splits import protocol_splits
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import SHARED, make_split
+from tests.conftest import SHARED, make_split
 from fer_synth.dataset import Split
 from fer_synth.readers import read_dataset
 from fer_synth.stats import dataset_stats, duplicate_stats, split_stats

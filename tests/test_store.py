@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import make_split
+from tests.conftest import make_split
 from fer_synth import store
 from fer_synth.classes import CLASSES
 from fer_synth.errors import FerError
