@@ -3,7 +3,7 @@
 #   stats -> generate (tiny-random) -> crop -> balance -> HDF5 -> train x2 -> evaluate -> ensemble
 #
 # It exercises the plumbing, not the science: `tiny-random` is a randomly initialised diffusion model whose
-# images are NOISE. The face stage therefore (rightly) rejects every one of them as no_face, and the top-up
+# images are NOISE. The face stage therefore (rightly) rejects every one of them, and the top-up
 # below uses the raw noise images as its pool so that the later steps have something to run on. For real
 # synthetic faces run the GPU recipe in README.md.
 #
@@ -21,7 +21,7 @@ fer-synth stats "$fer2013"
 echo "== 2. generate 64 'disgust' images with a tiny random model (noise; raw images, no face stage)"
 fer-synth generate --model tiny-random --emotion disgust --n 64 --size 64 --steps 4 --no-faces --out generated --seed 0
 
-echo "== 3. the face stage on them: every noise image is rejected (no_face or low_confidence), as it should be"
+echo "== 3. the face stage on them: every noise image is rejected (no_face, low_confidence, face_too_small), as it should be"
 fer-synth crop generated --out faces --face-model "$face_model"
 
 echo "== 4. top up FER2013's train split to 500 images per class from the raw pool; val/test stay real"
