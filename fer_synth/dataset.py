@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer_synth.classes import CLASSES, NUM_CLASSES
+from fer_synth.classes import NUM_CLASSES
 
 REAL, SYNTHETIC = 0, 1
 SOURCE_NAMES = ("real", "synthetic")
@@ -107,7 +107,3 @@ class Dataset(Mapping[str, Split]):
     def num_images(self) -> int:
         return sum(len(s) for s in self.splits.values())
 
-
-def class_table(split: Split) -> dict[str, int]:
-    """``{class name: count}`` in FER2013 order."""
-    return dict(zip(CLASSES, split.counts().tolist()))

@@ -34,7 +34,7 @@ from fer_synth import __version__
 from fer_synth.atomic import atomic_file
 from fer_synth.classes import CLASSES
 from fer_synth.errors import FerError
-from fer_synth.dataset import COLUMNS, SOURCE_NAMES, SYNTHETIC, Dataset, Split
+from fer_synth.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split
 
 FORMAT = "fer-synth-hdf5"
 FORMAT_VERSION = 1
@@ -166,31 +166,28 @@ def _decode_attr(value):
     return value
 
 
-def read_split(path: str | os.PathLike, split: str, provenance: bool = True) -> Split:
-    """Read one split; ``provenance=False`` skips the string columns (origin, prompt, model) for speed."""
-    attrs = read_attrs(path)
-    if split not in attrs["splits"]:
-        raise KeyError(f"{path}: no split {split!r}; it has {', '.join(attrs['splits'])}")
-    with h5py.File(path, "r") as f:
-        g = f[split]
-        data = {}
-        for name in COLUMNS if provenance else ("images", "labels", "source", "seed"):
-            ds = g[name]
-            if name in ("origin", "prompt", "model"):
-                data[name] = np.asarray(ds.asstr()[()], dtype=object)
-            else:
-                data[name] = ds[()]
+def _read_group(group: h5py.Group, provenance: bool) -> Split:
+    data = {}
+    for name in COLUMNS if provenance else ("images", "labels", "source", "seed"):
+        ds = group[name]
+        data[name] = np.asarray(ds.asstr()[()], dtype=object) if name in ("origin", "prompt", "model") else ds[()]
     return Split(**data)
 
 
-def read(path: str | os.PathLike, splits: tuple[str, ...] | None = None) -> Dataset:
-    """Read every split (or the named ones) into a :class:`Dataset`; its ``attrs`` are the root attributes."""
+def read(path: str | os.PathLike, splits: tuple[str, ...] | None = None, provenance: bool = True) -> Dataset:
+    """Read every split (or the named ones) into a :class:`Dataset`; its ``attrs`` are the root attributes.
+
+    ``provenance=False`` skips the string columns (origin, prompt, model) for speed.
+    """
     attrs = read_attrs(path)
     names = splits or tuple(attrs["splits"])
-    return Dataset({name: read_split(path, name) for name in names}, attrs=attrs)
+    missing = [name for name in names if name not in attrs["splits"]]
+    if missing:
+        raise KeyError(f"{path}: no split {missing[0]!r}; it has {', '.join(attrs['splits'])}")
+    with h5py.File(path, "r") as f:
+        return Dataset({name: _read_group(f[name], provenance) for name in names}, attrs=attrs)
 
 
-def synthetic_in_eval(splits: Mapping[str, Split]) -> dict[str, int]:
-    """Synthetic rows per evaluation split (val, test): non-empty means the evaluation is not clean."""
-    return {s: int((splits[s].source == SYNTHETIC).sum()) for s in ("val", "test") if s in splits
-            and splits[s].n_synthetic}
+def read_split(path: str | os.PathLike, split: str, provenance: bool = True) -> Split:
+    """Read one split (see :func:`read`)."""
+    return read(path, (split,), provenance)[split]
