@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -22,6 +23,15 @@ from fer_synth.stats import dataset_stats
 @click.version_option(__version__, prog_name="fer-synth")
 def main() -> None:
     """Synthetic faces for FER2013: prompts, generation, face crops, balancing and the HDF5 file."""
+
+
+def _with_options(options: list) -> Callable:
+    """Apply a list of click options to a command, in the listed order."""
+    def decorator(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorator
 
 
 def face_options(command):
@@ -54,9 +64,7 @@ def face_options(command):
         click.option("--haar-min-neighbors", type=int, default=7, show_default=True),
         click.option("--haar-min-size", type=int, default=50, show_default=True, help="Smallest Haar face (px)."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _with_options(options)(command)
 
 
 def face_stage_from(options: dict):
@@ -196,14 +204,6 @@ _common_split_options = [
     click.option("--compression", type=click.Choice(["none", "gzip", "lzf"]), default="none", show_default=True,
                  help="Compress the HDF5 images (48x48 faces shrink <10%; reading gets 10-20x slower)."),
 ]
-
-
-def _with_options(options):
-    def decorator(f):
-        for option in reversed(options):
-            f = option(f)
-        return f
-    return decorator
 
 
 @main.command("balance")
