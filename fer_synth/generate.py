@@ -297,7 +297,7 @@ def generate(
         rank, world_size = shard_from_env()
     prompt_set = load_prompts(config.prompts)
     for emotion in config.emotions:
-        prompt_set._lists_for(emotion)  # a missing class fails before the model loads
+        prompt_set.lists_for(emotion)  # a missing class fails before the model loads
     settings = run_settings(config, prompt_set, face_stage)
     check_settings(config.out, settings, create=False)  # a mismatch fails before the model loads
 

@@ -70,7 +70,8 @@ class PromptSet:
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def _lists_for(self, emotion: str) -> dict[str, list[str]]:
+    def lists_for(self, emotion: str) -> dict[str, list[str]]:
+        """The word lists that fill the template for ``emotion`` (the class's own lists win over the shared pools)."""
         if emotion not in self.classes:
             raise PromptFileError(
                 f"{self.source}: no entry for class {emotion!r} under 'classes:'; it has "
@@ -87,7 +88,7 @@ class PromptSet:
         if seed < 0 or index < 0:
             raise FerError(f"seed and index must be >= 0 (got seed={seed}, index={index})")
         emotion = classes.resolve(emotion)
-        lists = self._lists_for(emotion)
+        lists = self.lists_for(emotion)
         rng = np.random.default_rng(np.random.SeedSequence([seed, classes.index(emotion), index]))
         image_seed = int(rng.integers(0, MAX_IMAGE_SEED, dtype=np.int64))
         values: dict[str, str] = {}
@@ -230,7 +231,7 @@ def parse_prompts(text: str, source: str = "<string>") -> PromptSet:
     if not prompt_set.slots:
         raise fail(template_node, "the template has no {slot}; every prompt would be the same")
     for cls in class_entries:
-        lists = prompt_set._lists_for(cls)
+        lists = prompt_set.lists_for(cls)
         for base, names in _group_slots(prompt_set.slots, lists).items():
             if not _NAME.match(base):
                 raise fail(template_node, f"template slot {{{base}}} is not a plain name")
