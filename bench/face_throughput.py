@@ -27,9 +27,9 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_synth.crop import crop_folder  # noqa: E402
-from fer_synth.detectors import create_detector  # noqa: E402
-from fer_synth.faces import FaceStage  # noqa: E402
+from fer_synth.faces.crop import crop_folder  # noqa: E402
+from fer_synth.faces.detectors import create_detector  # noqa: E402
+from fer_synth.faces.stage import FaceStage  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry")

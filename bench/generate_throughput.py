@@ -1,6 +1,6 @@
 """Generation throughput: what `fer-synth generate` adds over bare diffusers calls, and GPU speed.
 
-CPU part (any machine): the tool's end-to-end run (`fer_synth.generate.generate`, building the
+CPU part (any machine): the tool's end-to-end run (`fer_synth.generation.run.generate`, building the
 tiny-random pipeline, drawing prompts, writing PNGs and the fsync'ed manifest) against a bare loop of
 pipeline calls that makes the same images with the same tiny random model and saves them as PNG.
 Prints both times and their ratio (target <= 1.10), and checks the images are byte-identical.
@@ -29,9 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_synth.generate import GenerateConfig, generate  # noqa: E402
-from fer_synth.pipeline import SCHEDULERS, PipelineOptions, build_pipeline  # noqa: E402
-from fer_synth.prompts import load_prompts  # noqa: E402
+from fer_synth.generation.run import GenerateConfig, generate  # noqa: E402
+from fer_synth.generation.pipeline import SCHEDULERS, PipelineOptions, build_pipeline  # noqa: E402
+from fer_synth.generation.prompts import load_prompts  # noqa: E402
 
 
 # --- CPU: tool vs bare loop ---------------------------------------------------------------------
@@ -105,7 +105,7 @@ def sd15_random_pipeline(dtype: torch.dtype, device: str, tiny_decoder: bool = F
     from diffusers import AutoencoderKL, AutoencoderTiny, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from fer_synth.pipeline import _tiny_tokenizer  # a real CLIP vocabulary is a download; ids < 200 suffice
+    from fer_synth.generation.pipeline import _tiny_tokenizer  # a real CLIP vocabulary is a download; ids < 200 suffice
 
     tokenizer = _tiny_tokenizer()
     tokenizer.model_max_length = 77

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_synth import store
+from fer_synth.core import store
 
 ROOT = Path(__file__).resolve().parents[1]
 

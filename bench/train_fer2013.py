@@ -32,7 +32,7 @@ from fer_models.data import Augment, augment_batch, batches, epoch_order, load_s
 from fer_models.evaluate import evaluate  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
 from fer_models.train import make_config, make_optimizer, train  # noqa: E402
-from fer_synth.balance import pack  # noqa: E402
+from fer_synth.data.balance import pack  # noqa: E402
 
 CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 VGG_ANCHOR = 0.7328
@@ -42,7 +42,7 @@ def packed(h5: Path) -> Path:
     if not h5.exists():
         started = time.perf_counter()
         pack(CSV, h5)
-        print(f"packed {CSV} -> {h5} in {time.perf_counter() - started:.1f} s (fer_synth.balance.pack)")
+        print(f"packed {CSV} -> {h5} in {time.perf_counter() - started:.1f} s (fer_synth.data.balance.pack)")
     return h5
 
 

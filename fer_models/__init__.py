@@ -1,3 +1,5 @@
 """fer_models: train, evaluate and ensemble facial expression recognition models on fer_synth's HDF5 files."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("fer-synth")  # one version for both packages: pyproject.toml's

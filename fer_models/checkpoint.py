@@ -17,8 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_models.models import create_model
-from fer_synth.atomic import atomic_file
-from fer_synth.errors import FerError
+from fer_synth.core.atomic import atomic_file
+from fer_synth.core.errors import FerError
 
 CHECKPOINT_FORMAT = "fer-models-checkpoint"
 ENSEMBLE_FORMAT = "fer-models-ensemble"

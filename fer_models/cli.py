@@ -8,7 +8,7 @@ import torch
 from fer_models import __version__
 from fer_models import train as train_mod
 from fer_models.data import TTA_MODES
-from fer_synth.console import FriendlyGroup, console
+from fer_synth.core.console import FriendlyGroup, console
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})

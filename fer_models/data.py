@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fer_synth import store
-from fer_synth.classes import NUM_CLASSES
-from fer_synth.dataset import SYNTHETIC
+from fer_synth.core import store
+from fer_synth.core.classes import NUM_CLASSES
+from fer_synth.core.dataset import SYNTHETIC
 
 GRAY_MEAN, GRAY_STD = 0.508, 0.255  # FER2013 train pixels
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -53,7 +53,7 @@ class TensorSplit:
 
 
 def load_split(path: str | os.PathLike, split: str, device: str | torch.device = "cpu") -> TensorSplit:
-    """Read ``split`` of a fer_synth HDF5 file (through :mod:`fer_synth.store`) onto ``device``."""
+    """Read ``split`` of a fer_synth HDF5 file (through :mod:`fer_synth.core.store`) onto ``device``."""
     s = store.read_split(path, split, provenance=False)
     device = torch.device(device)
     return TensorSplit(
@@ -202,7 +202,7 @@ def view_thetas(n: int, tta: str, input_size: int, image_size: int, device) -> l
     """The deterministic test views: ``none`` (the model's centred view), ``flip`` (+ its mirror) or
     ``ten-crop`` (four corners and the centre, each also mirrored)."""
     if tta not in TTA_MODES:
-        from fer_synth.errors import FerError
+        from fer_synth.core.errors import FerError
 
         raise FerError(f"unknown TTA {tta!r}; choose one of {', '.join(TTA_MODES)}")
     base = view_half_size(input_size, image_size)

@@ -18,7 +18,7 @@ from fer_models import checkpoint as ckpt
 from fer_models.data import TTA_MODES, TensorSplit, data_identity, load_split
 from fer_models.metrics import classification_metrics
 from fer_models.predict import predict_probs
-from fer_synth.errors import FerError
+from fer_synth.core.errors import FerError
 
 METHODS: tuple[str, ...] = ("mean", "weighted", "vote")
 

@@ -21,11 +21,11 @@ from fer_models.data import TTA_MODES, TensorSplit, load_split
 from fer_models.ensemble import load_ensemble, member_probs
 from fer_models.metrics import classification_metrics
 from fer_models.predict import predict_probs
-from fer_synth import store
-from fer_synth.atomic import atomic_file
-from fer_synth.classes import CLASSES
-from fer_synth.dataset import SYNTHETIC
-from fer_synth.errors import FerError
+from fer_synth.core import store
+from fer_synth.core.atomic import atomic_file
+from fer_synth.core.classes import CLASSES
+from fer_synth.core.dataset import SYNTHETIC
+from fer_synth.core.errors import FerError
 
 
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA

@@ -2,7 +2,7 @@
 
 The classifier is ``model.get_classifier()`` when the model has that method (timm's convention: every timm
 model, the seed's aliases and ``timm:<name>``), otherwise the model's last ``nn.Linear`` in registration order
-(the head of every other registered model; tests/test_fm_loss_any.py checks that it produces the logits of each).
+(the head of every other registered model; tests/models/test_loss_any.py checks that it produces the logits of each).
 Its input is the feature vector: the globally pooled (and, in ConvNeXt/EmoNeXt, LayerNorm'd) features of a
 CNN, the pooled token of a ViT, the last hidden layer of an MLP head such as VGG's. A hook needs no change to
 the models and works unchanged inside DDP.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from fer_synth.errors import FerError
+from fer_synth.core.errors import FerError
 
 
 def find_classifier(model: nn.Module) -> nn.Module:

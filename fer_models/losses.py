@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fer_models.features import FeatureTap
-from fer_synth.errors import FerError
-from fer_synth.registry import Registry
+from fer_synth.core.errors import FerError
+from fer_synth.core.registry import Registry
 
 _LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
 CLASS_WEIGHTINGS: tuple[str, ...] = ("none", "balanced", "sqrt")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_synth.classes import CLASSES
+from fer_synth.core.classes import CLASSES
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int = len(CLASSES)) -> np.ndarray:

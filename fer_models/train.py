@@ -37,10 +37,10 @@ from fer_models.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
 from fer_models.predict import predict_probs
 from fer_models.recipes import INFO_KEYS, load_recipe
-from fer_synth.atomic import atomic_file, write_bytes
-from fer_synth.classes import CLASSES
-from fer_synth.console import console, warn
-from fer_synth.errors import FerError
+from fer_synth.core.atomic import atomic_file, write_bytes
+from fer_synth.core.classes import CLASSES
+from fer_synth.core.console import console, warn
+from fer_synth.core.errors import FerError
 
 DEFAULT_DATA = "fer2013_balanced.h5"
 DEFAULT_MODEL = "small-cnn"

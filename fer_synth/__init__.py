@@ -1,3 +1,5 @@
 """fer_synth: synthetic faces for FER2013 class balancing, and the HDF5 data contract."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("fer-synth")  # one version for both packages: pyproject.toml's

@@ -11,12 +11,12 @@ import numpy as np
 from rich.table import Table
 
 from fer_synth import __version__
-from fer_synth.balance import BalanceResult, TopUpPlan, balance, default_output, pack
-from fer_synth.classes import CLASSES, NUM_CLASSES
-from fer_synth.dataset import SYNTHETIC
-from fer_synth.console import FriendlyGroup, console, warn
-from fer_synth.readers import describe_skipped, read_dataset
-from fer_synth.stats import dataset_stats
+from fer_synth.data.balance import BalanceResult, TopUpPlan, balance, default_output, pack
+from fer_synth.core.classes import CLASSES, NUM_CLASSES
+from fer_synth.core.dataset import SYNTHETIC
+from fer_synth.core.console import FriendlyGroup, console, warn
+from fer_synth.data.readers import describe_skipped, read_dataset
+from fer_synth.data.stats import dataset_stats
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,8 +36,8 @@ def _with_options(options: list) -> Callable:
 
 def face_options(command):
     """The face stage's options, shared by ``crop`` and ``generate``; build the stage with :func:`face_stage_from`."""
-    from fer_synth import faces
-    from fer_synth.detectors import list_detectors
+    from fer_synth.faces import stage as faces
+    from fer_synth.faces.detectors import list_detectors
 
     options = [
         click.option("--backend", type=click.Choice(list_detectors()), default=faces.DEFAULT_BACKEND,
@@ -69,7 +69,7 @@ def face_options(command):
 
 def face_stage_from(options: dict):
     """A FaceStage from the :func:`face_options` values in ``options`` (the backend's own options only)."""
-    from fer_synth.faces import FaceStage
+    from fer_synth.faces.stage import FaceStage
 
     backend = options["backend"]
     if backend == "haar":
@@ -95,7 +95,7 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, **options) -> N
 
     Resumable: images already in OUT's manifest are skipped.
     """
-    from fer_synth.crop import crop_folder, find_images, summary_rows
+    from fer_synth.faces.crop import crop_folder, find_images, summary_rows
 
     sources = find_images(Path(input_dir))  # a bad INPUT fails before the detector loads
     with face_stage_from(options) as stage:
@@ -261,9 +261,9 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
     """Print the prompts and seeds that `generate` would use, without loading a model."""
     import json
 
-    from fer_synth.classes import resolve_many
-    from fer_synth.console import console
-    from fer_synth.prompts import load_prompts
+    from fer_synth.core.classes import resolve_many
+    from fer_synth.core.console import console
+    from fer_synth.generation.prompts import load_prompts
 
     prompt_set = load_prompts(prompts_file)
     wanted = resolve_many(emotions)
@@ -325,10 +325,10 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed
     """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
     from pathlib import Path
 
-    from fer_synth import generate as gen
-    from fer_synth.console import console, err_console, warn
-    from fer_synth.errors import FerError
-    from fer_synth.pipeline import DEFAULT_MODEL, PipelineOptions
+    from fer_synth.generation import run as gen
+    from fer_synth.core.console import console, err_console, warn
+    from fer_synth.core.errors import FerError
+    from fer_synth.generation.pipeline import DEFAULT_MODEL, PipelineOptions
 
     config = gen.GenerateConfig(
         emotions=emotions, n=n, seed=seed, out=Path(out),

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fer_synth import store
-from fer_synth.dataset import SYNTHETIC, Split
+from fer_synth.core import store
+from fer_synth.core.dataset import SYNTHETIC, Split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from torch import nn
 
-from fer_synth.errors import FerError
+from fer_synth.core.errors import FerError
 
 
 @dataclass(frozen=True)

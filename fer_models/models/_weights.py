@@ -16,7 +16,7 @@ import timm
 import torch
 from torch import nn
 
-from fer_synth.console import warn
+from fer_synth.core.console import warn
 
 
 def backbone_keys(model: nn.Module, architecture: str) -> set[str]:

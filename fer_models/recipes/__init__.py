@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from fer_synth.errors import FerError
+from fer_synth.core.errors import FerError
 
 RECIPE_DIR = Path(__file__).parent
 INFO_KEYS: tuple[str, ...] = ("description", "paper")

@@ -1,0 +1,193 @@
+"""The HDF5 contract between ``fer_synth`` and ``fer_models`` (format described in docs/hdf5-format.md).
+
+One file holds the ``train``, ``val`` and ``test`` splits. Per split, a group with the datasets
+
+* ``images``: uint8 [N, 48, 48], chunked (1024 rows), optionally gzip/lzf-compressed
+* ``labels``: int64 [N], FER2013 indices (0 angry .. 6 neutral)
+* ``source``: uint8 enum {real: 0, synthetic: 1}
+* ``origin``: str, CSV row number or file path the row came from
+* ``prompt``, ``seed``, ``model``: generation provenance ("" / -1 for real rows)
+
+Root attributes: ``format``, ``format_version``, ``classes``, ``image_size``, ``writer`` (tool and
+version), ``command``, ``created``, ``fingerprint`` (content hash) and ``synthetic_in_eval`` (True only when
+the user forced synthetic rows into val/test). Free-form provenance goes into root attributes as JSON.
+The seed's and PAtt-Lite's key names (``X_train``, ``y_train``, ``X_valid``, ``y_valid``, ``X_test``,
+``y_test``) are soft links to the split datasets.
+
+Writing is atomic: a temporary file in the target directory is renamed over the target when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from fer_synth.core.atomic import atomic_file
+from fer_synth.core.classes import CLASSES
+from fer_synth.core.errors import FerError
+from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split
+
+FORMAT = "fer-synth-hdf5"
+FORMAT_VERSION = 1
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+LEGACY_LINKS: dict[str, str] = {
+    "X_train": "/train/images",
+    "y_train": "/train/labels",
+    "X_valid": "/val/images",
+    "y_valid": "/val/labels",
+    "X_test": "/test/images",
+    "y_test": "/test/labels",
+}
+_SOURCE_DTYPE = h5py.enum_dtype(dict(zip(SOURCE_NAMES, range(len(SOURCE_NAMES)))), basetype="u1")
+_STR_DTYPE = h5py.string_dtype("utf-8")
+_CHUNK_ROWS = 1024
+COMPRESSIONS = (None, "gzip", "lzf")
+
+
+class FormatError(FerError, ValueError):
+    """A file that is not a fer_synth HDF5 file of a version this code reads."""
+
+
+def fingerprint(splits: Mapping[str, Split]) -> str:
+    """A content hash of images and labels per split: the data file's identity for checkpoints."""
+    h = hashlib.sha256()
+    for name in sorted(splits):
+        split = splits[name]
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(split.images).tobytes())
+        h.update(split.labels.astype("<i8").tobytes())
+        h.update(split.source.astype("u1").tobytes())
+    return h.hexdigest()[:16]
+
+
+def _json_attr(value) -> str | int | float | bool:
+    if isinstance(value, (str, int, float, bool, np.integer, np.floating, np.bool_)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def write(path: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping | None = None,
+          compression: str | None = None) -> Path:
+    """Write ``splits`` (keys among ``train``, ``val``, ``test``) to ``path`` atomically; return the path.
+
+    ``attrs`` become root attributes (non-scalar values are stored as JSON strings). ``compression``
+    (``gzip`` or ``lzf``) compresses the images; the default stores them uncompressed because 48x48 faces
+    shrink by under 10% while reading slows 10-20x (``bench/pack_fer2013.py`` measures both).
+    """
+    path = Path(path)
+    unknown = set(splits) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"unknown split(s) {sorted(unknown)}; the HDF5 contract has {', '.join(SPLITS)}")
+    sizes = {s.images.shape[1:] for s in splits.values() if len(s)}
+    if len(sizes) > 1:
+        raise ValueError(f"all splits must share one image size, got {sorted(sizes)}")
+    size = sizes.pop() if sizes else (48, 48)
+    root = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "classes": json.dumps(list(CLASSES)),
+        "image_size": json.dumps(list(size)),
+        "writer": f"fer_synth {package_version('fer-synth')}",
+        "command": " ".join(sys.argv),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint(splits),
+        "synthetic_in_eval": any(splits[s].n_synthetic for s in ("val", "test") if s in splits),
+    }
+    with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
+        for key, value in {**root, **dict(attrs or {})}.items():
+            f.attrs[key] = _json_attr(value)
+        for name, split in splits.items():
+            _write_split(f.create_group(name), split, compression)
+        for link, target in LEGACY_LINKS.items():
+            if target.split("/")[1] in splits:
+                f[link] = h5py.SoftLink(target)
+    return path
+
+
+def _write_split(group: h5py.Group, split: Split, compression: str | None) -> None:
+    n = len(split)
+    if compression not in COMPRESSIONS:
+        raise FerError(f"unknown compression {compression!r}; choose {', '.join(map(str, COMPRESSIONS))}")
+    chunks = (max(1, min(_CHUNK_ROWS, n)), *split.images.shape[1:])
+    group.create_dataset("images", data=split.images, chunks=chunks, compression=compression)
+    group.create_dataset("labels", data=split.labels.astype(np.int64))
+    group.create_dataset("source", data=split.source, dtype=_SOURCE_DTYPE)
+    group.create_dataset("seed", data=split.seed.astype(np.int64))
+    for name in ("origin", "prompt", "model"):
+        group.create_dataset(name, data=getattr(split, name).astype(str).tolist(), dtype=_STR_DTYPE,
+                             compression="gzip" if n else None)
+    group.attrs["num_images"] = n
+    group.attrs["num_synthetic"] = split.n_synthetic
+
+
+def read_attrs(path: str | os.PathLike) -> dict:
+    """Root attributes of a fer_synth HDF5 file (JSON strings decoded), after checking its format."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
+            attrs["splits"] = [s for s in SPLITS if s in f]
+    except OSError as e:
+        raise FormatError(f"{path}: not an HDF5 file ({e})") from None
+    if attrs.get("format") != FORMAT:
+        raise FormatError(f"{path}: not a fer_synth HDF5 file (write one with `fer-synth pack` or `fer-synth balance`)")
+    version = int(attrs.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"{path}: format version {version}, this fer_synth {package_version('fer-synth')} reads version {FORMAT_VERSION}; "
+            "rewrite the file with this version's `fer-synth pack`/`balance` or install a matching fer_synth"
+        )
+    if attrs.get("classes") != list(CLASSES):
+        raise FormatError(f"{path}: class list {attrs.get('classes')} differs from FER2013's {list(CLASSES)}")
+    return attrs
+
+
+def _decode_attr(value):
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _read_group(group: h5py.Group, provenance: bool) -> Split:
+    data = {}
+    for name in COLUMNS if provenance else ("images", "labels", "source", "seed"):
+        ds = group[name]
+        data[name] = np.asarray(ds.asstr()[()], dtype=object) if name in ("origin", "prompt", "model") else ds[()]
+    return Split(**data)
+
+
+def read(path: str | os.PathLike, splits: tuple[str, ...] | None = None, provenance: bool = True) -> Dataset:
+    """Read every split (or the named ones) into a :class:`Dataset`; its ``attrs`` are the root attributes.
+
+    ``provenance=False`` skips the string columns (origin, prompt, model) for speed.
+    """
+    attrs = read_attrs(path)
+    names = splits or tuple(attrs["splits"])
+    missing = [name for name in names if name not in attrs["splits"]]
+    if missing:
+        raise KeyError(f"{path}: no split {missing[0]!r}; it has {', '.join(attrs['splits'])}")
+    with h5py.File(path, "r") as f:
+        return Dataset({name: _read_group(f[name], provenance) for name in names}, attrs=attrs)
+
+
+def read_split(path: str | os.PathLike, split: str, provenance: bool = True) -> Split:
+    """Read one split (see :func:`read`)."""
+    return read(path, (split,), provenance)[split]

@@ -1,0 +1,216 @@
+"""Class-equilibrium top-up: how many synthetic faces each class of each split needs, and adding them.
+
+:func:`plan_topup` is a pure function of counts; :func:`apply_topup` draws the pool images the plan asks for
+(seeded, each pool image used at most once across all splits); :func:`balance` is the whole job behind
+``fer-synth balance``: read, map to train/val/test, top up, write.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_synth.core import store
+from fer_synth.core.classes import CLASSES, NUM_CLASSES
+from fer_synth.core.dataset import SYNTHETIC, Split
+from fer_synth.core.errors import FerError
+from fer_synth.data.export import write_folders
+from fer_synth.data.readers import read_dataset
+from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
+
+EVAL_SPLITS = ("val", "test")
+
+
+class ShortfallError(FerError):
+    """The pool holds fewer images of some class than the plan needs."""
+
+
+@dataclass
+class TopUpPlan:
+    """Per split and class (FER2013 order): real images, the target, and images taken from the pool."""
+
+    counts: dict[str, list[int]]
+    targets: dict[str, list[int]]
+    take: dict[str, list[int]]
+    shortfall: dict[str, list[int]]  # images the pool could not supply
+
+    @property
+    def total_take(self) -> int:
+        return sum(map(sum, self.take.values()))
+
+    @property
+    def total_shortfall(self) -> int:
+        return sum(map(sum, self.shortfall.values()))
+
+    def shortfall_by_class(self) -> dict[str, int]:
+        totals = np.sum([v for v in self.shortfall.values()], axis=0) if self.shortfall else np.zeros(NUM_CLASSES)
+        return {c: int(n) for c, n in zip(CLASSES, totals) if n}
+
+
+def resolve_target(target: str | int, counts: np.ndarray) -> int:
+    """``max`` (the largest class), ``median`` or a number of images per class."""
+    if isinstance(target, (int, np.integer)) or str(target).isdigit():
+        return int(target)
+    if target == "max":
+        return int(counts.max())
+    if target == "median":
+        return int(np.median(counts))
+    raise FerError(f"unknown target {target!r}; use max, median or a number of images per class")
+
+
+def plan_topup(counts: Mapping[str, np.ndarray], pool_counts: np.ndarray, target: str | int = "max") -> TopUpPlan:
+    """Plan to bring each class of each split in ``counts`` up to ``target`` from a pool with ``pool_counts``.
+
+    Classes already at or above the target are left as they are (nothing is removed). Splits draw from
+    the pool in the order given, so an earlier split is served first when the pool is short.
+    """
+    available = np.asarray(pool_counts, dtype=np.int64).copy()
+    plan = TopUpPlan({}, {}, {}, {})
+    for name, split_counts in counts.items():
+        split_counts = np.asarray(split_counts, dtype=np.int64)
+        goal = resolve_target(target, split_counts)
+        need = np.maximum(goal - split_counts, 0)
+        take = np.minimum(need, available)
+        available -= take
+        plan.counts[name] = split_counts.tolist()
+        plan.targets[name] = [max(goal, int(c)) for c in split_counts]
+        plan.take[name] = take.tolist()
+        plan.shortfall[name] = (need - take).tolist()
+    return plan
+
+
+def apply_topup(splits: Mapping[str, Split], pool: Split, plan: TopUpPlan, seed: int) -> dict[str, Split]:
+    """Add the pool images ``plan`` asks for to each split; pool rows are drawn without replacement, seeded."""
+    queues = {}
+    for label in range(NUM_CLASSES):
+        rows = np.flatnonzero(pool.labels == label)
+        queues[label] = list(np.random.default_rng([seed, label]).permutation(rows))
+    result = dict(splits)
+    for name, take in plan.take.items():
+        picked = []
+        for label, k in enumerate(take):
+            picked.extend(queues[label][:k])
+            del queues[label][:k]
+        if picked:
+            extra = pool.take(np.array(sorted(picked)))
+            extra.source[:] = SYNTHETIC
+            result[name] = Split.concat([splits[name], extra])
+    return result
+
+
+@dataclass
+class BalanceResult:
+    splits: dict[str, Split]
+    plan: TopUpPlan | None
+    notes: list[str] = field(default_factory=list)
+    out: Path | None = None
+
+
+def prepare(dataset: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
+            drop_duplicates: bool = False) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
+    """Read a dataset and map it to train/val/test (dropping leaked train duplicates if asked)."""
+    source = read_dataset(dataset)
+    protocol = protocol_splits(source, val_fraction=val_fraction, seed=seed)
+    if drop_duplicates:
+        protocol, _ = drop_leaked(protocol)
+    return protocol, source.attrs.get("skipped", [])
+
+
+def balance(
+    dataset: str | os.PathLike,
+    pool: str | os.PathLike,
+    out: str | os.PathLike | None,
+    *,
+    target: str | int = "max",
+    splits: Sequence[str] = ("train",),
+    force_synthetic_eval: bool = False,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    allow_shortfall: bool = False,
+    drop_duplicates: bool = False,
+    dry_run: bool = False,
+    compression: str | None = None,
+) -> BalanceResult:
+    """Top up ``dataset``'s chosen splits to ``target`` with faces from ``pool`` and write ``out``.
+
+    ``out`` ending in ``.h5`` writes the HDF5 contract; anything else writes Kaggle-style folders with a
+    manifest. Synthetic images go into val or test only with ``force_synthetic_eval``. Nothing is written
+    when ``dry_run``; neither input is ever modified.
+    """
+    unknown = [s for s in splits if s not in store.SPLITS]
+    if unknown:
+        raise FerError(f"unknown split(s) {', '.join(unknown)}; choose from {', '.join(store.SPLITS)}")
+    eval_topup = [s for s in splits if s in EVAL_SPLITS]
+    if eval_topup and not force_synthetic_eval:
+        raise FerError(
+            f"topping up {', '.join(eval_topup)} puts synthetic images into evaluation splits; "
+            "add --force-synthetic-eval if you really mean it"
+        )
+    pool_path = Path(pool)
+    if not pool_path.is_dir():
+        raise FileNotFoundError(
+            f"pool folder {pool_path} not found; make one with `fer-synth generate --emotion all --n N` "
+            "(it writes generated/) or pass --pool"
+        )
+    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates)
+    real = protocol.as_dict()
+    pool_data = read_dataset(pool_path, resize=True, synthetic=True)
+    pool_split = Split.concat(list(pool_data.splits.values()))
+    plan = plan_topup({s: real[s].counts() for s in splits}, pool_split.counts(), target)
+    if plan.total_shortfall and not allow_shortfall:
+        short = ", ".join(f"{c} short by {n}" for c, n in plan.shortfall_by_class().items())
+        raise ShortfallError(
+            f"the pool {pool_path} is too small: {short}; generate more "
+            "(`fer-synth generate --emotion CLASS --n N`) or pass --allow-shortfall"
+        )
+    notes = list(protocol.notes)
+    if eval_topup:
+        notes.append(f"WARNING: synthetic images were forced into {', '.join(eval_topup)}")
+    result = BalanceResult(real, plan, notes)
+    if dry_run:
+        return result
+    result.splits = apply_topup(real, pool_split, plan, seed)
+    attrs = {
+        "source_dataset": str(dataset),
+        "pool": str(pool_path),
+        "seed": seed,
+        "target": str(target),
+        "topped_up_splits": list(splits),
+        "forced_synthetic_eval": bool(eval_topup),
+        "plan": {"counts": plan.counts, "targets": plan.targets, "take": plan.take, "shortfall": plan.shortfall},
+        "notes": notes,
+        "skipped_source_files": len(skipped),
+    }
+    result.out = write_output(out, result.splits, attrs, compression)
+    return result
+
+
+def pack(dataset: str | os.PathLike, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
+         drop_duplicates: bool = False, compression: str | None = None) -> BalanceResult:
+    """Write ``dataset`` as train/val/test with no top-up (``fer-synth pack``)."""
+    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates)
+    attrs = {"source_dataset": str(dataset), "seed": seed, "notes": protocol.notes,
+             "skipped_source_files": len(skipped)}
+    splits = protocol.as_dict()
+    return BalanceResult(splits, None, protocol.notes, write_output(out, splits, attrs, compression))
+
+
+def write_output(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping,
+                 compression: str | None = None) -> Path:
+    """HDF5 when ``out`` ends in .h5/.hdf5, Kaggle-style folders otherwise."""
+    out = Path(out)
+    if out.suffix.lower() in (".h5", ".hdf5"):
+        return store.write(out, splits, attrs, compression)
+    return write_folders(out, splits, attrs)
+
+
+def default_output(dataset: str | os.PathLike) -> Path:
+    """``fer2013/`` or ``fer2013.csv.gz`` -> ``fer2013_balanced.h5`` in the current directory."""
+    name = Path(dataset).resolve().name
+    for suffix in (".gz", ".csv", ".h5", ".hdf5"):
+        name = name.removesuffix(suffix)
+    return Path(f"{name}_balanced.h5")

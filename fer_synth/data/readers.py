@@ -1,0 +1,236 @@
+"""Readers: FER2013's CSV, Kaggle-style split folders, per-class folders and our HDF5 file -> :class:`Dataset`.
+
+Every reader returns splits in the source's own terms (``Training``/``PublicTest``/``PrivateTest`` for
+FER2013, folder names otherwise); :mod:`fer_synth.data.splits` maps them to train/val/test. Files that cannot
+be used (unreadable, not an image, wrong size) are skipped and listed in ``dataset.attrs["skipped"]`` as
+``(path, reason)`` pairs; the command line warns about them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_synth.core import store
+from fer_synth.core.classes import CLASSES, UnknownClassError, resolve
+from fer_synth.core.dataset import REAL, SYNTHETIC, Dataset, Split
+from fer_synth.core.errors import FerError
+from fer_synth.core.manifest import read_records
+
+IMAGE_SIZE = 48
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm")
+FER2013_USAGES = ("Training", "PublicTest", "PrivateTest")
+#: Kaggle's file prefixes name the official split each image came from.
+USAGE_PREFIXES = {f"{usage}_": usage for usage in FER2013_USAGES}
+SPLIT_FOLDERS = ("train", "val", "valid", "validation", "test")
+MANIFEST = "manifest.jsonl"
+RAW_FOLDER = "raw"
+_CSV_CHUNK = 4096
+
+
+class DatasetError(FerError):
+    """A dataset path that cannot be read as any supported layout."""
+
+
+def read_dataset(path: str | os.PathLike, *, resize: bool = False, synthetic: bool = False) -> Dataset:
+    """Read a dataset of any supported layout, chosen by what ``path`` is.
+
+    * ``*.csv`` / ``*.csv.gz``: FER2013's ``emotion,pixels[,Usage]`` CSV
+    * ``*.h5``: a fer_synth HDF5 file
+    * a folder with ``train/``, ``val/`` or ``test/`` subfolders of class folders: Kaggle's layout
+    * a folder of class folders (``angry/``, ``fear/``, ...): one split named ``images``
+
+    ``resize`` resizes images of another size to 48x48 instead of skipping them; ``synthetic`` marks
+    every row of a folder as synthetic (a generated pool).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    name = path.name.lower()
+    if path.is_file():
+        if name.endswith((".csv", ".csv.gz")):
+            dataset = read_fer2013_csv(path)
+        elif name.endswith((".h5", ".hdf5")):
+            dataset = store.read(path)
+        else:
+            raise DatasetError(f"{path}: unknown dataset file type; give a FER2013 .csv/.csv.gz, an .h5 file or a folder")
+    else:
+        dataset = read_folder(path, resize=resize, synthetic=synthetic)
+    if dataset.num_images == 0:
+        raise DatasetError(f"{path}: the dataset is empty (no usable images)")
+    dataset.attrs.setdefault("path", str(path))
+    return dataset
+
+
+def read_fer2013_csv(path: str | os.PathLike) -> Dataset:
+    """Read FER2013's canonical CSV (``emotion,pixels,Usage``; gzip when named ``.gz``), rows in file order.
+
+    Without a ``Usage`` column every row goes to one split named ``Training``. ``origin`` is the row number
+    (0-based, header not counted), so a row can always be traced back to the file.
+    """
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    rows: dict[str, list[tuple[int, int]]] = {}
+    pixel_chunks: list[np.ndarray] = []
+    skipped: list[tuple[str, str]] = []
+    n_good = 0
+    try:
+        with opener(path, "rt", newline="") as f:
+            reader = csv.reader(f)
+            header = [h.strip().lower() for h in next(reader, [])]
+            if "emotion" not in header or "pixels" not in header:
+                raise DatasetError(f"{path}: not a FER2013 CSV (header must have emotion and pixels, got {header})")
+            i_emotion, i_pixels = header.index("emotion"), header.index("pixels")
+            i_usage = header.index("usage") if "usage" in header else None
+            batch: list[str] = []
+            for row_number, row in enumerate(reader):
+                try:
+                    label = int(row[i_emotion])
+                    usage = row[i_usage] if i_usage is not None else "Training"
+                    pixels = row[i_pixels]
+                except (IndexError, ValueError):
+                    skipped.append((f"row {row_number}", "malformed row"))
+                    continue
+                if not 0 <= label < len(CLASSES):
+                    skipped.append((f"row {row_number}", f"emotion {label} outside 0..6"))
+                    continue
+                if pixels.count(" ") != IMAGE_SIZE * IMAGE_SIZE - 1:
+                    skipped.append((f"row {row_number}", "pixels is not 48x48 values"))
+                    continue
+                rows.setdefault(usage, []).append((n_good, label, row_number))
+                batch.append(pixels)
+                n_good += 1
+                if len(batch) == _CSV_CHUNK:
+                    pixel_chunks.append(_parse_pixels(batch))
+                    batch = []
+            if batch:
+                pixel_chunks.append(_parse_pixels(batch))
+    except (OSError, EOFError, csv.Error, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: cannot read as CSV ({e})") from None
+    images = np.concatenate(pixel_chunks) if pixel_chunks else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    order = [u for u in FER2013_USAGES if u in rows] + sorted(set(rows) - set(FER2013_USAGES))
+    splits = {}
+    for usage in order:
+        positions, labels, row_numbers = (np.array(col) for col in zip(*rows[usage]))
+        splits[usage] = Split(images[positions], labels, origin=[str(r) for r in row_numbers])
+    return Dataset(splits, attrs={"layout": "fer2013-csv", "skipped": skipped})
+
+
+def _parse_pixels(batch: list[str]) -> np.ndarray:
+    # np.fromstring with a separator parses in C, ~10x faster than str.split for FER2013's 83M values
+    values = np.fromstring(" ".join(batch), dtype=np.int32, sep=" ")
+    if values.size != len(batch) * IMAGE_SIZE * IMAGE_SIZE or values.min() < 0 or values.max() > 255:
+        raise DatasetError("pixel values must be integers in 0..255")
+    return values.astype(np.uint8).reshape(len(batch), IMAGE_SIZE, IMAGE_SIZE)
+
+
+def read_folder(path: str | os.PathLike, *, resize: bool = False, synthetic: bool = False) -> Dataset:
+    """Read Kaggle's ``train/<class>/*`` + ``test/<class>/*`` layout, or a folder of class folders.
+
+    Class folder names may be aliases (``anger``, ``happiness``, ...); an unknown class folder is an error.
+    An optional ``manifest.jsonl`` at the top level supplies per-file provenance (keys ``path`` or ``file``
+    relative to the top, ``source``, ``prompt``, ``seed``, ``model``).
+    """
+    root = Path(path)
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    split_dirs = [p for p in subdirs if p.name.lower() in SPLIT_FOLDERS]
+    provenance = _read_manifest(root)
+    skipped: list[tuple[str, str]] = []
+    if split_dirs:
+        layout = "split-folders"
+        splits = {p.name.lower(): _read_class_folders(p, root, resize, synthetic, provenance, skipped)
+                  for p in split_dirs}
+    else:
+        layout = "class-folders"
+        splits = {"images": _read_class_folders(root, root, resize, synthetic, provenance, skipped)}
+    return Dataset(splits, attrs={"layout": layout, "skipped": skipped})
+
+
+def _read_manifest(root: Path) -> dict[str, dict]:
+    """Provenance per file (relative path) from the folder's manifest shards, if any.
+
+    Our folder exports name one file per record (``path``); ``generate`` and ``crop`` name the files an
+    attempt produced (``file`` for a raw image, ``files`` for its face crops).
+    """
+    by_file = {}
+    for record in read_records(root):
+        for key in (record.get("path"), record.get("file"), *record.get("files", [])):
+            if key:
+                by_file[str(Path(key))] = record
+    return by_file
+
+
+def _read_class_folders(folder: Path, root: Path, resize: bool, synthetic: bool,
+                        provenance: dict[str, dict], skipped: list) -> Split:
+    images, labels, origins = [], [], []
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if class_dir.name == RAW_FOLDER:  # full-size images that `generate --keep-raw` keeps beside the crops
+            continue
+        try:
+            label = CLASSES.index(resolve(class_dir.name))
+        except UnknownClassError:
+            raise DatasetError(
+                f"{class_dir}: unknown class folder {class_dir.name!r}; class folders must be named "
+                f"{', '.join(CLASSES)} (or a common alias)"
+            ) from None
+        for file in sorted(class_dir.iterdir()):
+            if not file.is_file() or file.name.startswith("."):
+                continue
+            rel = str(file.relative_to(root))
+            image, reason = _load_gray(file, resize)
+            if image is None:
+                skipped.append((rel, reason))
+                continue
+            images.append(image)
+            labels.append(label)
+            origins.append(rel)
+    if not images:
+        return Split.empty()
+    split = Split(np.stack(images), labels, origin=origins)
+    records = [provenance.get(o, {}) for o in origins]
+    split.source[:] = SYNTHETIC if synthetic else REAL
+    for i, record in enumerate(records):
+        if record.get("source") in ("real", "synthetic"):
+            split.source[i] = SYNTHETIC if record["source"] == "synthetic" else REAL
+        split.prompt[i] = record.get("prompt", "") or ""
+        split.model[i] = record.get("model", "") or ""
+        split.seed[i] = record.get("seed", -1) if record.get("seed") is not None else -1
+    return split
+
+
+def _load_gray(file: Path, resize: bool) -> tuple[np.ndarray | None, str]:
+    if file.suffix.lower() not in IMAGE_SUFFIXES:
+        return None, "not an image file"
+    image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        return None, "unreadable image"
+    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        if not resize:
+            return None, f"size {image.shape[1]}x{image.shape[0]}, expected 48x48"
+        image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return image, ""
+
+
+def usage_of(origin: str) -> str | None:
+    """The official FER2013 split named by a Kaggle file name (``Training_123.jpg`` -> ``Training``)."""
+    name = Path(origin).name
+    for prefix, usage in USAGE_PREFIXES.items():
+        if name.startswith(prefix):
+            return usage
+    return None
+
+
+def describe_skipped(skipped: Iterable[tuple[str, str]], first: int = 3) -> str | None:
+    """A one-line summary of skipped files: the count and the first few with their reasons."""
+    skipped = list(skipped)
+    if not skipped:
+        return None
+    shown = "; ".join(f"{path} ({reason})" for path, reason in skipped[:first])
+    more = f"; and {len(skipped) - first} more" if len(skipped) > first else ""
+    return f"skipped {len(skipped)} unusable file(s): {shown}{more}"

@@ -1,0 +1,98 @@
+"""Dataset statistics: class counts, deficits to equilibrium, and identical images across splits and labels."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from fer_synth.core.classes import CLASSES
+from fer_synth.core.dataset import Split
+
+
+@dataclass
+class SplitStats:
+    num_images: int
+    counts: dict[str, int]
+    deficits: dict[str, int]  # images each class needs to match the largest class
+    needed: int  # total images for equilibrium
+    largest: str
+    smallest: str
+    imbalance_ratio: float  # largest / smallest class count (inf when a class is empty)
+
+
+@dataclass
+class DuplicateStats:
+    distinct_images: int
+    duplicate_groups: int  # groups of two or more identical images
+    extra_copies: int  # images beyond the first of each group
+    cross_split_groups: int  # groups whose copies sit in more than one split (leakage)
+    conflicting_label_groups: int  # groups whose copies carry different labels
+    constant_images: int  # all pixels equal (e.g. FER2013's black images)
+    examples: dict[str, list[list[str]]]  # a few groups of each kind, as "split:origin" strings
+
+
+def split_stats(split: Split) -> SplitStats:
+    counts = split.counts()
+    largest = int(counts.max()) if len(split) else 0
+    smallest = int(counts.min()) if len(split) else 0
+    return SplitStats(
+        num_images=len(split),
+        counts=dict(zip(CLASSES, counts.tolist())),
+        deficits=dict(zip(CLASSES, (largest - counts).tolist())),
+        needed=int((largest - counts).sum()),
+        largest=CLASSES[int(counts.argmax())],
+        smallest=CLASSES[int(counts.argmin())],
+        imbalance_ratio=float(largest / smallest) if smallest else float("inf"),
+    )
+
+
+def image_hashes(images: np.ndarray) -> list[bytes]:
+    """A content hash per image: identical pixels, identical hash."""
+    return [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
+
+
+def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3) -> DuplicateStats:
+    groups: dict[bytes, list[tuple[str, int]]] = defaultdict(list)
+    constant = 0
+    for name, split in splits.items():
+        for row, digest in enumerate(image_hashes(split.images)):
+            groups[digest].append((name, row))
+        if len(split):
+            flat = split.images.reshape(len(split), -1)
+            constant += int((flat.min(axis=1) == flat.max(axis=1)).sum())
+    duplicate, cross, conflict = [], [], []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        duplicate.append(members)
+        if len({name for name, _ in members}) > 1:
+            cross.append(members)
+        if len({int(splits[name].labels[row]) for name, row in members}) > 1:
+            conflict.append(members)
+
+    def show(kind: list) -> list[list[str]]:
+        return [[f"{name}:{splits[name].origin[row]}" for name, row in members] for members in kind[:max_examples]]
+
+    return DuplicateStats(
+        distinct_images=len(groups),
+        duplicate_groups=len(duplicate),
+        extra_copies=sum(len(m) - 1 for m in duplicate),
+        cross_split_groups=len(cross),
+        conflicting_label_groups=len(conflict),
+        constant_images=constant,
+        examples={"cross_split": show(cross), "conflicting_labels": show(conflict)},
+    )
+
+
+def dataset_stats(splits: Mapping[str, Split]) -> dict:
+    """Per-split statistics and the duplicate report, as plain data (what ``fer-synth stats --json`` prints)."""
+    per_split = {name: asdict(split_stats(split)) for name, split in splits.items()}
+    return {
+        "splits": per_split,
+        "needed_total": sum(s["needed"] for s in per_split.values()),
+        "duplicates": asdict(duplicate_stats(splits)),
+    }

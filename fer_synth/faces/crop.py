@@ -1,0 +1,209 @@
+"""``fer-synth crop``: run the face stage over a folder of images and write FER-ready 48x48 faces.
+
+The input is per-class (sub-folders named after FER2013 classes or their aliases, e.g. raw generations) or
+flat (images directly in the folder: a user's own photos). Output::
+
+    OUT/<class>/<name>.png     kept faces (flat input: OUT/unlabelled/); several faces: <name>_<k>.png
+    OUT/manifest.jsonl         one record per input image: input, class, files, kept, reason, boxes, ...
+    OUT/run.json               the input folder and the face stage's settings; resuming with others is an error
+
+The manifest is :mod:`fer_synth.core.manifest`'s, as in ``generate``: every image is recorded once, so an interrupted
+run resumes where it stopped without duplicates; faces are written (atomically) before their record, and an
+image without a complete record is simply done again.
+Unreadable files are recorded with reason ``unreadable`` and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fer_synth.core.classes import UnknownClassError, resolve
+from fer_synth.core.console import warn
+from fer_synth.core.errors import FerError
+from fer_synth.faces.stage import REASONS, FaceStage
+from fer_synth.core.atomic import write_bytes
+from fer_synth.core.manifest import ManifestWriter, check_settings, read_records
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+UNLABELLED = "unlabelled"
+UNREADABLE = "unreadable"
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass
+class CropSummary:
+    """Counts over every record in the manifest (this run's and earlier runs')."""
+
+    images: Counter = field(default_factory=Counter)   # class -> images recorded
+    kept: Counter = field(default_factory=Counter)     # class -> images with at least one face kept
+    faces: Counter = field(default_factory=Counter)    # class -> face crops written
+    rejected: Counter = field(default_factory=Counter)  # (class, reason) -> images
+    resumed: int = 0                                    # records found from an earlier run
+    processed: int = 0                                  # images handled by this run
+
+    def add(self, record: dict) -> None:
+        label = record["class"] or UNLABELLED
+        self.images[label] += 1
+        if record["kept"]:
+            self.kept[label] += 1
+            self.faces[label] += len(record["files"])
+        else:
+            self.rejected[label, record["reason"]] += 1
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input image: its path relative to the input folder, its class (None if flat), its output stem."""
+
+    relpath: str
+    label: str | None
+    stem: str
+
+
+def find_images(input_dir: Path) -> list[Source]:
+    """Images in ``input_dir`` (flat) and in its class-named sub-folders, in a stable order."""
+    if not input_dir.is_dir():
+        raise FerError(f"input folder {input_dir} does not exist or is not a folder; give a folder of images")
+    groups: list[tuple[str | None, list[Path]]] = [(None, _images_in(input_dir))]
+    for sub in sorted(p for p in input_dir.iterdir() if p.is_dir()):
+        try:
+            label = resolve(sub.name)
+        except UnknownClassError:
+            if _images_in(sub):
+                warn(f"skipping {sub}: its name is not a FER2013 class (angry, disgust, fear, happy, sad, "
+                     f"surprise, neutral)")
+            continue
+        groups.append((label, _images_in(sub)))
+    sources = []
+    for label, paths in groups:
+        stems = Counter(p.stem for p in paths)
+        for p in paths:
+            # Two files with one stem (a.jpg, a.png) keep distinct outputs.
+            stem = p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
+            sources.append(Source(p.relative_to(input_dir).as_posix(), label, stem))
+    if not sources:
+        raise FerError(f"no images in {input_dir} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} directly "
+                       f"inside it and in sub-folders named after FER2013 classes)")
+    return sources
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """The image as RGB uint8, upright per its EXIF orientation, or None when the file cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def write_png(path: Path, gray: np.ndarray) -> None:
+    """Write a PNG atomically (complete under its name, or absent)."""
+    ok, png = cv2.imencode(".png", gray)
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    write_bytes(path, png.tobytes())
+
+
+def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: FaceStage,
+                keep_rejects: str | os.PathLike | None = None, progress: bool = False,
+                sources: list[Source] | None = None) -> CropSummary:
+    """Run ``stage`` on every image under ``input_dir``; write kept faces and the manifest under ``out_dir``.
+
+    Images already in the manifest are skipped. ``keep_rejects`` copies each rejected image to
+    ``keep_rejects/<reason>/<class>/``. ``sources`` (from :func:`find_images`) saves listing the folder twice.
+    """
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    sources = find_images(input_dir) if sources is None else sources
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_settings(out_dir, {"input": str(input_dir.resolve()), **stage.settings})
+    summary = CropSummary()
+    done = set()
+    for record in read_records(out_dir):
+        done.add(record["input"])
+        summary.add(record)
+    summary.resumed = len(done)
+    todo = [s for s in sources if s.relpath not in done]
+    if progress:
+        from rich.progress import track
+
+        todo = track(todo, description="cropping faces", transient=True)
+    with ManifestWriter(out_dir / MANIFEST) as log:
+        for source, rgb in prefetch(lambda s: read_rgb(input_dir / s.relpath), todo):
+            record = _crop_one(source, rgb, input_dir, out_dir, stage, keep_rejects)
+            log.append([record])
+            summary.add(record)
+            summary.processed += 1
+    return summary
+
+
+def prefetch(load: Callable, items: Iterable, depth: int = 4) -> Iterator[tuple]:
+    """Yield ``(item, load(item))`` in order while a background thread loads the next ``depth`` items.
+
+    Decoding releases the GIL, so it overlaps with detection on the other core.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append((item, pool.submit(load, item)))
+            if len(pending) > depth:
+                first, future = pending.popleft()
+                yield first, future.result()
+        while pending:
+            first, future = pending.popleft()
+            yield first, future.result()
+
+
+def _crop_one(source: Source, rgb: np.ndarray | None, input_dir: Path, out_dir: Path, stage: FaceStage,
+              keep_rejects: str | os.PathLike | None) -> dict:
+    path = input_dir / source.relpath
+    record = {"input": source.relpath, "class": source.label, "files": []}
+    if rgb is None:
+        _keep_reject(path, keep_rejects, UNREADABLE, source.label)
+        return {**record, "kept": False, "reason": UNREADABLE, "boxes": [], "scores": [], "backend": stage.backend}
+    result = stage(rgb)
+    folder = out_dir / (source.label or UNLABELLED)
+    if result.kept:
+        folder.mkdir(exist_ok=True)
+        names = [f"{source.stem}.png"] if len(result.faces) == 1 else [
+            f"{source.stem}_{k}.png" for k in range(len(result.faces))]
+        for name, face in zip(names, result.faces):
+            write_png(folder / name, face)
+        record["files"] = [(folder / name).relative_to(out_dir).as_posix() for name in names]
+    else:
+        _keep_reject(path, keep_rejects, result.reason, source.label)
+    return {**record, **result.to_record()}
+
+
+def _keep_reject(path: Path, keep_rejects: str | os.PathLike | None, reason: str, label: str | None) -> None:
+    if keep_rejects is None:
+        return
+    target = Path(keep_rejects) / reason / (label or UNLABELLED)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, target / path.name)
+
+
+def summary_rows(summary: CropSummary) -> tuple[list[str], list[list[str]]]:
+    """The kept/rejected table: one row per class and a total, one column per reason that occurred."""
+    reasons = [r for r in (*REASONS, UNREADABLE) if any(key[1] == r for key in summary.rejected)]
+    header = ["class", "images", "kept", "faces", *reasons]
+    rows = []
+    for label in sorted(summary.images, key=lambda c: (c == UNLABELLED, c)):
+        rows.append([label, summary.images[label], summary.kept[label], summary.faces[label],
+                     *(summary.rejected[label, r] for r in reasons)])
+    if len(rows) > 1:
+        rows.append(["total", *(sum(row[i] for row in rows) for i in range(1, len(header)))])
+    return header, [[str(v) for v in row] for row in rows]

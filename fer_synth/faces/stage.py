@@ -1,0 +1,205 @@
+"""The face stage: detect faces, crop them in FER2013's framing to 48x48 grayscale, and reject with a reason.
+
+``FaceStage(backend)(image)`` returns a :class:`FaceResult`; generation and ``fer-synth crop`` call it on every
+image. The filters run in this order and the first that fires names the rejection:
+
+``nsfw_blank``      the safety checker flagged the image, or it is near-constant (grey-level std < ``blank_std``)
+``no_face``         the detector found nothing
+``low_confidence``  no face scores ``min_score`` or more
+``multiple_faces``  more than one confident face under the ``single`` policy
+``face_too_small``  the face's FER2013 frame is under ``min_face`` pixels (it would be upscaled into the crop)
+``blurry``          the 48x48 crop's variance of the Laplacian is under ``blur_threshold``
+
+Policies: ``largest`` (default) keeps the largest confident face and ignores the rest; ``single`` rejects
+images with several; ``all`` keeps every confident face that passes the size and blur filters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from fer_synth.faces.detectors import Detection, Detector, create_detector
+from fer_synth.core.errors import FerError
+
+REASONS = ("nsfw_blank", "no_face", "multiple_faces", "face_too_small", "low_confidence", "blurry")
+POLICIES = ("largest", "single", "all")
+DEFAULT_BACKEND = "mediapipe"
+
+# Defaults, each explained in docs/faces.md.
+DEFAULT_SIZE = 48            # FER2013's side
+DEFAULT_MARGIN = 0.0         # the backends' framings already reproduce FER2013's (measured)
+DEFAULT_MIN_FACE = 48        # a frame smaller than the crop would be upscaled
+DEFAULT_BLUR_THRESHOLD = 400.0   # ~1st percentile of FER2013 train's own 48x48 faces (median ~2,000)
+DEFAULT_BLANK_STD = 3.0      # grey levels; the safety checker's output is exactly 0
+DEFAULT_DETECT_SIZE = 320    # the detector sees a copy of at most 320x320 pixels' area (boxes map back)
+
+
+@dataclass
+class FaceResult:
+    """What the face stage decided about one image (the interface `generate` relies on; docs/faces.md)."""
+
+    kept: bool
+    reason: str | None
+    faces: list[np.ndarray] = field(default_factory=list)
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    backend: str = ""
+
+    def to_record(self) -> dict:
+        """JSON-ready fields for a manifest record; no pixels."""
+        return {"kept": self.kept, "reason": self.reason, "boxes": [list(b) for b in self.boxes],
+                "scores": [round(s, 4) for s in self.scores], "backend": self.backend}
+
+
+def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """An RGB uint8 HxWx3 array from a PIL image (any mode) or an RGB/gray uint8 array."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise FerError(f"face stage wants uint8 pixels, got {array.dtype}")
+    if array.ndim == 2:
+        return np.stack([array] * 3, axis=-1)
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return array[:, :, :3]
+    raise FerError(f"face stage wants an HxWx3 RGB image, got shape {array.shape}")
+
+
+def face_frame(box: tuple[int, int, int, int], framing, margin: float) -> tuple[int, int, int]:
+    """The square crop (x, y, side) around a detector box: the backend's FER2013 framing plus ``margin``
+    of the frame's side on every side."""
+    x, y, w, h = box
+    size = (w + h) / 2
+    side = framing.side * size * (1 + 2 * margin)
+    cx = x + (framing.left + framing.side / 2) * size
+    cy = y + (framing.top + framing.side / 2) * size
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), max(int(round(side)), 1)
+
+
+def crop_face(rgb: np.ndarray, frame: tuple[int, int, int], size: int) -> np.ndarray:
+    """The square ``frame`` of ``rgb`` as a ``size`` x ``size`` grayscale uint8 crop (area interpolation).
+
+    Parts of the frame outside the image repeat the edge pixels, as FER2013's own edge faces do.
+    """
+    x, y, side = frame
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, width), min(y + side, height)
+    gray = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+    if (x0, y0, x1, y1) != (x, y, x + side, y + side):
+        gray = cv2.copyMakeBorder(gray, y0 - y, y + side - y1, x0 - x, x + side - x1, cv2.BORDER_REPLICATE)
+    return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def sharpness(gray: np.ndarray) -> float:
+    """Variance of the Laplacian: low for blurry or featureless crops."""
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+class FaceStage:
+    """Detector + crop policy + filters, callable on one image at a time.
+
+    Options (all keyword): ``policy`` (largest/single/all), ``size`` (crop side), ``margin`` (extra fraction
+    of the frame on each side), ``min_face`` (px), ``min_score`` (None: the backend's default),
+    ``blur_threshold``, ``blank_std``, ``detect_size`` (the detector sees at most this squared in pixels;
+    0: full size); any other keyword goes to the backend (haar: ``scale_factor``, ``min_neighbors``,
+    ``min_size``; mediapipe: ``face_model``, ``floor``).
+    """
+
+    def __init__(self, backend: str = DEFAULT_BACKEND, *, policy: str = "largest", size: int = DEFAULT_SIZE,
+                 margin: float = DEFAULT_MARGIN, min_face: int = DEFAULT_MIN_FACE, min_score: float | None = None,
+                 blur_threshold: float = DEFAULT_BLUR_THRESHOLD, blank_std: float = DEFAULT_BLANK_STD,
+                 detect_size: int = DEFAULT_DETECT_SIZE, **detector_options):
+        if policy not in POLICIES:
+            raise FerError(f"unknown face policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+        if size < 8 or margin < 0 or min_face < 0 or detect_size < 0:
+            raise FerError("face stage needs size >= 8, margin >= 0, min_face >= 0 and detect_size >= 0")
+        self.detector: Detector = create_detector(backend, **detector_options)
+        self.policy, self.size, self.margin, self.min_face = policy, size, margin, min_face
+        self.min_score = self.detector.default_min_score if min_score is None else min_score
+        self.blur_threshold, self.blank_std, self.detect_size = blur_threshold, blank_std, detect_size
+
+    @property
+    def backend(self) -> str:
+        return self.detector.name
+
+    @property
+    def settings(self) -> dict:
+        """Backend, detector options, thresholds and crop options; JSON-ready."""
+        return {"backend": self.backend, "detector": self.detector.settings, "policy": self.policy,
+                "size": self.size, "margin": self.margin, "min_face": self.min_face, "min_score": self.min_score,
+                "blur_threshold": self.blur_threshold, "blank_std": self.blank_std,
+                "detect_size": self.detect_size}
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in full-size pixels, largest first; the detector sees a copy of at most ``detect_size``² pixels."""
+        height, width = rgb.shape[:2]
+        scale = 1.0
+        # Shrink by area, not by the longest side, so a wide image keeps its faces as large as a square one's.
+        if self.detect_size and height * width > self.detect_size**2:
+            scale = self.detect_size / (height * width) ** 0.5
+            small = cv2.resize(rgb, (max(round(width * scale), 1), max(round(height * scale), 1)),
+                               interpolation=cv2.INTER_AREA)
+        else:
+            small = rgb
+        found = [Detection(tuple(int(round(v / scale)) for v in d.box), d.score)
+                 for d in self.detector.detect(small, scale)]
+        return sorted(found, key=lambda d: -d.box[2] * d.box[3])
+
+    def __call__(self, image: Image.Image | np.ndarray, nsfw_flag: bool = False) -> FaceResult:
+        rgb = to_rgb_array(image)
+        result = FaceResult(kept=False, reason=None, backend=self.backend)
+        if nsfw_flag or self._blank(rgb):
+            result.reason = "nsfw_blank"
+            return result
+        detections = self.detect(rgb)
+        result.boxes = [d.box for d in detections]
+        result.scores = [d.score for d in detections]
+        confident = [d for d in detections if self.min_score is None or d.score >= self.min_score]
+        if not detections:
+            result.reason = "no_face"
+        elif not confident:
+            result.reason = "low_confidence"
+        elif self.policy == "single" and len(confident) > 1:
+            result.reason = "multiple_faces"
+        else:
+            candidates = confident if self.policy == "all" else confident[:1]
+            result.faces, result.reason = self._crops(rgb, candidates)
+        result.kept = bool(result.faces)
+        return result
+
+    def _crops(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[list[np.ndarray], str | None]:
+        """The crops that pass the size and blur filters, or [] and the reason of the first (largest) face."""
+        crops, reasons = [], []
+        for det in detections:
+            frame = face_frame(det.box, self.detector.framing, self.margin)
+            if frame[2] < self.min_face:
+                reasons.append("face_too_small")
+                continue
+            crop = crop_face(rgb, frame, self.size)
+            # The threshold is calibrated at FER2013's 48x48, whatever the output size.
+            at_48 = crop if self.size == 48 else cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA)
+            if sharpness(at_48) < self.blur_threshold:
+                reasons.append("blurry")
+                continue
+            crops.append(crop)
+        return crops, (None if crops else reasons[0])
+
+    def _blank(self, rgb: np.ndarray) -> bool:
+        # A strided sample is enough to tell a constant image from a photograph.
+        step = max(1, max(rgb.shape[:2]) // 128)
+        sample = np.ascontiguousarray(rgb[::step, ::step])
+        return float(cv2.cvtColor(sample, cv2.COLOR_RGB2GRAY).std()) < self.blank_std
+
+    def close(self) -> None:
+        """Release the detector (MediaPipe holds a native graph)."""
+        self.detector.close()
+
+    def __enter__(self) -> FaceStage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
