@@ -29,7 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_synth.generation.run import GenerateConfig, generate  # noqa: E402
+from fer_synth.generation.config import GenerateConfig  # noqa: E402
+from fer_synth.generation.run import generate  # noqa: E402
 from fer_synth.generation.pipeline import SCHEDULERS, PipelineOptions, build_pipeline  # noqa: E402
 from fer_synth.generation.prompts import load_prompts  # noqa: E402
 
@@ -105,9 +106,9 @@ def sd15_random_pipeline(dtype: torch.dtype, device: str, tiny_decoder: bool = F
     from diffusers import AutoencoderKL, AutoencoderTiny, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from fer_synth.generation.pipeline import _tiny_tokenizer  # a real CLIP vocabulary is a download; ids < 200 suffice
+    from fer_synth.generation.tiny import tiny_tokenizer  # a real CLIP vocabulary is a download; ids < 200 suffice
 
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     tokenizer.model_max_length = 77
     unet = UNet2DConditionModel(
         sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,

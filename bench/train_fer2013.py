@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 from fer_models.data import Augment, augment_batch, batches, epoch_order, load_split, render, view_thetas  # noqa: E402
 from fer_models.evaluate import evaluate  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
-from fer_models.train import make_config, make_optimizer, train  # noqa: E402
+from fer_models.config import make_config  # noqa: E402
+from fer_models.optim import create_optimizer  # noqa: E402
+from fer_models.train import train  # noqa: E402
 from fer_synth.data.balance import pack  # noqa: E402
 
 CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
@@ -52,7 +54,7 @@ def data_path_cost(config, device: torch.device, n_batches: int, rounds_n: int =
     model = create_model(config.model, **config.model_options).to(device).train()
     spec = model.spec
     size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
-    optimizer = make_optimizer(config, model)
+    optimizer = create_optimizer(config, model)
     aug = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()})
     g = torch.Generator(device=device).manual_seed(0)
     index = batches(epoch_order(split.labels, g), config.batch_size)[:n_batches + 1]

@@ -18,7 +18,7 @@ from torch import nn
 
 from fer_models.models import create_model
 from fer_synth.core.atomic import atomic_file
-from fer_synth.core.errors import FerError
+from fer_synth.core.errors import FerError, MissingPathError
 
 CHECKPOINT_FORMAT = "fer-models-checkpoint"
 ENSEMBLE_FORMAT = "fer-models-ensemble"
@@ -100,7 +100,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     elif path.suffix == ".safetensors":
         path = path.with_suffix(".json")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint (give a run folder, a .json or a .safetensors file)")
+        raise MissingPathError(f"{path}: no such checkpoint (give a run folder, a .json or a .safetensors file)")
     return path
 
 

@@ -1,14 +1,23 @@
-"""``fer-models``: a thin click layer over fer_models' Python API."""
+"""``fer-models``: a thin click layer over fer_models' Python API; all rendering of results happens here."""
 
 from __future__ import annotations
 
+import logging
+
 import click
-import torch
+from rich.markup import escape
+from rich.table import Table
 
 from fer_models import __version__
-from fer_models import train as train_mod
+from fer_models.config import (AMP_MODES, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
+                               make_config)
 from fer_models.data import TTA_MODES
+from fer_models.losses import list_losses
+from fer_models.optim import OPTIMIZERS, SCHEDULES
 from fer_synth.core.console import FriendlyGroup, console
+from fer_synth.core.env import DEVICE_HELP, resolve_device
+
+logger = logging.getLogger(__name__)
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,99 +26,145 @@ def main() -> None:
     """Train, evaluate and ensemble FER models on a fer_synth HDF5 file."""
 
 
-# --- training, evaluation, ensembles (fer_models.train / evaluate / ensemble) ---
-
-def _floats(text: str | None) -> list[float] | None:
-    return None if text is None else [float(v) for v in text.split(",")]
-
-
 @main.command("train")
-@click.option("--data", type=click.Path(dir_okay=False), help="HDF5 file from `fer-synth pack`/`balance` "
-              "[default: fer2013_balanced.h5]")
-@click.option("--model", help="registered model or timm:<name> [default: small-cnn]; see list-models")
+@click.option("--data", type=click.Path(dir_okay=False), help=f"HDF5 file from `fer-synth pack`/`balance` "
+              f"[default: {DEFAULT_DATA}]")
+@click.option("--model", help=f"registered model or timm:<name> [default: {DEFAULT_MODEL}]; see list-models")
 @click.option("--recipe", help="a recipe name (list-recipes) or .yaml path; flags override its values")
 @click.option("--out", type=click.Path(file_okay=False), help="run folder [default: runs/<model>]")
 @click.option("--weights", type=click.Path(dir_okay=False, exists=True), help="local .safetensors to start from")
-@click.option("--input-size", type=int, help="image side fed to the model [default: the model's]")
-@click.option("--epochs", type=int)
-@click.option("--time-budget", type=float, help="seconds of training; stops cleanly after that")
-@click.option("--batch-size", type=int)
-@click.option("--optimizer", type=click.Choice(train_mod.OPTIMIZERS))
-@click.option("--lr", type=float)
-@click.option("--weight-decay", type=float)
-@click.option("--momentum", type=float)
+@click.option("--input-size", type=click.IntRange(min=8), help="image side fed to the model [default: the model's]")
+@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training; stops cleanly after that")
+@click.option("--batch-size", type=click.IntRange(min=1))
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS))
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True))
+@click.option("--weight-decay", type=click.FloatRange(min=0))
+@click.option("--momentum", type=click.FloatRange(0, 1))
 @click.option("--nesterov/--no-nesterov", default=None)
-@click.option("--schedule", type=click.Choice(train_mod.SCHEDULES))
-@click.option("--warmup-epochs", type=float)
-@click.option("--cycle-epochs", type=float, help="cyclic-snapshots: epochs per cycle (one snapshot each)")
-@click.option("--restart-epochs", type=float, help="warm-restarts: first period T0")
-@click.option("--loss", help="ce, focal, or a registered loss")
-@click.option("--label-smoothing", type=float)
-@click.option("--class-weighting", type=click.Choice(("none", "balanced", "sqrt")))
+@click.option("--schedule", type=click.Choice(SCHEDULES))
+@click.option("--warmup-epochs", type=click.FloatRange(min=0))
+@click.option("--cycle-epochs", type=click.FloatRange(min=0, min_open=True),
+              help="cyclic-snapshots: epochs per cycle (one snapshot each)")
+@click.option("--restart-epochs", type=click.FloatRange(min=0, min_open=True), help="warm-restarts: first period T0")
+@click.option("--loss", help=f"training loss: {', '.join(list_losses())} [default: {TrainConfig.loss}]")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True))
+@click.option("--class-weighting", type=click.Choice(CLASS_WEIGHTINGS))
 @click.option("--balanced-sampler/--no-balanced-sampler", default=None)
 @click.option("--scale", help="random resized crop area range, e.g. 0.8,1.2")
-@click.option("--translate", type=float)
-@click.option("--rotate", type=float)
+@click.option("--translate", type=click.FloatRange(min=0))
+@click.option("--rotate", type=click.FloatRange(min=0))
 @click.option("--hflip/--no-hflip", default=None)
-@click.option("--erasing", type=float)
-@click.option("--noise", type=float)
-@click.option("--mixup", type=float)
-@click.option("--cutmix", type=float)
+@click.option("--erasing", type=click.FloatRange(0, 1))
+@click.option("--noise", type=click.FloatRange(min=0))
+@click.option("--mixup", type=click.FloatRange(min=0))
+@click.option("--cutmix", type=click.FloatRange(min=0))
 @click.option("--tta", type=click.Choice(TTA_MODES))
-@click.option("--amp", type=click.Choice(train_mod.AMP_MODES))
-@click.option("--clip-grad", type=float)
-@click.option("--ema", type=float, help="EMA decay of the weights, e.g. 0.999")
-@click.option("--early-stop", type=int, help="patience in epochs on the val metric")
-@click.option("--monitor", type=click.Choice(train_mod.MONITORS))
-@click.option("--seed", type=int)
-@click.option("--device")
-@click.option("--threads", type=int, help="torch CPU threads (1 is often fastest on a busy machine)")
+@click.option("--amp", type=click.Choice(AMP_MODES))
+@click.option("--clip-grad", type=click.FloatRange(min=0, min_open=True))
+@click.option("--ema", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="EMA decay of the weights, e.g. 0.999")
+@click.option("--early-stop", type=click.IntRange(min=1), help="patience in epochs on the val metric")
+@click.option("--monitor", type=click.Choice(MONITORS))
+@click.option("--seed", type=click.IntRange(min=0))
+@click.option("--device", help=DEVICE_HELP)
+@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (1 is often fastest on a busy machine)")
 @click.option("--resume", is_flag=True, help="continue the run in --out from its last epoch")
 @click.option("--no-progress", is_flag=True)
 def train_command(recipe, resume, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,
                   **settings) -> None:
     """Train a model; writes best/last checkpoints, metrics.csv/json and curves.png to --out."""
-    augment = {k: v for k, v in dict(scale=_floats(scale), translate=translate, rotate=rotate, hflip=hflip,
+    from fer_models.train import train
+
+    augment = {k: v for k, v in dict(scale=_scale(scale), translate=translate, rotate=rotate, hflip=hflip,
                                      erasing=erasing, noise=noise, mixup=mixup, cutmix=cutmix).items() if v is not None}
-    config = train_mod.make_config(recipe, augment_overrides=augment, progress=False if no_progress else None,
-                                   **settings)
-    train_mod.train(config, resume=resume)
+    config = make_config(recipe, augment_overrides=augment, progress=False if no_progress else None, **settings)
+    train(config, resume=resume)
+
+
+def _scale(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if (len(values) != 2 or not 0 < values[0] <= values[1]):
+        raise click.BadParameter(f"{text!r}: give two numbers low,high with 0 < low <= high, e.g. 0.8,1.2",
+                                 param_hint="--scale")
+    return values
 
 
 @main.command("evaluate")
 @click.argument("checkpoint", type=click.Path())
-@click.option("--data", type=click.Path(dir_okay=False), default=train_mod.DEFAULT_DATA, show_default=True)
+@click.option("--data", type=click.Path(dir_okay=False), default=DEFAULT_DATA, show_default=True)
 @click.option("--split", default="test", show_default=True)
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: the checkpoint's recipe's, else flip]")
 @click.option("--out", type=click.Path(file_okay=False), help="where the JSON and PNG go [default: beside the checkpoint]")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 def evaluate_command(checkpoint, data, split, tta, out, device) -> None:
     """Evaluate a run folder, checkpoint or ensemble file: metrics with and without TTA, real vs synthetic."""
     from fer_models import checkpoint as ckpt
-    from fer_models.evaluate import evaluate, print_report
+    from fer_models.evaluate import evaluate
 
     out = out or ckpt.resolve_checkpoint(checkpoint).parent
-    report = evaluate(checkpoint, data, split, tta, _device(device), out)
-    print_report(report, console)
+    _print_evaluation(evaluate(checkpoint, data, split, tta, resolve_device(device), out))
+
+
+HEADLINE = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc"), ("macro_f1", "macro-F1"),
+            ("top2_accuracy", "top-2"), ("top3_accuracy", "top-3"))
+
+
+def _print_evaluation(report: dict) -> None:
+    """Headline metrics per TTA and row source, per-class scores, and the confusion matrix."""
+    if report["n_synthetic"]:
+        console.print(f"[bold white on red] WARNING: the {report['split']} split holds {report['n_synthetic']} SYNTHETIC "
+                      f"rows of {report['n']}. The 'all' numbers are NOT a FER2013 result; quote the 'real' rows. [/]")
+    if report["same_data_as_training"] is False:
+        logger.warning("this data file is not the one the model was trained on (fingerprints differ)")
+    table = Table(title=escape(f"{report['model']} on {report['data']} [{report['split']}], {report['n']} rows"))
+    table.add_column("TTA")
+    table.add_column("rows")
+    for _, label in HEADLINE:
+        table.add_column(label, justify="right")
+    for mode, by_source in report["results"].items():
+        for source, m in by_source.items():
+            table.add_row(mode, f"{source} ({m['n']})", *(f"{100 * m[key]:.2f}" for key, _ in HEADLINE))
+    console.print(table)
+    best = report["results"][report["tta"]]["all"]
+    per_class = Table(title=f"per class (TTA {report['tta']})")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for name, m in best["per_class"].items():
+        per_class.add_row(name, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}",
+                          str(m["support"]))
+    console.print(per_class)
+    names = list(best["per_class"])
+    confusion = Table(title="confusion (rows true, columns predicted)")
+    confusion.add_column("")
+    for name in names:
+        confusion.add_column(name[:8], justify="right")
+    for name, row in zip(names, best["confusion"]):
+        confusion.add_row(name, *(str(v) for v in row))
+    console.print(confusion)
+    if "report_file" in report:
+        console.print(f"report: {report['report_file']}, confusion matrix: {report['confusion_png']}")
 
 
 @main.command("ensemble")
 @click.argument("members", nargs=-1, required=True, type=click.Path())
-@click.option("--data", type=click.Path(dir_okay=False), default=train_mod.DEFAULT_DATA, show_default=True)
+@click.option("--data", type=click.Path(dir_okay=False), default=DEFAULT_DATA, show_default=True)
 @click.option("--method", type=click.Choice(("mean", "weighted", "vote")), default="mean", show_default=True,
               help="weighted: weights fit on the val split")
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: each member's own]")
 @click.option("--split", default="test", show_default=True, help="the split the side-by-side report is on")
 @click.option("--out", type=click.Path(dir_okay=False), default="runs/ensemble.json", show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 def ensemble_command(members, data, method, tta, split, out, device) -> None:
     """Combine run folders/checkpoints; show members and ensemble side by side; save a file evaluate accepts."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from fer_models.ensemble import build_ensemble
 
-    report = build_ensemble(list(members), data, method, tta, out, split, _device(device))
+    report = build_ensemble(list(members), data, method, tta, out, split, resolve_device(device))
     if report["n_synthetic"]:
         console.print(f"[bold white on red] WARNING: the {split} split holds {report['n_synthetic']} SYNTHETIC rows [/]")
     table = Table(title=escape(f"{method} ensemble on {data} [{split}]"))
@@ -128,7 +183,7 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 @main.command("list-models")
 def list_models_command() -> None:
     """Registered models with parameters and input size (timm:<name> builds any timm architecture too)."""
-    from rich.table import Table
+    import torch
 
     from fer_models.models import create_model, list_models
 
@@ -146,8 +201,6 @@ def list_models_command() -> None:
 @main.command("list-recipes")
 def list_recipes_command() -> None:
     """The recipes shipped in fer_models/recipes (use with `train --recipe NAME`)."""
-    from rich.table import Table
-
     from fer_models.recipes import list_recipes, load_recipe
 
     table = Table(title="recipes")
@@ -160,12 +213,6 @@ def list_recipes_command() -> None:
                       str(r.get("epochs", "")), str(r.get("batch_size", "")), str(r.get("tta", "")),
                       r.get("description", ""))
     console.print(table)
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 if __name__ == "__main__":

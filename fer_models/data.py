@@ -25,6 +25,7 @@ from torch import Tensor
 from fer_synth.core import store
 from fer_synth.core.classes import NUM_CLASSES
 from fer_synth.core.dataset import SYNTHETIC
+from fer_synth.core.errors import InvalidOptionError
 
 GRAY_MEAN, GRAY_STD = 0.508, 0.255  # FER2013 train pixels
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -198,13 +199,16 @@ def mix_batch(x: Tensor, labels: Tensor, aug: Augment, g: torch.Generator,
     return x, lam * targets + (1 - lam) * targets[perm]
 
 
+def check_tta(tta: str) -> None:
+    """Raise a one-line error for a TTA mode that is not one of :data:`TTA_MODES`."""
+    if tta not in TTA_MODES:
+        raise InvalidOptionError(f"unknown TTA {tta!r}; choose one of {', '.join(TTA_MODES)}")
+
+
 def view_thetas(n: int, tta: str, input_size: int, image_size: int, device) -> list[Tensor]:
     """The deterministic test views: ``none`` (the model's centred view), ``flip`` (+ its mirror) or
     ``ten-crop`` (four corners and the centre, each also mirrored)."""
-    if tta not in TTA_MODES:
-        from fer_synth.core.errors import FerError
-
-        raise FerError(f"unknown TTA {tta!r}; choose one of {', '.join(TTA_MODES)}")
+    check_tta(tta)
     base = view_half_size(input_size, image_size)
     ones = torch.ones(n, device=device)
     centres = [(0.0, 0.0)]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fer_models import checkpoint as ckpt
-from fer_models.data import TTA_MODES, TensorSplit, data_identity, load_split
+from fer_models.data import TensorSplit, check_tta, data_identity, load_split
 from fer_models.metrics import classification_metrics
 from fer_models.predict import predict_probs
 from fer_synth.core.errors import FerError
@@ -111,8 +111,8 @@ def build_ensemble(members: list[str | os.PathLike], data: str | os.PathLike, me
     side by side on ``split`` and save the ensemble file to ``out`` when given."""
     if method not in METHODS:
         raise FerError(f"unknown ensemble method {method!r}; choose one of {', '.join(METHODS)}")
-    if tta is not None and tta not in TTA_MODES:
-        raise FerError(f"unknown TTA {tta!r}; choose one of {', '.join(TTA_MODES)}")
+    if tta is not None:
+        check_tta(tta)
     if len(members) < 2:
         raise FerError("an ensemble needs at least two members (run folders or checkpoints)")
     paths = [ckpt.resolve_checkpoint(m) for m in members]

@@ -12,12 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from fer_models import checkpoint as ckpt
-from fer_models.data import TTA_MODES, TensorSplit, load_split
+from fer_models.data import TensorSplit, check_tta, load_split
 from fer_models.ensemble import load_ensemble, member_probs
 from fer_models.metrics import classification_metrics
 from fer_models.predict import predict_probs
@@ -25,8 +22,7 @@ from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
-from fer_synth.core.errors import FerError
-
+from fer_synth.core.errors import SplitNotFoundError
 
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
 
@@ -48,12 +44,12 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     Reports no TTA and, unless ``tta`` is ``none``, the given TTA (default: the one the checkpoint's recipe
     names, else flip; for an ensemble, the one it was built with, else each member's own). Writes ``evaluation-<split>.json`` and ``confusion-<split>.png`` into ``out`` when given.
     """
-    if tta is not None and tta not in TTA_MODES:
-        raise FerError(f"unknown TTA {tta!r}; choose one of {', '.join(TTA_MODES)}")
+    if tta is not None:
+        check_tta(tta)
     meta = ckpt.read_meta(path)
     attrs = store.read_attrs(data)
     if split not in attrs["splits"]:
-        raise FerError(f"{data}: no split {split!r}; it has {', '.join(attrs['splits'])}")
+        raise SplitNotFoundError(f"{data}: no split {split!r}; it has {', '.join(attrs['splits'])}")
     default = MEMBERS_TTA if meta["format"] == ckpt.ENSEMBLE_FORMAT else "flip"
     tta = tta or meta.get("tta") or default
     evaluated = load_split(data, split, device)
@@ -105,42 +101,3 @@ def plot_confusion(path: Path, confusion: list[list[int]], title: str = "") -> P
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
-
-
-HEADLINE = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc"), ("macro_f1", "macro-F1"),
-            ("top2_accuracy", "top-2"), ("top3_accuracy", "top-3"))
-
-
-def print_report(report: dict, console: Console) -> None:
-    """The report as rich tables: headline metrics per TTA and row source, per-class scores, confusion."""
-    if report["n_synthetic"]:
-        console.print(f"[bold white on red] WARNING: the {report['split']} split holds {report['n_synthetic']} SYNTHETIC "
-                      f"rows of {report['n']}. The 'all' numbers are NOT a FER2013 result; quote the 'real' rows. [/]")
-    if report["same_data_as_training"] is False:
-        console.print("[yellow]note: this data file is not the one the model was trained on (fingerprints differ)[/]")
-    table = Table(title=escape(f"{report['model']} on {report['data']} [{report['split']}], {report['n']} rows"))
-    table.add_column("TTA")
-    table.add_column("rows")
-    for _, label in HEADLINE:
-        table.add_column(label, justify="right")
-    for mode, by_source in report["results"].items():
-        for source, m in by_source.items():
-            table.add_row(mode, f"{source} ({m['n']})", *(f"{100 * m[key]:.2f}" for key, _ in HEADLINE))
-    console.print(table)
-    best = report["results"][report["tta"]]["all"]
-    per_class = Table(title=f"per class (TTA {report['tta']})")
-    for column in ("class", "precision", "recall", "F1", "support"):
-        per_class.add_column(column, justify="left" if column == "class" else "right")
-    for name, m in best["per_class"].items():
-        per_class.add_row(name, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}",
-                          str(m["support"]))
-    console.print(per_class)
-    confusion = Table(title="confusion (rows true, columns predicted)")
-    confusion.add_column("")
-    for name in CLASSES:
-        confusion.add_column(name[:8], justify="right")
-    for name, row in zip(CLASSES, best["confusion"]):
-        confusion.add_row(name, *(str(v) for v in row))
-    console.print(confusion)
-    if "report_file" in report:
-        console.print(f"report: {report['report_file']}, confusion matrix: {report['confusion_png']}")

@@ -1,8 +1,8 @@
 """The pooled feature vector a model's classifier sees, read by a forward pre-hook (for feature regularisers).
 
-The classifier is ``model.get_classifier()`` when the model has that method (timm's convention: every timm
-model, the seed's aliases and ``timm:<name>``), otherwise the model's last ``nn.Linear`` in registration order
-(the head of every other registered model; tests/models/test_loss_any.py checks that it produces the logits of each).
+The classifier is ``model.get_classifier()`` (timm's convention, which every registered model follows: timm
+models, the seed's aliases, ``timm:<name>`` and each native model; tests/models/test_loss_any.py checks that it
+produces the logits of each).
 Its input is the feature vector: the globally pooled (and, in ConvNeXt/EmoNeXt, LayerNorm'd) features of a
 CNN, the pooled token of a ViT, the last hidden layer of an MLP head such as VGG's. A hook needs no change to
 the models and works unchanged inside DDP.
@@ -18,8 +18,6 @@ from fer_synth.core.errors import FerError
 def find_classifier(model: nn.Module) -> nn.Module:
     """The layer that maps the feature vector to the logits (see the module docstring)."""
     classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
-    if classifier is None:
-        classifier = next((m for m in reversed(list(model.modules())) if isinstance(m, nn.Linear)), None)
     if not isinstance(classifier, nn.Linear) and not (isinstance(classifier, nn.Conv2d)
                                                       and classifier.kernel_size == (1, 1)):
         raise FerError(f"{type(model).__name__}: no linear or 1x1-conv classifier found (got "

@@ -21,18 +21,18 @@ from fer_models.features import FeatureTap
 from fer_synth.core.errors import FerError
 from fer_synth.core.registry import Registry
 
-_LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
+LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
 CLASS_WEIGHTINGS: tuple[str, ...] = ("none", "balanced", "sqrt")
 
 
 #: Register ``builder(*, class_weights, label_smoothing, model, **options) -> nn.Module`` under a name.
-register_loss = _LOSSES.register
-list_losses = _LOSSES.names
+register_loss = LOSSES.register
+list_losses = LOSSES.names
 
 
 def build_loss(name: str, *, class_weights: Tensor | None = None, label_smoothing: float = 0.0,
                model: nn.Module | None = None, **options) -> nn.Module:
-    return _LOSSES.get(name)(class_weights=class_weights, label_smoothing=label_smoothing, model=model, **options)
+    return LOSSES.get(name)(class_weights=class_weights, label_smoothing=label_smoothing, model=model, **options)
 
 
 def class_weights(counts: Tensor, weighting: str) -> Tensor | None:

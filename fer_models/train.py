@@ -9,234 +9,50 @@
 * ``snapshot-NN.*`` per cycle of the ``cyclic-snapshots`` schedule (snapshot ensembles),
 * ``metrics.csv``/``metrics.json`` per epoch, ``curves.png``, ``config.json``.
 
-Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE`` > 1) it trains with torch.distributed DDP: each rank
-takes its share of every batch order; rank 0 evaluates and writes.
+Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE`` > 1) it trains with DDP (:mod:`fer_models.distributed`).
+The pieces: :func:`train_one_epoch`, :func:`validate`, and the checkpoint helpers :func:`save_epoch` and
+:func:`restore`; :func:`train` wires them together.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-import os
+import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fer_models import checkpoint as ckpt
-from fer_models.data import TTA_MODES, Augment, augment_batch, batches, data_identity, epoch_order, load_split, mix_batch
+from fer_models.config import DEFAULT_DATA, TrainConfig
+from fer_models.data import Augment, TensorSplit, augment_batch, batches, data_identity, epoch_order, load_split, mix_batch
+from fer_models.distributed import Dist, agree, broadcast_from_main, init_distributed, sum_over_ranks
 from fer_models.losses import build_loss, class_weights
 from fer_models.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
+from fer_models.optim import create_optimizer, create_scheduler, cycle_ends
 from fer_models.predict import predict_probs
-from fer_models.recipes import INFO_KEYS, load_recipe
-from fer_synth.core.atomic import atomic_file, write_bytes
+from fer_models.reporting import epoch_line, plot_curves, write_history
 from fer_synth.core.classes import CLASSES
-from fer_synth.core.console import console, warn
-from fer_synth.core.errors import FerError
+from fer_synth.core.console import progress_bar
+from fer_synth.core.env import resolve_device
+from fer_synth.core.errors import FerError, MissingPathError
 
-DEFAULT_DATA = "fer2013_balanced.h5"
-DEFAULT_MODEL = "small-cnn"
-OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd", "radam")
-SCHEDULES: tuple[str, ...] = ("constant", "plateau", "cosine-warmup", "warm-restarts", "one-cycle", "cyclic-snapshots")
-AMP_MODES: tuple[str, ...] = ("auto", "none", "bf16", "fp16")
-MONITORS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_f1", "nll")
+logger = logging.getLogger(__name__)
 
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run; recipes and command-line flags set these fields by name."""
-
-    data: str = DEFAULT_DATA
-    model: str = DEFAULT_MODEL
-    out: str | None = None  # runs/<model>
-    weights: str | None = None  # local .safetensors to start from (ImageNet weights)
-    model_options: dict = field(default_factory=dict)
-    input_size: int | None = None  # side the data path renders; default: the model's (e.g. 48 for timm:resnet18 on CPU)
-    epochs: int = 30
-    time_budget: float | None = None  # seconds of training; stops cleanly after the batch that crosses it
-    batch_size: int = 64
-    eval_batch_size: int = 512
-    optimizer: str = "adamw"
-    lr: float = 0.003
-    weight_decay: float = 0.05
-    momentum: float = 0.9  # SGD
-    nesterov: bool = True  # SGD
-    schedule: str = "cosine-warmup"
-    warmup_epochs: float = 1.0  # cosine-warmup
-    min_lr_ratio: float = 0.0  # cosine schedules end at lr * min_lr_ratio
-    plateau_factor: float = 0.5
-    plateau_patience: int = 5
-    restart_epochs: float = 10.0  # warm-restarts: first period (T0) ...
-    restart_mult: float = 2.0  # ... and its growth (T_mult)
-    cycle_epochs: float = 10.0  # cyclic-snapshots: one snapshot per cycle
-    loss: str = "ce"
-    loss_options: dict = field(default_factory=dict)
-    label_smoothing: float = 0.0
-    class_weighting: str = "none"  # none | balanced | sqrt
-    balanced_sampler: bool = False
-    augment: dict = field(default_factory=lambda: {"scale": [0.85, 1.0], "translate": 0.05, "hflip": True, "rotate": 10})
-    tta: str = "flip"  # what `evaluate` uses by default; validation during training uses no TTA
-    amp: str = "auto"
-    clip_grad: float | None = None
-    ema: float | None = None  # EMA decay, e.g. 0.999; evaluation and checkpoints then use the EMA weights
-    early_stop: int | None = None  # epochs without improvement of `monitor` before stopping
-    monitor: str = "accuracy"
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None  # torch CPU threads; 1 is often fastest on a loaded machine
-    progress: bool = True
-    recipe: str | None = None
-
-    def check(self) -> None:
-        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
-                                     ("amp", self.amp, AMP_MODES), ("monitor", self.monitor, MONITORS),
-                                     ("tta", self.tta, TTA_MODES)):
-            if value not in allowed:
-                raise FerError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise FerError(f"{name} must be at least 1, got {getattr(self, name)}")
-        unknown = set(self.augment) - {f.name for f in fields(Augment)}
-        if unknown:
-            raise FerError(f"unknown augmentation(s) {sorted(unknown)}; known: {', '.join(f.name for f in fields(Augment))}")
-        get_spec(self.model)
-
-
-def make_config(recipe: str | None = None, augment_overrides: dict | None = None, **overrides) -> TrainConfig:
-    """Defaults, then the recipe's values, then every override that is not None.
-
-    ``augment`` replaces the augmentation mapping; ``augment_overrides`` changes single entries of it (what
-    the command line's --rotate, --erasing, ... do)."""
-    known = {f.name for f in fields(TrainConfig)}
-    values: dict = {}
-    if recipe is not None:
-        values = {k: v for k, v in load_recipe(recipe).items() if k not in INFO_KEYS + ("name",)}
-        values["recipe"] = recipe
-        unknown = set(values) - known
-        if unknown:
-            raise FerError(f"recipe {recipe!r} sets unknown field(s) {sorted(unknown)}; see docs/training.md")
-    for key, value in overrides.items():
-        if key not in known:
-            raise FerError(f"unknown training setting {key!r}")
-        if value is None:
-            continue
-        values[key] = value
-    if augment_overrides:
-        values["augment"] = {**values.get("augment", TrainConfig().augment), **augment_overrides}
-    config = TrainConfig(**values)
-    if config.out is None:
-        config.out = str(Path("runs") / config.model.replace(":", "-"))
-    config.check()
-    return config
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owned: bool = False  # this run started the process group, so it ends it
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: str) -> Dist:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return Dist()
-    owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned)
-
-
-def _device(config: TrainConfig, d: Dist) -> torch.device:
-    if config.device != "auto":
-        return torch.device(config.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", d.local_rank)
-    return torch.device("cpu")
-
-
-def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or config.amp == "none":
-        if config.amp in ("bf16", "fp16") and device.type != "cuda":
-            warn(f"--amp {config.amp} is for GPUs; training in float32 on {device}")
-        return None
-    if config.amp == "fp16":
-        return torch.float16
-    return torch.bfloat16
-
-
-def make_optimizer(config: TrainConfig, *modules: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer over the trainable parameters of ``modules`` (the model, and a loss that has parameters)."""
-    params = [p for module in modules for p in module.parameters() if p.requires_grad]
-    # No weight decay on biases and norm parameters (1-d tensors), as timm does.
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
-    if config.optimizer == "radam":
-        return torch.optim.RAdam(groups, lr=config.lr, decoupled_weight_decay=True)
-    return torch.optim.AdamW(groups, lr=config.lr)
-
-
-def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """The learning-rate multiplier after ``step`` optimizer steps, for the per-step schedules."""
-    epoch = step / steps_per_epoch
-    floor = config.min_lr_ratio
-
-    def cosine(t: float) -> float:
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
-
-    if config.schedule == "cosine-warmup":
-        if epoch < config.warmup_epochs:
-            return (step + 1) / (config.warmup_epochs * steps_per_epoch)
-        return cosine((epoch - config.warmup_epochs) / max(config.epochs - config.warmup_epochs, 1e-9))
-    if config.schedule == "warm-restarts":  # SGDR, Loshchilov & Hutter 2017
-        period, start = config.restart_epochs, 0.0
-        while epoch >= start + period:
-            start, period = start + period, period * config.restart_mult
-        return cosine((epoch - start) / period)
-    if config.schedule == "one-cycle":  # Smith 2018: 30% rise from lr/25, cosine down to lr/1e4
-        t = epoch / config.epochs
-        if t < 0.3:
-            return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / 0.3))
-        return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
-    if config.schedule == "cyclic-snapshots":  # Huang et al. 2017: a cosine cycle per snapshot
-        return cosine((epoch % config.cycle_epochs) / config.cycle_epochs)
-    return 1.0
-
-
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    if config.schedule == "plateau":
-        mode = "min" if config.monitor == "nll" else "max"
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode=mode, factor=config.plateau_factor, patience=config.plateau_patience)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(config, step, steps_per_epoch))
-
-
-def _better(config: TrainConfig, value: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    return value < best if config.monitor == "nll" else value > best
+#: Settings that may change on --resume: only the run's length and where/how it runs.
+RESUMABLE_CHANGES = frozenset({"epochs", "time_budget", "progress", "device", "threads", "out", "data",
+                               "eval_batch_size"})
 
 
 class Objective(nn.Module):
     """The model and its loss as one module: ``(images, targets) -> (logits, loss)``.
 
-    DDP wraps this, so the gradients of a loss's own parameters are averaged across ranks like the model's.
+    DDP wraps this, so the gradients of a loss's own parameters are averaged across ranks like the model's;
+    the optimizer takes its parameters, so a loss that learns (EmoNeXt's attention) trains with the model.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module):
@@ -247,6 +63,49 @@ class Objective(nn.Module):
     def forward(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model(x)
         return logits, self.loss(logits, targets)
+
+
+@dataclass
+class TrainingState:
+    """Everything a run changes as it goes, and saves for ``--resume``."""
+
+    model: nn.Module
+    loss: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    ema: AveragedModel | None = None
+    scaler: torch.amp.GradScaler | None = None
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: float | None = None
+    best_epoch: int | None = None
+    stale: int = 0  # epochs since the monitored metric last improved
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated and saved: the EMA's when on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def state_dict(self) -> dict:
+        state = {"model": self.model.state_dict(), "loss": self.loss.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "best": self.best, "best_epoch": self.best_epoch, "stale": self.stale}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.loss.load_state_dict(state.get("loss", {}))  # runs saved before losses had state have none
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        self.best, self.best_epoch, self.stale = state["best"], state["best_epoch"], state["stale"]
 
 
 @dataclass
@@ -261,38 +120,27 @@ class RunResult:
     loss: nn.Module  # the training loss, with the parameters it learned if it has any
 
 
-def _missing_data_error(path: str) -> FerError:
-    return FerError(
-        f"{path}: no such data file. Make it with `fer-synth balance fer2013/` (writes {DEFAULT_DATA}) or "
-        "`fer-synth pack fer2013.csv.gz --out data.h5`, or give one with --data"
-    )
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    images: int
+    seconds: float
+    out_of_time: bool
 
 
-def train(config: TrainConfig, resume: bool = False) -> RunResult:
-    """Run (or with ``resume``, continue) the training run that ``config`` describes."""
-    config.check()
-    if not Path(config.data).exists():
-        raise _missing_data_error(config.data)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    data_id = data_identity(config.data)
-    device_name = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    d = _init_distributed(device_name)
-    device = _device(config, d)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    out = Path(config.out)
-    spec = get_spec(config.model)
-    input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 (``auto``) or fp16 on CUDA; None (float32) elsewhere or with ``none``."""
+    if device.type != "cuda" or config.amp == "none":
+        if config.amp in ("bf16", "fp16") and device.type != "cuda":
+            logger.warning(f"--amp {config.amp} is for GPUs; training in float32 on {device}")
+        return None
+    return torch.float16 if config.amp == "fp16" else torch.bfloat16
 
-    train_split = load_split(config.data, "train", device)
-    val_split = load_split(config.data, "val", device)
-    if not len(train_split) or not len(val_split):
-        raise FerError(f"{config.data}: training needs non-empty train and val splits "
-                       f"(train {len(train_split)}, val {len(val_split)} rows)")
-    if val_split.n_synthetic:
-        warn(f"the val split holds {val_split.n_synthetic} SYNTHETIC rows: model selection is not on real data only")
 
+def build_state(config: TrainConfig, train_split: TensorSplit, steps_per_epoch: int,
+                device: torch.device) -> TrainingState:
+    """Model, EMA, loss, optimizer, schedule and grad scaler, from ``config.seed``."""
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=len(CLASSES), weights=config.weights, **config.model_options)
     model.to(device)
@@ -302,255 +150,234 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     weights = class_weights(train_split.counts(), config.class_weighting)
     loss_fn = build_loss(config.loss, class_weights=None if weights is None else weights.to(device),
                          label_smoothing=config.label_smoothing, model=model, **config.loss_options).to(device)
-    optimizer = make_optimizer(config, model, loss_fn)
-    steps_per_epoch = len(batches(torch.arange(len(train_split)), config.batch_size, d.rank, d.world_size))
-    if steps_per_epoch == 0:
-        raise FerError(f"batch size {config.batch_size} x {d.world_size} process(es) exceeds the "
-                       f"{len(train_split)} training rows; lower --batch-size")
-    scheduler = make_scheduler(config, optimizer, steps_per_epoch)
-    amp_dtype = _amp_dtype(config, device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    aug = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()})
+    optimizer = create_optimizer(config, Objective(model, loss_fn))
+    scheduler = create_scheduler(config, optimizer, steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype(config, device) == torch.float16 else None
+    return TrainingState(model, loss_fn, optimizer, scheduler, ema, scaler)
 
-    start_epoch, history, best, best_epoch, stale = 0, [], None, None, 0
-    if resume:
-        last = out / "last.json"
-        if not last.exists():
-            raise FerError(f"{out}: nothing to resume (no last.json); run without --resume to start")
-        meta = ckpt.read_meta(last)
-        _check_resumable(meta["config"], config)
-        state = ckpt.load_state(meta)
-        model.load_state_dict(state["model"])
-        loss_fn.load_state_dict(state.get("loss", {}))  # runs saved before losses had state have none
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        if scaler is not None and "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, history = meta["epoch"], meta["history"]
-        best, best_epoch, stale = state["best"], state["best_epoch"], state["stale"]
 
-    objective = Objective(model, loss_fn)
-    net: nn.Module = objective
-    if d.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
-    eval_model = ema.module if ema is not None else model
+def restore(out: Path, config: TrainConfig, state: TrainingState) -> None:
+    """Continue from ``out/last.*``: the settings must match the saved run's (see RESUMABLE_CHANGES)."""
+    last = out / "last.json"
+    if not last.exists():
+        raise MissingPathError(f"{out}: nothing to resume (no last.json); run without --resume to start")
+    meta = ckpt.read_meta(last)
+    changed = sorted(k for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES and meta["config"].get(k) != v)
+    if changed:
+        raise FerError(f"--resume with settings that differ from the saved run: {', '.join(changed)}; "
+                       "resume with the same settings or start a new --out")
+    state.load_state_dict(ckpt.load_state(meta))
+    state.epoch, state.history = meta["epoch"], meta["history"]
 
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json(out / "config.json", asdict(config))
-        loss_params = sum(p.numel() for p in loss_fn.parameters())
-        console.print(f"[bold]training[/] {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
-                      f"params{f', loss {config.loss} {loss_params / 1e6:.2f}M' if loss_params else ''}, "
-                      f"{spec.in_chans}x{input_size}x{input_size}) on {len(train_split)} train / "
-                      f"{len(val_split)} val rows ({train_split.n_synthetic} synthetic in train), {device}"
-                      f"{f' x{d.world_size}' if d.world_size > 1 else ''} -> {out}")
 
-    meta_base = {"model": config.model, "model_options": config.model_options, "input_size": input_size,
-                 "in_chans": spec.in_chans, "classes": list(CLASSES), "num_classes": len(CLASSES),
-                 "tta": config.tta, "config": asdict(config), "data": data_id}
-    started = time.perf_counter()
-    stopped_by = "epochs"
-    epoch = start_epoch
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        # Every random draw of an epoch comes from (seed, epoch): resuming replays exactly.
-        torch.manual_seed(config.seed * 1_000_003 + epoch)
-        g = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + epoch)
-        order = epoch_order(train_split.labels, g, config.balanced_sampler)
-        net.train()
-        epoch_start = time.perf_counter()
-        seen, loss_sum, correct = 0, torch.zeros((), device=device), torch.zeros((), device=device)
-        progress = _Progress(d.main and config.progress, epoch, config.epochs, steps_per_epoch)
-        out_of_time = False
-        for step, index in enumerate(batches(order, config.batch_size, d.rank, d.world_size)):
-            x = augment_batch(train_split.images[index], aug, input_size, spec.in_chans, g)
-            y = train_split.labels[index]
+def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, config: TrainConfig, aug: Augment,
+                    input_size: int, in_chans: int, d: Dist, device: torch.device, epoch: int,
+                    deadline: float | None) -> EpochStats:
+    """One pass over this rank's batches of ``split``; stops early (on every rank) past ``deadline``."""
+    # Every random draw of an epoch comes from (seed, epoch): resuming replays exactly.
+    torch.manual_seed(config.seed * 1_000_003 + epoch)
+    g = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + epoch)
+    order = epoch_order(split.labels, g, config.balanced_sampler)
+    dtype = amp_dtype(config, device)
+    net.train()
+    start = time.perf_counter()
+    seen, loss_sum, correct = 0, torch.zeros((), device=device), torch.zeros((), device=device)
+    out_of_time = False
+    steps = batches(order, config.batch_size, d.rank, d.world_size)
+    with _EpochProgress(d.main and config.progress, epoch, config.epochs, len(steps)) as progress:
+        for step, index in enumerate(steps):
+            x = augment_batch(split.images[index], aug, input_size, in_chans, g)
+            y = split.labels[index]
             x, targets = (mix_batch(x, y, aug, g) if aug.mixup or aug.cutmix else (x, y))
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits, loss = net(x, targets)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if config.clip_grad:
-                nn.utils.clip_grad_norm_(objective.parameters(), config.clip_grad)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            if config.schedule != "plateau":
-                scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
+            _optimizer_step(loss, state, config, net)
             hard = targets if targets.ndim == 1 else targets.argmax(1)
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == hard).sum()
             seen += len(y)
-            progress.update(step + 1, loss_sum, correct, seen, time.perf_counter() - epoch_start)
-            if config.time_budget is not None:
-                out_of_time = _agree(time.perf_counter() - started >= config.time_budget, d, device)
+            progress.update(step + 1, loss_sum, correct, seen, time.perf_counter() - start)
+            if deadline is not None:
+                out_of_time = agree(time.perf_counter() >= deadline, d, device)
                 if out_of_time:
                     break
-        progress.close()
-        seconds = time.perf_counter() - epoch_start
-        train_loss, train_acc, images = _reduce(loss_sum, correct, seen, d, device)
-        if d.world_size > 1:  # BN statistics drift apart per rank; evaluate rank 0's on every rank
-            for buffer in (*model.buffers(), *(ema.buffers() if ema is not None else ())):
-                dist.broadcast(buffer, 0)
+    totals = sum_over_ranks(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)]), d)
+    loss_total, correct_total, images = totals.tolist()
+    return EpochStats(loss_total / max(images, 1), correct_total / max(images, 1), int(images),
+                      time.perf_counter() - start, out_of_time)
 
-        val = classification_metrics(
-            predict_probs(eval_model, val_split.images, input_size, spec.in_chans, "none", config.eval_batch_size,
-                          amp_dtype), val_split.labels.cpu().numpy())
+
+def _optimizer_step(loss: torch.Tensor, state: TrainingState, config: TrainConfig, net: nn.Module) -> None:
+    state.optimizer.zero_grad(set_to_none=True)
+    if state.scaler is not None:
+        state.scaler.scale(loss).backward()
+        state.scaler.unscale_(state.optimizer)
+    else:
+        loss.backward()
+    if config.clip_grad:
+        nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad)
+    if state.scaler is not None:
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+    else:
+        state.optimizer.step()
+    if config.schedule != "plateau":
+        state.scheduler.step()
+    if state.ema is not None:
+        state.ema.update_parameters(state.model)
+
+
+def validate(model: nn.Module, split: TensorSplit, config: TrainConfig, input_size: int, in_chans: int,
+             device: torch.device) -> dict:
+    """Metrics of ``model`` on ``split`` (no TTA: selection must not depend on test-time tricks)."""
+    probs = predict_probs(model, split.images, input_size, in_chans, "none", config.eval_batch_size,
+                          amp_dtype(config, device))
+    return classification_metrics(probs, split.labels.cpu().numpy())
+
+
+def save_epoch(out: Path, state: TrainingState, meta: dict, improved: bool, config: TrainConfig,
+               steps_per_epoch: int) -> None:
+    """The epoch's checkpoints: best (when improved), a snapshot at the end of a cycle, and last with its state."""
+    model = state.eval_model
+    if improved:
+        ckpt.save_checkpoint(out / "best", model, {**meta, "best_epoch": state.epoch})
+    if config.schedule == "cyclic-snapshots" and cycle_ends(config, state.epoch, steps_per_epoch):
+        k = round(state.epoch / config.cycle_epochs)
+        ckpt.save_checkpoint(out / f"snapshot-{k:02d}", model, meta)
+    ckpt.save_checkpoint(out / "last", model, {**meta, "best_epoch": state.best_epoch}, state=state.state_dict())
+    write_history(out, state.history)
+
+
+def train(config: TrainConfig, resume: bool = False) -> RunResult:
+    """Run (or with ``resume``, continue) the training run that ``config`` describes."""
+    # 1. Settings, device, processes.
+    config.check()
+    if not Path(config.data).exists():
+        raise MissingPathError(
+            f"{config.data}: no such data file. Make it with `fer-synth balance fer2013/` (writes {DEFAULT_DATA}) "
+            "or `fer-synth pack fer2013.csv.gz --out data.h5`, or give one with --data")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    data_id = data_identity(config.data)
+    d = init_distributed(resolve_device(config.device).split(":")[0])
+    device = torch.device(resolve_device(config.device, d.local_rank))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    out = Path(config.out)
+    spec = get_spec(config.model)
+    input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
+
+    # 2. Data, held whole on the device.
+    train_split = load_split(config.data, "train", device)
+    val_split = load_split(config.data, "val", device)
+    if not len(train_split) or not len(val_split):
+        raise FerError(f"{config.data}: training needs non-empty train and val splits "
+                       f"(train {len(train_split)}, val {len(val_split)} rows)")
+    if val_split.n_synthetic:
+        logger.warning(f"the val split holds {val_split.n_synthetic} SYNTHETIC rows: model selection is not on "
+                       "real data only")
+    steps_per_epoch = len(batches(torch.arange(len(train_split)), config.batch_size, d.rank, d.world_size))
+    if steps_per_epoch == 0:
+        raise FerError(f"batch size {config.batch_size} x {d.world_size} process(es) exceeds the "
+                       f"{len(train_split)} training rows; lower --batch-size")
+
+    # 3. Model, EMA, loss, optimizer, schedule; 4. their saved state on --resume.
+    state = build_state(config, train_split, steps_per_epoch, device)
+    if resume:
+        restore(out, config, state)
+    start_epoch = state.epoch
+    objective = Objective(state.model, state.loss)
+    net: nn.Module = objective
+    if d.world_size > 1:
+        net = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+    aug = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()})
+
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.write_json(out / "config.json", asdict(config))
+    loss_params = sum(p.numel() for p in state.loss.parameters())
+    logger.info(f"training {config.model} ({sum(p.numel() for p in state.model.parameters()) / 1e6:.2f}M params"
+                f"{f', loss {config.loss} {loss_params / 1e6:.2f}M' if loss_params else ''}, "
+                f"{spec.in_chans}x{input_size}x{input_size}) on {len(train_split)} train / {len(val_split)} val rows "
+                f"({train_split.n_synthetic} synthetic in train), {device}"
+                f"{f' x{d.world_size}' if d.world_size > 1 else ''} -> {out}")
+
+    # 5. Epochs: train, validate, keep the best, save.
+    meta_base = {"model": config.model, "model_options": config.model_options, "input_size": input_size,
+                 "in_chans": spec.in_chans, "classes": list(CLASSES), "num_classes": len(CLASSES),
+                 "tta": config.tta, "config": asdict(config), "data": data_id}
+    deadline = None if config.time_budget is None else time.perf_counter() + config.time_budget
+    stopped_by = "epochs"
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        stats = train_one_epoch(net, state, train_split, config, aug, input_size, spec.in_chans, d, device, epoch,
+                                deadline)
+        # BN statistics drift apart per rank; evaluate rank 0's on every rank.
+        broadcast_from_main([*state.model.buffers(), *(state.ema.buffers() if state.ema is not None else ())], d)
+        val = validate(state.eval_model, val_split, config, input_size, spec.in_chans, device)
         value = val[config.monitor]
         if config.schedule == "plateau":
-            scheduler.step(value)
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
-               "train_accuracy": train_acc, "val_nll": val["nll"], "val_accuracy": val["accuracy"],
-               "val_balanced_accuracy": val["balanced_accuracy"], "val_macro_f1": val["macro_f1"],
-               "train_images": images, "images_per_s": images / seconds, "seconds": seconds, "partial_epoch": out_of_time}
-        history.append(row)
-        improved = _better(config, value, best)
+            state.scheduler.step(value)
+        state.epoch = epoch
+        state.history.append({
+            "epoch": epoch, "lr": state.optimizer.param_groups[0]["lr"], "train_loss": stats.loss,
+            "train_accuracy": stats.accuracy, "val_nll": val["nll"], "val_accuracy": val["accuracy"],
+            "val_balanced_accuracy": val["balanced_accuracy"], "val_macro_f1": val["macro_f1"],
+            "train_images": stats.images, "images_per_s": stats.images / stats.seconds, "seconds": stats.seconds,
+            "partial_epoch": stats.out_of_time})
+        improved = state.best is None or (value < state.best if config.monitor == "nll" else value > state.best)
         if improved:
-            best, best_epoch, stale = value, epoch, 0
+            state.best, state.best_epoch, state.stale = value, epoch, 0
         else:
-            stale += 1
+            state.stale += 1
+        logger.info(epoch_line(state.history[-1], improved))
         if d.main:
-            _epoch_line(row, improved, config.monitor)
-            meta = {**meta_base, "epoch": epoch, "metrics": {"val": _brief(val)}, "history": history,
+            meta = {**meta_base, "epoch": epoch, "metrics": {"val": _headline(val)}, "history": state.history,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            if improved:
-                ckpt.save_checkpoint(out / "best", eval_model, {**meta, "best_epoch": epoch})
-            if config.schedule == "cyclic-snapshots" and _cycle_ends(config, epoch, steps_per_epoch):
-                k = round(epoch * steps_per_epoch / (config.cycle_epochs * steps_per_epoch))
-                ckpt.save_checkpoint(out / f"snapshot-{k:02d}", eval_model, meta)
-            state = {"model": model.state_dict(), "loss": loss_fn.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "best": best, "best_epoch": best_epoch, "stale": stale}
-            if ema is not None:
-                state["ema"] = ema.state_dict()
-            if scaler is not None:
-                state["scaler"] = scaler.state_dict()
-            ckpt.save_checkpoint(out / "last", eval_model, {**meta, "best_epoch": best_epoch}, state=state)
-            write_history(out, history)
-        if out_of_time:
+            save_epoch(out, state, meta, improved, config, steps_per_epoch)
+        if stats.out_of_time:
             stopped_by = "time-budget"
             break
-        if config.early_stop is not None and stale >= config.early_stop:
+        if config.early_stop is not None and state.stale >= config.early_stop:
             stopped_by = "early-stop"
             break
-    if d.main:
-        if history:
-            plot_curves(out / "curves.png", history)
-        console.print(f"[bold]done[/] ({stopped_by}): best val {config.monitor} "
-                      f"{best if best is None else round(best, 4)} at epoch {best_epoch}; {out / 'best.safetensors'}")
-    if d.owned:
-        dist.destroy_process_group()
-    return RunResult(out, epoch if history else start_epoch, best_epoch, best, history, stopped_by, eval_model, loss_fn)
+    if d.main and state.history:
+        plot_curves(out / "curves.png", state.history)
+    logger.info(f"done ({stopped_by}): best val {config.monitor} "
+                f"{state.best if state.best is None else round(state.best, 4)} at epoch {state.best_epoch}; "
+                f"{out / 'best.safetensors'}")
+    d.close()
+    return RunResult(out, state.epoch, state.best_epoch, state.best, state.history, stopped_by, state.eval_model,
+                     state.loss)
 
 
-def _check_resumable(saved: dict, config: TrainConfig) -> None:
-    # Only the run's length may change on resume; anything else would not continue the same run.
-    free = {"epochs", "time_budget", "progress", "device", "threads", "out", "data", "eval_batch_size"}
-    changed = sorted(k for k, v in asdict(config).items() if k not in free and saved.get(k) != v)
-    if changed:
-        raise FerError(f"--resume with settings that differ from the saved run: {', '.join(changed)}; "
-                       "resume with the same settings or start a new --out")
-
-
-def _cycle_ends(config: TrainConfig, epoch: int, steps_per_epoch: int) -> bool:
-    cycle_steps = config.cycle_epochs * steps_per_epoch
-    return math.floor(epoch * steps_per_epoch / cycle_steps + 1e-9) > math.floor((epoch - 1) * steps_per_epoch / cycle_steps + 1e-9)
-
-
-def _agree(flag: bool, d: Dist, device: torch.device) -> bool:
-    """Every rank stops when any rank's clock says so (rank clocks differ slightly)."""
-    if d.world_size == 1:
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-def _reduce(loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, d: Dist, device) -> tuple[float, float, int]:
-    t = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)])
-    if d.world_size > 1:
-        dist.all_reduce(t)
-    loss_sum, correct, seen = t.tolist()
-    return loss_sum / max(seen, 1), correct / max(seen, 1), int(seen)
-
-
-def _brief(metrics: dict) -> dict:
+def _headline(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in ("per_class", "confusion")}
 
 
-def _epoch_line(row: dict, improved: bool, monitor: str) -> None:
-    mark = " [green]*best*[/]" if improved else ""
-    console.print(f"epoch {row['epoch']:>3}  lr {row['lr']:.2e}  loss {row['train_loss']:.4f}  "
-                  f"train acc {row['train_accuracy']:.4f}  val acc {row['val_accuracy']:.4f}  "
-                  f"val bal acc {row['val_balanced_accuracy']:.4f}  {row['images_per_s']:.0f} img/s{mark}")
+class _EpochProgress:
+    """A live bar for one epoch (loss, accuracy, images/s), refreshed a few times a second: reading the loss
+    synchronises a GPU."""
 
+    def __init__(self, enabled: bool, epoch: int, epochs: int, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-class _Progress:
-    """A live rich bar for one epoch (loss, accuracy, images/s); silent when off."""
+        self.bar = progress_bar(enabled, TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True)
+        self.total, self.last = total, 0.0
 
-    def __init__(self, on: bool, epoch: int, epochs: int, total: int):
-        self.bar = None
-        if on:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def __enter__(self) -> _EpochProgress:
+        self.bar.__enter__()
+        self.task = self.bar.add_task("train", total=self.total, info="")
+        return self
 
-            self.bar = Progress(TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
-                                transient=True)
-            self.task = self.bar.add_task("train", total=total, info="")
-            self.bar.start()
-            self.last = 0.0
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
 
-    def update(self, step: int, loss_sum, correct, seen: int, elapsed: float) -> None:
-        # Reading the loss syncs a GPU; do it a few times a second only.
-        if self.bar is None or (elapsed - self.last < 0.5 and step != self.bar.tasks[0].total):
+    def update(self, step: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, elapsed: float) -> None:
+        from rich.progress import Progress
+
+        if not isinstance(self.bar, Progress) or (elapsed - self.last < 0.5 and step != self.total):
             return
         self.last = elapsed
         info = f"loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.3f} {seen / elapsed:.0f} img/s"
         self.bar.update(self.task, completed=step, info=info)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def write_history(out: Path, history: list[dict]) -> None:
-    """metrics.csv and metrics.json, one row per epoch."""
-    ckpt.write_json(out / "metrics.json", history)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
-    writer.writeheader()
-    writer.writerows(history)
-    write_bytes(out / "metrics.csv", buffer.getvalue().encode())
-
-
-def plot_curves(path: Path, history: list[dict]) -> None:
-    """Loss and accuracy per epoch, train and val, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = np.array([r["epoch"] for r in history])
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train loss")
-    ax_loss.plot(epochs, [r["val_nll"] for r in history], label="val NLL")
-    ax_acc.plot(epochs, [r["train_accuracy"] for r in history], label="train")
-    ax_acc.plot(epochs, [r["val_accuracy"] for r in history], label="val")
-    ax_acc.plot(epochs, [r["val_balanced_accuracy"] for r in history], label="val balanced")
-    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,9 +15,13 @@ from fer_synth import __version__
 from fer_synth.data.balance import BalanceResult, TopUpPlan, balance, default_output, pack
 from fer_synth.core.classes import CLASSES, NUM_CLASSES
 from fer_synth.core.dataset import SYNTHETIC
-from fer_synth.core.console import FriendlyGroup, console, warn
+from fer_synth.core.console import FriendlyGroup, console
+from fer_synth.core.env import DEVICE_HELP
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
+from fer_synth.generation import config as gen
+
+logger = logging.getLogger(__name__)
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,18 +100,31 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, **options) -> N
 
     Resumable: images already in OUT's manifest are skipped.
     """
-    from fer_synth.faces.crop import crop_folder, find_images, summary_rows
+    from fer_synth.faces.crop import crop_folder, find_images
 
     sources = find_images(Path(input_dir))  # a bad INPUT fails before the detector loads
     with face_stage_from(options) as stage:
         summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True, sources=sources)
-    header, rows = summary_rows(summary)
-    table = Table(*header, title=f"faces from {input_dir}")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    console.print(_crop_table(summary, f"faces from {input_dir}"))
     console.print(f"{summary.processed} images cropped now, {summary.resumed} from an earlier run; "
                   f"faces in {out_dir}, records in {out_dir}/manifest.jsonl")
+
+
+def _crop_table(summary, title: str) -> Table:
+    """Kept and rejected images: one row per class and a total, one column per reason that occurred."""
+    from fer_synth.faces.crop import UNLABELLED, UNREADABLE
+    from fer_synth.faces.stage import REASONS
+
+    reasons = [r for r in (*REASONS, UNREADABLE) if any(key[1] == r for key in summary.rejected)]
+    table = Table("class", "images", "kept", "faces", *reasons, title=title)
+    rows = [[label, summary.images[label], summary.kept[label], summary.faces[label],
+             *(summary.rejected[label, r] for r in reasons)]
+            for label in sorted(summary.images, key=lambda c: (c == UNLABELLED, c))]
+    if len(rows) > 1:
+        rows.append(["total", *(sum(row[i] for row in rows) for i in range(1, 4 + len(reasons)))])
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    return table
 
 
 def _split_table(title: str, stats: dict) -> Table:
@@ -140,7 +158,7 @@ def stats(dataset: Path, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
         return
     if message := describe_skipped(data.attrs.get("skipped", [])):
-        warn(message)
+        logger.warning(message)
     console.print(_split_table(f"{dataset} ({data.attrs.get('layout', 'hdf5')})", report["splits"]))
     per_split = ", ".join(f"{name} {s['needed']:,}" for name, s in report["splits"].items())
     console.print(f"Images needed for class equilibrium (every class up to its split's largest): "
@@ -197,7 +215,8 @@ def _report(result: BalanceResult) -> None:
 
 
 _common_split_options = [
-    click.option("--val-fraction", default=0.1, show_default=True,
+    click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+                 show_default=True,
                  help="Stratified fraction of train held out as val when the source has no PublicTest/val split."),
     click.option("--seed", default=0, show_default=True, help="Seed for every random choice."),
     click.option("--drop-duplicates", is_flag=True, help="Drop train images identical to a val/test image."),
@@ -232,7 +251,7 @@ def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, al
     )
     console.print(_plan_table(result.plan))
     if result.plan.total_shortfall:
-        warn(f"the pool was short: {result.plan.shortfall_by_class()} (--allow-shortfall)")
+        logger.warning(f"the pool was short: {result.plan.shortfall_by_class()} (--allow-shortfall)")
     if not dry_run:
         _report(result)
 
@@ -259,10 +278,7 @@ def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression)
 def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, prompts_file: str | None,
                     as_json: bool) -> None:
     """Print the prompts and seeds that `generate` would use, without loading a model."""
-    import json
-
     from fer_synth.core.classes import resolve_many
-    from fer_synth.core.console import console
     from fer_synth.generation.prompts import load_prompts
 
     prompt_set = load_prompts(prompts_file)
@@ -282,23 +298,31 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
 @main.command("generate")
 @click.option("--emotion", "-e", "emotions", multiple=True, required=True,
               help="Class name(s) or alias(es), comma-separated or repeated; 'all' for every class.")
-@click.option("--n", "n", type=int, required=True, help="Images (with the face stage: kept faces) per class.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Run seed; image i's prompt and seed derive from it.")
-@click.option("--out", type=click.Path(file_okay=False), default="generated", show_default=True,
+@click.option("--n", "n", type=click.IntRange(min=1), required=True,
+              help="Images (with the face stage: kept faces) per class.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Run seed; image i's prompt and seed derive from it.")
+@click.option("--out", type=click.Path(file_okay=False), default=gen.DEFAULT_OUT, show_default=True,
               help="Output folder (the pool that `fer-synth balance` reads).")
-@click.option("--model", default=None, help="Hub id, local diffusers folder, single .safetensors file, or "
-              "'tiny-random' (noise, for smoke runs). Default: Realistic Vision V6.0 B1 noVAE.")
+@click.option("--model", default=gen.DEFAULT_MODEL, show_default=True,
+              help=f"Hub id, local diffusers folder, single .safetensors file, or '{gen.TINY_RANDOM}' (noise, for "
+              "smoke runs).")
 @click.option("--vae", default="auto", show_default=True,
-              help="A VAE hub id or folder; 'auto' pairs the default model with stabilityai/sd-vae-ft-mse; "
+              help=f"A VAE hub id or folder; 'auto' pairs the default model with {gen.DEFAULT_VAE}; "
               "'model' keeps the model's own.")
-@click.option("--scheduler", default="dpmpp", show_default=True, help="dpmpp, dpmpp-karras, unipc, euler, "
-              "euler-a, ddim, pndm, lcm, tcd.")
-@click.option("--steps", type=int, default=None, help="Denoising steps [default: 25].")
-@click.option("--guidance", type=float, default=None, help="Classifier-free guidance scale [default: 5.5].")
-@click.option("--size", type=int, default=None, help="Image side in pixels [default: 512].")
-@click.option("--batch-size", type=int, default=None, help="Images per pipeline call [default: 4].")
-@click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu), or a torch device.")
-@click.option("--dtype", default="auto", show_default=True, help="auto (fp16 on GPU, fp32 on cpu), fp32, fp16, bf16.")
+@click.option("--scheduler", type=click.Choice(list(gen.SCHEDULER_SPECS)), default=gen.DEFAULT_SCHEDULER,
+              show_default=True, help="Sampler; lcm/tcd are for few-step LoRAs.")
+@click.option("--steps", type=click.IntRange(min=1), default=gen.DEFAULT_STEPS, show_default=True,
+              help="Denoising steps.")
+@click.option("--guidance", type=click.FloatRange(min=0), default=gen.DEFAULT_GUIDANCE, show_default=True,
+              help="Classifier-free guidance scale.")
+@click.option("--size", type=click.IntRange(min=8), default=gen.DEFAULT_SIZE, show_default=True,
+              help="Image side in pixels (a multiple of 8).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=gen.DEFAULT_BATCH, show_default=True,
+              help="Images per pipeline call.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--dtype", type=click.Choice(["auto", *gen.DTYPE_NAMES]), default="auto", show_default=True,
+              help="auto: fp16 on GPU, fp32 on cpu.")
 @click.option("--safety-checker/--no-safety-checker", default=True, show_default=True,
               help="Keep the model's NSFW checker (flagged images are black and flagged in the manifest).")
 @click.option("--tiny-vae", default=None, help="Decode with a tiny VAE (AutoencoderTiny), e.g. madebyollin/taesd.")
@@ -312,44 +336,32 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
 @click.option("--faces/--no-faces", default=True, show_default=True,
               help="Run the face stage: keep 48x48 face crops (n counts kept faces); --no-faces keeps raw images.")
 @click.option("--keep-raw", is_flag=True, help="With the face stage: also keep full-size images under OUT/raw/.")
-@click.option("--max-attempts", type=int, default=3, show_default=True,
+@click.option("--max-attempts", type=click.IntRange(min=1), default=gen.DEFAULT_MAX_ATTEMPTS, show_default=True,
               help="With the face stage: give up after this many attempts per wanted face.")
 @click.option("--progress/--no-progress", default=True, help="Show the progress bar.")
 @face_options
 @click.pass_context
-def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed: int, out: str, model: str | None,
-                     vae: str, scheduler: str, steps: int | None, guidance: float | None, size: int | None,
-                     batch_size: int | None, device: str, dtype: str, safety_checker: bool, tiny_vae: str | None,
-                     lora: tuple[str, ...], config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
+def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed: int, out: str, model: str,
+                     vae: str, scheduler: str, steps: int, guidance: float, size: int, batch_size: int, device: str,
+                     dtype: str, safety_checker: bool, tiny_vae: str | None, lora: tuple[str, ...],
+                     config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
                      max_attempts: int, progress: bool, **face_settings) -> None:
     """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
-    from pathlib import Path
+    from fer_synth.core.errors import InvalidOptionError
+    from fer_synth.generation.run import generate
 
-    from fer_synth.generation import run as gen
-    from fer_synth.core.console import console, err_console, warn
-    from fer_synth.core.errors import FerError
-    from fer_synth.generation.pipeline import DEFAULT_MODEL, PipelineOptions
-
+    if keep_raw and not faces:
+        raise InvalidOptionError("--keep-raw needs the face stage; without it (--no-faces) the raw images are the output")
     config = gen.GenerateConfig(
-        emotions=emotions, n=n, seed=seed, out=Path(out),
-        steps=steps or gen.DEFAULT_STEPS,
-        guidance=gen.DEFAULT_GUIDANCE if guidance is None else guidance,
-        height=size or gen.DEFAULT_SIZE, width=size or gen.DEFAULT_SIZE,
-        batch_size=batch_size or gen.DEFAULT_BATCH, prompts=prompts_file,
-        pipeline=PipelineOptions(model=model or DEFAULT_MODEL, vae=vae, scheduler=scheduler, dtype=dtype,
-                                 device=device, safety_checker=safety_checker, tiny_vae=tiny_vae, lora=lora,
-                                 compile=compile_, config=config_dir),
-        keep_raw=keep_raw, max_attempts=max_attempts,
-    )
-    config.check()  # bad arguments fail before the face detector (or its model download) is set up
-    face_stage = None
-    if faces:
-        face_stage = face_stage_from(face_settings)
-    elif keep_raw:
-        raise FerError("--keep-raw needs the face stage; without it (--no-faces) the raw images are the output")
+        emotions=emotions, n=n, seed=seed, out=Path(out), steps=steps, guidance=guidance, height=size, width=size,
+        batch_size=batch_size, prompts=prompts_file, keep_raw=keep_raw, max_attempts=max_attempts,
+        pipeline=gen.PipelineOptions(model=model, vae=vae, scheduler=scheduler, dtype=dtype, device=device,
+                                     safety_checker=safety_checker, tiny_vae=tiny_vae, lora=lora, compile=compile_,
+                                     config=config_dir),
+    ).resolved()  # bad arguments fail before the face detector (or its model download) is set up
+    face_stage = face_stage_from(face_settings) if faces else None
     try:
-        summary = gen.generate(config, face_stage=face_stage, progress=progress,
-                               log=lambda m: err_console.print(f"[yellow]{m}[/]"))
+        summary = generate(config, face_stage=face_stage, progress=progress)
     finally:
         if face_stage is not None:
             face_stage.close()
@@ -363,7 +375,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed
                       f"{c.attempted} made now{extra})")
     report = summary.shortfall_report()
     if report:
-        warn(report)
+        logger.warning(report)
         ctx.exit(1)
 
 

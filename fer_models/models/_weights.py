@@ -12,11 +12,13 @@ weights ever loaded, or a weights file left backbone tensors unfilled, a warning
 
 from __future__ import annotations
 
+import logging
+
 import timm
 import torch
 from torch import nn
 
-from fer_synth.core.console import warn
+logger = logging.getLogger(__name__)
 
 
 def backbone_keys(model: nn.Module, architecture: str) -> set[str]:
@@ -36,13 +38,13 @@ def expect_imagenet_weights(model: nn.Module, name: str, architecture: str) -> n
         state["loaded"] = True
         unfilled = sorted(expected.intersection(incompatible.missing_keys))
         if unfilled:
-            warn(f"{name}: the weights file left {len(unfilled)} of the {len(expected)} {architecture} backbone "
+            logger.warning(f"{name}: the weights file left {len(unfilled)} of the {len(expected)} {architecture} backbone "
                  f"tensors at random init (e.g. {unfilled[0]}); is it a timm {architecture} checkpoint?")
 
     def before_forward(module: nn.Module, args) -> None:
         if module.training and not state["loaded"] and not state["warned"]:
             state["warned"] = True
-            warn(f"{name}: training from random weights, but its published results start from ImageNet weights: "
+            logger.warning(f"{name}: training from random weights, but its published results start from ImageNet weights: "
                  f"pass --weights PATH, a timm {architecture} .safetensors file")
 
     model.register_load_state_dict_post_hook(after_load)

@@ -26,7 +26,7 @@ import torch
 from timm.layers.cbam import CbamModule
 from torch import nn
 
-from fer_models.models import register_model
+from fer_models.models._registry import register_model
 from fer_models.models._weights import expect_imagenet_weights
 
 _PAPER = "Mohammad 2025, Deep-Ensemble-FER; CBAM: Woo et al., ECCV 2018"
@@ -61,6 +61,10 @@ class CbamResNet(_ResNetTrunk):
         self.cbam = nn.ModuleList(CbamModule(w) for w in self.widths)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.widths[-1], num_classes))
 
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps the feature vector to the logits (timm's convention)."""
+        return self.head[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.stage_outputs(x, self.cbam)[-1]))
 
@@ -75,6 +79,10 @@ class MultiScaleResNet(_ResNetTrunk):
         super().__init__(architecture)
         self.cbam = nn.ModuleList(CbamModule(w) for w in self.widths)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(sum(self.widths), num_classes))
+
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps the feature vector to the logits (timm's convention)."""
+        return self.head[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.stage_outputs(x)
@@ -92,6 +100,10 @@ class CbamEfficientNet(nn.Module):
         self.cbam = CbamModule(net.num_features)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.num_features, num_classes))
+
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps the feature vector to the logits (timm's convention)."""
+        return self.head[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from timm.layers import SEModule
 from torch import nn
 
-from fer_models.models import register_model
+from fer_models.models._registry import register_model
 from fer_models.models._weights import expect_imagenet_weights
 
 _CONVNEXT = {"tiny": "convnext_tiny", "small": "convnext_small", "base": "convnext_base", "large": "convnext_large"}
@@ -69,6 +69,10 @@ class EmoNeXt(nn.Module):
         dims = [stage.blocks[0].conv_dw.out_channels for stage in self.stages]
         # stage 0's "downsampling" is the stem; the paper adds SE after the three strided downsampling layers.
         self.se = nn.ModuleList([nn.Identity()] + [SEModule(d, rd_ratio=1 / 16, rd_divisor=1, bias=False) for d in dims[1:]])
+
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps the feature vector to the logits (timm's convention)."""
+        return self.head.fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(self.stn(x))

@@ -27,7 +27,7 @@ import timm
 import torch
 from torch import nn
 
-from fer_models.models import register_model
+from fer_models.models._registry import register_model
 from fer_models.models._weights import expect_imagenet_weights
 
 _BACKBONE = "mobilenetv1_100"
@@ -99,6 +99,10 @@ class PAttLite(nn.Module):
         for module in (self.conv_stem, self.bn1, self.blocks):
             module.eval()
         return self
+
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps the feature vector to the logits (timm's convention)."""
+        return self.classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.patches(self.blocks(self.bn1(self.conv_stem(x)))).flatten(2).transpose(1, 2)  # [B, 4, 256]

@@ -20,7 +20,7 @@ import torch
 from timm.layers import SEModule
 from torch import nn
 
-from fer_models.models import register_model
+from fer_models.models._registry import register_model
 
 
 def _conv_stage(in_chans: int, out_chans: int) -> nn.Sequential:
@@ -67,6 +67,10 @@ class ResEmoteNet(nn.Module):
         for width_in, width_out in ((2048, 1024), (1024, 512), (512, 256)):
             head += [nn.Linear(width_in, width_out), nn.ReLU(inplace=True), nn.Dropout(head_dropout)]
         self.head = nn.Sequential(*head, nn.Linear(256, num_classes))
+
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps the feature vector to the logits (timm's convention)."""
+        return self.head[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -22,7 +22,7 @@ import torch
 from timm.models.resnet import BasicBlock
 from torch import nn
 
-from fer_models.models import register_model
+from fer_models.models._registry import register_model
 from fer_models.models._weights import expect_imagenet_weights
 
 
@@ -77,6 +77,10 @@ class ResidualMaskingNetwork(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
         self.masks = nn.ModuleList(MaskingBlock(c, d) for c, d in ((64, 4), (128, 3), (256, 2), (512, 1)))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(512, num_classes))
+
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps the feature vector to the logits (timm's convention)."""
+        return self.head[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from fer_models.models import register_model
+from fer_models.models._registry import register_model
 
 
 class SmallCNN(nn.Module):
@@ -24,6 +24,10 @@ class SmallCNN(nn.Module):
             c_in = width
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes))
+
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps the feature vector to the logits (timm's convention)."""
+        return self.head[-1]
 
     def forward(self, x):
         return self.head(self.features(x))

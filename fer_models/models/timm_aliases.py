@@ -27,7 +27,7 @@ from __future__ import annotations
 import timm
 from torch import nn
 
-from fer_models.models import register_model
+from fer_models.models._registry import register_model
 from fer_models.models._weights import expect_imagenet_weights
 
 ALIASES: dict[str, tuple[str, str]] = {

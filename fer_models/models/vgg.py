@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from fer_models.models import register_model
+from fer_models.models._registry import register_model
 
 
 def _block(in_chans: int, out_chans: int) -> nn.Sequential:
@@ -31,6 +31,10 @@ class KhaireddinVGG(nn.Module):
             nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
+
+    def get_classifier(self) -> nn.Linear:
+        """The layer that maps the feature vector to the logits (timm's convention)."""
+        return self.classifier[-1]
 
     def forward(self, x):
         return self.classifier(self.features(x))

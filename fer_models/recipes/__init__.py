@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from fer_synth.core.errors import FerError
+from fer_synth.core.errors import FerError, MissingPathError
 
 RECIPE_DIR = Path(__file__).parent
 INFO_KEYS: tuple[str, ...] = ("description", "paper")
@@ -23,7 +23,7 @@ def recipe_path(name_or_path: str | os.PathLike) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such recipe file")
+            raise MissingPathError(f"{path}: no such recipe file")
         return path
     path = RECIPE_DIR / f"{name_or_path}.yaml"
     if not path.exists():

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_synth.core.classes import NUM_CLASSES
+from fer_synth.core.errors import SplitNotFoundError
 
 REAL, SYNTHETIC = 0, 1
 SOURCE_NAMES = ("real", "synthetic")
@@ -95,7 +96,7 @@ class Dataset(Mapping[str, Split]):
         try:
             return self.splits[name]
         except KeyError:
-            raise KeyError(f"no split {name!r}; this dataset has: {', '.join(self.splits)}") from None
+            raise SplitNotFoundError(f"no split {name!r}; this dataset has: {', '.join(self.splits)}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.splits)

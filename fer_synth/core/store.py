@@ -33,7 +33,7 @@ import numpy as np
 
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES
-from fer_synth.core.errors import FerError
+from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError, SplitNotFoundError
 from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split
 
 FORMAT = "fer-synth-hdf5"
@@ -86,10 +86,10 @@ def write(path: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping |
     path = Path(path)
     unknown = set(splits) - set(SPLITS)
     if unknown:
-        raise ValueError(f"unknown split(s) {sorted(unknown)}; the HDF5 contract has {', '.join(SPLITS)}")
+        raise InvalidOptionError(f"unknown split(s) {sorted(unknown)}; the HDF5 contract has {', '.join(SPLITS)}")
     sizes = {s.images.shape[1:] for s in splits.values() if len(s)}
     if len(sizes) > 1:
-        raise ValueError(f"all splits must share one image size, got {sorted(sizes)}")
+        raise InvalidOptionError(f"all splits must share one image size, got {sorted(sizes)}")
     size = sizes.pop() if sizes else (48, 48)
     root = {
         "format": FORMAT,
@@ -133,7 +133,7 @@ def read_attrs(path: str | os.PathLike) -> dict:
     """Root attributes of a fer_synth HDF5 file (JSON strings decoded), after checking its format."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise MissingPathError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
@@ -183,7 +183,7 @@ def read(path: str | os.PathLike, splits: tuple[str, ...] | None = None, provena
     names = splits or tuple(attrs["splits"])
     missing = [name for name in names if name not in attrs["splits"]]
     if missing:
-        raise KeyError(f"{path}: no split {missing[0]!r}; it has {', '.join(attrs['splits'])}")
+        raise SplitNotFoundError(f"{path}: no split {missing[0]!r}; it has {', '.join(attrs['splits'])}")
     with h5py.File(path, "r") as f:
         return Dataset({name: _read_group(f[name], provenance) for name in names}, attrs=attrs)
 

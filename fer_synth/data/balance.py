@@ -17,7 +17,7 @@ import numpy as np
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES, NUM_CLASSES
 from fer_synth.core.dataset import SYNTHETIC, Split
-from fer_synth.core.errors import FerError
+from fer_synth.core.errors import FerError, MissingPathError
 from fer_synth.data.export import write_folders
 from fer_synth.data.readers import read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
@@ -152,7 +152,7 @@ def balance(
         )
     pool_path = Path(pool)
     if not pool_path.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"pool folder {pool_path} not found; make one with `fer-synth generate --emotion all --n N` "
             "(it writes generated/) or pass --pool"
         )

@@ -16,7 +16,7 @@ import cv2
 from fer_synth.core.atomic import atomic_dir
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SOURCE_NAMES, Split
-from fer_synth.data.readers import MANIFEST
+from fer_synth.core.manifest import MANIFEST
 
 
 def write_folders(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping | None = None) -> Path:

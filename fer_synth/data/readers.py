@@ -20,16 +20,15 @@ import numpy as np
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES, UnknownClassError, resolve
 from fer_synth.core.dataset import REAL, SYNTHETIC, Dataset, Split
-from fer_synth.core.errors import FerError
+from fer_synth.core.errors import FerError, MissingPathError
+from fer_synth.core.images import IMAGE_SUFFIXES, read_gray
 from fer_synth.core.manifest import read_records
 
 IMAGE_SIZE = 48
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm")
 FER2013_USAGES = ("Training", "PublicTest", "PrivateTest")
 #: Kaggle's file prefixes name the official split each image came from.
 USAGE_PREFIXES = {f"{usage}_": usage for usage in FER2013_USAGES}
 SPLIT_FOLDERS = ("train", "val", "valid", "validation", "test")
-MANIFEST = "manifest.jsonl"
 RAW_FOLDER = "raw"
 _CSV_CHUNK = 4096
 
@@ -51,7 +50,7 @@ def read_dataset(path: str | os.PathLike, *, resize: bool = False, synthetic: bo
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder")
+        raise MissingPathError(f"{path}: no such file or folder")
     name = path.name.lower()
     if path.is_file():
         if name.endswith((".csv", ".csv.gz")):
@@ -207,7 +206,7 @@ def _read_class_folders(folder: Path, root: Path, resize: bool, synthetic: bool,
 def _load_gray(file: Path, resize: bool) -> tuple[np.ndarray | None, str]:
     if file.suffix.lower() not in IMAGE_SUFFIXES:
         return None, "not an image file"
-    image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+    image = read_gray(file)
     if image is None:
         return None, "unreadable image"
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE):

@@ -13,6 +13,7 @@ import numpy as np
 
 from fer_synth.core.classes import NUM_CLASSES
 from fer_synth.core.dataset import Dataset, Split
+from fer_synth.core.errors import InvalidOptionError
 from fer_synth.data.readers import FER2013_USAGES, usage_of
 from fer_synth.data.stats import image_hashes
 
@@ -33,7 +34,7 @@ class ProtocolSplits:
 def stratified_holdout(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     """Split rows into (rest, held out) with ``fraction`` of each class held out, chosen by ``seed``."""
     if not 0 < fraction < 1:
-        raise ValueError(f"the held-out fraction must be between 0 and 1, got {fraction}")
+        raise InvalidOptionError(f"the held-out fraction must be between 0 and 1, got {fraction}")
     held = np.zeros(len(split), bool)
     for label in range(NUM_CLASSES):
         rows = np.flatnonzero(split.labels == label)
@@ -73,7 +74,8 @@ def protocol_splits(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) 
     else:
         train = splits.get("train", splits.get("images"))
         if train is None:
-            raise ValueError(f"no training split among {', '.join(splits)}")
+            raise InvalidOptionError(f"no training split: the dataset has only {', '.join(splits)}; give a folder with "
+                                     "train/ (val/ and test/ optional) or a FER2013 CSV with Training rows")
         val = next((splits[n] for n in _VAL_NAMES if n in splits), None)
         test = splits.get("test")
     if test is None:

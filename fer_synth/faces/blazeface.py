@@ -14,6 +14,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from fer_synth.core.env import offline
 from fer_synth.core.errors import FerError
 
 FACE_MODEL_NAME = "face_detection_short_range.tflite"
@@ -25,7 +26,6 @@ ENV_FACE_MODEL = "FER_SYNTH_FACE_MODEL"
 #: The cache folder (default ``$XDG_CACHE_HOME/fer-synth`` or ``~/.cache/fer-synth``).
 ENV_CACHE = "FER_SYNTH_CACHE"
 #: Set to 1 to forbid downloads (tests and air-gapped machines).
-ENV_OFFLINE = "FER_SYNTH_OFFLINE"
 
 
 class FaceModelError(FerError):
@@ -52,11 +52,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def offline() -> bool:
-    """True when downloads are switched off by ``FER_SYNTH_OFFLINE`` (or the Hugging Face offline flag)."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in (ENV_OFFLINE, "HF_HUB_OFFLINE"))
 
 
 def download_face_model(dest: Path, url: str | None = None, sha256: str = FACE_MODEL_SHA256) -> Path:

@@ -15,6 +15,7 @@ Unreadable files are recorded with reason ``unreadable`` and counted, never fata
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections import Counter, deque
@@ -23,21 +24,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-from fer_synth.core.classes import UnknownClassError, resolve
-from fer_synth.core.console import warn
+from fer_synth.core.classes import CLASSES, UnknownClassError, resolve
+from fer_synth.core.console import progress_bar
 from fer_synth.core.errors import FerError
-from fer_synth.faces.stage import REASONS, FaceStage
-from fer_synth.core.atomic import write_bytes
-from fer_synth.core.manifest import ManifestWriter, check_settings, read_records
+from fer_synth.core.images import IMAGE_SUFFIXES, is_image_file, read_rgb, save_png
+from fer_synth.core.manifest import MANIFEST, ManifestWriter, check_settings, read_records
+from fer_synth.faces.stage import FaceStage
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+logger = logging.getLogger(__name__)
+
 UNLABELLED = "unlabelled"
 UNREADABLE = "unreadable"
-MANIFEST = "manifest.jsonl"
 
 
 @dataclass
@@ -80,8 +80,7 @@ def find_images(input_dir: Path) -> list[Source]:
             label = resolve(sub.name)
         except UnknownClassError:
             if _images_in(sub):
-                warn(f"skipping {sub}: its name is not a FER2013 class (angry, disgust, fear, happy, sad, "
-                     f"surprise, neutral)")
+                logger.warning(f"skipping {sub}: its name is not a FER2013 class ({', '.join(CLASSES)})")
             continue
         groups.append((label, _images_in(sub)))
     sources = []
@@ -98,24 +97,7 @@ def find_images(input_dir: Path) -> list[Source]:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def read_rgb(path: Path) -> np.ndarray | None:
-    """The image as RGB uint8, upright per its EXIF orientation, or None when the file cannot be decoded."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def write_png(path: Path, gray: np.ndarray) -> None:
-    """Write a PNG atomically (complete under its name, or absent)."""
-    ok, png = cv2.imencode(".png", gray)
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    write_bytes(path, png.tobytes())
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
 
 
 def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: FaceStage,
@@ -137,16 +119,15 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
         summary.add(record)
     summary.resumed = len(done)
     todo = [s for s in sources if s.relpath not in done]
-    if progress:
-        from rich.progress import track
-
-        todo = track(todo, description="cropping faces", transient=True)
-    with ManifestWriter(out_dir / MANIFEST) as log:
+    with progress_bar(progress, TextColumn("cropping faces"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), transient=True) as bar, ManifestWriter(out_dir / MANIFEST) as log:
+        task = bar.add_task("crop", total=len(todo))
         for source, rgb in prefetch(lambda s: read_rgb(input_dir / s.relpath), todo):
             record = _crop_one(source, rgb, input_dir, out_dir, stage, keep_rejects)
             log.append([record])
             summary.add(record)
             summary.processed += 1
+            bar.advance(task)
     return summary
 
 
@@ -181,7 +162,7 @@ def _crop_one(source: Source, rgb: np.ndarray | None, input_dir: Path, out_dir: 
         names = [f"{source.stem}.png"] if len(result.faces) == 1 else [
             f"{source.stem}_{k}.png" for k in range(len(result.faces))]
         for name, face in zip(names, result.faces):
-            write_png(folder / name, face)
+            save_png(face, folder / name)
         record["files"] = [(folder / name).relative_to(out_dir).as_posix() for name in names]
     else:
         _keep_reject(path, keep_rejects, result.reason, source.label)
@@ -194,16 +175,3 @@ def _keep_reject(path: Path, keep_rejects: str | os.PathLike | None, reason: str
     target = Path(keep_rejects) / reason / (label or UNLABELLED)
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(path, target / path.name)
-
-
-def summary_rows(summary: CropSummary) -> tuple[list[str], list[list[str]]]:
-    """The kept/rejected table: one row per class and a total, one column per reason that occurred."""
-    reasons = [r for r in (*REASONS, UNREADABLE) if any(key[1] == r for key in summary.rejected)]
-    header = ["class", "images", "kept", "faces", *reasons]
-    rows = []
-    for label in sorted(summary.images, key=lambda c: (c == UNLABELLED, c)):
-        rows.append([label, summary.images[label], summary.kept[label], summary.faces[label],
-                     *(summary.rejected[label, r] for r in reasons)])
-    if len(rows) > 1:
-        rows.append(["total", *(sum(row[i] for row in rows) for i in range(1, len(header)))])
-    return header, [[str(v) for v in row] for row in rows]

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from fer_synth.core.errors import FerError
+from fer_synth.core.log import native_stderr_silenced
 from fer_synth.faces.blazeface import resolve_face_model, sha256_of
 from fer_synth.core.registry import Registry
 
@@ -153,8 +154,10 @@ class MediaPipeDetector:
         options = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_buffer=self.face_model.read_bytes()),
             min_detection_confidence=floor)
+        self._first_call = True
         try:
-            self._detector = vision.FaceDetector.create_from_options(options)
+            with native_stderr_silenced():  # LiteRT's start-up lines; shown with -v
+                self._detector = vision.FaceDetector.create_from_options(options)
         except (RuntimeError, ValueError) as e:
             raise FerError(f"MediaPipe could not load the face model {self.face_model} ({e}); pass "
                            f"--face-model PATH to a BlazeFace .tflite file") from None
@@ -177,7 +180,12 @@ class MediaPipeDetector:
         import mediapipe as mp
 
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        result = self._detector.detect(image)
+        if self._first_call:  # the first inference prints a few more native lines
+            self._first_call = False
+            with native_stderr_silenced():
+                result = self._detector.detect(image)
+        else:
+            result = self._detector.detect(image)
         return [Detection((d.bounding_box.origin_x + x0, d.bounding_box.origin_y + y0,
                            d.bounding_box.width, d.bounding_box.height), float(d.categories[0].score))
                 for d in result.detections]
@@ -188,5 +196,6 @@ class MediaPipeDetector:
 
     def close(self) -> None:
         if self._detector is not None:
-            self._detector.close()
+            with native_stderr_silenced():
+                self._detector.close()
             self._detector = None

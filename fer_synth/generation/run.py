@@ -9,20 +9,21 @@ run can be split and restarted freely:
 - **Resume.** Indices with a manifest record are done; the same command again does only the rest.
 - **Face stage** (``face_stage``, see docs/generation.md): every attempt gets a record, kept
   48x48 crops are the output, ``n`` counts kept faces, and new indices are drawn until ``n`` pass or
-  ``max_attempts * n`` attempts are spent. It runs in a worker thread beside the pipeline, which also
-  encodes and writes the PNGs, so the accelerator does not wait for the CPU work.
+  ``max_attempts * n`` attempts are spent. Without it, each of the ``n`` indices is one raw image. Either
+  way a worker thread beside the pipeline runs the face stage and writes the PNGs, so the accelerator does
+  not wait for the CPU work.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import os
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,20 +33,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fer_synth.core import classes
-from fer_synth.core.errors import FerError
-from fer_synth.core.manifest import (ManifestWriter, check_settings, read_records, remove_stale_temp_files, save_image,
-                                shard_name)
-from fer_synth.generation.pipeline import PipelineOptions, build_pipeline
+from fer_synth.core.console import progress_bar
+from fer_synth.core.errors import InvalidOptionError
+from fer_synth.core.images import save_png
+from fer_synth.core.manifest import ManifestWriter, check_settings, read_records, remove_stale_temp_files, shard_name
+from fer_synth.generation.config import GenerateConfig
+from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.prompts import Prompt, PromptSet, load_prompts
 
-#: Defaults: DPM-Solver++ 2M at 25 steps reaches the quality of the seed's 40 steps at 5/8 of the cost;
-#: guidance 5.5 is the seed's tested value for Realistic Vision. See docs/generation.md.
-DEFAULT_STEPS = 25
-DEFAULT_GUIDANCE = 5.5
-DEFAULT_SIZE = 512
-DEFAULT_BATCH = 4
-DEFAULT_MAX_ATTEMPTS = 3
+logger = logging.getLogger(__name__)
 
 
 class FaceResultLike(Protocol):
@@ -57,43 +53,11 @@ class FaceResultLike(Protocol):
 
 
 class FaceStageLike(Protocol):
-    """What the run needs of a face stage (fer_synth.faces.stage.FaceStage satisfies it)."""
+    """What the run needs of a face stage (:class:`fer_synth.faces.stage.FaceStage` satisfies it)."""
 
     settings: dict
 
     def __call__(self, image: Image.Image, nsfw_flag: bool = False) -> FaceResultLike: ...
-
-
-@dataclass
-class GenerateConfig:
-    """One generation run (the CLI's options, as a notebook would pass them)."""
-
-    emotions: Sequence[str]
-    n: int
-    seed: int = 0
-    out: Path = Path("generated")
-    steps: int = DEFAULT_STEPS
-    guidance: float = DEFAULT_GUIDANCE
-    height: int = DEFAULT_SIZE
-    width: int = DEFAULT_SIZE
-    batch_size: int = DEFAULT_BATCH
-    prompts: str | Path | None = None  # a prompt file; None = the default one
-    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
-    keep_raw: bool = False  # with a face stage: also keep the full-size images under OUT/raw/<class>/
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # with a face stage: attempts per wanted face
-
-    def check(self) -> None:
-        """Validate every option before a model or face detector loads."""
-        self.emotions = classes.resolve_many(self.emotions)
-        self.pipeline.check()
-        for name, value, low in (("n", self.n, 1), ("steps", self.steps, 1), ("batch-size", self.batch_size, 1),
-                                 ("max-attempts", self.max_attempts, 1), ("seed", self.seed, 0)):
-            if value < low:
-                raise FerError(f"--{name} must be at least {low} (got {value})")
-        if self.guidance < 0:
-            raise FerError(f"--guidance must be >= 0 (got {self.guidance})")
-        if self.height % 8 or self.width % 8 or min(self.height, self.width) < 8:
-            raise FerError(f"image size must be a positive multiple of 8 (got {self.width}x{self.height})")
 
 
 @dataclass
@@ -109,6 +73,16 @@ class ClassSummary:
     @property
     def shortfall(self) -> int:
         return max(0, self.target - self.kept)
+
+    def add(self, kept: int, reason: str | None, nsfw: bool = False, new: bool = True) -> None:
+        """Count one attempt: ``kept`` outputs, or none for ``reason``."""
+        self.attempts_total += 1
+        self.attempted += new
+        self.done_before += not new
+        self.kept += kept
+        self.nsfw += bool(nsfw) and new
+        if not kept:
+            self.reasons[reason or "rejected"] += 1
 
 
 @dataclass
@@ -144,9 +118,9 @@ def shard_from_env() -> tuple[int, int]:
     try:
         rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     except ValueError:
-        raise FerError("RANK and WORLD_SIZE must be integers") from None
+        raise InvalidOptionError("RANK and WORLD_SIZE must be integers") from None
     if world < 1 or not 0 <= rank < world:
-        raise FerError(f"RANK={rank} WORLD_SIZE={world}: need 0 <= RANK < WORLD_SIZE")
+        raise InvalidOptionError(f"RANK={rank} WORLD_SIZE={world}: need 0 <= RANK < WORLD_SIZE")
     return rank, world
 
 
@@ -168,6 +142,60 @@ def run_settings(config: GenerateConfig, prompt_set: PromptSet, face_stage: Face
     }
 
 
+# --- what an attempt produces: raw images, or face crops ----------------------------------------------
+
+class RawImages:
+    """Without a face stage: index i is one full-size image, ``OUT/<class>/<name>.png``; n indices in all."""
+
+    max_attempts = 1
+
+    def __init__(self, config: GenerateConfig):
+        self.out = config.out
+
+    def outputs_of(self, record: dict) -> int:
+        return 1
+
+    def rejection_of(self, record: dict) -> str | None:
+        return None
+
+    def process(self, prompt: Prompt, name: str, image: Image.Image, nsfw: bool) -> tuple[dict, list]:
+        file = f"{prompt.emotion}/{name}.png"
+        return {"file": file}, [(image, self.out / file)]
+
+
+class FaceCrops:
+    """With a face stage: an attempt keeps its 48x48 crops, ``OUT/<class>/<name>_f<k>.png`` (the full image too,
+    under ``OUT/raw/``, with ``keep_raw``); attempts go on until n faces pass or ``max_attempts * n`` are spent."""
+
+    def __init__(self, config: GenerateConfig, face_stage: FaceStageLike):
+        self.out, self.keep_raw, self.stage = config.out, config.keep_raw, face_stage
+        self.max_attempts = config.max_attempts
+
+    def outputs_of(self, record: dict) -> int:
+        return len(record.get("files", []))
+
+    def rejection_of(self, record: dict) -> str | None:
+        return (record.get("face") or {}).get("reason")
+
+    def process(self, prompt: Prompt, name: str, image: Image.Image, nsfw: bool) -> tuple[dict, list]:
+        fields, writes = {}, []
+        if self.keep_raw:
+            fields["raw_file"] = f"raw/{prompt.emotion}/{name}.png"
+            writes.append((image, self.out / fields["raw_file"]))
+        result = self.stage(image, nsfw)
+        files = []
+        for k, crop in enumerate(result.faces if result.kept else []):
+            files.append(f"{prompt.emotion}/{name}_f{k}.png")
+            writes.append((crop, self.out / files[-1]))
+        fields.update(face=result.to_record(), files=files)
+        return fields, writes
+
+
+Output = RawImages | FaceCrops
+
+
+# --- the worker thread ----------------------------------------------------------------------------------
+
 @dataclass
 class _Batch:
     prompts: list[Prompt]
@@ -177,108 +205,86 @@ class _Batch:
 
 
 class _Writer:
-    """The worker thread: face stage, PNG writes and manifest records, in index order."""
+    """The worker thread: per image the output's processing (the face stage), then the batch's PNGs (a few
+    encoder threads: PNG encoding releases the GIL), then its manifest records, after their files.
 
-    def __init__(self, config: GenerateConfig, face_stage: FaceStageLike | None, manifest: ManifestWriter,
-                 base_record: dict, summary: dict[str, ClassSummary], on_done: Callable[[str, int], None]):
-        self.config, self.face_stage, self.manifest = config, face_stage, manifest
+    A context manager: leaving it normally waits for every queued batch and re-raises a worker error;
+    leaving it by an exception stops the worker without waiting for the rest."""
+
+    def __init__(self, config: GenerateConfig, output: Output, manifest: ManifestWriter, base_record: dict,
+                 summary: dict[str, ClassSummary], on_done: Callable[[str, int], None]):
+        self.config, self.output, self.manifest = config, output, manifest
         self.base_record, self.summary, self.on_done = base_record, summary, on_done
-        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.lock = threading.Lock()
-        # PNG encoding releases the GIL: a few threads keep up with a fast GPU (one would not, at 512 px).
-        self.encoders = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="fer-synth-png")
-        self.thread = threading.Thread(target=self._run, name="fer-synth-writer", daemon=True)
-        self.thread.start()
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._encoders = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="fer-synth-png")
+        self._thread = threading.Thread(target=self._run, name="fer-synth-writer", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._encoders.shutdown()
+        if exc_type is None:
+            self._raise_error()
 
     def kept(self, emotion: str) -> int:
-        with self.lock:
+        with self._lock:
             return self.summary[emotion].kept
 
     def put(self, batch: _Batch) -> None:
         while True:
-            self.raise_error()
+            self._raise_error()
             try:
-                self.queue.put(batch, timeout=0.5)
+                self._queue.put(batch, timeout=0.5)
                 return
             except queue.Full:
                 continue
 
-    def finish(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        self.encoders.shutdown()
-        self.raise_error()
-
-    def raise_error(self) -> None:
-        if self.error is not None:
-            raise self.error
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def _run(self) -> None:
         try:
-            while (batch := self.queue.get()) is not None:
+            while (batch := self._queue.get()) is not None:
                 self._write(batch)
         except BaseException as e:  # handed to the main thread, which re-raises it
-            self.error = e
-            while self.queue.get() is not None:  # unblock the producer until it notices
+            self._error = e
+            while self._queue.get() is not None:  # unblock the producer until it notices
                 pass
 
     def _write(self, batch: _Batch) -> None:
-        """Face stage per image, then every file of the batch, then its records (after their files)."""
-        out, records, writes, done = self.config.out, [], [], []
+        records, writes, done = [], [], []
         for prompt, image, nsfw in zip(batch.prompts, batch.images, batch.nsfw):
             c = self.summary[prompt.emotion]
-            if self.face_stage is not None and c.kept >= c.target:
+            if c.kept >= c.target:
                 continue  # a speculative attempt past the target: leave the index undone
             name = image_name(prompt.emotion, self.config.seed, prompt.index)
+            fields, files = self.output.process(prompt, name, image, bool(nsfw))
             record = {
-                "class": prompt.emotion,
-                "index": prompt.index,
-                "seed": prompt.seed,
-                "prompt": prompt.text,
-                "negative_prompt": prompt.negative,
-                **self.base_record,
-                "nsfw": nsfw,
+                "class": prompt.emotion, "index": prompt.index, "seed": prompt.seed, "prompt": prompt.text,
+                "negative_prompt": prompt.negative, **self.base_record, "nsfw": nsfw,
                 "time_s": round(batch.seconds / len(batch.images), 4),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields,
             }
-            kept = 1
-            if self.face_stage is None:
-                writes.append((image, out / prompt.emotion / f"{name}.png"))
-                record["file"] = f"{prompt.emotion}/{name}.png"
-            else:
-                if self.config.keep_raw:
-                    writes.append((image, out / "raw" / prompt.emotion / f"{name}.png"))
-                    record["raw_file"] = f"raw/{prompt.emotion}/{name}.png"
-                result = self.face_stage(image, bool(nsfw))
-                files = []
-                for k, crop in enumerate(result.faces if result.kept else []):
-                    files.append(f"{prompt.emotion}/{name}_f{k}.png")
-                    writes.append((Image.fromarray(np.asarray(crop, dtype=np.uint8)), out / files[-1]))
-                record["face"] = result.to_record()
-                record["files"] = files
-                kept = len(files)
+            kept = self.output.outputs_of(record)
             records.append(record)
-            with self.lock:
-                c.attempted += 1
-                c.attempts_total += 1
-                c.kept += kept
-                c.nsfw += bool(nsfw)
-                if self.face_stage is not None and not kept:
-                    c.reasons[record["face"].get("reason") or "rejected"] += 1
+            writes += files
+            with self._lock:
+                c.add(kept, self.output.rejection_of(record), bool(nsfw))
             done.append((prompt.emotion, kept))
-        list(self.encoders.map(lambda write: save_image(*write), writes))
+        list(self._encoders.map(lambda write: save_png(*write), writes))
         self.manifest.append(records)
         for emotion, kept in done:
             self.on_done(emotion, kept)
 
 
-def _rank_indices(rank: int, world: int) -> Iterator[int]:
-    i = rank
-    while True:
-        yield i
-        i += world
-
+# --- the run --------------------------------------------------------------------------------------------
 
 def generate(
     config: GenerateConfig,
@@ -288,85 +294,66 @@ def generate(
     rank: int | None = None,
     world_size: int | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = lambda _: None,
 ) -> RunSummary:
     """Run (or resume) generation; returns what this rank did. ``pipe`` skips building one."""
-    config.check()
-    config.out = Path(config.out)
+    # 1. Check everything that can fail before a model loads.
+    config = config.resolved()
     if rank is None or world_size is None:
         rank, world_size = shard_from_env()
     prompt_set = load_prompts(config.prompts)
     for emotion in config.emotions:
-        prompt_set.lists_for(emotion)  # a missing class fails before the model loads
+        prompt_set.lists_for(emotion)
     settings = run_settings(config, prompt_set, face_stage)
-    check_settings(config.out, settings, create=False)  # a mismatch fails before the model loads
+    check_settings(config.out, settings, create=False)
+    output: Output = RawImages(config) if face_stage is None else FaceCrops(config, face_stage)
 
+    # 2. What earlier runs did (resume), and this rank's share.
+    quota = config.n // world_size + (rank < config.n % world_size)
     done: dict[str, set[int]] = {e: set() for e in config.emotions}
-    summary = {e: ClassSummary() for e in config.emotions}
+    summary = {e: ClassSummary(target=quota) for e in config.emotions}
     for r in read_records(config.out):
         if r.get("class") in done and r.get("index", -1) % world_size == rank:
             done[r["class"]].add(r["index"])
-            s = summary[r["class"]]
-            s.done_before += 1
-            s.attempts_total += 1
-            s.kept += len(r.get("files", [])) if face_stage is not None else 1
-            if face_stage is not None and not r.get("files"):
-                s.reasons[(r.get("face") or {}).get("reason") or "rejected"] += 1
-    quota = config.n // world_size + (rank < config.n % world_size)
-    for s in summary.values():
-        s.target = quota
+            summary[r["class"]].add(output.outputs_of(r), output.rejection_of(r), new=False)
+    max_total = output.max_attempts * quota
 
-    def todo(emotion: str) -> Iterator[int]:
-        """This rank's next undone indices; with a face stage, attempts continue past n."""
-        limit = config.n if face_stage is None else math.inf
-        for i in _rank_indices(rank, world_size):
-            if i >= limit:
-                return
-            if i not in done[emotion]:
-                yield i
-
-    def has_work(s: ClassSummary) -> bool:
-        if face_stage is None:
-            return s.kept < quota
-        return s.kept < quota and s.attempts_total < config.max_attempts * quota
-
-    if pipe is None and any(has_work(s) for s in summary.values()):
-        if config.pipeline.device in ("auto", "cuda") and world_size > 1 and torch.cuda.is_available():
-            config.pipeline.device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-        pipe = build_pipeline(config.pipeline, log=log)
+    # 3. The pipeline, only if there is work left.
+    if pipe is None and any(s.kept < quota and s.attempts_total < max_total for s in summary.values()):
+        pipe = build_pipeline(config.pipeline, local_rank=int(os.environ.get("LOCAL_RANK", rank)))
     check_settings(config.out, settings)
     remove_stale_temp_files(config.out)
     base_record = {k: v for k, v in run_settings(config, prompt_set, None).items() if k not in ("faces", "prompts")}
     base_record.update(run_seed=base_record.pop("seed"), prompts_digest=prompt_set.digest, rank=rank)
 
+    # 4. Batches through the pipeline; the writer keeps or rejects each image and records it.
     started = time.perf_counter()
     with _progress(progress) as bar, ManifestWriter(config.out / shard_name(rank, world_size)) as manifest:
         tasks = {e: bar.add_task(e, total=quota, completed=min(quota, summary[e].kept)) for e in config.emotions}
-        writer = _Writer(config, face_stage, manifest, base_record, summary,
-                         on_done=lambda e, k: bar.advance(tasks[e], k))
-        try:
+        with _Writer(config, output, manifest, base_record, summary,
+                     on_done=lambda e, k: bar.advance(tasks[e], k)) as writer:
             for emotion in config.emotions:
-                s = summary[emotion]
-                max_total = config.max_attempts * quota
-                indices = todo(emotion)
-                scheduled = s.attempts_total
-                while True:
-                    if face_stage is not None and (writer.kept(emotion) >= quota or scheduled >= max_total):
-                        break
-                    size = config.batch_size if face_stage is None else min(config.batch_size, max_total - scheduled)
-                    batch = [prompt_set.prompt(config.seed, emotion, i) for i in _take(indices, size)]
+                indices = _undone(done[emotion], rank, world_size, limit=config.n if face_stage is None else None)
+                scheduled = summary[emotion].attempts_total
+                while writer.kept(emotion) < quota and scheduled < max_total:
+                    batch = [prompt_set.prompt(config.seed, emotion, i)
+                             for i in _take(indices, min(config.batch_size, max_total - scheduled))]
                     if not batch:
                         break
                     scheduled += len(batch)
                     writer.put(_call(pipe, batch, config))
-            writer.finish()
-        finally:
-            if writer.thread.is_alive():
-                writer.queue.put(None)
-                writer.thread.join()
-            writer.encoders.shutdown()
+
+    # 5. What this rank did.
     return RunSummary(out=config.out, rank=rank, world_size=world_size, seconds=time.perf_counter() - started,
                       per_class=summary, max_attempts=config.max_attempts if face_stage is not None else None)
+
+
+def _undone(done: set[int], rank: int, world: int, limit: int | None) -> Iterator[int]:
+    """This rank's indices not done yet, in order; below ``limit`` if given (attempts past n otherwise)."""
+    i = rank
+    while limit is None or i < limit:
+        if i not in done:
+            yield i
+        i += world
 
 
 def _take(it: Iterator[int], k: int) -> list[int]:
@@ -396,33 +383,15 @@ def _call(pipe: Any, batch: list[Prompt], config: GenerateConfig) -> _Batch:
     return _Batch(batch, list(result.images), nsfw, time.perf_counter() - start)
 
 
-class _NoProgress:
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
-
-    def advance(self, *args: Any) -> None:
-        pass
-
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
 def _progress(enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
     from rich.text import Text
-
-    from fer_synth.core.console import err_console
 
     class Rate(ProgressColumn):
         def render(self, task) -> Text:
             speed = task.finished_speed or task.speed
             return Text(f"{speed:.2f} img/s" if speed else "-- img/s")
 
-    return Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console)
+    return progress_bar(enabled, TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), Rate(),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())

@@ -12,7 +12,9 @@ from fer_models import checkpoint as ckpt
 from fer_models import train as train_mod
 from fer_models.data import load_split
 from fer_models.predict import predict_probs
-from fer_models.train import lr_factor, make_config, train
+from fer_models.config import make_config
+from fer_models.optim import lr_factor
+from fer_models.train import train
 from fer_synth.core.errors import FerError
 from tests.models.helpers import separable_h5, tiny_config
 

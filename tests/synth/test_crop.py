@@ -14,7 +14,8 @@ from skimage import data
 
 from fer_synth.faces import crop as crop_module
 from fer_synth.cli import main
-from fer_synth.faces.crop import MANIFEST, crop_folder
+from fer_synth.core.manifest import MANIFEST
+from fer_synth.faces.crop import crop_folder
 from fer_synth.core.manifest import read_records
 from fer_synth.faces.stage import FaceStage
 

@@ -13,6 +13,7 @@ from skimage import data
 
 from fer_synth.faces import blazeface as face_model
 from fer_synth.faces.detectors import Detection, Framing, create_detector, list_detectors, merge_overlapping
+from fer_synth.core.env import ENV_OFFLINE
 from fer_synth.core.errors import FerError
 from fer_synth.faces.stage import REASONS, FaceResult, FaceStage, crop_face, face_frame
 
@@ -213,7 +214,7 @@ def test_merge_keeps_the_best_of_overlapping_boxes():
 def empty_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(face_model.ENV_CACHE, str(tmp_path / "cache"))
     monkeypatch.delenv(face_model.ENV_FACE_MODEL, raising=False)
-    monkeypatch.delenv(face_model.ENV_OFFLINE, raising=False)
+    monkeypatch.delenv(ENV_OFFLINE, raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return tmp_path / "cache"
 
@@ -237,7 +238,7 @@ def test_lookup_order_path_then_env_then_cache(empty_cache, monkeypatch, tmp_pat
 
 
 def test_offline_without_a_file_names_the_option(empty_cache, monkeypatch):
-    monkeypatch.setenv(face_model.ENV_OFFLINE, "1")
+    monkeypatch.setenv(ENV_OFFLINE, "1")
     with pytest.raises(FerError, match="--face-model PATH"):
         face_model.resolve_face_model()
     with pytest.raises(FerError, match="--face-model PATH"):

@@ -20,9 +20,11 @@ from PIL import Image
 
 from fer_synth.cli import main
 from fer_synth.core.errors import FerError
-from fer_synth.generation.run import GenerateConfig, generate, image_name, shard_from_env
+from fer_synth.generation.config import GenerateConfig
+from fer_synth.generation.run import generate, image_name, shard_from_env
 from fer_synth.core.manifest import ManifestError, SettingsMismatchError, read_records
-from fer_synth.generation.pipeline import PipelineOptions, build_pipeline, tiny_random_pipeline
+from fer_synth.generation.pipeline import PipelineOptions, build_pipeline
+from fer_synth.generation.tiny import tiny_random_pipeline
 from fer_synth.generation.prompts import load_prompts
 
 ROOT = Path(__file__).resolve().parents[2]

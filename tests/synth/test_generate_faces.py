@@ -15,7 +15,8 @@ from skimage import data
 
 from fer_synth.cli import main
 from fer_synth.faces.stage import REASONS, FaceStage
-from fer_synth.generation.run import GenerateConfig, generate as run_generation
+from fer_synth.generation.config import GenerateConfig
+from fer_synth.generation.run import generate as run_generation
 from fer_synth.core.manifest import read_records
 from fer_synth.generation.pipeline import PipelineOptions
 from fer_synth.data.readers import read_dataset

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.synth.generation_helpers import hub_offline  # noqa: F401  (fixture)
 
 from fer_synth.core.errors import FerError
 from fer_synth.generation.pipeline import (
@@ -18,8 +17,8 @@ from fer_synth.generation.pipeline import (
     PipelineOptions,
     build_pipeline,
     resolved_vae,
-    tiny_random_pipeline,
 )
+from fer_synth.generation.tiny import tiny_random_pipeline
 
 CALL = dict(prompt=["a close-up photograph of a frightened man"], negative_prompt=["cartoon, blurry"],
             num_inference_steps=2, guidance_scale=5.0, height=32, width=32, output_type="np")
@@ -36,10 +35,9 @@ def saved_tiny(tmp_path_factory) -> Path:
     return folder
 
 
-def test_tiny_random_is_deterministic_and_seeds_matter(capsys):
-    log = []
-    pipe = build_pipeline(PipelineOptions(model="tiny-random"), log=log.append)
-    assert "noise" in log[0]  # it says what it is
+def test_tiny_random_is_deterministic_and_seeds_matter(caplog):
+    pipe = build_pipeline(PipelineOptions(model="tiny-random"))
+    assert "noise" in caplog.records[0].getMessage()  # it says what it is
     a, b, c = images(pipe, 0), images(build_pipeline(PipelineOptions(model="tiny-random")), 0), images(pipe, 1)
     assert a.shape == (1, 32, 32, 3)
     np.testing.assert_array_equal(a, b)

@@ -1,4 +1,4 @@
-"""Shared by the generation tests (test_pipeline.py, test_generate.py)."""
+"""Fixtures of the fer_synth tests."""
 
 from __future__ import annotations
 
