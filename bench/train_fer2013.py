@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_models.data import Augment, augment_batch, batches, epoch_order, load_split, render, view_thetas  # noqa: E402
-from fer_models.evaluate import evaluate  # noqa: E402
+from fer_models.evaluation import evaluate  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
 from fer_models.config import make_config  # noqa: E402
 from fer_models.optim import create_optimizer  # noqa: E402
-from fer_models.train import train  # noqa: E402
+from fer_models.training import train  # noqa: E402
 from fer_synth.data.balance import pack  # noqa: E402
 
 CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"

@@ -1,5 +1,28 @@
-"""fer_models: train, evaluate and ensemble facial expression recognition models on fer_synth's HDF5 files."""
+"""fer_models: train, evaluate and ensemble facial expression recognition models on fer_synth's HDF5 files.
+
+The main functions, importable from here (each loads its module on first use)::
+
+    from fer_models import create_model, list_models, make_config, train
+    from fer_models import evaluate, build_ensemble, load_model
+"""
 
 from importlib.metadata import version
 
+from fer_synth.core.lazy import lazy_exports
+
 __version__ = version("fer-synth")  # one version for both packages: pyproject.toml's
+
+__all__, __getattr__ = lazy_exports(__name__, {
+    "create_model": "fer_models.models",
+    "list_models": "fer_models.models",
+    "TrainConfig": "fer_models.config",
+    "make_config": "fer_models.config",
+    "train": "fer_models.training",
+    "load_split": "fer_models.data",
+    "predict_probs": "fer_models.predict",
+    "load_model": "fer_models.checkpoint",
+    "evaluate": "fer_models.evaluation",
+    "build_ensemble": "fer_models.ensemble",
+    "load_ensemble": "fer_models.ensemble",
+    "classification_metrics": "fer_models.metrics",
+})

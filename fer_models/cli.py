@@ -74,7 +74,7 @@ def main() -> None:
 def train_command(recipe, resume, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,
                   **settings) -> None:
     """Train a model; writes best/last checkpoints, metrics.csv/json and curves.png to --out."""
-    from fer_models.train import train
+    from fer_models.training import train
 
     augment = {k: v for k, v in dict(scale=_scale(scale), translate=translate, rotate=rotate, hflip=hflip,
                                      erasing=erasing, noise=noise, mixup=mixup, cutmix=cutmix).items() if v is not None}
@@ -105,7 +105,7 @@ def _scale(text: str | None) -> list[float] | None:
 def evaluate_command(checkpoint, data, split, tta, out, device) -> None:
     """Evaluate a run folder, checkpoint or ensemble file: metrics with and without TTA, real vs synthetic."""
     from fer_models import checkpoint as ckpt
-    from fer_models.evaluate import evaluate
+    from fer_models.evaluation import evaluate
 
     out = out or ckpt.resolve_checkpoint(checkpoint).parent
     _print_evaluation(evaluate(checkpoint, data, split, tta, resolve_device(device), out))

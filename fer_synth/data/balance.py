@@ -17,7 +17,7 @@ import numpy as np
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES, NUM_CLASSES
 from fer_synth.core.dataset import SYNTHETIC, Split
-from fer_synth.core.errors import FerError, MissingPathError
+from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
 from fer_synth.data.export import write_folders
 from fer_synth.data.readers import read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
@@ -51,15 +51,24 @@ class TopUpPlan:
         return {c: int(n) for c, n in zip(CLASSES, totals) if n}
 
 
+TARGETS = ("max", "median")
+
+
+def check_target(target: str | int) -> None:
+    """Raise a one-line error unless ``target`` is ``max``, ``median`` or a positive number of images."""
+    if str(target) in TARGETS or (str(target).isdigit() and int(target) > 0):
+        return
+    raise InvalidOptionError(f"unknown target {target!r}; use max, median or a number of images per class (>= 1)")
+
+
 def resolve_target(target: str | int, counts: np.ndarray) -> int:
     """``max`` (the largest class), ``median`` or a number of images per class."""
-    if isinstance(target, (int, np.integer)) or str(target).isdigit():
-        return int(target)
+    check_target(target)
     if target == "max":
         return int(counts.max())
     if target == "median":
         return int(np.median(counts))
-    raise FerError(f"unknown target {target!r}; use max, median or a number of images per class")
+    return int(target)
 
 
 def plan_topup(counts: Mapping[str, np.ndarray], pool_counts: np.ndarray, target: str | int = "max") -> TopUpPlan:
@@ -150,13 +159,14 @@ def balance(
             f"topping up {', '.join(eval_topup)} puts synthetic images into evaluation splits; "
             "add --force-synthetic-eval if you really mean it"
         )
+    check_target(target)
+    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates)
     pool_path = Path(pool)
     if not pool_path.is_dir():
         raise MissingPathError(
             f"pool folder {pool_path} not found; make one with `fer-synth generate --emotion all --n N` "
             "(it writes generated/) or pass --pool"
         )
-    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates)
     real = protocol.as_dict()
     pool_data = read_dataset(pool_path, resize=True, synthetic=True)
     pool_split = Split.concat(list(pool_data.splits.values()))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fer_models.ensemble import build_ensemble, combine, fit_weights, load_ensemble
-from fer_models.evaluate import evaluate
-from fer_models.train import train
+from fer_models.evaluation import evaluate
+from fer_models.training import train
 from fer_synth.core.errors import FerError
 from tests.models.helpers import separable_h5, tiny_config
 

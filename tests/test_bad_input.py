@@ -1,0 +1,114 @@
+"""Every command, given bad input, answers with one line naming the problem, exits 2, and changes no file.
+
+A traceback is reserved for bugs: anything but a :class:`FerError` (or click's own usage errors) escaping a
+command fails these tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fer_models.cli import main as models_cli
+from fer_synth.cli import main as synth_cli
+from fer_synth.core import store
+from tests.conftest import make_split
+from tests.models.helpers import separable_h5
+from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Path:
+    """A folder with a valid CSV, HDF5 file, run-less folders and a few broken inputs."""
+    write_csv(tmp_path / "fer.csv", fer_rows(DEFAULT_COUNTS))
+    separable_h5(tmp_path / "data.h5")
+    (tmp_path / "only_test" / "test" / "happy").mkdir(parents=True)
+    make = make_split(3)
+    from fer_synth.core.images import save_png
+
+    for i, image in enumerate(make.images):
+        save_png(image, tmp_path / "only_test" / "test" / "happy" / f"{i}.png")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a dataset\n")
+    (tmp_path / "fake.h5").write_text("not hdf5\n")
+    (tmp_path / "fake.safetensors").write_text("not tensors\n")
+    (tmp_path / "bad.yaml").write_text("- a list, not a mapping\n")
+    return tmp_path
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under root with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file()}
+
+
+CASES = [
+    # fer-synth
+    (synth_cli, ["stats", "{w}/missing.csv"], "no such file"),
+    (synth_cli, ["stats", "{w}/notes.txt"], "notes.txt"),
+    (synth_cli, ["stats", "{w}/fake.h5"], "fake.h5"),
+    (synth_cli, ["stats", "{w}/empty"], "empty"),
+    (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/o.h5", "--val-fraction", "0"], "--val-fraction"),
+    (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/o.h5", "--val-fraction", "1.5"], "--val-fraction"),
+    (synth_cli, ["pack", "{w}/only_test", "--out", "{w}/o.h5"], "no training split"),
+    (synth_cli, ["pack", "{w}/fer.csv"], "--out"),
+    (synth_cli, ["balance", "{w}/missing"], "no such file"),
+    (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/nopool", "--out", "{w}/b.h5"], "nopool"),
+    (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/b.h5", "--splits", "train,bogus"],
+     "bogus"),
+    (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/b.h5", "--target", "lots"], "lots"),
+    (synth_cli, ["prompts", "-e", "grumpy"], "unknown emotion 'grumpy'"),
+    (synth_cli, ["prompts", "-e", "fear", "--prompts", "{w}/missing.yaml"], "missing.yaml"),
+    (synth_cli, ["prompts", "-e", "fear", "--prompts", "{w}/bad.yaml"], "bad.yaml"),
+    (synth_cli, ["generate", "-e", "grumpy", "--n", "1"], "unknown emotion 'grumpy'"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "0"], "--n"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--steps", "0"], "--steps"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--size", "100", "--model", "tiny-random", "--no-faces",
+                 "--out", "{w}/g"], "multiple of 8"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--scheduler", "magic"], "--scheduler"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "{w}/missing.safetensors"], "no such file"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--no-faces", "--keep-raw"], "--keep-raw"),
+    (synth_cli, ["crop", "{w}/missing", "--out", "{w}/c"], "missing"),
+    (synth_cli, ["crop", "{w}/empty", "--out", "{w}/c"], "no images"),
+    (synth_cli, ["crop", "{w}/empty", "--out", "{w}/c", "--policy", "some"], "--policy"),
+    # fer-models
+    (models_cli, ["train", "--data", "{w}/missing.h5"], "no such data file"),
+    (models_cli, ["train", "--data", "{w}/fake.h5"], "fake.h5"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--model", "resnet-9000"], "unknown model"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--recipe", "{w}/bad.yaml"], "bad.yaml"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--lr", "-1"], "--lr"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--scale", "big"], "--scale"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--batch-size", "0"], "--batch-size"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/run", "--resume"], "nothing to resume"),
+    (models_cli, ["evaluate", "{w}/missing"], "no such checkpoint"),
+    (models_cli, ["evaluate", "{w}/fake.safetensors", "--data", "{w}/data.h5"], "fake"),
+    (models_cli, ["evaluate", "{w}/missing", "--tta", "spin"], "--tta"),
+    (models_cli, ["ensemble", "{w}/missing1", "{w}/missing2", "--data", "{w}/data.h5"], "missing1"),
+    (models_cli, ["ensemble", "{w}/one", "--data", "{w}/data.h5"], "two members"),
+]
+
+
+@pytest.mark.parametrize("cli, args, message", CASES, ids=[" ".join(c[1][:3]) for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(world, cli, args, message, monkeypatch):
+    monkeypatch.chdir(world)
+    monkeypatch.setenv("FER_SYNTH_OFFLINE", "1")
+    before = tree(world)
+    result = CliRunner().invoke(cli, [a.format(w=world) for a in args])
+    assert result.exit_code == 2, (result.output, result.exc_info)
+    assert isinstance(result.exception, SystemExit), result.exc_info  # no escaped exception, no traceback
+    assert "Traceback" not in result.output
+    assert message in result.output, result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1, result.output
+    assert tree(world) == before, "a failed command changed the files"
+
+
+def test_store_refuses_what_is_not_its_format(tmp_path):
+    """The HDF5 reader names the file for anything that is not ours (the CLI cases above rely on it)."""
+    (tmp_path / "x.h5").write_text("text")
+    with pytest.raises(Exception) as info:
+        store.read_attrs(tmp_path / "x.h5")
+    assert "x.h5" in str(info.value) and os.fspath(tmp_path) in str(info.value)
