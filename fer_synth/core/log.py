@@ -82,10 +82,7 @@ def native_stderr_silenced() -> Iterator[None]:
     if logging.getLogger(PACKAGES[0]).isEnabledFor(logging.DEBUG):
         yield
         return
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # a captured or replaced stderr has no descriptor
-        fd = 2
+    fd = 2  # where native code writes, whatever Python's sys.stderr has become
     sys.stderr.flush()
     saved = os.dup(fd)
     try:
