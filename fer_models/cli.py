@@ -69,9 +69,11 @@ def main() -> None:
 @click.option("--seed", type=click.IntRange(min=0))
 @click.option("--device", help=DEVICE_HELP)
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (1 is often fastest on a busy machine)")
-@click.option("--resume", is_flag=True, help="continue the run in --out from its last epoch")
+@click.option("--resume", is_flag=True, help="insist on continuing the run in --out (the same command continues an "
+              "unfinished run with the same settings anyway)")
+@click.option("--overwrite", is_flag=True, help="empty an --out folder that holds another run or other files first")
 @click.option("--no-progress", is_flag=True)
-def train_command(recipe, resume, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,
+def train_command(recipe, resume, overwrite, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,
                   **settings) -> None:
     """Train a model; writes best/last checkpoints, metrics.csv/json and curves.png to --out."""
     from fer_models.training import train
@@ -79,7 +81,7 @@ def train_command(recipe, resume, no_progress, scale, translate, rotate, hflip, 
     augment = {k: v for k, v in dict(scale=_scale(scale), translate=translate, rotate=rotate, hflip=hflip,
                                      erasing=erasing, noise=noise, mixup=mixup, cutmix=cutmix).items() if v is not None}
     config = make_config(recipe, augment_overrides=augment, progress=False if no_progress else None, **settings)
-    train(config, resume=resume)
+    train(config, resume=resume, overwrite=overwrite)
 
 
 def _scale(text: str | None) -> list[float] | None:

@@ -94,8 +94,9 @@ def face_stage_from(options: dict):
               help="Output folder: <class>/*.png faces, manifest.jsonl, run.json.")
 @click.option("--keep-rejects", type=click.Path(file_okay=False), default=None,
               help="Copy rejected images to DIR/<reason>/<class>/ for a look.")
+@click.option("--overwrite", is_flag=True, help="Empty an --out folder that holds something else (never the input).")
 @face_options
-def crop(input_dir: str, out_dir: str, keep_rejects: str | None, **options) -> None:
+def crop(input_dir: str, out_dir: str, keep_rejects: str | None, overwrite: bool, **options) -> None:
     """Detect, crop and filter the faces in a folder of images (per-class sub-folders or flat).
 
     Resumable: images already in OUT's manifest are skipped.
@@ -104,7 +105,8 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, **options) -> N
 
     sources = find_images(Path(input_dir))  # a bad INPUT fails before the detector loads
     with face_stage_from(options) as stage:
-        summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True, sources=sources)
+        summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True, sources=sources,
+                              overwrite=overwrite)
     console.print(_crop_table(summary, f"faces from {input_dir}"))
     console.print(f"{summary.processed} images cropped now, {summary.resumed} from an earlier run; "
                   f"faces in {out_dir}, records in {out_dir}/manifest.jsonl")
@@ -195,6 +197,8 @@ def _plan_table(plan: TopUpPlan) -> Table:
 
 
 def _report(result: BalanceResult) -> None:
+    if message := describe_skipped(result.skipped):
+        logger.warning(f"{message} (--strict makes this an error)")
     for note in result.notes:
         console.print(f"[bold red]{note}[/]" if note.startswith("WARNING") else f"[dim]{note}[/]")
     table = Table(title="Output splits (synthetic in brackets)")
@@ -218,10 +222,13 @@ _common_split_options = [
     click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
                  show_default=True,
                  help="Stratified fraction of train held out as val when the source has no PublicTest/val split."),
-    click.option("--seed", default=0, show_default=True, help="Seed for every random choice."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for every random choice."),
     click.option("--drop-duplicates", is_flag=True, help="Drop train images identical to a val/test image."),
     click.option("--compression", type=click.Choice(["none", "gzip", "lzf"]), default="none", show_default=True,
                  help="Compress the HDF5 images (48x48 faces shrink <10%; reading gets 10-20x slower)."),
+    click.option("--strict", is_flag=True, help="Stop on any unusable source row or file instead of skipping it."),
+    click.option("--overwrite", is_flag=True,
+                 help="Replace a folder --out that holds something else (never an input)."),
 ]
 
 
@@ -240,19 +247,22 @@ _common_split_options = [
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
 @_with_options(_common_split_options)
 def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run,
-                    val_fraction, seed, drop_duplicates, compression) -> None:
+                    val_fraction, seed, drop_duplicates, compression, strict, overwrite) -> None:
     """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
     result = balance(
         dataset, pool, out or default_output(dataset), target=target,
         splits=[s.strip() for s in splits.split(",") if s.strip()],
         force_synthetic_eval=force_synthetic_eval, val_fraction=val_fraction, seed=seed,
         allow_shortfall=allow_shortfall, drop_duplicates=drop_duplicates, dry_run=dry_run,
-        compression=None if compression == "none" else compression,
+        compression=None if compression == "none" else compression, overwrite=overwrite, strict=strict,
     )
     console.print(_plan_table(result.plan))
     if result.plan.total_shortfall:
         logger.warning(f"the pool was short: {result.plan.shortfall_by_class()} (--allow-shortfall)")
-    if not dry_run:
+    if dry_run:
+        if message := describe_skipped(result.skipped):
+            logger.warning(message)
+    else:
         _report(result)
 
 
@@ -260,10 +270,10 @@ def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, al
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The .h5 file (or a folder) to write.")
 @_with_options(_common_split_options)
-def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression) -> None:
+def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression, strict, overwrite) -> None:
     """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
     _report(pack(dataset, out, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
-                 compression=None if compression == "none" else compression))
+                 compression=None if compression == "none" else compression, overwrite=overwrite, strict=strict))
 
 
 @main.command("prompts")
@@ -339,13 +349,14 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
 @click.option("--max-attempts", type=click.IntRange(min=1), default=gen.DEFAULT_MAX_ATTEMPTS, show_default=True,
               help="With the face stage: give up after this many attempts per wanted face.")
 @click.option("--progress/--no-progress", default=True, help="Show the progress bar.")
+@click.option("--overwrite", is_flag=True, help="Empty an --out folder that holds something else first.")
 @face_options
 @click.pass_context
 def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed: int, out: str, model: str,
                      vae: str, scheduler: str, steps: int, guidance: float, size: int, batch_size: int, device: str,
                      dtype: str, safety_checker: bool, tiny_vae: str | None, lora: tuple[str, ...],
                      config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
-                     max_attempts: int, progress: bool, **face_settings) -> None:
+                     max_attempts: int, progress: bool, overwrite: bool, **face_settings) -> None:
     """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
     from fer_synth.core.errors import InvalidOptionError
     from fer_synth.generation.run import generate
@@ -361,7 +372,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed
     ).resolved()  # bad arguments fail before the face detector (or its model download) is set up
     face_stage = face_stage_from(face_settings) if faces else None
     try:
-        summary = generate(config, face_stage=face_stage, progress=progress)
+        summary = generate(config, face_stage=face_stage, progress=progress, overwrite=overwrite)
     finally:
         if face_stage is not None:
             face_stage.close()

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,11 @@ import numpy as np
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES, NUM_CLASSES
 from fer_synth.core.dataset import SYNTHETIC, Split
+from fer_synth.core.atomic import remove_stale_temps
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
-from fer_synth.data.export import write_folders
-from fer_synth.data.readers import read_dataset
+from fer_synth.core.outputs import OutputError, has_file, make_dir, prepare_output_folder, refuse_inputs
+from fer_synth.data.export import EXPORT_MARKER, write_folders
+from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
 
 EVAL_SPLITS = ("val", "test")
@@ -117,16 +120,38 @@ class BalanceResult:
     plan: TopUpPlan | None
     notes: list[str] = field(default_factory=list)
     out: Path | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (row or file, why) of source data left out
 
 
-def prepare(dataset: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-            drop_duplicates: bool = False) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
-    """Read a dataset and map it to train/val/test (dropping leaked train duplicates if asked)."""
+def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | None], overwrite: bool) -> None:
+    """Before any work: ``out`` must not overlap an input; a folder output must be new, empty, an earlier
+    export, or ``overwrite``; a file output must not be a folder. Leftovers of killed writers are removed."""
+    out = Path(out)
+    refuse_inputs(out, inputs)
+    if is_hdf5_path(out):
+        if out.is_dir():
+            raise OutputError(f"{out} is a folder; give a file name ending in .h5 (or a folder name without it)")
+        make_dir(out.parent)
+    elif out.exists():
+        # Checked only: the export replaces the folder as a whole, atomically.
+        prepare_output_folder(out, command="fer-synth pack/balance", is_own=has_file(EXPORT_MARKER), overwrite=overwrite)
+    remove_stale_temps(out)
+
+
+def prepare(dataset: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0, drop_duplicates: bool = False,
+            strict: bool = False) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
+    """Read a dataset and map it to train/val/test (dropping leaked train duplicates if asked).
+
+    Returns the splits and every source row or file left out with its reason; with ``strict`` any such row
+    is an error instead."""
     source = read_dataset(dataset)
     protocol = protocol_splits(source, val_fraction=val_fraction, seed=seed)
     if drop_duplicates:
         protocol, _ = drop_leaked(protocol)
-    return protocol, source.attrs.get("skipped", [])
+    skipped = [*source.attrs.get("skipped", []), *protocol.unused]
+    if strict and skipped:
+        raise FerError(f"{dataset}: {describe_skipped(skipped)} (--strict); fix the source or drop --strict")
+    return protocol, skipped
 
 
 def balance(
@@ -143,12 +168,16 @@ def balance(
     drop_duplicates: bool = False,
     dry_run: bool = False,
     compression: str | None = None,
+    overwrite: bool = False,
+    strict: bool = False,
 ) -> BalanceResult:
     """Top up ``dataset``'s chosen splits to ``target`` with faces from ``pool`` and write ``out``.
 
     ``out`` ending in ``.h5`` writes the HDF5 contract; anything else writes Kaggle-style folders with a
     manifest. Synthetic images go into val or test only with ``force_synthetic_eval``. Nothing is written
-    when ``dry_run``; neither input is ever modified.
+    when ``dry_run``; neither input is ever modified, and ``out`` may not overlap them. A folder ``out`` must be
+    new, empty or an earlier export unless ``overwrite``. Source rows left out are in the result's ``skipped``
+    (an error with ``strict``).
     """
     unknown = [s for s in splits if s not in store.SPLITS]
     if unknown:
@@ -160,7 +189,10 @@ def balance(
             "add --force-synthetic-eval if you really mean it"
         )
     check_target(target)
-    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates)
+    if not dry_run:
+        check_output(out, [dataset, pool], overwrite)
+    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
+                                strict=strict)
     pool_path = Path(pool)
     if not pool_path.is_dir():
         raise MissingPathError(
@@ -180,7 +212,7 @@ def balance(
     notes = list(protocol.notes)
     if eval_topup:
         notes.append(f"WARNING: synthetic images were forced into {', '.join(eval_topup)}")
-    result = BalanceResult(real, plan, notes)
+    result = BalanceResult(real, plan, notes, skipped=skipped)
     if dry_run:
         return result
     result.splits = apply_topup(real, pool_split, plan, seed)
@@ -200,22 +232,40 @@ def balance(
 
 
 def pack(dataset: str | os.PathLike, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-         drop_duplicates: bool = False, compression: str | None = None) -> BalanceResult:
-    """Write ``dataset`` as train/val/test with no top-up (``fer-synth pack``)."""
-    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates)
+         drop_duplicates: bool = False, compression: str | None = None, overwrite: bool = False,
+         strict: bool = False) -> BalanceResult:
+    """Write ``dataset`` as train/val/test with no top-up (``fer-synth pack``); ``out`` as for :func:`balance`."""
+    check_output(out, [dataset], overwrite)
+    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
+                                strict=strict)
     attrs = {"source_dataset": str(dataset), "seed": seed, "notes": protocol.notes,
              "skipped_source_files": len(skipped)}
     splits = protocol.as_dict()
-    return BalanceResult(splits, None, protocol.notes, write_output(out, splits, attrs, compression))
+    return BalanceResult(splits, None, protocol.notes, write_output(out, splits, attrs, compression), skipped)
 
 
 def write_output(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping,
                  compression: str | None = None) -> Path:
     """HDF5 when ``out`` ends in .h5/.hdf5, Kaggle-style folders otherwise."""
     out = Path(out)
-    if out.suffix.lower() in (".h5", ".hdf5"):
+    _check_space(out, splits)
+    if is_hdf5_path(out):
         return store.write(out, splits, attrs, compression)
     return write_folders(out, splits, attrs)
+
+
+def is_hdf5_path(path: Path) -> bool:
+    return path.suffix.lower() in (".h5", ".hdf5")
+
+
+def _check_space(out: Path, splits: Mapping[str, Split]) -> None:
+    """Refuse before writing when the disk cannot hold the output (HDF5 fails badly on a full disk)."""
+    pixels = sum(split.images.nbytes for split in splits.values())
+    needed = int(pixels * 1.2) + (1 << 20) * (1 if is_hdf5_path(out) else 4)  # headers, provenance, PNG overhead
+    free = shutil.disk_usage(out.parent if out.parent.exists() else Path.cwd()).free
+    if free < needed:
+        raise OutputError(f"{out}: about {needed / 1e6:.0f} MB are needed and {free / 1e6:.0f} MB are free on its disk; "
+                          "free space or choose another output path")
 
 
 def default_output(dataset: str | os.PathLike) -> Path:
