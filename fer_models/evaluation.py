@@ -23,6 +23,7 @@ from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import SplitNotFoundError
+from fer_synth.core.outputs import make_dir
 
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
 
@@ -46,6 +47,8 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     """
     if tta is not None:
         check_tta(tta)
+    if out is not None:
+        make_dir(out)  # a place that cannot be written fails before the work
     meta = ckpt.read_meta(path)
     attrs = store.read_attrs(data)
     if split not in attrs["splits"]:

@@ -282,23 +282,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     device = torch.device(resolve_device(config.device, d.local_rank))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    out = Path(config.out)
-    if resume and not (out / STATE_FILE).exists():
-        raise MissingPathError(f"{out}: nothing to resume (no {STATE_FILE}); run without --resume to start")
-    if d.main:
-        prepare_output_folder(out, command=COMMAND, is_own=has_file("config.json"), overwrite=overwrite,
-                              inputs=[config.data])
-    barrier(d)  # the other ranks read the folder only once rank 0 has checked (or emptied) it
-    with output_lock(out) if d.main else nullcontext():
-        return _train(config, resume, d, device, data_id)
-
-
-def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, data_id: dict) -> RunResult:
-    out = Path(config.out)
-    spec = get_spec(config.model)
-    input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
-
-    # 2. Data, held whole on the device.
+    # 2. Data, held whole on the device (read before the output is claimed: a damaged file changes nothing).
     train_split = load_split(config.data, "train", device)
     val_split = load_split(config.data, "val", device)
     if not len(train_split) or not len(val_split):
@@ -312,7 +296,25 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
         raise FerError(f"batch size {config.batch_size} x {d.world_size} process(es) exceeds the "
                        f"{len(train_split)} training rows; lower --batch-size")
 
-    # 3. Model, EMA, loss, optimizer, schedule; 4. their saved state on --resume.
+    # 3. The run folder: new, empty, this run's own, or emptied on request; one process writes it at a time.
+    out = Path(config.out)
+    if resume and not (out / STATE_FILE).exists():
+        raise MissingPathError(f"{out}: nothing to resume (no {STATE_FILE}); run without --resume to start")
+    if d.main:
+        prepare_output_folder(out, command=COMMAND, is_own=has_file("config.json"), overwrite=overwrite,
+                              inputs=[config.data])
+    barrier(d)  # the other ranks read the folder only once rank 0 has checked (or emptied) it
+    with output_lock(out) if d.main else nullcontext():
+        return _train(config, resume, d, device, data_id, train_split, val_split, steps_per_epoch)
+
+
+def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, data_id: dict, train_split: TensorSplit,
+           val_split: TensorSplit, steps_per_epoch: int) -> RunResult:
+    out = Path(config.out)
+    spec = get_spec(config.model)
+    input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
+
+    # 4. Model, EMA, loss, optimizer, schedule, and their saved state when the run continues.
     state = build_state(config, train_split, steps_per_epoch, device)
     if (out / STATE_FILE).exists():
         meta = restore(out, config, state, data_id)

@@ -168,10 +168,14 @@ def _decode_attr(value):
 
 def _read_group(group: h5py.Group, provenance: bool) -> Split:
     data = {}
-    for name in COLUMNS if provenance else ("images", "labels", "source", "seed"):
-        ds = group[name]
-        data[name] = np.asarray(ds.asstr()[()], dtype=object) if name in ("origin", "prompt", "model") else ds[()]
-    return Split(**data)
+    try:
+        for name in COLUMNS if provenance else ("images", "labels", "source", "seed"):
+            ds = group[name]
+            data[name] = np.asarray(ds.asstr()[()], dtype=object) if name in ("origin", "prompt", "model") else ds[()]
+        return Split(**data)
+    except (KeyError, ValueError, TypeError, OSError) as e:
+        raise FormatError(f"{group.file.filename}: split {group.name.strip('/')!r} is damaged ({e}); write the file "
+                          "again with `fer-synth pack` or `fer-synth balance`") from None
 
 
 def read(path: str | os.PathLike, splits: tuple[str, ...] | None = None, provenance: bool = True) -> Dataset:
