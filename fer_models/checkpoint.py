@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -143,6 +144,14 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                                    "that JSON (a run folder holds both)")
         raise MissingPathError(f"{path}: no such checkpoint (give a run folder, a .json or a .safetensors file)")
     return path
+
+
+def check_classes(meta: dict, classes: Sequence[str], data: str) -> None:
+    """Raise unless a checkpoint's class list is ``classes`` (those of ``data``): its outputs mean those classes."""
+    trained = list(meta.get("classes", []))
+    if trained != list(classes):
+        raise FerError(f"{meta['_path']} predicts {len(trained)} classes ({', '.join(trained)}) but {data} has "
+                       f"{len(classes)} ({', '.join(classes)}); evaluate it on data with the classes it was trained on")
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

@@ -8,6 +8,7 @@ split holding synthetic rows is flagged loudly: such a number is not a FER2013 r
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,6 @@ from fer_models.metrics import classification_metrics
 from fer_models.predict import predict_probs
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
-from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import SplitNotFoundError
 from fer_synth.core.outputs import make_dir
@@ -35,6 +35,7 @@ def predict_file(path: str | os.PathLike, split: TensorSplit, tta: str, device: 
         ensemble = load_ensemble(path)
         return ensemble.combine(member_probs(ensemble.members, split, None if tta == MEMBERS_TTA else tta, device))
     model, meta = ckpt.load_model(path, device)
+    ckpt.check_classes(meta, split.classes, f"the {split.name} split")
     return predict_probs(model, split.images, meta["input_size"], meta["in_chans"], tta)
 
 
@@ -61,26 +62,27 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     results = {}
     for mode in dict.fromkeys(("none", tta)):
         probs = predict_file(path, evaluated, mode, device)
-        results[mode] = {"all": classification_metrics(probs, labels)}
+        results[mode] = {"all": classification_metrics(probs, labels, evaluated.classes)}
         if synthetic.any():
-            results[mode]["real"] = classification_metrics(probs[~synthetic], labels[~synthetic])
-            results[mode]["synthetic"] = classification_metrics(probs[synthetic], labels[synthetic])
+            results[mode]["real"] = classification_metrics(probs[~synthetic], labels[~synthetic], evaluated.classes)
+            results[mode]["synthetic"] = classification_metrics(probs[synthetic], labels[synthetic], evaluated.classes)
     trained_on = meta.get("data", {}).get("fingerprint")
     report = {
         "checkpoint": meta["_path"], "kind": meta["format"], "model": meta.get("model", "ensemble"),
         "data": str(data), "data_fingerprint": attrs.get("fingerprint"),
         "same_data_as_training": trained_on == attrs.get("fingerprint") if trained_on else None,
-        "split": split, "n": len(labels), "n_synthetic": int(synthetic.sum()), "tta": tta, "results": results,
+        "split": split, "n": len(labels), "n_synthetic": int(synthetic.sum()), "tta": tta,
+        "classes": list(evaluated.classes), "results": results,
     }
     if out is not None:
         out = Path(out)
         report["report_file"] = str(ckpt.write_json(out / f"evaluation-{split}.json", report))
         report["confusion_png"] = str(plot_confusion(out / f"confusion-{split}.png", results[tta]["all"]["confusion"],
-                                                     f"{report['model']} on {split} (TTA {tta})"))
+                                                     evaluated.classes, f"{report['model']} on {split} (TTA {tta})"))
     return report
 
 
-def plot_confusion(path: Path, confusion: list[list[int]], title: str = "") -> Path:
+def plot_confusion(path: Path, confusion: list[list[int]], classes: Sequence[str], title: str = "") -> Path:
     """The confusion matrix as a PNG, rows normalised to recall, counts printed in the cells."""
     import matplotlib
 
@@ -91,12 +93,12 @@ def plot_confusion(path: Path, confusion: list[list[int]], title: str = "") -> P
     rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
-    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    ax.set_xticks(range(len(classes)), list(classes), rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), list(classes))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    for i in range(len(CLASSES)):
-        for j in range(len(CLASSES)):
+    for i in range(len(classes)):
+        for j in range(len(classes)):
             ax.text(j, i, f"{counts[i, j]}", ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black")
     ax.set_title(title)
     fig.tight_layout()
