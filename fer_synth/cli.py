@@ -257,15 +257,15 @@ _common_split_options = [
 def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run, judged,
                     min_prob, top_k, agree, val_fraction, seed, drop_duplicates, compression, strict, overwrite) -> None:
     """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
-    chosen = [p for p in (("min-prob", min_prob), ("top-k", top_k), ("agree", None if not agree else True)) if p[1] is not None]
+    chosen = {k: v for k, v in (("min-prob", min_prob), ("top-k", top_k), ("agree", agree or None)) if v is not None}
     if chosen and not judged:
-        raise InvalidOptionError(f"--{chosen[0][0]} chooses which judged faces to trust; add --judged")
+        raise InvalidOptionError(f"--{next(iter(chosen))} chooses which judged faces to trust; add --judged")
     if len(chosen) > 1:
         raise InvalidOptionError("give one selection policy: --min-prob, --top-k or --agree")
     policy = None
     if judged:
-        policy = (DEFAULT_POLICY if not chosen else
-                  SelectionPolicy(chosen[0][0], None if chosen[0][0] == "agree" else chosen[0][1]))
+        kind, value = next(iter(chosen.items()), (None, None))
+        policy = DEFAULT_POLICY if kind is None else SelectionPolicy(kind, None if kind == "agree" else value)
     result = balance(
         dataset, pool, out or default_output(dataset), target=target,
         splits=[s.strip() for s in splits.split(",") if s.strip()],
