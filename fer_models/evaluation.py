@@ -8,7 +8,6 @@ split holding synthetic rows is flagged loudly: such a number is not a FER2013 r
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from fer_models.metrics import classification_metrics
 from fer_models.predict import predict_probs
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
+from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import SplitNotFoundError
 from fer_synth.core.outputs import make_dir
@@ -78,29 +78,33 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
         out = Path(out)
         report["report_file"] = str(ckpt.write_json(out / f"evaluation-{split}.json", report))
         report["confusion_png"] = str(plot_confusion(out / f"confusion-{split}.png", results[tta]["all"]["confusion"],
-                                                     evaluated.classes, f"{report['model']} on {split} (TTA {tta})"))
+                                                     f"{report['model']} on {split} (TTA {tta})",
+                                                     rows=list(evaluated.classes)))
     return report
 
 
-def plot_confusion(path: Path, confusion: list[list[int]], classes: Sequence[str], title: str = "") -> Path:
-    """The confusion matrix as a PNG, rows normalised to recall, counts printed in the cells."""
+def plot_confusion(path: Path, confusion: list[list[int]], title: str = "", rows: list[str] | None = None,
+                   columns: list[str] | None = None, axes: tuple[str, str] = ("predicted", "true")) -> Path:
+    """The confusion matrix as a PNG, rows normalised to recall, counts printed in the cells. ``rows`` and
+    ``columns`` name the classes (default: FER2013's); ``axes`` names the x and y axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows, columns = list(rows or CLASSES), list(columns or rows or CLASSES)
     counts = np.asarray(confusion)
     rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = plt.subplots(figsize=(1.5 + 0.7 * len(columns), 1.5 + 0.6 * len(rows)))
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), list(classes), rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), list(classes))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(classes)):
-        for j in range(len(classes)):
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    for i in range(len(rows)):
+        for j in range(len(columns)):
             ax.text(j, i, f"{counts[i, j]}", ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

@@ -17,6 +17,8 @@ from fer_synth.data.export import DEFAULT_FORMAT, DEFAULT_SHARD_SIZE, EXPORT_FOR
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP
+from fer_synth.core.errors import InvalidOptionError
+from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.ferplus import LABEL_MODES
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE
 from fer_synth.data.readers import describe_skipped, read_dataset
@@ -283,16 +285,31 @@ _common_split_options = [
 @click.option("--allow-pool-leakage", is_flag=True,
               help="Use pool faces nearly identical to a val/test face (refused by default; recorded in the output).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
+@click.option("--judged", is_flag=True, help="Use only the faces the pool's judgement trusts (`fer-models judge "
+              "POOL` first), best-judged first.")
+@click.option("--min-prob", type=click.FloatRange(0, 1), help="With --judged: trust faces the judge gives their class "
+              f"at least this probability [default policy: {DEFAULT_POLICY}].")
+@click.option("--top-k", type=click.IntRange(min=1), help="With --judged: trust the K best-judged faces of each class.")
+@click.option("--agree", is_flag=True, help="With --judged: trust faces whose judged class is their class.")
 @_with_options(_common_split_options)
 def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, allow_pool_leakage,
-                    dry_run, compression, **options) -> None:
+                    dry_run, judged, min_prob, top_k, agree, compression, **options) -> None:
     """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
+    chosen = {k: v for k, v in (("min-prob", min_prob), ("top-k", top_k), ("agree", agree or None)) if v is not None}
+    if chosen and not judged:
+        raise InvalidOptionError(f"--{next(iter(chosen))} chooses which judged faces to trust; add --judged")
+    if len(chosen) > 1:
+        raise InvalidOptionError("give one selection policy: --min-prob, --top-k or --agree")
+    policy = None
+    if judged:
+        kind, value = next(iter(chosen.items()), (None, None))
+        policy = DEFAULT_POLICY if kind is None else SelectionPolicy(kind, None if kind == "agree" else value)
     result = balance(
         dataset, pool, out or default_output(dataset), target=target,
         splits=[s.strip() for s in splits.split(",") if s.strip()],
         force_synthetic_eval=force_synthetic_eval, allow_shortfall=allow_shortfall,
         allow_pool_leakage=allow_pool_leakage, dry_run=dry_run,
-        compression=None if compression == "none" else compression, **options,
+        compression=None if compression == "none" else compression, judged=policy, **options,
     )
     console.print(_plan_table(result.plan))
     if result.plan.total_shortfall:
@@ -419,7 +436,6 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], class_list: 
                      config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
                      max_attempts: int, progress: bool, overwrite: bool, **face_settings) -> None:
     """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
-    from fer_synth.core.errors import InvalidOptionError
     from fer_synth.generation.run import generate
 
     if keep_raw and not faces:

@@ -4,10 +4,12 @@ One file holds the ``train``, ``val`` and ``test`` splits. Per split, a group wi
 
 * ``images``: uint8 [N, 48, 48], chunked (1024 rows), optionally gzip/lzf-compressed
 * ``labels``: int64 [N], indices into the file's class list (FER2013's: 0 angry .. 6 neutral)
-* ``soft_labels`` (optional, format version 2): float32 [N, C], each row's label distribution (FER+ votes)
+* ``soft_labels`` (only in files that have them): float32 [N, C], each row's label distribution (FER+ votes)
 * ``source``: uint8 enum {real: 0, synthetic: 1}
 * ``origin``: str, CSV row number or file path the row came from
 * ``prompt``, ``seed``, ``model``: generation provenance ("" / -1 for real rows)
+* ``judge_score``: float32, a judge's probability of the row's label (NaN when not judged); optional: files
+  written before it existed read as all-NaN, and readers that do not know it ignore it
 
 Root attributes: ``format``, ``format_version``, ``classes`` (the class names in label order), ``image_size``,
 ``writer`` (tool and version), ``command``, ``created``, ``fingerprint`` (content hash) and
@@ -15,7 +17,8 @@ Root attributes: ``format``, ``format_version``, ``classes`` (the class names in
 into root attributes as JSON. The seed's and PAtt-Lite's key names (``X_train``, ``y_train``, ``X_valid``,
 ``y_valid``, ``X_test``, ``y_test``) are soft links to the split datasets.
 
-Version 1 files (FER2013's seven classes, no ``soft_labels``) are still read.
+The classes may be any list (FER2013's seven unless the data says otherwise, e.g. FER+'s eight); readers of
+the first release refuse a list other than FER2013's with a clear message, so the format version stays 1.
 Writing is atomic: a temporary file in the target directory is renamed over the target when complete.
 """
 
@@ -39,9 +42,7 @@ from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
 from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split
 
 FORMAT = "fer-synth-hdf5"
-FORMAT_VERSION = 2
-#: Versions this code reads: 1 (FER2013's classes only, no soft labels) and 2 (any class list, soft labels).
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 LEGACY_LINKS: dict[str, str] = {
     "X_train": "/train/images",
@@ -55,6 +56,8 @@ _SOURCE_DTYPE = h5py.enum_dtype(dict(zip(SOURCE_NAMES, range(len(SOURCE_NAMES)))
 _STR_DTYPE = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 1024
 COMPRESSIONS = (None, "gzip", "lzf")
+#: Columns a file may lack (added after version 1 without changing its layout for older readers).
+OPTIONAL_COLUMNS = frozenset({"judge_score"})
 
 
 class FormatError(FerError, ValueError):
@@ -133,6 +136,7 @@ def _write_split(group: h5py.Group, split: Split, compression: str | None) -> No
         group.create_dataset("soft_labels", data=split.soft_labels.astype(np.float32))
     group.create_dataset("source", data=split.source, dtype=_SOURCE_DTYPE)
     group.create_dataset("seed", data=split.seed.astype(np.int64))
+    group.create_dataset("judge_score", data=split.judge_score.astype(np.float32))
     for name in ("origin", "prompt", "model"):
         group.create_dataset(name, data=getattr(split, name).astype(str).tolist(), dtype=_STR_DTYPE,
                              compression="gzip" if n else None)
@@ -154,16 +158,12 @@ def read_attrs(path: str | os.PathLike) -> dict:
     if attrs.get("format") != FORMAT:
         raise FormatError(f"{path}: not a fer_synth HDF5 file (write one with `fer-synth pack` or `fer-synth balance`)")
     version = int(attrs.get("format_version", -1))
-    if version not in READABLE_VERSIONS:
+    if version != FORMAT_VERSION:
         raise FormatError(
-            f"{path}: format version {version}, this fer_synth {package_version('fer-synth')} reads versions "
-            f"{', '.join(map(str, READABLE_VERSIONS))}; rewrite the file with this version's `fer-synth pack`/`balance` "
-            "or install a matching fer_synth"
+            f"{path}: format version {version}, this fer_synth {package_version('fer-synth')} reads version {FORMAT_VERSION}; "
+            "rewrite the file with this version's `fer-synth pack`/`balance` or install a matching fer_synth"
         )
     names = attrs.get("classes")
-    if version == 1 and names != list(FER2013):
-        raise FormatError(f"{path}: class list {names} differs from FER2013's {list(FER2013)} (format version 1 "
-                          "has FER2013's only)")
     try:
         class_list(names)
     except (ValueError, TypeError):
@@ -194,6 +194,8 @@ def _read_group(group: h5py.Group, provenance: bool, classes: ClassList, rows: s
     data = {}
     try:
         for name in COLUMNS if provenance else ("images", "labels", "source", "seed"):
+            if name in OPTIONAL_COLUMNS and name not in group:
+                continue  # written by a later version of the format; the Split fills its default
             ds = group[name]
             data[name] = np.asarray(ds.asstr()[rows], dtype=object) if name in ("origin", "prompt", "model") else ds[rows]
         if "soft_labels" in group:

@@ -6,7 +6,7 @@
 
   - ``imagefolder``: Hugging Face ``datasets``' ImageFolder layout, ``OUT/<split>/<class>/<n>.png`` with
     ``OUT/<split>/metadata.jsonl`` (``file_name``, ``split``, ``label``, ``label_index``, ``source``, ``origin``,
-    ``prompt``, ``seed``, ``model``, and ``soft_labels`` when the file has them);
+    ``prompt``, ``seed``, ``model``, ``judge_score`` (-1: not judged), and ``soft_labels`` when the file has them);
     ``datasets.load_dataset("imagefolder", data_dir=OUT)`` loads it (``val`` becomes ``validation``).
   - ``webdataset``: tar shards ``OUT/<split>-<k>.tar`` of at most ``shard_size`` samples, each sample a
     ``<key>.png`` and a ``<key>.json`` with the same fields (keys ``<split>-<row>``), as WebDataset reads them.
@@ -46,10 +46,13 @@ COMMAND = "fer-synth export"
 
 
 def row_record(split_name: str, split: Split, row: int, soft_labels: bool = False) -> dict:
-    """One row's label and provenance as JSON-able data (what every export writes beside the image)."""
+    """One row's label and provenance as JSON-able data (what every export writes beside the image). Like the
+    seed's -1, a judge score of -1 means not judged (JSON has no NaN, and one column keeps one type)."""
+    score = float(split.judge_score[row])
     record = {"split": split_name, "label": split.classes[split.labels[row]], "label_index": int(split.labels[row]),
               "source": SOURCE_NAMES[split.source[row]], "origin": str(split.origin[row]),
-              "prompt": str(split.prompt[row]), "seed": int(split.seed[row]), "model": str(split.model[row])}
+              "prompt": str(split.prompt[row]), "seed": int(split.seed[row]), "model": str(split.model[row]),
+              "judge_score": -1.0 if np.isnan(score) else round(score, 6)}
     if soft_labels:
         record["soft_labels"] = [round(float(p), 6) for p in split.targets()[row]]
     return record

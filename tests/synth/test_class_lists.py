@@ -1,4 +1,4 @@
-"""Datasets carry their class list: FER2013's seven by default, FER+'s eight; HDF5 v2 stores it, v1 still reads."""
+"""Datasets carry their class list: FER2013's seven by default, FER+'s eight; the HDF5 file stores it."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_an_eight_class_file_with_soft_labels_round_trips(tmp_path):
               "test": eight_class_split(8, 2)}
     path = store.write(tmp_path / "plus.h5", splits)
     attrs = store.read_attrs(path)
-    assert attrs["format_version"] == 2 and attrs["classes"] == list(FERPLUS)
+    assert attrs["format_version"] == 1 and attrs["classes"] == list(FERPLUS)  # older readers refuse it by its list
     assert store.classes_of(path) == FERPLUS
     back = store.read(path)
     assert back.classes == FERPLUS and back["train"].counts().tolist() == [2] * 8
@@ -53,14 +53,15 @@ def test_an_eight_class_file_with_soft_labels_round_trips(tmp_path):
         store.write(tmp_path / "mixed.h5", {"train": eight_class_split(8), "val": make_split(7)})
 
 
-def test_version_1_files_still_read(tmp_path):
+def test_a_file_without_soft_labels_reads_as_before(tmp_path):
     path = store.write(tmp_path / "old.h5", {"train": make_split(14), "val": make_split(7, 1)})
+    with h5py.File(path, "r") as f:
+        assert "soft_labels" not in f["train"]
+    train = store.read(path)["train"]
+    assert train.classes == FER2013 and train.soft_labels is None
     with h5py.File(path, "r+") as f:
-        f.attrs["format_version"] = 1
-    assert store.read(path)["train"].classes == FER2013
-    with h5py.File(path, "r+") as f:
-        f.attrs["classes"] = '["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"]'
-    with pytest.raises(store.FormatError, match="version 1 has FER2013's only"):
+        f.attrs["classes"] = '["happy", "happy"]'
+    with pytest.raises(store.FormatError, match="not a list of distinct names"):
         store.read_attrs(path)
 
 

@@ -21,9 +21,10 @@ from tests.conftest import make_split
 
 @pytest.fixture
 def h5(tmp_path):
-    """7-class file: 20 train rows (4 synthetic, with provenance), 7 val, 7 test."""
-    return store.write(tmp_path / "data.h5", {"train": make_split(20, 0, synthetic=4), "val": make_split(7, 1),
-                                              "test": make_split(7, 2)})
+    """7-class file: 20 train rows (4 synthetic, with provenance, one judged), 7 val, 7 test."""
+    train = make_split(20, 0, synthetic=4)
+    train.judge_score[16] = 0.9
+    return store.write(tmp_path / "data.h5", {"train": train, "val": make_split(7, 1), "test": make_split(7, 2)})
 
 
 def test_imagefolder_loads_with_hugging_face_datasets(h5, tmp_path, monkeypatch):
@@ -45,6 +46,7 @@ def test_imagefolder_loads_with_hugging_face_datasets(h5, tmp_path, monkeypatch)
         assert item["origin"] == original["train"].origin[row] and item["split"] == "train"
     synthetic = [r for r in train if r["source"] == "synthetic"]
     assert len(synthetic) == 4 and all(r["prompt"] == "a photo of a face" and r["seed"] >= 0 for r in synthetic)
+    assert [r["judge_score"] for r in synthetic] == pytest.approx([0.9, -1, -1, -1])  # -1: not judged
     assert loaded["validation"][0]["split"] == "val"
     assert json.loads((out / "dataset.json").read_text())["export"]["counts"] == {"train": 20, "val": 7, "test": 7}
 
