@@ -4,7 +4,7 @@ Each face gets OpenCV's perceptual hash (``cv2.img_hash.PHash``, opencv-contrib:
 lowest frequencies thresholded at their median, 64 bits); two faces are near duplicates when their hashes
 differ in at most ``max_distance`` bits. Identical pixels give identical hashes, so exact duplicates are near
 duplicates too. The default distance was chosen by looking at FER2013's pairs on contact sheets
-(``python bench/near_duplicates_fer2013.py``; docs/near-duplicates.md gives the counts and the precision).
+(``python bench/near_duplicates_fer2013.py``; docs/datasets.md gives the counts and the precision).
 
 Comparisons are exact (every pair, 64-bit XOR and popcount in numpy blocks): FER2013's 35,887 faces take a few
 seconds. Mirrored copies are not near duplicates under pHash.
