@@ -229,11 +229,17 @@ def _plan_table(plan: TopUpPlan) -> Table:
     return table
 
 
-def _report(result: BalanceResult) -> None:
+def _print_notes(result: BalanceResult) -> None:
+    """What was left out and how the splits were made (a dry run's too)."""
     if message := describe_skipped(result.skipped):
         logger.warning(f"{message} (--strict makes this an error)")
     for note in result.notes:
-        console.print(f"[bold red]{note}[/]" if note.startswith("WARNING") else f"[dim]{note}[/]")
+        console.print(f"[bold red]{note}[/]" if note.startswith(("WARNING", "refused")) else f"[dim]{note}[/]",
+                      soft_wrap=True)
+
+
+def _report(result: BalanceResult) -> None:
+    _print_notes(result)
     table = Table(title="Output splits (synthetic in brackets)")
     table.add_column("class")
     for name in result.splits:
@@ -315,8 +321,7 @@ def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, al
     if result.plan.total_shortfall:
         logger.warning(f"the pool was short: {result.plan.shortfall_by_class()} (--allow-shortfall)")
     if dry_run:
-        if message := describe_skipped(result.skipped):
-            logger.warning(message)
+        _print_notes(result)
     else:
         _report(result)
 

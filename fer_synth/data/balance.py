@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -27,8 +26,6 @@ from fer_synth.data.export import EXPORT_MARKER, write_folders
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, near_mask, phash
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
-
-logger = logging.getLogger(__name__)
 
 EVAL_SPLITS = ("val", "test")
 
@@ -199,8 +196,6 @@ def usable_pool(pool: Split, protocol: ProtocolSplits, near_distance: int = DEFA
             notes.append(f"refused {int(leaky.sum())} pool faces nearly identical to a val/test face (pHash distance "
                          f"<= {near_distance}), e.g. {first}; --allow-pool-leakage uses them")
             pool = pool.take(~leaky)
-    for note in notes:
-        logger.warning(note)
     return pool, notes
 
 
