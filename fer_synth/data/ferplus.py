@@ -24,7 +24,6 @@ contempt (FER+'s columns are mapped by name).
 from __future__ import annotations
 
 import csv
-import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -34,8 +33,6 @@ import numpy as np
 from fer_synth.core.classes import FERPLUS, UnknownClassError
 from fer_synth.core.dataset import Dataset, Split
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
-
-logger = logging.getLogger(__name__)
 
 LABEL_MODES: tuple[str, ...] = ("majority", "distribution")
 NOT_EMOTIONS: tuple[str, ...] = ("unknown", "nf")
@@ -147,7 +144,6 @@ def apply_ferplus(dataset: Dataset, votes_path: str | os.PathLike, mode: str = "
             + "; ".join(f"{name} " + ", ".join(f"{reason} {n}" for reason, n in d.items()) for name, d in drops.items() if d))
     attrs = {**dataset.attrs, "label_source": f"ferplus-{mode}", "ferplus": str(votes_path), "label_drops": drops,
              "notes": [*dataset.attrs.get("notes", []), note]}
-    logger.info(note)
     return Dataset(splits, attrs=attrs)
 
 

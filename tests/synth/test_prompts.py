@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fer_synth.core.classes import CLASSES, EMOTIONS, UnknownClassError
+from fer_synth.core.classes import EMOTIONS, UnknownClassError
 from fer_synth.cli import main
 from fer_synth.generation.prompts import PromptFileError, default_prompts_path, load_prompts, parse_prompts
 
