@@ -14,6 +14,7 @@ from fer_models.config import (AMP_MODES, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAUL
 from fer_models.data import TTA_MODES
 from fer_models.losses import list_losses
 from fer_models.optim import OPTIMIZERS, SCHEDULES
+from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
 
@@ -178,6 +179,18 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
                   ("accuracy", "balanced_accuracy", "macro_f1", "top2_accuracy")))
     console.print(table)
     console.print(f"saved {report['saved']} (evaluate it with `fer-models evaluate {report['saved']} --data {data}`)")
+
+
+@main.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False), default=REPORT_OUT, show_default=True,
+              help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
+def report_command(runs, out) -> None:
+    """A static HTML page about RUNS (run folders, checkpoints, ensemble files): curves, confusion matrices,
+    per-class scores, members vs ensemble, worst-confused faces. Built from what `evaluate` wrote."""
+    from fer_models.report import runs_report
+
+    console.print(f"Wrote [bold]{runs_report(list(runs), out)}[/]")
 
 
 @main.command("list-models")

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_models.checkpoint import write_json
-from fer_synth.core.atomic import atomic_file, write_bytes
+from fer_synth.core.atomic import write_bytes
+from fer_synth.core.plots import pyplot, save
 
 
 def write_history(out: Path, history: list[dict]) -> None:
@@ -22,13 +23,9 @@ def write_history(out: Path, history: list[dict]) -> None:
     write_bytes(out / "metrics.csv", buffer.getvalue().encode())
 
 
-def plot_curves(path: Path, history: list[dict]) -> None:
+def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
     """Loss and accuracy per epoch, train and val, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = np.array([r["epoch"] for r in history])
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train loss")
@@ -36,15 +33,18 @@ def plot_curves(path: Path, history: list[dict]) -> None:
     ax_acc.plot(epochs, [r["train_accuracy"] for r in history], label="train")
     ax_acc.plot(epochs, [r["val_accuracy"] for r in history], label="val")
     ax_acc.plot(epochs, [r["val_balanced_accuracy"] for r in history], label="val balanced")
-    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+    for ax, panel in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
-        ax.set_title(title)
+        ax.set_ylabel(panel)
+        ax.set_title(panel)
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    if len(epochs) == 1:  # one point draws no line: mark it
+        for line in (*ax_loss.get_lines(), *ax_acc.get_lines()):
+            line.set_marker("o")
+    if title:
+        fig.suptitle(title, fontweight="bold")
+    save(fig, path)
 
 
 def epoch_line(row: dict, improved: bool) -> str:

@@ -1,0 +1,85 @@
+"""`fer-models report`: the page parses, every image decodes, and its numbers are the evaluation reports'."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fer_models.cli import main
+from fer_models.ensemble import build_ensemble
+from fer_models.evaluation import evaluate, load_predictions
+from fer_models.report import runs_report
+from fer_models.training import train
+from tests.models.helpers import separable_h5, tiny_config
+from tests.report_checks import check_page
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two tiny runs (one that learned, one that barely trained), each evaluated on test, and their ensemble."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("runs")
+    data = separable_h5(root / "toy.h5", synthetic_test=14)
+    train(tiny_config(data, root / "good", epochs=3, lr=0.02, schedule="one-cycle"))
+    train(tiny_config(data, root / "weak", epochs=1, lr=0.0001, seed=3))
+    for run in ("good", "weak"):
+        evaluate(root / run, data, "test", tta="flip", out=root / run)
+    evaluate(root / "good", data, "val", tta="none", out=root / "good")
+    build_ensemble([root / "good", root / "weak"], data, out=root / "ens.json")
+    evaluate(root / "ens.json", data, "test", out=root)
+    torch.set_num_threads(threads)
+    return data, root
+
+
+def test_page_numbers_are_the_evaluation_reports(runs, tmp_path):
+    data, root = runs
+    page = runs_report([root / "good", root / "weak", root / "ens.json"], tmp_path / "report")
+    parser, facts = check_page(page)
+    text = page.read_text()
+    names = [e["name"] for e in facts["entries"]]
+    assert names == ["good", "weak", "ens"]
+    for entry, folder in zip(facts["entries"], (root / "good", root / "weak", root)):
+        stem = "ens" if entry["name"] == "ens" else "best"
+        on_disk = {json.loads(p.read_text())["split"]: json.loads(p.read_text())
+                   for p in folder.glob("evaluation-*.json") if json.loads(p.read_text())["checkpoint"].endswith(
+                       f"{stem}.json")}
+        assert entry["evaluations"] == on_disk  # every evaluation found, verbatim
+    assert set(facts["entries"][0]["evaluations"]) == {"test", "val"}
+    keys = {cell["key"] for cell in parser.cells}
+    assert "entries.0.evaluations.test.results.flip.all.accuracy" in keys
+    assert "entries.0.evaluations.test.results.flip.synthetic.macro_f1" in keys  # real vs synthetic rows
+    assert "entries.0.evaluations.test.results.flip.all.per_class.disgust.recall" in keys
+    assert "entries.2.members.weak.test.accuracy" in keys  # members beside the ensemble
+    assert "entries.1.best_val.accuracy" in keys  # the selected epoch's val numbers from training
+    assert "SYNTHETIC rows" in text  # the toy test split holds synthetic rows: said loudly
+    assert all(f">{name}<" in text for name in json.loads((root / "good" / "best.json").read_text())["classes"])
+    # Curves for the runs (none for the ensemble), confusion and per-class figures per evaluation.
+    for name in ("curves-0.png", "curves-1.png", "confusion-0-test.png", "confusion-0-val.png", "per-class-2-test.png",
+                 "members-2-test.png"):
+        assert f"img/{name}" in parser.images
+    assert "img/curves-2.png" not in parser.images
+    # The worst-confused faces: one row per true class that has mistakes, from the saved probabilities.
+    probs, labels = load_predictions(root / "weak" / "evaluation-test.npz")
+    wrong_classes = {int(c) for c in labels[probs.argmax(1) != labels]}
+    shown = {int(src.split("-")[3]) for src in parser.images if src.startswith("img/worst-1-test-")}
+    assert wrong_classes and shown == wrong_classes
+    assert len(probs) == 42 and np.allclose(probs.sum(1), 1, atol=1e-4)
+
+
+def test_cli_and_missing_evaluations(runs, tmp_path):
+    data, root = runs
+    fresh = tmp_path / "fresh"
+    train(tiny_config(data, fresh, epochs=1))
+    result = CliRunner().invoke(main, ["report", str(fresh), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    _, facts = check_page(tmp_path / "report" / "index.html")
+    assert facts["entries"][0]["evaluations"] == {} and len(facts["entries"][0]["history"]) == 1
+    assert "No evaluation found for fresh" in (tmp_path / "report" / "index.html").read_text()
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "no such checkpoint" in result.output
