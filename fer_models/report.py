@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 FACTS = "report.json"
 HEADLINE = (("accuracy", "accuracy %"), ("balanced_accuracy", "balanced acc %"), ("macro_f1", "macro-F1 %"),
             ("top2_accuracy", "top-2 %"), ("top3_accuracy", "top-3 %"))
-WORST_PER_CLASS = 6
+WORST_PER_CLASS = 5  # two classes side by side on a laptop screen
 SETTINGS = ("model", "recipe", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "loss",
             "label_smoothing", "class_weighting", "balanced_sampler", "augment", "ema", "tta", "seed", "time_budget")
 
@@ -143,14 +143,15 @@ def _entry_body(e: Entry, images: html.Images) -> str:
         pairs = [(k, config[k]) for k in SETTINGS if config.get(k) is not None]
         pairs += [("best epoch", f"{e.meta.get('best_epoch')} of {len(e.history)} trained"),
                   ("data", f"{data.get('path')} (fingerprint {data.get('fingerprint')})")]
-        parts.append(html.key_values(pairs))
+        curves = ""
         if e.history:
             plot_curves(images.path(f"curves-{e.index}.png"), e.history, f"{e.name}: training curves")
-            parts.append(html.figure(images.src(f"curves-{e.index}.png"), f"{e.name} training curves", width=1000))
-    for split, report in e.evaluations.items():
-        parts.append(_evaluation(e, split, report, images))
+            curves = images.figure(f"curves-{e.index}.png", f"{e.name} training curves")
+        parts.append(html.row(html.key_values(pairs), curves))
     if e.is_ensemble:
         parts.append(_members_vs_ensemble(e, images))
+    for split, report in e.evaluations.items():
+        parts.append(_evaluation(e, split, report, images))
     return "".join(parts)
 
 
@@ -178,14 +179,13 @@ def _evaluation(e: Entry, split: str, report: dict, images: html.Images) -> str:
           html.num(best["per_class"][c]["support"], f"{pc_key}.{c}.support")] for c in classes],
         table_id=f"per-class-{e.index}-{split}", caption=f"Per class (TTA {report['tta']})")
     plots.class_metric_bars(images.path(f"per-class-{stem}.png"), classes,
-                            {m: [best["per_class"][c][m] for c in classes] for m in ("precision", "recall", "f1")},
+                            {m: [best["per_class"][c][m.lower()] for c in classes] for m in ("recall", "F1")},
                             f"{e.name} on {split}: per class")
-    parts.append(html.row(per_class, html.figure(images.src(f"per-class-{stem}.png"), "per-class scores", width=880)))
+    parts.append(html.row(per_class, images.figure(f"per-class-{stem}.png", "per-class recall and F1")))
     plots.confusion_figure(images.path(f"confusion-{stem}.png"), best["confusion"], classes,
                            f"{e.name} on {split} (TTA {report['tta']})")
-    parts.append(html.figure(images.src(f"confusion-{stem}.png"), "confusion matrix",
-                             caption="Rows: true class; columns: predicted. Left: counts; right: share of the row.",
-                             width=int(2 * 100 * (1.9 + 0.62 * len(classes)))))
+    parts.append(images.figure(f"confusion-{stem}.png", "confusion matrix",
+                               "Rows: true class; columns: predicted. Left: counts; right: share of the row."))
     parts.append(_worst_confused(e, split, report, images))
     return "".join(parts)
 
@@ -204,16 +204,17 @@ def _worst_confused(e: Entry, split: str, report: dict, images: html.Images) -> 
         return title + html.note(f"{data} has changed since the evaluation (labels differ); evaluate again.", warn=True)
     predicted = probs.argmax(1)
     classes = e.classes
-    parts = [title, html.note("Under each face: the predicted class and its probability (row number in brackets).")]
+    blocks = []
     for label, name in enumerate(classes):
         wrong = np.flatnonzero((labels == label) & (predicted != label))
         worst = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:WORST_PER_CLASS]
         items = [(images.save_png(f"worst-{e.index}-{split}-{label}-{k}.png", faces.images[row]),
                   f"{classes[predicted[row]]} {probs[row, predicted[row]]:.2f} [{row}]") for k, row in enumerate(worst)]
         if items:
-            parts.append(f"<p>{html.swatch(plots.class_colours(classes)[label])}{html.esc(name)}: "
-                         f"{len(wrong):,} of {int((labels == label).sum()):,} wrong</p>{html.thumbs(items)}")
-    return "".join(parts)
+            blocks.append((f"{html.swatch(plots.class_colours(classes)[label])}{html.esc(name)}: "
+                           f"{len(wrong):,} of {int((labels == label).sum()):,} wrong", items))
+    return (title + html.note("Under each face: the predicted class, its probability and [the row].") +
+            html.labelled_thumbs(blocks))
 
 
 def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
@@ -235,14 +236,13 @@ def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
         rows.append([html.Cell(f"ensemble ({e.meta['method']})"), "", report["tta"],
                      *_headline_cells(ours, f"{e.key}.evaluations.{split}.results.{report['tta']}.all")])
         series["ensemble"] = [ours["per_class"][c]["f1"] for c in e.classes]
-        parts.append(html.table(header, rows, table_id=f"members-{e.index}-{split}", caption=f"{split}"))
+        parts.append(html.table(header, rows, table_id=f"members-{e.index}-{split}", caption=f"on {split}"))
         if missing:
             parts.append(html.note(f"No {split} evaluation of {', '.join(missing)}: run `fer-models evaluate` on "
                                    "each member to see it here.", warn=True))
         plots.grouped_bars(images.path(f"members-{e.index}-{split}.png"), e.classes, series,
                            f"F1 per class on {split}: members and ensemble", ylabel="F1")
-        parts.append(html.figure(images.src(f"members-{e.index}-{split}.png"), "F1 per class, members and ensemble",
-                                 width=900))
+        parts.append(images.figure(f"members-{e.index}-{split}.png", "F1 per class, members and ensemble"))
     return "".join(parts)
 
 

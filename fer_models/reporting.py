@@ -27,21 +27,24 @@ def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
     """Loss and accuracy per epoch, train and val, as a PNG."""
     plt = pyplot()
     epochs = np.array([r["epoch"] for r in history])
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train loss")
-    ax_loss.plot(epochs, [r["val_nll"] for r in history], label="val NLL")
-    ax_acc.plot(epochs, [r["train_accuracy"] for r in history], label="train")
-    ax_acc.plot(epochs, [r["val_accuracy"] for r in history], label="val")
-    ax_acc.plot(epochs, [r["val_balanced_accuracy"] for r in history], label="val balanced")
+    style = {"marker": "o", "markersize": 4} if len(epochs) <= 20 else {}  # a point per epoch while they are few
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(7.8, 3.4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train loss", **style)
+    ax_loss.plot(epochs, [r["val_nll"] for r in history], label="val NLL", **style)
+    ax_acc.plot(epochs, [r["train_accuracy"] for r in history], label="train", **style)
+    ax_acc.plot(epochs, [r["val_accuracy"] for r in history], label="val", **style)
+    ax_acc.plot(epochs, [r["val_balanced_accuracy"] for r in history], label="val balanced", **style)
     for ax, panel in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(panel)
         ax.set_title(panel)
-        ax.legend()
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+            ax.set_xlim(epochs.min() - 0.5, epochs.max() + 0.5)
+        else:
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    if len(epochs) == 1:  # one point draws no line: mark it
-        for line in (*ax_loss.get_lines(), *ax_acc.get_lines()):
-            line.set_marker("o")
     if title:
         fig.suptitle(title, fontweight="bold")
     save(fig, path)

@@ -74,6 +74,10 @@ CASES = [
     (synth_cli, ["crop", "{w}/missing", "--out", "{w}/c"], "missing"),
     (synth_cli, ["crop", "{w}/empty", "--out", "{w}/c"], "no images"),
     (synth_cli, ["crop", "{w}/empty", "--out", "{w}/c", "--policy", "some"], "--policy"),
+    (synth_cli, ["report", "{w}/missing.csv"], "no such file"),
+    (synth_cli, ["report", "{w}/fer.csv", "--pool", "{w}/nopool"], "nopool"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}"], "not a report"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/notes.txt"], "is a file"),
     # fer-models
     (models_cli, ["train", "--data", "{w}/missing.h5"], "no such data file"),
     (models_cli, ["train", "--data", "{w}/fake.h5"], "fake.h5"),
@@ -88,6 +92,8 @@ CASES = [
     (models_cli, ["evaluate", "{w}/missing", "--tta", "spin"], "--tta"),
     (models_cli, ["ensemble", "{w}/missing1", "{w}/missing2", "--data", "{w}/data.h5"], "missing1"),
     (models_cli, ["ensemble", "{w}/one", "--data", "{w}/data.h5"], "two members"),
+    (models_cli, ["report", "{w}/missing"], "no such checkpoint"),
+    (models_cli, ["report", "{w}/fake.safetensors"], "fake"),
 ]
 
 

@@ -59,9 +59,12 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: 2px; }
 .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 6px;
           vertical-align: baseline; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 10px; margin: 6px 0 14px; }
-.thumb { margin: 0; width: 104px; font-size: 12px; line-height: 1.3; }
+.thumb { margin: 0; width: 112px; font-size: 11px; line-height: 1.3; }
 .thumb img { width: 96px; height: 96px; image-rendering: pixelated; border: 1px solid var(--line); }
-.thumb figcaption { font-size: 12px; overflow-wrap: anywhere; }
+.thumb figcaption { font-size: 11px; overflow-wrap: anywhere; }
+.blocks { display: flex; flex-wrap: wrap; column-gap: 40px; }
+.blocks > div p { margin: 6px 0 0; }
+.row td.wrap { max-width: 24em; }
 .groups { display: flex; flex-wrap: wrap; gap: 10px; margin: 6px 0 14px; }
 .group { display: flex; gap: 8px; align-items: flex-start; width: 300px; padding: 6px;
          border: 1px solid var(--line); border-radius: 4px; }
@@ -150,6 +153,11 @@ def row(*parts: str) -> str:
     return f'<div class="row">{"".join(parts)}</div>'
 
 
+def labelled_thumbs(blocks: Iterable[tuple[str, list]]) -> str:
+    """Rows of thumbnails, each under a label given as HTML (e.g. a class swatch and name), packed side by side."""
+    return '<div class="blocks">' + "".join(f"<div><p>{label}</p>{thumbs(items)}</div>" for label, items in blocks) + "</div>"
+
+
 def note(text: str, warn: bool = False) -> str:
     return f'<p class="{"note warn" if warn else "note"}">{esc(text)}</p>'
 
@@ -196,6 +204,13 @@ class Images:
 
     def src(self, name: str) -> str:
         return f"{IMAGES}/{name}"
+
+    def figure(self, name: str, alt: str, caption: str | None = None, scale: float = 1.0) -> str:
+        """An image already saved as ``img/<name>`` (a plot), shown at its own size times ``scale``: a figure
+        saved at 100 dpi then reads at the size its fonts were set for."""
+        with Image.open(self.folder / name) as image:
+            width = image.width
+        return figure(self.src(name), alt, caption, width=int(width * scale))
 
     def save_png(self, name: str, pixels: np.ndarray) -> str:
         """A uint8 gray or RGB array as ``img/<name>`` (the folder becomes visible whole, so no per-file rename)."""

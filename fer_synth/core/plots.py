@@ -53,7 +53,7 @@ def split_bars(path: str | Path, classes: Sequence[str], panels: Sequence[tuple[
     """One panel per split: a bar per class (its colour), ``extra`` stacked on ``base`` hatched and paler."""
     plt = pyplot()
     colours = class_colours(classes)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     x = np.arange(len(classes))
     for ax, (name, base, extra) in zip(axes[0], panels):
         ax.bar(x, base, color=colours, edgecolor="black", linewidth=0.4, label=base_label)
@@ -84,7 +84,7 @@ def confusion_figure(path: str | Path, confusion: Sequence[Sequence[int]], class
     counts = np.asarray(confusion, dtype=np.int64)
     columns = list(columns or classes)
     rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
-    cell = 0.62
+    cell = 0.55
     fig, axes = plt.subplots(1, 2, figsize=(2 * (1.9 + cell * len(columns)), 1.6 + cell * len(classes)))
     for ax, values, panel, fmt in ((axes[0], counts, "counts", "{:,}"), (axes[1], rates, "row-normalised (recall)",
                                                                              "{:.0%}")):
@@ -98,7 +98,7 @@ def confusion_figure(path: str | Path, confusion: Sequence[Sequence[int]], class
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
                 ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if scaled[i, j] > 0.55 else "black")
+                        color="white" if scaled[i, j] > 0.55 else "black" if values[i, j] else "#b0b0b0")
         ax.spines[:].set_visible(False)
     if title:
         fig.suptitle(title, fontweight="bold")
@@ -110,7 +110,7 @@ def class_metric_bars(path: str | Path, classes: Sequence[str], metrics: Mapping
     """One panel per metric (e.g. precision, recall, F1), a bar per class in its colour, values on top."""
     plt = pyplot()
     colours = class_colours(classes)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.9 * len(metrics), 3.2), squeeze=False)
     x = np.arange(len(classes))
     for ax, (name, values) in zip(axes[0], metrics.items()):
         bars = ax.bar(x, values, color=colours, edgecolor="black", linewidth=0.4)
@@ -129,7 +129,7 @@ def grouped_bars(path: str | Path, classes: Sequence[str], series: Mapping[str, 
                  ylabel: str = "score") -> Path:
     """Per class, one bar per series (e.g. models), series told apart by grey level; class names on the axis."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(classes) * max(1, len(series)) ** 0.5), 3.6))
+    fig, ax = plt.subplots(figsize=(min(11.0, 3.0 + 0.35 * len(classes) * len(series)), 3.6))
     x = np.arange(len(classes))
     width = 0.8 / max(1, len(series))
     shades = plt.cm.viridis(np.linspace(0.15, 0.85, len(series)))

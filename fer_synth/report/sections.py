@@ -26,7 +26,7 @@ from fer_synth.report.inputs import ReportInputs
 SHEET_COLUMNS, SHEET_ROWS = 6, 4
 GROUPS_SHOWN = 12  # duplicate groups shown per kind
 EXAMPLES_PER_REASON = 8
-LOWEST_JUDGED = 8
+LOWEST_JUDGED = 5  # two classes side by side on a laptop screen
 THUMB = 96  # px, rejected full-size images are shown at this size
 
 Section = Callable[[ReportInputs, html.Images, dict, int], "tuple[str, str, str] | None"]
@@ -48,9 +48,9 @@ def distribution(inputs: ReportInputs, images: html.Images, facts: dict, seed: i
     synthetic_any = any(syn.any() for _, syn in composition.values())
     panels = [(f"{name}: {int(real.sum()):,} real" + (f" + {int(syn.sum()):,} synthetic" if syn.any() else ""),
                real, syn) for name, (real, syn) in composition.items()]
-    parts = [html.figure(images.src("distribution.png"), "images per class and split", width=min(1300, 440 * len(panels)))]
     plots.split_bars(images.path("distribution.png"), classes, panels, title="Images per class" +
                      (" (hatched: synthetic top-up)" if synthetic_any else ""))
+    parts = [images.figure("distribution.png", "images per class and split")]
     parts.append(html.row(*(_split_table(name, stats["splits"][name], real_only[name], composition[name][1], classes)
                             for name in splits)))
     parts.append(html.note(f"Deficit: images a class needs to match its split's largest class; "
@@ -196,7 +196,7 @@ def run_outcomes(inputs: ReportInputs, images: html.Images, facts: dict, seed: i
                        f"{pool.path}; {sum(faces.values()):,} faces kept."),
              html.table(header, rows, table_id="run", total=total, caption="Attempts, kept images and every rejection "
                         "reason per class"),
-             html.figure(images.src("attempts.png"), "attempts per class", width=900)]
+             images.figure("attempts.png", "attempts per class")]
     if sum(nsfw.values()):
         parts.append(html.note(f"{sum(nsfw.values()):,} images were flagged by the safety checker.", warn=True))
     for reason in all_reasons:
@@ -366,8 +366,7 @@ def judge(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> 
                            true_label="intended class", predicted_label="judged class", columns=judge_classes)
     parts = [html.note(f"Judge: {', '.join(judges)}; {len(records):,} faces judged."),
              html.table(header, rows, table_id="judge", total=total, caption="Does the judge see the intended emotion?"),
-             html.figure(images.src("judge-confusion.png"), "intended vs judged confusion",
-                         width=int(2 * 100 * (1.9 + 0.62 * len(judge_classes))))]
+             images.figure("judge-confusion.png", "intended vs judged confusion")]
     if unknown:
         parts.append(html.note(f"{sum(unknown.values())} records name a class outside the lists "
                                f"(first: {', '.join(list(unknown)[:3])}); they are left out above.", warn=True))
@@ -377,9 +376,7 @@ def judge(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> 
 
 def _lowest_judged(inputs: ReportInputs, images: html.Images, records: list[dict]) -> str:
     row_of = inputs.pool.row_of()
-    parts = ["<h3>Lowest-scored faces per class</h3>",
-             html.note("Under each face: the class the judge saw and its probability for the intended class.")]
-    missing = 0
+    blocks, missing = [], 0
     for label, name in enumerate(inputs.classes):
         mine = sorted((r for r in records if r["class"] == name), key=lambda r: float(r["p_intended"]))
         items = []
@@ -391,7 +388,10 @@ def _lowest_judged(inputs: ReportInputs, images: html.Images, records: list[dict
             src = images.save_png(f"judged-{label}-{k}.png", inputs.pool.faces.images[row])
             items.append((src, f"{r['judged']} {float(r['p_intended']):.2f}", r["file"]))
         if items:
-            parts.append(f"<p>{_class_label(inputs.classes, label)}</p>{html.thumbs(items)}")
+            blocks.append((_class_label(inputs.classes, label), items))
+    parts = ["<h3>Lowest-scored faces per class</h3>",
+             html.note("Under each face: the class the judge saw and its probability for the intended class."),
+             html.labelled_thumbs(blocks)]
     if missing:
         parts.append(html.note(f"{missing} judged files are not in the pool folder any more.", warn=True))
     return "".join(parts)

@@ -13,27 +13,19 @@ from fer_models.ensemble import build_ensemble
 from fer_models.evaluation import evaluate, load_predictions
 from fer_models.report import runs_report
 from fer_models.training import train
-from tests.models.helpers import separable_h5, tiny_config
+from tests.models.helpers import tiny_config
 from tests.report_checks import check_page
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Two tiny runs (one that learned, one that barely trained), each evaluated on test, and their ensemble."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("runs")
-    data = separable_h5(root / "toy.h5", synthetic_test=14)
-    train(tiny_config(data, root / "good", epochs=3, lr=0.02, schedule="one-cycle"))
-    train(tiny_config(data, root / "weak", epochs=1, lr=0.0001, seed=3))
+def runs(two_runs):
+    """The two tiny runs, each evaluated on test (and the good one on val), and their evaluated ensemble."""
+    data, root = two_runs
     for run in ("good", "weak"):
         evaluate(root / run, data, "test", tta="flip", out=root / run)
     evaluate(root / "good", data, "val", tta="none", out=root / "good")
     build_ensemble([root / "good", root / "weak"], data, out=root / "ens.json")
     evaluate(root / "ens.json", data, "test", out=root)
-    torch.set_num_threads(threads)
     return data, root
 
 
