@@ -1,9 +1,11 @@
 """Checkpoints: weights as safetensors, everything else as JSON beside them; never a pickle.
 
 ``NAME.safetensors`` holds the model's weights, ``NAME.json`` the model name and options, input size,
-classes, training config, metrics and the data file's identity. Training state for ``--resume``
-(optimizer, scheduler, EMA, loss) is a nested dict split into its tensors (``NAME-state.safetensors``) and the
-rest (inside ``NAME.json``), so no Python object is ever unpickled.
+classes, training config, metrics and the data file's identity; the JSON is written last and marks the
+checkpoint complete. The training state for ``--resume`` (model, optimizer, scheduler, EMA, loss, the epoch and
+its history) is ONE file, ``last-state.safetensors``: its tensors, and the rest as JSON in the file's header,
+so a kill at any instant leaves either the previous state or the new one, never a mix, and no Python object
+is ever unpickled.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -21,6 +24,7 @@ from fer_synth.core.atomic import atomic_file
 from fer_synth.core.errors import FerError, MissingPathError
 
 CHECKPOINT_FORMAT = "fer-models-checkpoint"
+STATE_FORMAT = "fer-models-training-state"
 ENSEMBLE_FORMAT = "fer-models-ensemble"
 FORMAT_VERSION = 1
 
@@ -64,42 +68,79 @@ def join_tensors(obj, tensors: dict[str, torch.Tensor]):
     return obj
 
 
-def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict, state: dict | None = None) -> Path:
-    """Write ``STEM.safetensors`` (+ ``STEM-state.safetensors`` when ``state``) and then ``STEM.json``.
-
-    The JSON is written last: it is what marks a checkpoint complete.
-    """
+def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
+    """Write ``STEM.safetensors`` and then ``STEM.json``, the file that marks the checkpoint complete."""
     stem = Path(path_stem)
     _save_tensors(stem.with_suffix(".safetensors"), model.state_dict())
     meta = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **meta,
             "weights": stem.with_suffix(".safetensors").name}
-    if state is not None:
-        tensors: dict[str, torch.Tensor] = {}
-        meta["state"] = split_tensors(state, "s", tensors)
-        meta["state_tensors"] = f"{stem.name}-state.safetensors"
-        _save_tensors(stem.parent / meta["state_tensors"], tensors)
     return write_json(stem.with_suffix(".json"), meta)
+
+
+STATE_KEY = "fer_models.state"
+
+
+def save_state(path: str | os.PathLike, state: dict, meta: dict) -> Path:
+    """Write a training state and its metadata as one safetensors file, atomically: tensors as tensors, the
+    rest of ``state`` and ``meta`` as JSON in the file's header."""
+    tensors: dict[str, torch.Tensor] = {}
+    header = {"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "meta": meta,
+              "state": split_tensors(state, "s", tensors)}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata={STATE_KEY: json.dumps(header, default=str)})
+    return Path(path)
+
+
+def load_state(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(state, meta) from a file :func:`save_state` wrote; a damaged or foreign file is a one-line error."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), "pt") as f:
+            header = json.loads((f.metadata() or {}).get(STATE_KEY, "null"))
+        tensors = load_file(str(path))
+    except (OSError, ValueError, SafetensorError) as e:
+        raise FerError(f"{path}: not a readable training state ({str(e).splitlines()[0]}); start the run again "
+                       "with --overwrite") from None
+    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
+        raise FerError(f"{path}: not a fer-models training state; start the run again with --overwrite")
+    return join_tensors(header["state"], tensors), header["meta"]
 
 
 def read_meta(path: str | os.PathLike) -> dict:
     """The JSON beside a checkpoint (given as its .json, .safetensors or a run folder -> ``best``)."""
     path = resolve_checkpoint(path)
-    meta = json.loads(path.read_text())
-    if meta.get("format") not in (CHECKPOINT_FORMAT, ENSEMBLE_FORMAT):
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FerError(f"{path}: not a fer-models checkpoint or ensemble file ({e}); give a run folder, a "
+                       "checkpoint's .json or .safetensors, or an ensemble .json") from None
+    if not isinstance(meta, dict) or meta.get("format") not in (CHECKPOINT_FORMAT, ENSEMBLE_FORMAT):
         raise FerError(f"{path}: not a fer-models checkpoint or ensemble file")
-    if int(meta.get("format_version", -1)) != FORMAT_VERSION:
+    if meta.get("format_version") != FORMAT_VERSION:
         raise FerError(f"{path}: checkpoint format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}")
     meta["_path"] = str(path)
     return meta
 
 
+#: Checkpoint suffixes that are pickles: loading one can run arbitrary code, so they are refused.
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
+
+
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    path = Path(path)
+    """A run folder, a checkpoint's ``.json`` or ``.safetensors``, or an ensemble ``.json`` -> the JSON file."""
+    given = path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise FerError(f"{path}: a pickled checkpoint, which is never loaded (it can run code); give a fer-models run "
+                       "folder, checkpoint .json/.safetensors or ensemble .json")
     if path.is_dir():
         path = path / "best.json"
     elif path.suffix == ".safetensors":
         path = path.with_suffix(".json")
     if not path.exists():
+        if given.suffix == ".safetensors" and given.exists():
+            raise MissingPathError(f"{given} has no {path.name} beside it: a fer-models checkpoint is the weights plus "
+                                   "that JSON (a run folder holds both)")
         raise MissingPathError(f"{path}: no such checkpoint (give a run folder, a .json or a .safetensors file)")
     return path
 
@@ -109,13 +150,14 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     meta = read_meta(path)
     if meta["format"] != CHECKPOINT_FORMAT:
         raise FerError(f"{meta['_path']}: an ensemble file, not a single model's checkpoint")
-    model = create_model(meta["model"], num_classes=len(meta["classes"]), **meta.get("model_options", {}))
-    weights = Path(meta["_path"]).parent / meta["weights"]
-    model.load_state_dict(load_file(str(weights)))
+    try:
+        model = create_model(meta["model"], num_classes=len(meta["classes"]), **meta.get("model_options", {}))
+        weights = Path(meta["_path"]).parent / meta["weights"]
+    except (KeyError, TypeError) as e:
+        raise FerError(f"{meta['_path']}: a damaged checkpoint (missing or wrong {e}); train the model again") from None
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except (OSError, SafetensorError, RuntimeError) as e:
+        raise FerError(f"{weights}: its tensors do not fit {meta['model']} ({str(e).splitlines()[0][:200]}); the "
+                       "weights file is damaged or belongs to another model") from None
     return model.to(device).eval(), meta
-
-
-def load_state(meta: dict) -> dict:
-    """The training state saved with a checkpoint (for resume)."""
-    tensors = load_file(str(Path(meta["_path"]).parent / meta["state_tensors"]))
-    return join_tensors(meta["state"], tensors)

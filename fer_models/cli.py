@@ -70,9 +70,11 @@ def main() -> None:
 @click.option("--seed", type=click.IntRange(min=0))
 @click.option("--device", help=DEVICE_HELP)
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (1 is often fastest on a busy machine)")
-@click.option("--resume", is_flag=True, help="continue the run in --out from its last epoch")
+@click.option("--resume", is_flag=True, help="insist on continuing the run in --out (the same command continues an "
+              "unfinished run with the same settings anyway)")
+@click.option("--overwrite", is_flag=True, help="empty an --out folder that holds another run or other files first")
 @click.option("--no-progress", is_flag=True)
-def train_command(recipe, resume, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,
+def train_command(recipe, resume, overwrite, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,
                   **settings) -> None:
     """Train a model; writes best/last checkpoints, metrics.csv/json and curves.png to --out."""
     from fer_models.training import train
@@ -80,7 +82,7 @@ def train_command(recipe, resume, no_progress, scale, translate, rotate, hflip, 
     augment = {k: v for k, v in dict(scale=_scale(scale), translate=translate, rotate=rotate, hflip=hflip,
                                      erasing=erasing, noise=noise, mixup=mixup, cutmix=cutmix).items() if v is not None}
     config = make_config(recipe, augment_overrides=augment, progress=False if no_progress else None, **settings)
-    train(config, resume=resume)
+    train(config, resume=resume, overwrite=overwrite)
 
 
 def _scale(text: str | None) -> list[float] | None:
@@ -181,16 +183,95 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
     console.print(f"saved {report['saved']} (evaluate it with `fer-models evaluate {report['saved']} --data {data}`)")
 
 
+@main.command("judge")
+@click.argument("pool", type=click.Path(file_okay=False, exists=True))
+@click.option("--model", "model", required=True, help="the judge: a run folder, checkpoint or ensemble .json "
+              "trained on real faces")
+@click.option("--clip", help="also CLIP's opinion: a hub id or local folder of a CLIP model (skipped offline when "
+              "not cached)")
+@click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--overwrite", is_flag=True, help="judge again a pool judged by another model")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> None:
+    """Score every face of POOL with an independent model: does it show its folder's class?
+
+    Writes POOL/judgement.jsonl (what `fer-synth balance --judged` uses), a report and a confusion PNG.
+    """
+    import json
+
+    from fer_models.judge import CONFUSION_FILE, judge_pool
+
+    report = judge_pool(pool, model, device=resolve_device(device), batch_size=batch_size, overwrite=overwrite,
+                        clip=clip)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=escape(f"{pool} judged by {report['judge']['model']}"))
+    for column in ("class", "faces", "agreement", "mean p(intended)", "most often judged as"):
+        table.add_column(column, justify="left" if column in ("class", "most often judged as") else "right")
+    for name, row in report["per_class"].items():
+        confusion = f"{row['top_confusion']} ({100 * row['top_confusion_share']:.0f}%)" if row["top_confusion"] else ""
+        table.add_row(name, str(row["faces"]), f"{100 * row['agreement']:.1f}%", f"{row['mean_p_intended']:.3f}",
+                      confusion)
+    table.add_section()
+    table.add_row("all", str(report["faces"]), f"{100 * report['agreement']:.1f}%", "", "")
+    console.print(table)
+    console.print("kept by policy: " + ", ".join(f"{policy} {n}" for policy, n in report["policies"].items()))
+    if "clip" in report:
+        c = report["clip"]
+        console.print(f"CLIP on {c['faces']} faces: agrees with the intended class {100 * c['agreement_with_intended']:.1f}%, "
+                      f"with the judge {100 * c['agreement_with_judge']:.1f}%")
+    console.print(f"records in {pool}/judgement.jsonl, confusion in {pool}/{CONFUSION_FILE}")
+
+
+@main.command("compare")
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--recipe", help="the recipe every arm trains with (list-recipes) or a .yaml path")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="seeds 0..N-1 per arm")
+@click.option("--variant", "variants", multiple=True, help="an arm on the first file with one setting changed, "
+              "e.g. loss=focal, class_weighting=balanced, balanced_sampler=true (repeatable)")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training per run")
+@click.option("--threads", type=click.IntRange(min=1))
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def compare_command(datasets, recipe, seeds, variants, out, epochs, time_budget, threads, device) -> None:
+    """Did the top-up help? Train one recipe on each file (same seeds, same val/test) and compare on test."""
+    from fer_models.compare import METRICS, RECALL_PNG, REPORT_FILE, compare
+
+    overrides = {k: v for k, v in dict(epochs=epochs, time_budget=time_budget, threads=threads).items() if v is not None}
+    result = compare(list(datasets), out, recipe=recipe, seeds=seeds, variants=list(variants), device=device,
+                     **overrides)
+    table = Table(title=escape(f"test metrics, mean +- std over {seeds} seed(s); difference to {result['first']} "
+                               "with its paired 95% interval"))
+    table.add_column("arm")
+    for metric in METRICS:
+        table.add_column(metric.replace("_", " "), justify="right")
+        table.add_column("vs first", justify="right", style="dim")
+    for name, arm in result["arms"].items():
+        cells = []
+        for metric in METRICS:
+            cells.append(f"{100 * arm[metric]['mean']:.2f} +- {100 * arm[metric]['std']:.2f}")
+            d = arm["vs_first"][metric]
+            cells.append("" if name == result["first"] else
+                         f"{100 * d['mean']:+.2f}" + (f" +- {100 * d['ci95']:.2f}" if d["ci95"] is not None else ""))
+        table.add_row(name, *cells)
+    console.print(table)
+    console.print(f"saved {out}/{REPORT_FILE} and {out}/{RECALL_PNG}")
+
+
 @main.command("report")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", type=click.Path(file_okay=False), default=REPORT_OUT, show_default=True,
               help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
-def report_command(runs, out) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
+def report_command(runs, out, overwrite) -> None:
     """A static HTML page about RUNS (run folders, checkpoints, ensemble files): curves, confusion matrices,
     per-class scores, members vs ensemble, worst-confused faces. Built from what `evaluate` wrote."""
     from fer_models.report import runs_report
 
-    console.print(f"Wrote [bold]{runs_report(list(runs), out)}[/]")
+    console.print(f"Wrote [bold]{runs_report(list(runs), out, overwrite)}[/]")
 
 
 @main.command("list-models")

@@ -57,6 +57,12 @@ def sum_over_ranks(values: torch.Tensor, d: Dist) -> torch.Tensor:
     return values
 
 
+def barrier(d: Dist) -> None:
+    """Wait until every rank gets here (nothing to wait for in a world of one)."""
+    if d.world_size > 1:
+        dist.barrier()
+
+
 def broadcast_from_main(tensors: Iterable[torch.Tensor], d: Dist) -> None:
     """Overwrite ``tensors`` on every rank with rank 0's (e.g. BN statistics, which drift apart per rank)."""
     if d.world_size > 1:

@@ -19,6 +19,7 @@ from fer_models.data import TensorSplit, check_tta, data_identity, load_split
 from fer_models.metrics import classification_metrics
 from fer_models.predict import predict_probs
 from fer_synth.core.errors import FerError
+from fer_synth.core.outputs import make_dir
 
 METHODS: tuple[str, ...] = ("mean", "weighted", "vote")
 
@@ -100,8 +101,12 @@ def load_ensemble(path: str | os.PathLike) -> Ensemble:
     if meta["format"] != ckpt.ENSEMBLE_FORMAT:
         raise FerError(f"{path}: a single model's checkpoint, not an ensemble file")
     base = Path(meta["_path"]).parent
-    members = [ckpt.resolve_checkpoint(base / m["checkpoint"]) for m in meta["members"]]
-    return Ensemble(members, [float(m["weight"]) for m in meta["members"]], meta["method"])
+    try:
+        members = [ckpt.resolve_checkpoint(base / m["checkpoint"]) for m in meta["members"]]
+        return Ensemble(members, [float(m["weight"]) for m in meta["members"]], meta["method"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise FerError(f"{path}: a damaged ensemble file (bad or missing {e}); build it again with "
+                       "`fer-models ensemble`") from None
 
 
 def build_ensemble(members: list[str | os.PathLike], data: str | os.PathLike, method: str = "mean",
@@ -115,6 +120,8 @@ def build_ensemble(members: list[str | os.PathLike], data: str | os.PathLike, me
         check_tta(tta)
     if len(members) < 2:
         raise FerError("an ensemble needs at least two members (run folders or checkpoints)")
+    if out is not None:
+        make_dir(Path(out).parent)  # a place that cannot be written fails before the work
     paths = [ckpt.resolve_checkpoint(m) for m in members]
     weights = [1.0 / len(paths)] * len(paths)
     fit = None

@@ -23,6 +23,7 @@ from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import SplitNotFoundError
+from fer_synth.core.outputs import make_dir
 from fer_synth.core.plots import confusion_figure
 
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
@@ -48,6 +49,8 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     """
     if tta is not None:
         check_tta(tta)
+    if out is not None:
+        make_dir(out)  # a place that cannot be written fails before the work
     meta = ckpt.read_meta(path)
     attrs = store.read_attrs(data)
     if split not in attrs["splits"]:
@@ -75,8 +78,8 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
         out = Path(out)
         report["predictions_file"] = str(save_predictions(out / f"evaluation-{split}.npz", probs, labels))
         report["report_file"] = str(ckpt.write_json(out / f"evaluation-{split}.json", report))
-        report["confusion_png"] = str(confusion_figure(out / f"confusion-{split}.png", results[tta]["all"]["confusion"],
-                                                       CLASSES, f"{report['model']} on {split} (TTA {tta})"))
+        report["confusion_png"] = str(plot_confusion(out / f"confusion-{split}.png", results[tta]["all"]["confusion"],
+                                                     f"{report['model']} on {split} (TTA {tta})"))
     return report
 
 
@@ -85,6 +88,15 @@ def save_predictions(path: Path, probs: np.ndarray, labels: np.ndarray) -> Path:
     with atomic_file(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, probs=probs.astype(np.float32), labels=labels.astype(np.int64))
     return path
+
+
+def plot_confusion(path: Path, confusion: list[list[int]], title: str = "", rows: list[str] | None = None,
+                   columns: list[str] | None = None, axes: tuple[str, str] = ("predicted", "true")) -> Path:
+    """The confusion matrix as a PNG: counts and row-normalised rates side by side. ``rows`` and ``columns``
+    name the classes (default: FER2013's); ``axes`` names the x and y axes."""
+    rows = list(rows or CLASSES)
+    return confusion_figure(path, confusion, rows, title, true_label=axes[1], predicted_label=axes[0],
+                            columns=list(columns or rows))
 
 
 def load_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

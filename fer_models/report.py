@@ -250,12 +250,16 @@ def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
 SECTIONS: tuple[Section, ...] = (overview, runs)
 
 
-def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = html.DEFAULT_OUT) -> Path:
-    """Write ``out/index.html`` (+ ``img/``, ``report.json``) about run folders, checkpoints and ensemble files."""
+def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = html.DEFAULT_OUT,
+                overwrite: bool = False) -> Path:
+    """Write ``out/index.html`` (+ ``img/``, ``report.json``) about run folders, checkpoints and ensemble files.
+
+    ``out`` follows the output-folder rule (new, empty, an earlier report, or ``overwrite``; never an input).
+    """
     if not paths:
         raise FerError("give at least one run folder, checkpoint or ensemble file")
-    html.check_out_folder(Path(out))
     entries = [load_entry(p, i) for i, p in enumerate(paths)]
+    html.prepare_report_folder(out, [e.path for e in entries], overwrite)
     names = [e.name for e in entries]
     for e in entries:  # two runs called "best" would read alike: say which is which
         if names.count(e.name) > 1:
@@ -266,7 +270,7 @@ def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = htm
                                                          for split, r in m.evaluations.items()} for m in e.members}
     page = html.Page("Runs report: " + ", ".join(e.name for e in entries),
                      [f"{len(entries)} run(s) and ensemble(s); made by fer-models {version('fer-synth')}"])
-    with html.report_folder(out) as images:
+    with html.report_images(out) as images:
         for section in SECTIONS:
             for shown in section(entries, images, facts):
                 page.add(*shown)

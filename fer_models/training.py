@@ -3,9 +3,11 @@
 ``train(config)`` runs one training run into ``config.out``:
 
 * ``best.safetensors``/``best.json``: the weights with the best validation metric (never test),
-* ``last.*`` and ``last-state.safetensors``: the latest epoch with optimizer, scheduler, EMA and loss state
-  (a loss's own parameters, e.g. EmoNeXt's attention) for ``resume``; epochs draw their randomness from
-  (seed, epoch), so a resumed run ends where an uninterrupted one would,
+* ``last-state.safetensors``: the whole training state after the latest epoch (model, optimizer, scheduler,
+  EMA, a loss's own parameters such as EmoNeXt's attention, the history), in ONE file written atomically: it is
+  the run's commit point. Epochs draw their randomness from (seed, epoch), so a run continued from it, after a
+  kill at any instant, ends exactly where an uninterrupted one would,
+* ``last.safetensors``/``last.json``: the latest epoch's weights, derived from the state (rewritten on resume),
 * ``snapshot-NN.*`` per cycle of the ``cyclic-snapshots`` schedule (snapshot ensembles),
 * ``metrics.csv``/``metrics.json`` per epoch, ``curves.png``, ``config.json``.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +32,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from fer_models import checkpoint as ckpt
 from fer_models.config import DEFAULT_DATA, TrainConfig
 from fer_models.data import Augment, TensorSplit, augment_batch, batches, data_identity, epoch_order, load_split, mix_batch
-from fer_models.distributed import Dist, agree, broadcast_from_main, init_distributed, sum_over_ranks
+from fer_models.distributed import Dist, agree, barrier, broadcast_from_main, init_distributed, sum_over_ranks
 from fer_models.losses import build_loss, class_weights
 from fer_models.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
@@ -39,10 +42,13 @@ from fer_models.reporting import epoch_line, plot_curves, write_history
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.console import progress_bar
 from fer_synth.core.env import resolve_device
-from fer_synth.core.errors import FerError, MissingPathError
+from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
+from fer_synth.core.outputs import has_file, output_lock, prepare_output_folder
 
 logger = logging.getLogger(__name__)
 
+COMMAND = "fer-models train"
+STATE_FILE = "last-state.safetensors"
 #: Settings that may change on --resume: only the run's length and where/how it runs.
 RESUMABLE_CHANGES = frozenset({"epochs", "time_budget", "progress", "device", "threads", "out", "data",
                                "eval_batch_size"})
@@ -156,18 +162,21 @@ def build_state(config: TrainConfig, train_split: TensorSplit, steps_per_epoch: 
     return TrainingState(model, loss_fn, optimizer, scheduler, ema, scaler)
 
 
-def restore(out: Path, config: TrainConfig, state: TrainingState) -> None:
-    """Continue from ``out/last.*``: the settings must match the saved run's (see RESUMABLE_CHANGES)."""
-    last = out / "last.json"
-    if not last.exists():
-        raise MissingPathError(f"{out}: nothing to resume (no last.json); run without --resume to start")
-    meta = ckpt.read_meta(last)
+def restore(out: Path, config: TrainConfig, state: TrainingState, data_id: dict) -> dict:
+    """Continue from ``out``'s training state; the settings (but RESUMABLE_CHANGES) and the data's content must
+    be those of the saved run. Returns the saved epoch's metadata."""
+    saved, meta = ckpt.load_state(out / STATE_FILE)
     changed = sorted(k for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES and meta["config"].get(k) != v)
     if changed:
-        raise FerError(f"--resume with settings that differ from the saved run: {', '.join(changed)}; "
-                       "resume with the same settings or start a new --out")
-    state.load_state_dict(ckpt.load_state(meta))
+        raise FerError(f"{out} holds a run with other settings ({', '.join(changed)}); continue it with the same "
+                       "settings, choose another --out, or pass --overwrite to start over")
+    if meta["data"].get("fingerprint") != data_id.get("fingerprint"):
+        raise FerError(f"{out} was trained on other data (fingerprint {meta['data'].get('fingerprint')}, "
+                       f"{config.data} has {data_id.get('fingerprint')}); use that data, choose another --out, or "
+                       "pass --overwrite to start over")
+    state.load_state_dict(saved)
     state.epoch, state.history = meta["epoch"], meta["history"]
+    return meta
 
 
 def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, config: TrainConfig, aug: Augment,
@@ -237,21 +246,31 @@ def validate(model: nn.Module, split: TensorSplit, config: TrainConfig, input_si
 
 def save_epoch(out: Path, state: TrainingState, meta: dict, improved: bool, config: TrainConfig,
                steps_per_epoch: int) -> None:
-    """The epoch's checkpoints: best (when improved), a snapshot at the end of a cycle, and last with its state."""
-    model = state.eval_model
+    """The epoch's files, in an order that survives a kill at any instant: best (when improved) and a cycle's
+    snapshot first, then the training state (the commit point), then what derives from it."""
     if improved:
-        ckpt.save_checkpoint(out / "best", model, {**meta, "best_epoch": state.epoch})
+        ckpt.save_checkpoint(out / "best", state.eval_model, {**meta, "best_epoch": state.epoch})
     if config.schedule == "cyclic-snapshots" and cycle_ends(config, state.epoch, steps_per_epoch):
         k = round(state.epoch / config.cycle_epochs)
-        ckpt.save_checkpoint(out / f"snapshot-{k:02d}", model, meta)
-    ckpt.save_checkpoint(out / "last", model, {**meta, "best_epoch": state.best_epoch}, state=state.state_dict())
+        ckpt.save_checkpoint(out / f"snapshot-{k:02d}", state.eval_model, meta)
+    ckpt.save_state(out / STATE_FILE, state.state_dict(), {**meta, "best_epoch": state.best_epoch})
+    write_derived(out, state, {**meta, "best_epoch": state.best_epoch})
+
+
+def write_derived(out: Path, state: TrainingState, meta: dict) -> None:
+    """``last.*`` and the history files from the committed state (a kill may have cut them short)."""
+    ckpt.save_checkpoint(out / "last", state.eval_model, meta)
     write_history(out, state.history)
 
 
-def train(config: TrainConfig, resume: bool = False) -> RunResult:
-    """Run (or with ``resume``, continue) the training run that ``config`` describes."""
+def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> RunResult:
+    """Run the training run that ``config`` describes, or continue it: a ``config.out`` holding an unfinished run
+    with the same settings and data continues it (a finished one is left as it is); ``resume`` insists on that.
+    A folder holding anything else is refused, unless ``overwrite`` empties it first."""
     # 1. Settings, device, processes.
     config.check()
+    if resume and overwrite:
+        raise InvalidOptionError("--resume continues the run in --out and --overwrite starts it over: choose one")
     if not Path(config.data).exists():
         raise MissingPathError(
             f"{config.data}: no such data file. Make it with `fer-synth balance fer2013/` (writes {DEFAULT_DATA}) "
@@ -263,11 +282,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
     device = torch.device(resolve_device(config.device, d.local_rank))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    out = Path(config.out)
-    spec = get_spec(config.model)
-    input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
-
-    # 2. Data, held whole on the device.
+    # 2. Data, held whole on the device (read before the output is claimed: a damaged file changes nothing).
     train_split = load_split(config.data, "train", device)
     val_split = load_split(config.data, "val", device)
     if not len(train_split) or not len(val_split):
@@ -281,10 +296,33 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
         raise FerError(f"batch size {config.batch_size} x {d.world_size} process(es) exceeds the "
                        f"{len(train_split)} training rows; lower --batch-size")
 
-    # 3. Model, EMA, loss, optimizer, schedule; 4. their saved state on --resume.
+    # 3. The run folder: new, empty, this run's own, or emptied on request; one process writes it at a time.
+    out = Path(config.out)
+    if resume and not (out / STATE_FILE).exists():
+        raise MissingPathError(f"{out}: nothing to resume (no {STATE_FILE}); run without --resume to start")
+    if d.main:
+        prepare_output_folder(out, command=COMMAND, is_own=has_file("config.json"), overwrite=overwrite,
+                              inputs=[config.data])
+    barrier(d)  # the other ranks read the folder only once rank 0 has checked (or emptied) it
+    with output_lock(out) if d.main else nullcontext():
+        return _train(config, resume, d, device, data_id, train_split, val_split, steps_per_epoch)
+
+
+def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, data_id: dict, train_split: TensorSplit,
+           val_split: TensorSplit, steps_per_epoch: int) -> RunResult:
+    out = Path(config.out)
+    spec = get_spec(config.model)
+    input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
+
+    # 4. Model, EMA, loss, optimizer, schedule, and their saved state when the run continues.
     state = build_state(config, train_split, steps_per_epoch, device)
-    if resume:
-        restore(out, config, state)
+    if (out / STATE_FILE).exists():
+        meta = restore(out, config, state, data_id)
+        logger.info(f"the run in {out} is complete ({state.epoch} epochs); nothing to train"
+                    if state.epoch >= config.epochs else
+                    f"continuing the run in {out} after epoch {state.epoch} of {config.epochs}")
+        if d.main:
+            write_derived(out, state, meta)
     start_epoch = state.epoch
     objective = Objective(state.model, state.loss)
     net: nn.Module = objective
@@ -341,6 +379,7 @@ def train(config: TrainConfig, resume: bool = False) -> RunResult:
             stopped_by = "early-stop"
             break
     if d.main and state.history:
+        write_history(out, state.history)
         plot_curves(out / "curves.png", state.history)
     logger.info(f"done ({stopped_by}): best val {config.monitor} "
                 f"{state.best if state.best is None else round(state.best, 4)} at epoch {state.best_epoch}; "

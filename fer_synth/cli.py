@@ -17,6 +17,8 @@ from fer_synth.core.classes import CLASSES, NUM_CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP
+from fer_synth.core.errors import InvalidOptionError
+from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
 from fer_synth.generation import config as gen
@@ -95,8 +97,9 @@ def face_stage_from(options: dict):
               help="Output folder: <class>/*.png faces, manifest.jsonl, run.json.")
 @click.option("--keep-rejects", type=click.Path(file_okay=False), default=None,
               help="Copy rejected images to DIR/<reason>/<class>/ for a look.")
+@click.option("--overwrite", is_flag=True, help="Empty an --out folder that holds something else (never the input).")
 @face_options
-def crop(input_dir: str, out_dir: str, keep_rejects: str | None, **options) -> None:
+def crop(input_dir: str, out_dir: str, keep_rejects: str | None, overwrite: bool, **options) -> None:
     """Detect, crop and filter the faces in a folder of images (per-class sub-folders or flat).
 
     Resumable: images already in OUT's manifest are skipped.
@@ -105,7 +108,8 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, **options) -> N
 
     sources = find_images(Path(input_dir))  # a bad INPUT fails before the detector loads
     with face_stage_from(options) as stage:
-        summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True, sources=sources)
+        summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True, sources=sources,
+                              overwrite=overwrite)
     console.print(_crop_table(summary, f"faces from {input_dir}"))
     console.print(f"{summary.processed} images cropped now, {summary.resumed} from an earlier run; "
                   f"faces in {out_dir}, records in {out_dir}/manifest.jsonl")
@@ -196,6 +200,8 @@ def _plan_table(plan: TopUpPlan) -> Table:
 
 
 def _report(result: BalanceResult) -> None:
+    if message := describe_skipped(result.skipped):
+        logger.warning(f"{message} (--strict makes this an error)")
     for note in result.notes:
         console.print(f"[bold red]{note}[/]" if note.startswith("WARNING") else f"[dim]{note}[/]")
     table = Table(title="Output splits (synthetic in brackets)")
@@ -219,10 +225,13 @@ _common_split_options = [
     click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
                  show_default=True,
                  help="Stratified fraction of train held out as val when the source has no PublicTest/val split."),
-    click.option("--seed", default=0, show_default=True, help="Seed for every random choice."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for every random choice."),
     click.option("--drop-duplicates", is_flag=True, help="Drop train images identical to a val/test image."),
     click.option("--compression", type=click.Choice(["none", "gzip", "lzf"]), default="none", show_default=True,
                  help="Compress the HDF5 images (48x48 faces shrink <10%; reading gets 10-20x slower)."),
+    click.option("--strict", is_flag=True, help="Stop on any unusable source row or file instead of skipping it."),
+    click.option("--overwrite", is_flag=True,
+                 help="Replace a folder --out that holds something else (never an input)."),
 ]
 
 
@@ -239,21 +248,40 @@ _common_split_options = [
               help="Allow synthetic images in val/test (recorded in the output; evaluation is then not clean).")
 @click.option("--allow-shortfall", is_flag=True, help="Top up as far as the pool allows instead of failing.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
+@click.option("--judged", is_flag=True, help="Use only the faces the pool's judgement trusts (`fer-models judge "
+              "POOL` first), best-judged first.")
+@click.option("--min-prob", type=click.FloatRange(0, 1), help="With --judged: trust faces the judge gives their class "
+              f"at least this probability [default policy: {DEFAULT_POLICY}].")
+@click.option("--top-k", type=click.IntRange(min=1), help="With --judged: trust the K best-judged faces of each class.")
+@click.option("--agree", is_flag=True, help="With --judged: trust faces whose judged class is their class.")
 @_with_options(_common_split_options)
-def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run,
-                    val_fraction, seed, drop_duplicates, compression) -> None:
+def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run, judged,
+                    min_prob, top_k, agree, val_fraction, seed, drop_duplicates, compression, strict, overwrite) -> None:
     """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
+    chosen = [p for p in (("min-prob", min_prob), ("top-k", top_k), ("agree", None if not agree else True)) if p[1] is not None]
+    if chosen and not judged:
+        raise InvalidOptionError(f"--{chosen[0][0]} chooses which judged faces to trust; add --judged")
+    if len(chosen) > 1:
+        raise InvalidOptionError("give one selection policy: --min-prob, --top-k or --agree")
+    policy = None
+    if judged:
+        policy = (DEFAULT_POLICY if not chosen else
+                  SelectionPolicy(chosen[0][0], None if chosen[0][0] == "agree" else chosen[0][1]))
     result = balance(
         dataset, pool, out or default_output(dataset), target=target,
         splits=[s.strip() for s in splits.split(",") if s.strip()],
         force_synthetic_eval=force_synthetic_eval, val_fraction=val_fraction, seed=seed,
         allow_shortfall=allow_shortfall, drop_duplicates=drop_duplicates, dry_run=dry_run,
-        compression=None if compression == "none" else compression,
+        compression=None if compression == "none" else compression, overwrite=overwrite, strict=strict,
+        judged=policy,
     )
     console.print(_plan_table(result.plan))
     if result.plan.total_shortfall:
         logger.warning(f"the pool was short: {result.plan.shortfall_by_class()} (--allow-shortfall)")
-    if not dry_run:
+    if dry_run:
+        if message := describe_skipped(result.skipped):
+            logger.warning(message)
+    else:
         _report(result)
 
 
@@ -261,10 +289,10 @@ def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, al
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The .h5 file (or a folder) to write.")
 @_with_options(_common_split_options)
-def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression) -> None:
+def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression, strict, overwrite) -> None:
     """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
     _report(pack(dataset, out, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
-                 compression=None if compression == "none" else compression))
+                 compression=None if compression == "none" else compression, overwrite=overwrite, strict=strict))
 
 
 @main.command("report")
@@ -274,12 +302,13 @@ def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression)
 @click.option("--out", type=click.Path(path_type=Path), default=Path(REPORT_OUT), show_default=True,
               help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the faces sampled for the contact sheets.")
-def report_command(dataset: Path, pool: Path | None, out: Path, seed: int) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
+def report_command(dataset: Path, pool: Path | None, out: Path, seed: int, overwrite: bool) -> None:
     """A static HTML page about DATASET (and POOL): class counts, faces per class, run outcomes, duplicates,
     judge results, provenance. Opens from disk, offline."""
     from fer_synth.report import dataset_report
 
-    console.print(f"Wrote [bold]{dataset_report(dataset, pool, out, seed)}[/]")
+    console.print(f"Wrote [bold]{dataset_report(dataset, pool, out, seed, overwrite)}[/]")
 
 
 @main.command("prompts")
@@ -355,15 +384,15 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
 @click.option("--max-attempts", type=click.IntRange(min=1), default=gen.DEFAULT_MAX_ATTEMPTS, show_default=True,
               help="With the face stage: give up after this many attempts per wanted face.")
 @click.option("--progress/--no-progress", default=True, help="Show the progress bar.")
+@click.option("--overwrite", is_flag=True, help="Empty an --out folder that holds something else first.")
 @face_options
 @click.pass_context
 def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed: int, out: str, model: str,
                      vae: str, scheduler: str, steps: int, guidance: float, size: int, batch_size: int, device: str,
                      dtype: str, safety_checker: bool, tiny_vae: str | None, lora: tuple[str, ...],
                      config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
-                     max_attempts: int, progress: bool, **face_settings) -> None:
+                     max_attempts: int, progress: bool, overwrite: bool, **face_settings) -> None:
     """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
-    from fer_synth.core.errors import InvalidOptionError
     from fer_synth.generation.run import generate
 
     if keep_raw and not faces:
@@ -377,7 +406,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed
     ).resolved()  # bad arguments fail before the face detector (or its model download) is set up
     face_stage = face_stage_from(face_settings) if faces else None
     try:
-        summary = generate(config, face_stage=face_stage, progress=progress)
+        summary = generate(config, face_stage=face_stage, progress=progress, overwrite=overwrite)
     finally:
         if face_stage is not None:
             face_stage.close()

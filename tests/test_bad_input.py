@@ -6,15 +6,20 @@ command fails these tests.
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
+import h5py
 import pytest
 from click.testing import CliRunner
 
+from fer_models import checkpoint as ckpt
 from fer_models.cli import main as models_cli
+from fer_models.models import create_model
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import store
+from fer_synth.core.classes import CLASSES
 from tests.conftest import make_split
 from tests.models.helpers import separable_h5
 from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
@@ -36,6 +41,26 @@ def world(tmp_path: Path) -> Path:
     (tmp_path / "fake.h5").write_text("not hdf5\n")
     (tmp_path / "fake.safetensors").write_text("not tensors\n")
     (tmp_path / "bad.yaml").write_text("- a list, not a mapping\n")
+    (tmp_path / "broken.yaml").write_text("epochs: [1, 2\n")
+    (tmp_path / "afile").write_text("a file where a folder is expected\n")
+    (tmp_path / "x.pt").write_bytes(b"\x80\x04K\x01.")
+    (tmp_path / "bad_ensemble.json").write_text("{not json")
+    (tmp_path / "empty_ensemble.json").write_text('{"format": "fer-models-ensemble", "format_version": 1}')
+    gz = gzip.compress((tmp_path / "fer.csv").read_bytes())
+    (tmp_path / "corrupt.csv.gz").write_bytes(gz[: len(gz) // 2] + b"\0" * 64)
+    nine = store.read(tmp_path / "data.h5")
+    store.write(tmp_path / "label9.h5", nine.splits)
+    with h5py.File(tmp_path / "label9.h5", "a") as f:
+        labels = f["train/labels"][...]
+        labels[0] = 9
+        f["train/labels"][...] = labels
+    # A checkpoint whose tensors do not fit its model: small-cnn's JSON, narrower weights.
+    narrow = create_model("small-cnn", widths=[8, 16])
+    ckpt.save_checkpoint(tmp_path / "misfit" / "best", narrow, {"model": "small-cnn", "model_options": {},
+                         "classes": list(CLASSES), "input_size": 48, "in_chans": 1, "tta": "none"})
+    fit = create_model("small-cnn")
+    ckpt.save_checkpoint(tmp_path / "fit" / "best", fit, {"model": "small-cnn", "model_options": {},
+                         "classes": list(CLASSES), "input_size": 48, "in_chans": 1, "tta": "none"})
     return tmp_path
 
 
@@ -76,8 +101,8 @@ CASES = [
     (synth_cli, ["crop", "{w}/empty", "--out", "{w}/c", "--policy", "some"], "--policy"),
     (synth_cli, ["report", "{w}/missing.csv"], "no such file"),
     (synth_cli, ["report", "{w}/fer.csv", "--pool", "{w}/nopool"], "nopool"),
-    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}"], "not a report"),
-    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/notes.txt"], "is a file"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}"], "overlaps"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/notes.txt"], "not a folder"),
     # fer-models
     (models_cli, ["train", "--data", "{w}/missing.h5"], "no such data file"),
     (models_cli, ["train", "--data", "{w}/fake.h5"], "fake.h5"),
@@ -94,6 +119,38 @@ CASES = [
     (models_cli, ["ensemble", "{w}/one", "--data", "{w}/data.h5"], "two members"),
     (models_cli, ["report", "{w}/missing"], "no such checkpoint"),
     (models_cli, ["report", "{w}/fake.safetensors"], "fake"),
+    # damaged or foreign data files
+    (synth_cli, ["stats", "{w}/corrupt.csv.gz"], "corrupt.csv.gz"),
+    (synth_cli, ["pack", "{w}/corrupt.csv.gz", "--out", "{w}/o.h5"], "cannot read"),
+    (synth_cli, ["stats", "{w}/label9.h5"], "label9.h5"),
+    (models_cli, ["train", "--data", "{w}/label9.h5", "--out", "{w}/r9"], "damaged"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--recipe", "{w}/broken.yaml"], "not valid YAML"),
+    (models_cli, ["evaluate", "{w}/x.pt", "--data", "{w}/data.h5"], "pickled"),
+    (models_cli, ["evaluate", "{w}/misfit", "--data", "{w}/data.h5"], "do not fit"),
+    (models_cli, ["evaluate", "{w}/bad_ensemble.json", "--data", "{w}/data.h5"], "bad_ensemble.json"),
+    (models_cli, ["evaluate", "{w}/empty_ensemble.json", "--data", "{w}/data.h5"], "damaged ensemble"),
+    (models_cli, ["evaluate", "{w}/misfit", "--data", "{w}/data.h5", "--split", "holdout"], "no split 'holdout'"),
+    # outputs that cannot be written: a parent that is a file
+    (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/afile/o.h5"], "afile"),
+    (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/afile/folder"], "afile"),
+    (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/afile/b.h5"], "afile"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
+                 "--out", "{w}/afile/g"], "afile"),
+    (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/afile/c", "--backend", "haar"], "afile"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/afile/run"], "afile"),
+    (models_cli, ["evaluate", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/afile/e"], "afile"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/afile/e.json"],
+     "afile"),
+    # folders that hold something else, and inputs as outputs
+    (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/only_test"], "not an earlier"),
+    (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/only_test", "--backend", "haar"], "overlaps"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
+                 "--out", "{w}/only_test"], "not an earlier"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/only_test"], "not an earlier"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/run", "--resume", "--overwrite"], "choose one"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/afile/r"], "afile"),
+    (synth_cli, ["report", "{w}/only_test", "--out", "{w}/only_test/test"], "overlaps"),
+    (models_cli, ["report", "{w}/fit", "--out", "{w}/only_test"], "not an earlier"),
 ]
 
 

@@ -36,7 +36,10 @@ def recipe_path(name_or_path: str | os.PathLike) -> Path:
 def load_recipe(name_or_path: str | os.PathLike) -> dict:
     """The recipe's mapping, as written (validated against the config by ``fer_models.training``)."""
     path = recipe_path(name_or_path)
-    recipe = yaml.safe_load(path.read_text()) or {}
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise FerError(f"{path}: not valid YAML ({str(e).splitlines()[0]}); fix the recipe file") from None
     if not isinstance(recipe, dict):
         raise FerError(f"{path}: a recipe must be a YAML mapping of config fields")
     recipe.setdefault("name", path.stem)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from fer_synth.core.atomic import atomic_dir, write_bytes
-from fer_synth.core.errors import FerError
+from fer_synth.core.outputs import prepare_output_folder
 
 #: Where the report commands write when not told.
 DEFAULT_OUT = "report"
@@ -220,27 +220,27 @@ class Images:
         return self.src(name)
 
 
-def check_out_folder(out: Path) -> None:
-    """``out`` may be new, empty, or an earlier report (which is replaced); anything else is the user's."""
-    if out.exists() and not out.is_dir():
-        raise FerError(f"{out} is a file; give --out a folder for the report (index.html and img/)")
-    if out.is_dir() and any(out.iterdir()):
-        page = out / PAGE
-        if not page.is_file() or f'content="{GENERATOR}"' not in page.read_text(errors="replace")[:2000]:
-            raise FerError(f"{out} holds files that are not a report; give --out a new or empty folder "
-                           "(a report folder is replaced, nothing else is)")
+def is_report(folder: Path) -> bool:
+    """Whether ``folder`` holds a page these reports wrote (so it may be replaced)."""
+    page = folder / PAGE
+    try:
+        return page.is_file() and f'content="{GENERATOR}"' in page.read_text(errors="replace")[:2000]
+    except OSError:
+        return False
+
+
+def prepare_report_folder(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
+                          overwrite: bool = False) -> Path:
+    """Check ``out`` by the output-folder rule (new, empty, an earlier report, or ``overwrite``; never over an
+    input) before any work, and create it."""
+    return prepare_output_folder(out, command="report", is_own=is_report, overwrite=overwrite, inputs=inputs)
 
 
 @contextmanager
-def report_folder(out: str | os.PathLike) -> Iterator[Images]:
-    """Yield the image folder of a report in ``out``; on success it replaces ``out/img`` whole.
-
-    Write the page itself with :func:`write_page` after the block.
-    """
-    out = Path(out)
-    check_out_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_dir(out / IMAGES) as tmp:
+def report_images(out: str | os.PathLike) -> Iterator[Images]:
+    """Yield the image folder of the report in ``out``; on success it replaces ``out/img`` whole (no stale
+    images of an earlier report survive). Write the page itself with :func:`write_page` after the block."""
+    with atomic_dir(Path(out) / IMAGES) as tmp:
         yield Images(Path(tmp))
 
 

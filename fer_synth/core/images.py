@@ -15,6 +15,10 @@ from fer_synth.core.atomic import write_bytes
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm")
 
 
+#: Pillow modes of gray images wider than 8 bits (16-bit PNG and TIFF, 32-bit integer or float).
+_WIDE_GRAY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
 def is_image_file(path: Path) -> bool:
     """A visible file with an image suffix."""
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
@@ -24,7 +28,15 @@ def read_rgb(path: str | Path) -> np.ndarray | None:
     """The image as RGB uint8 [H, W, 3], upright per its EXIF orientation, or None when it cannot be decoded."""
     try:
         with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+            image = ImageOps.exif_transpose(image)
+            if image.mode in _WIDE_GRAY_MODES:  # Pillow's RGB conversion clips 16-bit gray to white
+                gray = np.asarray(image, dtype=np.float64)
+                peak = 65535.0 if image.mode.startswith("I;16") or gray.max() > 255 else 255.0
+                if image.mode == "F":
+                    peak = max(float(gray.max()), 1.0)
+                gray = np.clip(np.rint(gray * (255.0 / peak)), 0, 255).astype(np.uint8)
+                return np.repeat(gray[..., None], 3, axis=2)
+            return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,12 @@ import numpy as np
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES, NUM_CLASSES
 from fer_synth.core.dataset import SYNTHETIC, Split
+from fer_synth.core.atomic import remove_stale_temps
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
-from fer_synth.data.export import write_folders
-from fer_synth.data.readers import read_dataset
+from fer_synth.core.judgement import JudgementError, SelectionPolicy, judge_of, read_judgement
+from fer_synth.core.outputs import OutputError, has_file, make_dir, prepare_output_folder, refuse_inputs
+from fer_synth.data.export import EXPORT_MARKER, write_folders
+from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
 
 EVAL_SPLITS = ("val", "test")
@@ -92,12 +96,18 @@ def plan_topup(counts: Mapping[str, np.ndarray], pool_counts: np.ndarray, target
     return plan
 
 
-def apply_topup(splits: Mapping[str, Split], pool: Split, plan: TopUpPlan, seed: int) -> dict[str, Split]:
-    """Add the pool images ``plan`` asks for to each split; pool rows are drawn without replacement, seeded."""
+def apply_topup(splits: Mapping[str, Split], pool: Split, plan: TopUpPlan, seed: int,
+                best_first: bool = False) -> dict[str, Split]:
+    """Add the pool images ``plan`` asks for to each split; pool rows are drawn without replacement: a seeded
+    random draw, or with ``best_first`` the highest ``judge_score`` first (ties by file name), deterministically."""
     queues = {}
     for label in range(NUM_CLASSES):
         rows = np.flatnonzero(pool.labels == label)
-        queues[label] = list(np.random.default_rng([seed, label]).permutation(rows))
+        if best_first:
+            rows = rows[np.lexsort((pool.origin[rows].astype(str), -pool.judge_score[rows]))]
+        else:
+            rows = np.random.default_rng([seed, label]).permutation(rows)
+        queues[label] = list(rows)
     result = dict(splits)
     for name, take in plan.take.items():
         picked = []
@@ -117,16 +127,38 @@ class BalanceResult:
     plan: TopUpPlan | None
     notes: list[str] = field(default_factory=list)
     out: Path | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (row or file, why) of source data left out
 
 
-def prepare(dataset: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-            drop_duplicates: bool = False) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
-    """Read a dataset and map it to train/val/test (dropping leaked train duplicates if asked)."""
+def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | None], overwrite: bool) -> None:
+    """Before any work: ``out`` must not overlap an input; a folder output must be new, empty, an earlier
+    export, or ``overwrite``; a file output must not be a folder. Leftovers of killed writers are removed."""
+    out = Path(out)
+    refuse_inputs(out, inputs)
+    if is_hdf5_path(out):
+        if out.is_dir():
+            raise OutputError(f"{out} is a folder; give a file name ending in .h5 (or a folder name without it)")
+        make_dir(out.parent)
+    elif out.exists():
+        # Checked only: the export replaces the folder as a whole, atomically.
+        prepare_output_folder(out, command="fer-synth pack/balance", is_own=has_file(EXPORT_MARKER), overwrite=overwrite)
+    remove_stale_temps(out)
+
+
+def prepare(dataset: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0, drop_duplicates: bool = False,
+            strict: bool = False) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
+    """Read a dataset and map it to train/val/test (dropping leaked train duplicates if asked).
+
+    Returns the splits and every source row or file left out with its reason; with ``strict`` any such row
+    is an error instead."""
     source = read_dataset(dataset)
     protocol = protocol_splits(source, val_fraction=val_fraction, seed=seed)
     if drop_duplicates:
         protocol, _ = drop_leaked(protocol)
-    return protocol, source.attrs.get("skipped", [])
+    skipped = [*source.attrs.get("skipped", []), *protocol.unused]
+    if strict and skipped:
+        raise FerError(f"{dataset}: {describe_skipped(skipped)} (--strict); fix the source or drop --strict")
+    return protocol, skipped
 
 
 def balance(
@@ -143,12 +175,18 @@ def balance(
     drop_duplicates: bool = False,
     dry_run: bool = False,
     compression: str | None = None,
+    overwrite: bool = False,
+    strict: bool = False,
+    judged: SelectionPolicy | None = None,
 ) -> BalanceResult:
     """Top up ``dataset``'s chosen splits to ``target`` with faces from ``pool`` and write ``out``.
 
     ``out`` ending in ``.h5`` writes the HDF5 contract; anything else writes Kaggle-style folders with a
     manifest. Synthetic images go into val or test only with ``force_synthetic_eval``. Nothing is written
-    when ``dry_run``; neither input is ever modified.
+    when ``dry_run``; neither input is ever modified, and ``out`` may not overlap them. A folder ``out`` must be
+    new, empty or an earlier export unless ``overwrite``. Source rows left out are in the result's ``skipped``
+    (an error with ``strict``). With ``judged``, only the faces the pool's judgement (``fer-models judge``)
+    accepts under that policy are used, best-judged first.
     """
     unknown = [s for s in splits if s not in store.SPLITS]
     if unknown:
@@ -160,7 +198,10 @@ def balance(
             "add --force-synthetic-eval if you really mean it"
         )
     check_target(target)
-    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates)
+    if not dry_run:
+        check_output(out, [dataset, pool], overwrite)
+    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
+                                strict=strict)
     pool_path = Path(pool)
     if not pool_path.is_dir():
         raise MissingPathError(
@@ -170,6 +211,9 @@ def balance(
     real = protocol.as_dict()
     pool_data = read_dataset(pool_path, resize=True, synthetic=True)
     pool_split = Split.concat(list(pool_data.splits.values()))
+    judgement = None
+    if judged is not None:
+        pool_split, judgement = trusted_pool(pool_path, pool_split, judged)
     plan = plan_topup({s: real[s].counts() for s in splits}, pool_split.counts(), target)
     if plan.total_shortfall and not allow_shortfall:
         short = ", ".join(f"{c} short by {n}" for c, n in plan.shortfall_by_class().items())
@@ -180,10 +224,10 @@ def balance(
     notes = list(protocol.notes)
     if eval_topup:
         notes.append(f"WARNING: synthetic images were forced into {', '.join(eval_topup)}")
-    result = BalanceResult(real, plan, notes)
+    result = BalanceResult(real, plan, notes, skipped=skipped)
     if dry_run:
         return result
-    result.splits = apply_topup(real, pool_split, plan, seed)
+    result.splits = apply_topup(real, pool_split, plan, seed, best_first=judged is not None)
     attrs = {
         "source_dataset": str(dataset),
         "pool": str(pool_path),
@@ -194,28 +238,75 @@ def balance(
         "plan": {"counts": plan.counts, "targets": plan.targets, "take": plan.take, "shortfall": plan.shortfall},
         "notes": notes,
         "skipped_source_files": len(skipped),
+        **({"judgement": judgement} if judgement else {}),
     }
+    if judgement:
+        notes.append(f"pool judged by {judgement['judge']['model']}; policy {judgement['policy']}: "
+                     f"{sum(judgement['accepted'].values())} of {judgement['judged']} faces trusted")
     result.out = write_output(out, result.splits, attrs, compression)
     return result
 
 
+def trusted_pool(pool: Path, faces: Split, policy: SelectionPolicy) -> tuple[Split, dict]:
+    """The pool faces ``policy`` trusts (each with its judge score) and a summary for the output's provenance.
+
+    Every face must have a judgement by one judge, made for the class of the folder it is in."""
+    records = read_judgement(pool)
+    if not records:
+        raise JudgementError(f"{pool} was never judged; run `fer-models judge {pool}` first, or balance without --judged")
+    judge = judge_of(records)
+    missing = [o for o in faces.origin if o not in records]
+    if missing:
+        raise JudgementError(f"{len(missing)} faces of {pool} have no judgement (e.g. {', '.join(missing[:3])}); run "
+                             f"`fer-models judge {pool}` again: it judges only the new faces")
+    moved = [o for o, label in zip(faces.origin, faces.labels) if records[o]["class"] != CLASSES[label]]
+    if moved:
+        raise JudgementError(f"{len(moved)} faces of {pool} were judged as another class than their folder's (e.g. "
+                             f"{', '.join(moved[:3])}); judge the pool again with --overwrite")
+    faces.judge_score[:] = [records[o]["p_intended"] for o in faces.origin]
+    trusted = {r["file"] for rs in policy.select(records[o] for o in faces.origin).values() for r in rs}
+    keep = np.array([o in trusted for o in faces.origin], dtype=bool)
+    accepted = np.bincount(faces.labels[keep], minlength=NUM_CLASSES)
+    summary = {"judge": judge, "policy": str(policy), "judged": len(faces),
+               "accepted": {c: int(n) for c, n in zip(CLASSES, accepted)}}
+    return faces.take(keep), summary
+
+
 def pack(dataset: str | os.PathLike, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-         drop_duplicates: bool = False, compression: str | None = None) -> BalanceResult:
-    """Write ``dataset`` as train/val/test with no top-up (``fer-synth pack``)."""
-    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates)
+         drop_duplicates: bool = False, compression: str | None = None, overwrite: bool = False,
+         strict: bool = False) -> BalanceResult:
+    """Write ``dataset`` as train/val/test with no top-up (``fer-synth pack``); ``out`` as for :func:`balance`."""
+    check_output(out, [dataset], overwrite)
+    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
+                                strict=strict)
     attrs = {"source_dataset": str(dataset), "seed": seed, "notes": protocol.notes,
              "skipped_source_files": len(skipped)}
     splits = protocol.as_dict()
-    return BalanceResult(splits, None, protocol.notes, write_output(out, splits, attrs, compression))
+    return BalanceResult(splits, None, protocol.notes, write_output(out, splits, attrs, compression), skipped)
 
 
 def write_output(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping,
                  compression: str | None = None) -> Path:
     """HDF5 when ``out`` ends in .h5/.hdf5, Kaggle-style folders otherwise."""
     out = Path(out)
-    if out.suffix.lower() in (".h5", ".hdf5"):
+    _check_space(out, splits)
+    if is_hdf5_path(out):
         return store.write(out, splits, attrs, compression)
     return write_folders(out, splits, attrs)
+
+
+def is_hdf5_path(path: Path) -> bool:
+    return path.suffix.lower() in (".h5", ".hdf5")
+
+
+def _check_space(out: Path, splits: Mapping[str, Split]) -> None:
+    """Refuse before writing when the disk cannot hold the output (HDF5 fails badly on a full disk)."""
+    pixels = sum(split.images.nbytes for split in splits.values())
+    needed = int(pixels * 1.2) + (1 << 20) * (1 if is_hdf5_path(out) else 4)  # headers, provenance, PNG overhead
+    free = shutil.disk_usage(out.parent if out.parent.exists() else Path.cwd()).free
+    if free < needed:
+        raise OutputError(f"{out}: about {needed / 1e6:.0f} MB are needed and {free / 1e6:.0f} MB are free on its disk; "
+                          "free space or choose another output path")
 
 
 def default_output(dataset: str | os.PathLike) -> Path:

@@ -19,6 +19,10 @@ from fer_synth.core.dataset import SOURCE_NAMES, Split
 from fer_synth.core.manifest import MANIFEST
 
 
+#: The file an export writes beside its split folders (the dataset's attributes); it marks the folder as one.
+EXPORT_MARKER = "dataset.json"
+
+
 def write_folders(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping | None = None) -> Path:
     out = Path(out)
     with atomic_dir(out) as tmp:
@@ -35,5 +39,5 @@ def write_folders(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Ma
                     if split.seed[row] >= 0:
                         record.update(prompt=split.prompt[row], seed=int(split.seed[row]), model=split.model[row])
                     manifest.write(json.dumps(record) + "\n")
-        (tmp / "dataset.json").write_text(json.dumps(dict(attrs or {}), indent=2, default=str))
+        (tmp / EXPORT_MARKER).write_text(json.dumps(dict(attrs or {}), indent=2, default=str))
     return out

@@ -26,6 +26,7 @@ class ProtocolSplits:
     val: Split
     test: Split
     notes: list[str] = field(default_factory=list)  # how each split was made, for the output's provenance
+    unused: list[tuple[str, str]] = field(default_factory=list)  # (row or file, why) of rows no split took
 
     def as_dict(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}
@@ -63,6 +64,7 @@ def protocol_splits(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) 
             splits = regrouped
             notes.append("official FER2013 splits recovered from Training_/PublicTest_/PrivateTest_ file names")
     if "Training" in splits:
+        used = ("Training", "PublicTest", "PrivateTest")
         train = splits["Training"]
         val, test = splits.get("PublicTest"), splits.get("PrivateTest")
         if val is not None:
@@ -70,21 +72,32 @@ def protocol_splits(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) 
         if test is not None:
             notes.append("test = PrivateTest")
     elif {"train", "val", "test"} <= set(splits):
-        return ProtocolSplits(splits["train"], splits["val"], splits["test"], ["train/val/test as in the source"])
+        return ProtocolSplits(splits["train"], splits["val"], splits["test"], ["train/val/test as in the source"],
+                              _unused(splits, ("train", "val", "test")))
     else:
-        train = splits.get("train", splits.get("images"))
-        if train is None:
+        train_name = "train" if "train" in splits else "images"
+        if train_name not in splits:
             raise InvalidOptionError(f"no training split: the dataset has only {', '.join(splits)}; give a folder with "
                                      "train/ (val/ and test/ optional) or a FER2013 CSV with Training rows")
-        val = next((splits[n] for n in _VAL_NAMES if n in splits), None)
+        train = splits[train_name]
+        val_name = next((n for n in _VAL_NAMES if n in splits), None)
+        val = splits[val_name] if val_name else None
         test = splits.get("test")
+        used = (train_name, val_name, "test")
     if test is None:
         train, test = stratified_holdout(train, val_fraction, seed + 1)
         notes.append(f"test = a stratified {val_fraction:.0%} of the source's images (seed {seed}); the source has no test split")
     if val is None:
         train, val = stratified_holdout(train, val_fraction, seed)
         notes.append(f"val = a stratified {val_fraction:.0%} of train (seed {seed})")
-    return ProtocolSplits(train, val, test, notes)
+    return ProtocolSplits(train, val, test, notes, _unused(splits, used))
+
+
+def _unused(splits: dict[str, Split], used: tuple[str | None, ...]) -> list[tuple[str, str]]:
+    """Every row of a split the protocol does not map (e.g. a CSV row whose Usage is not one of the three)."""
+    return [(f"row {origin}" if str(origin).isdigit() else str(origin),
+             f"its split {name!r} is none of {', '.join(u for u in used if u)}")
+            for name, split in splits.items() if name not in used for origin in split.origin]
 
 
 def drop_leaked(protocol: ProtocolSplits) -> tuple[ProtocolSplits, int]:
@@ -93,4 +106,4 @@ def drop_leaked(protocol: ProtocolSplits) -> tuple[ProtocolSplits, int]:
     keep = np.array([h not in held for h in image_hashes(protocol.train.images)], dtype=bool)
     dropped = int((~keep).sum())
     notes = [*protocol.notes, f"dropped {dropped} train images identical to a val/test image"]
-    return ProtocolSplits(protocol.train.take(keep), protocol.val, protocol.test, notes), dropped
+    return ProtocolSplits(protocol.train.take(keep), protocol.val, protocol.test, notes, protocol.unused), dropped

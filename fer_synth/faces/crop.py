@@ -32,10 +32,13 @@ from fer_synth.core.console import progress_bar
 from fer_synth.core.errors import FerError
 from fer_synth.core.images import IMAGE_SUFFIXES, is_image_file, read_rgb, save_png
 from fer_synth.core.manifest import MANIFEST, ManifestWriter, check_settings, read_records
+from fer_synth.core.outputs import has_settings_of, output_lock, prepare_output_folder, refuse_inputs
 from fer_synth.faces.stage import FaceStage
 
 logger = logging.getLogger(__name__)
 
+#: What a crop records in its run.json, so that a later run recognises the folder as its own.
+COMMAND = "crop"
 UNLABELLED = "unlabelled"
 UNREADABLE = "unreadable"
 
@@ -102,32 +105,38 @@ def _images_in(folder: Path) -> list[Path]:
 
 def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: FaceStage,
                 keep_rejects: str | os.PathLike | None = None, progress: bool = False,
-                sources: list[Source] | None = None) -> CropSummary:
+                sources: list[Source] | None = None, overwrite: bool = False) -> CropSummary:
     """Run ``stage`` on every image under ``input_dir``; write kept faces and the manifest under ``out_dir``.
 
     Images already in the manifest are skipped. ``keep_rejects`` copies each rejected image to
     ``keep_rejects/<reason>/<class>/``. ``sources`` (from :func:`find_images`) saves listing the folder twice.
+    ``out_dir`` must be new, empty or an earlier crop's output; ``overwrite`` empties it first. Neither output
+    may overlap the input.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     sources = find_images(input_dir) if sources is None else sources
-    out_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(out_dir, {"input": str(input_dir.resolve()), **stage.settings})
-    summary = CropSummary()
-    done = set()
-    for record in read_records(out_dir):
-        done.add(record["input"])
-        summary.add(record)
-    summary.resumed = len(done)
-    todo = [s for s in sources if s.relpath not in done]
-    with progress_bar(progress, TextColumn("cropping faces"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), transient=True) as bar, ManifestWriter(out_dir / MANIFEST) as log:
-        task = bar.add_task("crop", total=len(todo))
-        for source, rgb in prefetch(lambda s: read_rgb(input_dir / s.relpath), todo):
-            record = _crop_one(source, rgb, input_dir, out_dir, stage, keep_rejects)
-            log.append([record])
+    if keep_rejects is not None:
+        refuse_inputs(keep_rejects, [input_dir, out_dir], "--keep-rejects")
+    prepare_output_folder(out_dir, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite,
+                          inputs=[input_dir])
+    with output_lock(out_dir):
+        check_settings(out_dir, {"command": COMMAND, "input": str(input_dir.resolve()), **stage.settings})
+        summary = CropSummary()
+        done = set()
+        for record in read_records(out_dir):
+            done.add(record["input"])
             summary.add(record)
-            summary.processed += 1
-            bar.advance(task)
+        summary.resumed = len(done)
+        todo = [s for s in sources if s.relpath not in done]
+        with progress_bar(progress, TextColumn("cropping faces"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), transient=True) as bar, ManifestWriter(out_dir / MANIFEST) as log:
+            task = bar.add_task("crop", total=len(todo))
+            for source, rgb in prefetch(lambda s: read_rgb(input_dir / s.relpath), todo):
+                record = _crop_one(source, rgb, input_dir, out_dir, stage, keep_rejects)
+                log.append([record])
+                summary.add(record)
+                summary.processed += 1
+                bar.advance(task)
     return summary
 
 

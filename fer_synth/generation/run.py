@@ -37,11 +37,15 @@ from fer_synth.core.console import progress_bar
 from fer_synth.core.errors import InvalidOptionError
 from fer_synth.core.images import save_png
 from fer_synth.core.manifest import ManifestWriter, check_settings, read_records, remove_stale_temp_files, shard_name
+from fer_synth.core.outputs import has_settings_of, output_lock, prepare_output_folder
 from fer_synth.generation.config import GenerateConfig
 from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.prompts import Prompt, PromptSet, load_prompts
 
 logger = logging.getLogger(__name__)
+
+#: What the run records in its run.json, so that a later run recognises the folder as its own.
+COMMAND = "generate"
 
 
 class FaceResultLike(Protocol):
@@ -131,6 +135,7 @@ def image_name(emotion: str, seed: int, index: int) -> str:
 def run_settings(config: GenerateConfig, prompt_set: PromptSet, face_stage: FaceStageLike | None) -> dict:
     """What decides the pixels of image i: a different value in the same --out folder is an error."""
     return {
+        "command": COMMAND,
         "seed": config.seed,
         "steps": config.steps,
         "guidance": config.guidance,
@@ -294,55 +299,67 @@ def generate(
     rank: int | None = None,
     world_size: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> RunSummary:
-    """Run (or resume) generation; returns what this rank did. ``pipe`` skips building one."""
+    """Run (or resume) generation; returns what this rank did. ``pipe`` skips building one.
+
+    ``config.out`` must be new, empty or an earlier generation run's folder; ``overwrite`` empties it first.
+    """
     # 1. Check everything that can fail before a model loads.
     config = config.resolved()
     if rank is None or world_size is None:
         rank, world_size = shard_from_env()
+    if overwrite and world_size > 1:
+        raise InvalidOptionError("--overwrite empties the output folder, which ranks of one run share; empty it "
+                                 "before starting a sharded run")
     prompt_set = load_prompts(config.prompts)
     for emotion in config.emotions:
         prompt_set.lists_for(emotion)
     settings = run_settings(config, prompt_set, face_stage)
+    prepare_output_folder(config.out, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite)
     check_settings(config.out, settings, create=False)
     output: Output = RawImages(config) if face_stage is None else FaceCrops(config, face_stage)
+    shard = shard_name(rank, world_size)
 
-    # 2. What earlier runs did (resume), and this rank's share.
-    quota = config.n // world_size + (rank < config.n % world_size)
-    done: dict[str, set[int]] = {e: set() for e in config.emotions}
-    summary = {e: ClassSummary(target=quota) for e in config.emotions}
-    for r in read_records(config.out):
-        if r.get("class") in done and r.get("index", -1) % world_size == rank:
-            done[r["class"]].add(r["index"])
-            summary[r["class"]].add(output.outputs_of(r), output.rejection_of(r), new=False)
-    max_total = output.max_attempts * quota
+    # 2. One process per shard: the lock is held until the run ends (a dead holder's lock is free at once).
+    with output_lock(config.out, f".{shard}.lock"):
+        # 3. What earlier runs did (resume), and this rank's share.
+        quota = config.n // world_size + (rank < config.n % world_size)
+        done: dict[str, set[int]] = {e: set() for e in config.emotions}
+        summary = {e: ClassSummary(target=quota) for e in config.emotions}
+        for r in read_records(config.out):
+            if r.get("class") in done and r.get("index", -1) % world_size == rank:
+                done[r["class"]].add(r["index"])
+                summary[r["class"]].add(output.outputs_of(r), output.rejection_of(r), new=False)
+        max_total = output.max_attempts * quota
 
-    # 3. The pipeline, only if there is work left.
-    if pipe is None and any(s.kept < quota and s.attempts_total < max_total for s in summary.values()):
-        pipe = build_pipeline(config.pipeline, local_rank=int(os.environ.get("LOCAL_RANK", rank)))
-    check_settings(config.out, settings)
-    remove_stale_temp_files(config.out)
-    base_record = {k: v for k, v in run_settings(config, prompt_set, None).items() if k not in ("faces", "prompts")}
-    base_record.update(run_seed=base_record.pop("seed"), prompts_digest=prompt_set.digest, rank=rank)
+        # 4. The pipeline, only if there is work left.
+        if pipe is None and any(s.kept < quota and s.attempts_total < max_total for s in summary.values()):
+            pipe = build_pipeline(config.pipeline, local_rank=int(os.environ.get("LOCAL_RANK", rank)))
+        check_settings(config.out, settings)
+        remove_stale_temp_files(config.out)
+        base_record = {k: v for k, v in run_settings(config, prompt_set, None).items()
+                       if k not in ("faces", "prompts", "command")}
+        base_record.update(run_seed=base_record.pop("seed"), prompts_digest=prompt_set.digest, rank=rank)
 
-    # 4. Batches through the pipeline; the writer keeps or rejects each image and records it.
-    started = time.perf_counter()
-    with _progress(progress) as bar, ManifestWriter(config.out / shard_name(rank, world_size)) as manifest:
-        tasks = {e: bar.add_task(e, total=quota, completed=min(quota, summary[e].kept)) for e in config.emotions}
-        with _Writer(config, output, manifest, base_record, summary,
-                     on_done=lambda e, k: bar.advance(tasks[e], k)) as writer:
-            for emotion in config.emotions:
-                indices = _undone(done[emotion], rank, world_size, limit=config.n if face_stage is None else None)
-                scheduled = summary[emotion].attempts_total
-                while writer.kept(emotion) < quota and scheduled < max_total:
-                    batch = [prompt_set.prompt(config.seed, emotion, i)
-                             for i in _take(indices, min(config.batch_size, max_total - scheduled))]
-                    if not batch:
-                        break
-                    scheduled += len(batch)
-                    writer.put(_call(pipe, batch, config))
+        # 5. Batches through the pipeline; the writer keeps or rejects each image and records it.
+        started = time.perf_counter()
+        with _progress(progress) as bar, ManifestWriter(config.out / shard) as manifest:
+            tasks = {e: bar.add_task(e, total=quota, completed=min(quota, summary[e].kept)) for e in config.emotions}
+            with _Writer(config, output, manifest, base_record, summary,
+                         on_done=lambda e, k: bar.advance(tasks[e], k)) as writer:
+                for emotion in config.emotions:
+                    indices = _undone(done[emotion], rank, world_size, limit=config.n if face_stage is None else None)
+                    scheduled = summary[emotion].attempts_total
+                    while writer.kept(emotion) < quota and scheduled < max_total:
+                        batch = [prompt_set.prompt(config.seed, emotion, i)
+                                 for i in _take(indices, min(config.batch_size, max_total - scheduled))]
+                        if not batch:
+                            break
+                        scheduled += len(batch)
+                        writer.put(_call(pipe, batch, config))
 
-    # 5. What this rank did.
+    # 6. What this rank did.
     return RunSummary(out=config.out, rank=rank, world_size=world_size, seconds=time.perf_counter() - started,
                       per_class=summary, max_attempts=config.max_attempts if face_stage is not None else None)
 

@@ -20,13 +20,13 @@ FACTS = "report.json"
 
 
 def dataset_report(dataset: str | os.PathLike, pool: str | os.PathLike | None = None,
-                   out: str | os.PathLike = html.DEFAULT_OUT, seed: int = 0) -> Path:
+                   out: str | os.PathLike = html.DEFAULT_OUT, seed: int = 0, overwrite: bool = False) -> Path:
     """Write ``out/index.html`` (+ ``img/``, ``report.json``) about ``dataset`` and ``pool``; return the page's path.
 
     ``seed`` picks the faces of the contact sheets and rejection examples. ``out`` must be new, empty or an
-    earlier report (which is replaced).
+    earlier report (which is replaced), or ``overwrite`` replaces what it holds; it never overlaps an input.
     """
-    html.check_out_folder(Path(out))
+    html.prepare_report_folder(out, (dataset, pool), overwrite)
     started = time.perf_counter()
     inputs = load_inputs(dataset, pool)
     logger.info(f"read {inputs.dataset.num_images:,} faces" +
@@ -40,7 +40,7 @@ def dataset_report(dataset: str | os.PathLike, pool: str | os.PathLike | None = 
     page = html.Page(f"Dataset report: {inputs.path.name}", subtitle)
     facts: dict = {"dataset": str(inputs.path), "pool": str(inputs.pool.path) if inputs.pool else None,
                    "classes": inputs.classes, "seed": seed}
-    with html.report_folder(out) as images:
+    with html.report_images(out) as images:
         for section in SECTIONS:
             shown = section(inputs, images, facts, seed)
             if shown is not None:

@@ -4,7 +4,6 @@ its manifest, run settings and the judge's verdicts (``judgement.jsonl``)."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,14 +14,12 @@ import numpy as np
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import REAL, SYNTHETIC, Dataset, Split
 from fer_synth.core.errors import FerError, MissingPathError
+from fer_synth.core.judgement import JUDGEMENT_FILE, read_judgement
 from fer_synth.core.manifest import SETTINGS_FILE, read_records
 from fer_synth.data.readers import read_dataset
 from fer_synth.data.stats import identical_groups
 
-logger = logging.getLogger(__name__)
-
-#: The judge's verdicts on a pool, one JSON object per face file (written by the judge, issue 12).
-JUDGEMENT = "judgement.jsonl"
+#: What the judge section reads of each record (``fer_synth.core.judgement`` describes the whole format).
 JUDGEMENT_KEYS = ("file", "class", "judged", "p_intended")
 #: Split names that are evaluation splits (ours, FER2013's and common folder names).
 EVAL_SPLITS = ("val", "test", "PublicTest", "PrivateTest", "valid", "validation")
@@ -72,23 +69,14 @@ class ReportInputs:
                 np.bincount(split.labels[split.source == SYNTHETIC], minlength=size))
 
 
-def read_judgement(folder: Path) -> list[dict]:
-    """The judge's records in ``folder/judgement.jsonl`` ([] when absent); a record lacking a key is an error."""
-    path = Path(folder) / JUDGEMENT
-    if not path.exists():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise FerError(f"{path}:{number}: not a JSON record ({e.msg}); rerun the judge") from None
+def checked_judgement(pool: Path) -> list[dict]:
+    """The pool's judgement records ([] when it was never judged); a record lacking a key is a one-line error."""
+    records = list(read_judgement(pool).values())
+    for record in records:
         missing = [key for key in JUDGEMENT_KEYS if key not in record]
         if missing:
-            raise FerError(f"{path}:{number}: the record lacks {', '.join(missing)}; rerun the judge")
-        records.append(record)
+            raise FerError(f"{pool / JUDGEMENT_FILE}: the record of {record.get('file', '?')} lacks "
+                           f"{', '.join(missing)}; judge the pool again (`fer-models judge POOL --overwrite`)")
     return records
 
 
@@ -100,7 +88,7 @@ def read_pool(path: str | os.PathLike) -> Pool:
     faces = Split.concat(list(data.splits.values()))
     settings_file = path / SETTINGS_FILE
     settings = json.loads(settings_file.read_text()) if settings_file.exists() else None
-    return Pool(path, faces, read_records(path), settings, read_judgement(path))
+    return Pool(path, faces, read_records(path), settings, checked_judgement(path))
 
 
 def load_inputs(dataset: str | os.PathLike, pool: str | os.PathLike | None = None) -> ReportInputs:

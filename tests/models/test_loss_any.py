@@ -102,7 +102,7 @@ def test_one_training_step_through_the_cli_with_any_model(model, loss, extra, fo
                                        "--out", str(out), "--epochs", "1", "--batch-size", "4", "--device", "cpu",
                                        "--no-progress", "--threads", "1", *extra])
     assert result.exit_code == 0, result.output
-    state = ckpt.load_state(ckpt.read_meta(out / "last.json"))
+    state, _ = ckpt.load_state(out / "last-state.safetensors")
     if loss == "emonext":
         dim = {"small-cnn": 128, "vgg": 4096, "timm:resnet10t": 512}[model]
         assert state["loss"]["regulariser.query.weight"].shape == (dim, dim)
@@ -118,6 +118,6 @@ def test_the_loss_parameters_train_with_the_model_and_come_back_with_the_run(tin
     before, after = frozen.loss.state_dict(), trained.loss.state_dict()
     assert before.keys() == after.keys() and "regulariser.key.weight" in after
     assert not torch.equal(before["regulariser.key.weight"], after["regulariser.key.weight"])
-    saved = ckpt.load_state(ckpt.read_meta(tmp_path / "trained" / "last.json"))["loss"]
+    saved = ckpt.load_state(tmp_path / "trained" / "last-state.safetensors")[0]["loss"]
     for key, value in after.items():
         assert torch.equal(saved[key], value), key

@@ -36,7 +36,7 @@ def test_stats_table_and_warning(runner, tmp_path):
     (root / "train" / "fear" / "broken.jpg").write_bytes(b"xx")
     result = runner.invoke(main, ["stats", str(root)])
     assert result.exit_code == 0
-    assert "skipped 1 unusable file(s): train/fear/broken.jpg (unreadable image)" in result.output
+    assert "skipped 1 unusable row(s) or file(s): train/fear/broken.jpg (unreadable image)" in result.output
     assert "deficit" in result.output and "Identical images" in result.output
 
 

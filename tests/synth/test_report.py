@@ -134,11 +134,15 @@ def test_out_folder_rules(inputs, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    with pytest.raises(FerError, match="not a report"):
+    with pytest.raises(FerError, match="not an earlier `report` output"):
         dataset_report(inputs["csv"], None, mine)
     result = CliRunner().invoke(main, ["report", str(inputs["csv"]), "--out", str(mine)])
-    assert result.exit_code == 2 and "not a report" in result.output and len(result.output.strip().splitlines()) == 1
+    assert result.exit_code == 2 and "not an earlier" in result.output and len(result.output.strip().splitlines()) == 1
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    with pytest.raises(FerError, match="overlaps the input"):  # a report inside the pool would become a class folder
+        dataset_report(inputs["csv"], inputs["pool"], inputs["pool"] / "report")
+    assert CliRunner().invoke(main, ["report", str(inputs["csv"]), "--out", str(mine), "--overwrite"]).exit_code == 0
+    assert not (mine / "notes.txt").exists() and (mine / "index.html").exists()
 
 
 def test_judgement_with_a_bad_record_is_one_line_error(inputs, tmp_path):
