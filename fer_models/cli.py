@@ -262,16 +262,19 @@ def compare_command(datasets, recipe, seeds, variants, out, epochs, time_budget,
 
 
 @main.command("report")
-@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.argument("runs", nargs=-1, type=click.Path())
+@click.option("--compare", "comparisons", multiple=True, type=click.Path(),
+              help="A `fer-models compare` result (its --out folder or compare.json) to show too (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False), default=REPORT_OUT, show_default=True,
               help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
 @click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
-def report_command(runs, out, overwrite) -> None:
+def report_command(runs, comparisons, out, overwrite) -> None:
     """A static HTML page about RUNS (run folders, checkpoints, ensemble files): curves, confusion matrices,
-    per-class scores, members vs ensemble, worst-confused faces. Built from what `evaluate` wrote."""
+    per-class scores, members vs ensemble, worst-confused faces, comparisons. Built from what `evaluate` and
+    `compare` wrote."""
     from fer_models.report import runs_report
 
-    console.print(f"Wrote [bold]{runs_report(list(runs), out, overwrite)}[/]")
+    console.print(f"Wrote [bold]{runs_report(list(runs), out, overwrite, list(comparisons))}[/]")
 
 
 @main.command("list-models")

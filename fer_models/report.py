@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from fer_models import checkpoint as ckpt
+from fer_models.compare import REPORT_FILE as COMPARE_FILE
 from fer_models.evaluation import load_predictions
 from fer_models.reporting import plot_curves
 from fer_synth.core import html, plots, store
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.classes import CLASSES
-from fer_synth.core.errors import FerError
+from fer_synth.core.errors import FerError, MissingPathError
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +90,17 @@ def load_entry(path: str | os.PathLike, index: int) -> Entry:
 
 # --- sections ---------------------------------------------------------------------------------------------
 
-Section = Callable[[list[Entry], html.Images, dict], "list[tuple[str, str, str]]"]
+Section = Callable[[list[Entry], list[dict], html.Images, dict], "list[tuple[str, str, str]]"]
 
 
 def _headline_cells(metrics: dict, key: str) -> list[html.Cell]:
     return [html.pct(metrics[m], f"{key}.{m}") for m, _ in HEADLINE]
 
 
-def overview(entries: list[Entry], images: html.Images, facts: dict) -> list[tuple[str, str, str]]:
+def overview(entries: list[Entry], comparisons: list[dict], images: html.Images,
+             facts: dict) -> list[tuple[str, str, str]]:
+    if not entries:
+        return []
     header = ["run", "model", "split", "TTA", html.Cell("rows", numeric=True)] + [html.Cell(label, numeric=True)
                                                                                    for _, label in HEADLINE]
     rows, missing = [], []
@@ -125,7 +129,7 @@ def overview(entries: list[Entry], images: html.Images, facts: dict) -> list[tup
     return [("overview", "Overview", "".join(parts))]
 
 
-def runs(entries: list[Entry], images: html.Images, facts: dict) -> list[tuple[str, str, str]]:
+def runs(entries: list[Entry], comparisons: list[dict], images: html.Images, facts: dict) -> list[tuple[str, str, str]]:
     return [(f"run-{e.index}", f"{'Ensemble' if e.is_ensemble else 'Run'}: {e.name}", _entry_body(e, images))
             for e in entries]
 
@@ -246,20 +250,85 @@ def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
     return "".join(parts)
 
 
-#: The runs page, in reading order. A ``compare`` section (issue 12) becomes one more entry here.
-SECTIONS: tuple[Section, ...] = (overview, runs)
+def comparisons_section(entries: list[Entry], comparisons: list[dict], images: html.Images,
+                        facts: dict) -> list[tuple[str, str, str]]:
+    """``fer-models compare`` results: each arm's mean and spread over seeds, its paired difference to the first
+    arm with a 95% interval, and per-class recall side by side."""
+    facts["comparisons"] = [{**c, "arms": {_key(name): arm for name, arm in c["arms"].items()}} for c in comparisons]
+    shown = []
+    for k, c in enumerate(comparisons):
+        arms = list(c["arms"].items())
+        header = ["arm", "data", html.Cell("seeds", numeric=True)]
+        groups = [("", 3)]
+        for _, label in HEADLINE[:3]:
+            header += [html.Cell("mean", numeric=True), html.Cell("sd", numeric=True),
+                       html.Cell("Δ first", numeric=True), html.Cell("± 95%", numeric=True)]
+            groups.append((label, 4))
+        rows = []
+        for name, arm in arms:
+            key = f"comparisons.{k}.arms.{_key(name)}"
+            row = [name, Path(arm["data"]).name + (f" {arm['variant']}" if arm["variant"] else ""),
+                   html.num(len(arm["per_seed"]))]
+            for metric, _ in HEADLINE[:3]:
+                diff = arm["vs_first"][metric]
+                row += [html.pct(arm[metric]["mean"], f"{key}.{metric}.mean"),
+                        html.pct(arm[metric]["std"], f"{key}.{metric}.std"),
+                        html.pct(diff["mean"], f"{key}.vs_first.{metric}.mean") if name != c["first"] else "",
+                        html.pct(diff["ci95"], f"{key}.vs_first.{metric}.ci95") if diff["ci95"] is not None
+                        and name != c["first"] else ""]
+            rows.append(row)
+        classes = c["classes"]
+        plots.grouped_bars(images.path(f"compare-{k}.png"), classes,
+                           {name: [arm["recall"][cls]["mean"] for cls in classes] for name, arm in arms},
+                           f"Test recall per class, mean of {c['seeds']} seed(s)", ylabel="recall")
+        body = [html.note(f"Recipe {c.get('recipe') or 'default'}; {c['seeds']} seed(s) per arm; every arm evaluated "
+                          f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Differences are paired "
+                          "seed by seed against the first arm."),
+                html.table(header, rows, table_id=f"compare-{k}", groups=groups,
+                           caption=f"Test metrics (%) over seeds; Δ first: the paired difference to {c['first']}"),
+                images.figure(f"compare-{k}.png", "per-class recall per arm")]
+        shown.append((f"compare-{k}", f"Comparison: {Path(c['_path']).parent.name}", "".join(body)))
+    return shown
+
+
+def _key(name: str) -> str:
+    """An arm name as one segment of a ``data-key`` path (arm names may hold dots: ``label_smoothing=0.1``)."""
+    return name.replace(".", "_")
+
+
+def load_comparison(path: str | os.PathLike) -> dict:
+    """A ``fer-models compare`` result: its ``compare.json`` or the folder holding it."""
+    path = Path(path)
+    file = path / COMPARE_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise MissingPathError(f"{file}: no such comparison (give `fer-models compare`'s --out folder or its "
+                               f"{COMPARE_FILE})")
+    try:
+        comparison = json.loads(file.read_text())
+    except ValueError:
+        comparison = None
+    if not isinstance(comparison, dict) or "arms" not in comparison:
+        raise FerError(f"{file}: not a `fer-models compare` result; run the comparison again")
+    comparison["_path"] = str(file)
+    return comparison
+
+
+#: The runs page, in reading order.
+SECTIONS: tuple[Section, ...] = (overview, comparisons_section, runs)
 
 
 def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = html.DEFAULT_OUT,
-                overwrite: bool = False) -> Path:
-    """Write ``out/index.html`` (+ ``img/``, ``report.json``) about run folders, checkpoints and ensemble files.
+                overwrite: bool = False, comparisons: Sequence[str | os.PathLike] = ()) -> Path:
+    """Write ``out/index.html`` (+ ``img/``, ``report.json``) about run folders, checkpoints and ensemble files,
+    and ``fer-models compare`` results (``comparisons``: their folders or compare.json files).
 
     ``out`` follows the output-folder rule (new, empty, an earlier report, or ``overwrite``; never an input).
     """
-    if not paths:
-        raise FerError("give at least one run folder, checkpoint or ensemble file")
+    if not paths and not comparisons:
+        raise FerError("give at least one run folder, checkpoint, ensemble file or --compare result")
     entries = [load_entry(p, i) for i, p in enumerate(paths)]
-    html.prepare_report_folder(out, [e.path for e in entries], overwrite)
+    compared = [load_comparison(c) for c in comparisons]
+    html.prepare_report_folder(out, [e.path for e in entries] + [c["_path"] for c in compared], overwrite)
     names = [e.name for e in entries]
     for e in entries:  # two runs called "best" would read alike: say which is which
         if names.count(e.name) > 1:
@@ -268,11 +337,13 @@ def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = htm
     for e in entries:
         facts["entries"][e.index]["members"] = {m.name: {split: r["results"][r["tta"]]["all"]
                                                          for split, r in m.evaluations.items()} for m in e.members}
-    page = html.Page("Runs report: " + ", ".join(e.name for e in entries),
-                     [f"{len(entries)} run(s) and ensemble(s); made by fer-models {version('fer-synth')}"])
+    page = html.Page("Runs report: " + ", ".join([e.name for e in entries] + [Path(c["_path"]).parent.name
+                                                                          for c in compared]),
+                     [f"{len(entries)} run(s) and ensemble(s), {len(compared)} comparison(s); "
+                      f"made by fer-models {version('fer-synth')}"])
     with html.report_images(out) as images:
         for section in SECTIONS:
-            for shown in section(entries, images, facts):
+            for shown in section(entries, compared, images, facts):
                 page.add(*shown)
     write_bytes(Path(out) / FACTS, (json.dumps(facts, indent=2, default=str) + "\n").encode())
     return html.write_page(out, page)

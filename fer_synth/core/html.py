@@ -47,6 +47,7 @@ table { border-collapse: collapse; margin: 8px 0 14px; font-size: 14px; }
 caption { text-align: left; font-weight: 600; padding: 2px 0 6px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--band); text-align: left; font-weight: 600; }
+th.span { text-align: center; border-bottom: 1px solid var(--line); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.key { color: var(--muted); white-space: nowrap; }
 td.wrap { max-width: 60em; overflow-wrap: anywhere; }
@@ -112,9 +113,14 @@ def _cell(item: object, tag: str) -> str:
 
 
 def table(header: Sequence[object], rows: Iterable[Sequence[object]], *, table_id: str | None = None,
-          caption: str | None = None, total: Sequence[object] | None = None) -> str:
-    """An HTML table; cells are strings or :class:`Cell` (numbers right-aligned, with their exact value)."""
+          caption: str | None = None, total: Sequence[object] | None = None,
+          groups: Sequence[tuple[str, int]] = ()) -> str:
+    """An HTML table; cells are strings or :class:`Cell` (numbers right-aligned, with their exact value).
+    ``groups`` adds a header row above ``header``: (label, columns spanned) pairs."""
     head = "".join(_cell(h if isinstance(h, Cell) else Cell(str(h)), "th") for h in header)
+    if groups:
+        spans = "".join(f'<th colspan="{span}" class="span">{esc(label)}</th>' for label, span in groups)
+        head = f"{spans}</tr><tr>{head}"
     body = "".join("<tr>" + "".join(_cell(c, "td") for c in row) + "</tr>" for row in rows)
     if total is not None:
         body += '<tr class="total">' + "".join(_cell(c, "td") for c in total) + "</tr>"

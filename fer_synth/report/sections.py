@@ -120,36 +120,38 @@ def _plan_table(plan: dict, classes: Sequence[str], key: str, caption: str) -> s
 
 def contact_sheets(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> tuple[str, str, str] | None:
     train = inputs.dataset[inputs.train_name]
-    synthetic_in_data = (train.source != REAL).any()
-    synthetic, where = (train, f"synthetic rows of {inputs.train_name}") if synthetic_in_data else (
-        (inputs.pool.faces, f"the pool {inputs.pool.path}") if inputs.pool is not None else (None, ""))
-    size = SHEET_COLUMNS * SHEET_ROWS
-    parts = [html.note(f"A seeded sample (seed {seed}) of up to {size} faces per class: real faces of "
-                       f"{inputs.train_name} on the left" + (f", synthetic faces from {where} on the right." if
-                                                             synthetic is not None else "."))]
+    # Synthetic faces: those the file's training split holds, else the pool's.
+    if (train.source != REAL).any():
+        synthetic, kind, where = train.take(train.source != REAL), "top-up", f"the synthetic rows of {inputs.train_name}"
+    elif inputs.pool is not None:
+        synthetic, kind, where = inputs.pool.faces, "pool", f"the pool {inputs.pool.path}"
+    else:
+        synthetic, kind, where = None, "", ""
+    real = train.take(train.source == REAL)
+    parts = [html.note(f"A seeded sample (seed {seed}) of up to {SHEET_COLUMNS * SHEET_ROWS} faces per class: real "
+                       f"faces of {inputs.train_name} on the left" +
+                       (f", synthetic faces from {where} on the right." if synthetic is not None else "."))]
     shown = {}
     for label, name in enumerate(inputs.classes):
-        real_rows = np.flatnonzero((train.labels == label) & (train.source == REAL))
-        row = [_sheet(images, f"sheet-{label}-real.png", train, real_rows, seed, label,
-                      f"real ({inputs.train_name}): {min(size, len(real_rows))} of {len(real_rows):,}")]
-        shown[name] = {"real": len(real_rows)}
+        row = [_sheet(images, f"sheet-{label}-real.png", real, label, seed, f"real ({inputs.train_name})")]
+        shown[name] = {"real": int((real.labels == label).sum())}
         if synthetic is not None:
-            mask = synthetic.labels == label
-            syn_rows = np.flatnonzero(mask & (synthetic.source != REAL) if synthetic is train else mask)
-            row.append(_sheet(images, f"sheet-{label}-synthetic.png", synthetic, syn_rows, seed, label,
-                              f"synthetic ({'top-up' if synthetic is train else 'pool'}): {min(size, len(syn_rows))} of {len(syn_rows):,}"))
-            shown[name]["synthetic"] = len(syn_rows)
+            row.append(_sheet(images, f"sheet-{label}-synthetic.png", synthetic, label, seed, f"synthetic ({kind})"))
+            shown[name]["synthetic"] = int((synthetic.labels == label).sum())
         parts.append(f"<h3>{_class_label(inputs.classes, label)}</h3><div class=\"row\">{''.join(row)}</div>")
     facts["contact_sheets"] = {"seed": seed, "available": shown}
     return "faces", "Faces per class", "".join(parts)
 
 
-def _sheet(images: html.Images, name: str, split: Split, rows: np.ndarray, seed: int, label: int, caption: str) -> str:
+def _sheet(images: html.Images, name: str, split: Split, label: int, seed: int, kind: str) -> str:
+    """A seeded sample of the class's faces in ``split`` as one grid, shown at twice its size."""
+    rows = np.flatnonzero(split.labels == label)
     if not len(rows):
-        return f"<figure><p class=\"note\">{html.esc(caption)}: none</p></figure>"
+        return html.note(f"{kind}: none")
     rng = np.random.default_rng([seed, label])
     picked = np.sort(rng.choice(rows, min(len(rows), SHEET_COLUMNS * SHEET_ROWS), replace=False))
     grid = plots.face_grid(split.images[picked], SHEET_COLUMNS, SHEET_ROWS)
+    caption = f"{kind}: {len(picked)} of {len(rows):,}"
     return html.figure(images.save_png(name, grid), caption, caption, width=2 * grid.shape[1], faces=True)
 
 

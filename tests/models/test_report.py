@@ -75,3 +75,21 @@ def test_cli_and_missing_evaluations(runs, tmp_path):
     assert "No evaluation found for fresh" in (tmp_path / "report" / "index.html").read_text()
     result = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "no such checkpoint" in result.output
+
+
+def test_a_comparison_on_the_page(runs, tmp_path):
+    """`fer-models compare`'s result as one more section, its numbers the compare.json's (arm names with dots too)."""
+    from fer_models.compare import compare
+
+    data, _ = runs
+    settings = dict(model="small-cnn", model_options={"widths": [8, 16]}, epochs=1, batch_size=16, lr=0.01, augment={},
+                    tta="none")
+    compare([data], tmp_path / "cmp", seeds=2, variants=["label_smoothing=0.1"], device="cpu", **settings)
+    result = CliRunner().invoke(main, ["report", "--compare", str(tmp_path / "cmp"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    parser, facts = check_page(tmp_path / "r" / "index.html")
+    saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [a for a in facts["comparisons"][0]["arms"].values()] == list(saved["arms"].values())
+    keys = {cell["key"] for cell in parser.cells}
+    assert "comparisons.0.arms.toy+label_smoothing=0_1.vs_first.accuracy.mean" in keys
+    assert "comparisons.0.arms.toy.macro_f1.std" in keys and "img/compare-0.png" in parser.images
