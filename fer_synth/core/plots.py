@@ -86,8 +86,8 @@ def confusion_figure(path: str | Path, confusion: Sequence[Sequence[int]], class
     rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
     cell = 0.55
     fig, axes = plt.subplots(1, 2, figsize=(2 * (1.9 + cell * len(columns)), 1.6 + cell * len(classes)))
-    for ax, values, panel, fmt in ((axes[0], counts, "counts", "{:,}"), (axes[1], rates, "row-normalised (recall)",
-                                                                             "{:.0%}")):
+    panels = ((axes[0], counts, "counts", "{:,}"), (axes[1], rates, "row-normalised (share of the row)", "{:.0%}"))
+    for ax, values, panel, fmt in panels:
         scaled = values / max(values.max(), 1) if values is counts else values
         ax.imshow(scaled, cmap="Blues", vmin=0, vmax=1)
         ax.set_xticks(range(len(columns)), columns, rotation=40, ha="right")
