@@ -13,6 +13,7 @@ from fer_models.ensemble import build_ensemble
 from fer_models.evaluation import evaluate, load_predictions
 from fer_models.report import runs_report
 from fer_models.training import train
+from fer_synth.core.classes import CLASSES
 from tests.models.helpers import tiny_config
 from tests.report_checks import check_page
 
@@ -93,3 +94,31 @@ def test_a_comparison_on_the_page(runs, tmp_path):
     keys = {cell["key"] for cell in parser.cells}
     assert "comparisons.0.arms.toy+label_smoothing=0_1.vs_first.accuracy.mean" in keys
     assert "comparisons.0.arms.toy.macro_f1.std" in keys and "img/compare-0.png" in parser.images
+
+
+def test_dataset_report_agrees_with_the_judge(runs, tmp_path):
+    """`fer-models judge` writes judgement.jsonl and its own report; `fer-synth report` on that pool shows the same
+    agreement and mean p(intended) per class, and the judge's lowest-scored faces."""
+    import cv2
+
+    from fer_models.judge import REPORT_FILE, judge_pool
+    from fer_synth.report import dataset_report
+    from tests.models.helpers import separable_split
+
+    data, root = runs
+    faces = separable_split(3, seed=9)
+    faces.labels[:4] = (faces.labels[:4] + 3) % 7  # four faces in the wrong class folder
+    for k, (image, label) in enumerate(zip(faces.images, faces.labels)):
+        folder = tmp_path / "pool" / CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{k:03d}.png"), image)
+    judged = judge_pool(tmp_path / "pool", root / "good")
+    assert json.loads((tmp_path / "pool" / REPORT_FILE).read_text())["faces"] == len(faces)
+    page = dataset_report(data, tmp_path / "pool", tmp_path / "report")
+    _, facts = check_page(page)
+    for name, theirs in judged["per_class"].items():
+        ours = facts["judge"]["agreement"][name]
+        assert ours["n"] == theirs["faces"]
+        assert ours["rate"] == pytest.approx(theirs["agreement"])
+        assert ours["mean_p_intended"] == pytest.approx(theirs["mean_p_intended"])
+    assert facts["judge"]["confusion"] == judged["confusion"]
