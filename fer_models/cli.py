@@ -14,9 +14,9 @@ from fer_models.config import (AMP_MODES, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAUL
 from fer_models.data import TTA_MODES
 from fer_models.losses import list_losses
 from fer_models.optim import OPTIMIZERS, SCHEDULES
-from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
+from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 
 logger = logging.getLogger(__name__)
 

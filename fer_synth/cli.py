@@ -18,11 +18,11 @@ from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP
 from fer_synth.core.errors import InvalidOptionError
+from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
 from fer_synth.generation import config as gen
-from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from fer_synth.core import html, plots
-from fer_synth.core.dataset import REAL, SOURCE_NAMES, Split
+from fer_synth.core.dataset import REAL, Split
 from fer_synth.core.images import read_rgb
 from fer_synth.core.manifest import outcome
 from fer_synth.data.balance import plan_topup
