@@ -18,6 +18,7 @@ from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP
 from fer_synth.core.errors import InvalidOptionError
+from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
@@ -292,6 +293,22 @@ def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression,
     """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
     _report(pack(dataset, out, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
                  compression=None if compression == "none" else compression, overwrite=overwrite, strict=strict))
+
+
+@main.command("report")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--pool", type=click.Path(path_type=Path), default=None,
+              help="A folder of generated or cropped faces (with its manifest, run.json, judgement.jsonl).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path(REPORT_OUT), show_default=True,
+              help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the faces sampled for the contact sheets.")
+@click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
+def report_command(dataset: Path, pool: Path | None, out: Path, seed: int, overwrite: bool) -> None:
+    """A static HTML page about DATASET (and POOL): class counts, faces per class, run outcomes, duplicates,
+    judge results, provenance. Opens from disk, offline."""
+    from fer_synth.report import dataset_report
+
+    console.print(f"Wrote [bold]{dataset_report(dataset, pool, out, seed, overwrite)}[/]")
 
 
 @main.command("prompts")
