@@ -16,6 +16,7 @@ from fer_models.losses import list_losses
 from fer_models.optim import OPTIMIZERS, SCHEDULES
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
+from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +259,22 @@ def compare_command(datasets, recipe, seeds, variants, out, epochs, time_budget,
         table.add_row(name, *cells)
     console.print(table)
     console.print(f"saved {out}/{REPORT_FILE} and {out}/{RECALL_PNG}")
+
+
+@main.command("report")
+@click.argument("runs", nargs=-1, type=click.Path())
+@click.option("--compare", "comparisons", multiple=True, type=click.Path(),
+              help="A `fer-models compare` result (its --out folder or compare.json) to show too (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), default=REPORT_OUT, show_default=True,
+              help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
+@click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
+def report_command(runs, comparisons, out, overwrite) -> None:
+    """A static HTML page about RUNS (run folders, checkpoints, ensemble files): curves, confusion matrices,
+    per-class scores, members vs ensemble, worst-confused faces, comparisons. Built from what `evaluate` and
+    `compare` wrote."""
+    from fer_models.report import runs_report
+
+    console.print(f"Wrote [bold]{runs_report(list(runs), out, overwrite, list(comparisons))}[/]")
 
 
 @main.command("list-models")

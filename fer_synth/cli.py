@@ -18,6 +18,7 @@ from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP
 from fer_synth.core.errors import InvalidOptionError
+from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.ferplus import LABEL_MODES
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE
@@ -170,7 +171,7 @@ def stats(dataset: Path, as_json: bool, ferplus: Path | None, label_mode: str, n
     .h5 file written by this tool.
     """
     data = read_dataset(dataset, ferplus=ferplus, label_mode=label_mode)
-    report = dataset_stats(data.splits, near_distance)
+    report = dataset_stats(data.splits, near_distance=near_distance)
     report["skipped"] = [list(item) for item in data.attrs.get("skipped", [])]
     if "label_drops" in data.attrs:
         report["label_drops"] = data.attrs["label_drops"]
@@ -355,6 +356,22 @@ def export_command(h5: Path, out: Path, format_: str, shard_size: int, overwrite
     console.print(f"Wrote [bold]{result.out}[/] ({result.format}): {counts}")
     if result.format == "imagefolder":
         console.print(f'[dim]load it with datasets.load_dataset("imagefolder", data_dir="{result.out}")[/]')
+
+
+@main.command("report")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--pool", type=click.Path(path_type=Path), default=None,
+              help="A folder of generated or cropped faces (with its manifest, run.json, judgement.jsonl).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path(REPORT_OUT), show_default=True,
+              help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the faces sampled for the contact sheets.")
+@click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
+def report_command(dataset: Path, pool: Path | None, out: Path, seed: int, overwrite: bool) -> None:
+    """A static HTML page about DATASET (and POOL): class counts, faces per class, run outcomes, duplicates,
+    judge results, provenance. Opens from disk, offline."""
+    from fer_synth.report import dataset_report
+
+    console.print(f"Wrote [bold]{dataset_report(dataset, pool, out, seed, overwrite)}[/]")
 
 
 @main.command("prompts")

@@ -115,6 +115,10 @@ CASES = [
     (synth_cli, ["export", "{w}/data.h5", "{w}/x", "--shard-size", "0"], "--shard-size"),
     (synth_cli, ["export", "{w}/data.h5", "{w}/only_test"], "not an earlier"),
     (synth_cli, ["export", "{w}/data.h5", "{w}/afile/x"], "afile"),
+    (synth_cli, ["report", "{w}/missing.csv"], "no such file"),
+    (synth_cli, ["report", "{w}/fer.csv", "--pool", "{w}/nopool"], "nopool"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}"], "overlaps"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/notes.txt"], "not a folder"),
     # fer-models
     (models_cli, ["train", "--data", "{w}/missing.h5"], "no such data file"),
     (models_cli, ["train", "--data", "{w}/fake.h5"], "fake.h5"),
@@ -129,6 +133,8 @@ CASES = [
     (models_cli, ["evaluate", "{w}/missing", "--tta", "spin"], "--tta"),
     (models_cli, ["ensemble", "{w}/missing1", "{w}/missing2", "--data", "{w}/data.h5"], "missing1"),
     (models_cli, ["ensemble", "{w}/one", "--data", "{w}/data.h5"], "two members"),
+    (models_cli, ["report", "{w}/missing"], "no such checkpoint"),
+    (models_cli, ["report", "{w}/fake.safetensors"], "fake"),
     # damaged or foreign data files
     (synth_cli, ["stats", "{w}/corrupt.csv.gz"], "corrupt.csv.gz"),
     (synth_cli, ["pack", "{w}/corrupt.csv.gz", "--out", "{w}/o.h5"], "cannot read"),
@@ -158,6 +164,9 @@ CASES = [
                  "--out", "{w}/only_test"], "not an earlier"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/only_test"], "not an earlier"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/run", "--resume", "--overwrite"], "choose one"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/afile/r"], "afile"),
+    (synth_cli, ["report", "{w}/only_test", "--out", "{w}/only_test/test"], "overlaps"),
+    (models_cli, ["report", "{w}/fit", "--out", "{w}/only_test"], "not an earlier"),
 ]
 
 

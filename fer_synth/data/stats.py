@@ -56,20 +56,27 @@ def image_hashes(images: np.ndarray) -> list[bytes]:
     return [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
 
 
-def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3) -> DuplicateStats:
+def identical_groups(splits: Mapping[str, Split]) -> tuple[list[list[tuple[str, int]]], int]:
+    """Groups of two or more identical images as ``(split, row)`` pairs, in first-seen order, and the number of
+    distinct images."""
     groups: dict[bytes, list[tuple[str, int]]] = defaultdict(list)
-    constant = 0
     for name, split in splits.items():
         for row, digest in enumerate(image_hashes(split.images)):
             groups[digest].append((name, row))
+    return [members for members in groups.values() if len(members) > 1], len(groups)
+
+
+def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3,
+                    groups: tuple[list[list[tuple[str, int]]], int] | None = None) -> DuplicateStats:
+    """Counts of identical images; ``groups`` reuses :func:`identical_groups`' answer for these splits."""
+    duplicate, distinct = groups or identical_groups(splits)
+    constant = 0
+    for split in splits.values():
         if len(split):
             flat = split.images.reshape(len(split), -1)
             constant += int((flat.min(axis=1) == flat.max(axis=1)).sum())
-    duplicate, cross, conflict = [], [], []
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        duplicate.append(members)
+    cross, conflict = [], []
+    for members in duplicate:
         if len({name for name, _ in members}) > 1:
             cross.append(members)
         if len({int(splits[name].labels[row]) for name, row in members}) > 1:
@@ -79,7 +86,7 @@ def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3) -> Dupli
         return [[f"{name}:{splits[name].origin[row]}" for name, row in members] for members in kind[:max_examples]]
 
     return DuplicateStats(
-        distinct_images=len(groups),
+        distinct_images=distinct,
         duplicate_groups=len(duplicate),
         extra_copies=sum(len(m) - 1 for m in duplicate),
         cross_split_groups=len(cross),
@@ -89,17 +96,18 @@ def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3) -> Dupli
     )
 
 
-def dataset_stats(splits: Mapping[str, Split], near_distance: int | None = DEFAULT_MAX_DISTANCE) -> dict:
+def dataset_stats(splits: Mapping[str, Split], groups: tuple[list[list[tuple[str, int]]], int] | None = None,
+                  near_distance: int | None = DEFAULT_MAX_DISTANCE) -> dict:
     """Per-split statistics and the duplicate reports, as plain data (what ``fer-synth stats --json`` prints).
 
-    ``near_distance``: the pHash distance of near duplicates (:mod:`fer_synth.data.near_duplicates`); None skips
-    that report."""
+    ``groups``: :func:`identical_groups` when already computed. ``near_distance``: the pHash distance of near
+    duplicates (:mod:`fer_synth.data.near_duplicates`); None skips that report."""
     per_split = {name: asdict(split_stats(split)) for name, split in splits.items()}
     classes = next(iter(splits.values())).classes if splits else None
     return {
         "classes": list(classes) if classes is not None else [],
         "splits": per_split,
         "needed_total": sum(s["needed"] for s in per_split.values()),
-        "duplicates": asdict(duplicate_stats(splits)),
+        "duplicates": asdict(duplicate_stats(splits, groups=groups)),
         "near_duplicates": None if near_distance is None else asdict(near_duplicate_stats(splits, near_distance)),
     }
