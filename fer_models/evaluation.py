@@ -46,7 +46,7 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
 
     Reports no TTA and, unless ``tta`` is ``none``, the given TTA (default: the one the checkpoint's recipe
     names, else flip; for an ensemble, the one it was built with, else each member's own). Writes ``evaluation-<split>.json``,
-    ``confusion-<split>.png`` and each row's probabilities (``evaluation-<split>.npz``) into ``out`` when given.
+    ``confusion-<split>.png`` and each row's probabilities (``evaluation-<split>.npz``) into ``out`` when given; an ensemble's file names start with its own (``<name>.``).
     """
     if tta is not None:
         check_tta(tta)
@@ -78,12 +78,20 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     }
     if out is not None:
         out = Path(out)
-        report["predictions_file"] = str(save_predictions(out / f"evaluation-{split}.npz", probs, labels))
-        report["report_file"] = str(ckpt.write_json(out / f"evaluation-{split}.json", report))
-        report["confusion_png"] = str(plot_confusion(out / f"confusion-{split}.png", results[tta]["all"]["confusion"],
+        prefix = output_prefix(meta)
+        report["predictions_file"] = str(save_predictions(out / f"{prefix}evaluation-{split}.npz", probs, labels))
+        report["report_file"] = str(ckpt.write_json(out / f"{prefix}evaluation-{split}.json", report))
+        report["confusion_png"] = str(plot_confusion(out / f"{prefix}confusion-{split}.png",
+                                                     results[tta]["all"]["confusion"],
                                                      f"{report['model']} on {split} (TTA {tta})",
                                                      rows=list(evaluated.classes)))
     return report
+
+
+def output_prefix(meta: dict) -> str:
+    """What evaluate's file names start with: nothing for a run (one model per folder), ``<name>.`` for an ensemble,
+    since one folder often holds several ensemble files and their evaluations must not replace each other."""
+    return f"{Path(meta['_path']).stem}." if meta["format"] == ckpt.ENSEMBLE_FORMAT else ""
 
 
 def save_predictions(path: Path, probs: np.ndarray, labels: np.ndarray) -> Path:

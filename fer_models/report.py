@@ -66,7 +66,7 @@ class Entry:
 def find_evaluations(checkpoint: Path) -> dict[str, dict]:
     """evaluate's reports beside ``checkpoint`` that are about it (an ensemble's folder may hold others'), by split."""
     found = {}
-    for path in sorted(checkpoint.parent.glob("evaluation-*.json")):
+    for path in sorted(checkpoint.parent.glob("*evaluation-*.json")):
         report = json.loads(path.read_text())
         if Path(report.get("checkpoint", "")).name == checkpoint.name and "results" in report:
             report["_file"] = str(path)

@@ -47,6 +47,18 @@ def test_ensemble_of_two_models_and_its_file(two_runs):
         build_ensemble([root / "good"], data)
 
 
+def test_ensembles_in_one_folder_keep_their_own_evaluations(two_runs, tmp_path):
+    data, root = two_runs
+    for method in ("mean", "weighted"):
+        build_ensemble([root / "good", root / "weak"], data, method, out=tmp_path / f"{method}.json")
+        evaluate(tmp_path / f"{method}.json", data, "test", out=tmp_path)
+    for method in ("mean", "weighted"):
+        report = json.loads((tmp_path / f"{method}.evaluation-test.json").read_text())
+        assert report["checkpoint"].endswith(f"{method}.json")
+        assert (tmp_path / f"{method}.evaluation-test.npz").exists() and (tmp_path / f"{method}.confusion-test.png").exists()
+    assert not (tmp_path / "evaluation-test.json").exists()
+
+
 def test_combine_rules_by_hand():
     a = np.array([[0.6, 0.4, 0.0], [0.2, 0.8, 0.0]])
     b = np.array([[0.1, 0.9, 0.0], [0.3, 0.7, 0.0]])

@@ -40,7 +40,7 @@ def test_page_numbers_are_the_evaluation_reports(runs, tmp_path):
     for entry, folder in zip(facts["entries"], (root / "good", root / "weak", root)):
         stem = "ens" if entry["name"] == "ens" else "best"
         on_disk = {json.loads(p.read_text())["split"]: json.loads(p.read_text())
-                   for p in folder.glob("evaluation-*.json") if json.loads(p.read_text())["checkpoint"].endswith(
+                   for p in folder.glob("*evaluation-*.json") if json.loads(p.read_text())["checkpoint"].endswith(
                        f"{stem}.json")}
         assert entry["evaluations"] == on_disk  # every evaluation found, verbatim
     assert set(facts["entries"][0]["evaluations"]) == {"test", "val"}
