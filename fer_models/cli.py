@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fer_models import __version__
-from fer_models.config import (AMP_MODES, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
+from fer_models.config import (AMP_MODES, BUDGET_CLOCKS, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
                                make_config)
 from fer_models.data import TTA_MODES
 from fer_models.losses import list_losses
@@ -36,6 +36,8 @@ def main() -> None:
 @click.option("--input-size", type=click.IntRange(min=8), help="image side fed to the model [default: the model's]")
 @click.option("--epochs", type=click.IntRange(min=1))
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training; stops cleanly after that")
+@click.option("--budget-clock", type=click.Choice(tuple(BUDGET_CLOCKS)),
+              help="what --time-budget counts: wall-clock or this process's CPU seconds [default: wall]")
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS))
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True))
