@@ -1,0 +1,135 @@
+"""A model spec turned into class probabilities: ``load_classifier(spec).predict_proba(faces)``.
+
+A spec is ``builtin`` (the model shipped inside the package), a run folder, a checkpoint's ``.json`` or
+``.safetensors``, or an ensemble ``.json``. The :class:`Classifier` takes uint8 grayscale faces [N, 48, 48]
+(FER2013's framing, as :mod:`fer_synth.faces` crops them) and returns probabilities [N, C] over
+:attr:`Classifier.classes`, with the model's own test-time augmentation (an ensemble: its members', combined
+as the ensemble file says). ``predict``, ``export`` and the label-fidelity judge all go through it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fer_models import checkpoint as ckpt
+from fer_models.data import check_tta
+from fer_models.ensemble import combine, load_ensemble
+from fer_models.models.builtin import BUILTIN
+from fer_models.precision import autocast_dtype, to_layout, uses_channels_last
+from fer_models.predict import predict_probs
+from fer_synth.core.errors import FerError
+
+FACE_SIZE = 48  # the side of the faces a classifier takes (FER2013's)
+
+
+@dataclass
+class LoadedModel:
+    """One network ready to predict: the model in eval mode, its checkpoint metadata and the TTA it uses."""
+
+    model: nn.Module
+    meta: dict
+    tta: str
+    amp: torch.dtype | None = None
+
+    def predict_proba(self, faces: Tensor, batch_size: int) -> np.ndarray:
+        return predict_probs(self.model, faces, self.meta["input_size"], self.meta["in_chans"], self.tta, batch_size,
+                             self.amp)
+
+
+@functools.cache
+def weights_sha256(path: Path, mtime_ns: int, size: int) -> str:
+    """The SHA-256 of a weights file (cached per path, modification time and size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fingerprint(meta: dict) -> str:
+    path = Path(meta["_path"]).parent / meta["weights"]
+    stat = path.stat()
+    return weights_sha256(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+class Classifier:
+    """Class probabilities of a model or an ensemble for uint8 faces [N, 48, 48]; build it with
+    :func:`load_classifier`."""
+
+    def __init__(self, spec: str, members: list[LoadedModel], weights: list[float], method: str, kind: str,
+                 batch_size: int = 512):
+        self.spec, self.members, self.weights, self.method, self.kind = spec, members, weights, method, kind
+        self.batch_size = batch_size
+        self.classes: tuple[str, ...] = tuple(members[0].meta["classes"])
+        for m in members[1:]:
+            if tuple(m.meta["classes"]) != self.classes:
+                raise FerError(f"{spec}: the ensemble's members predict different classes "
+                               f"({', '.join(self.classes)} vs {', '.join(m.meta['classes'])})")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.members[0].model.parameters()).device
+
+    @functools.cached_property
+    def identity(self) -> dict:
+        """What produced the probabilities: the spec, the model(s), their TTA, and a fingerprint of the weights
+        (SHA-256 of the weights file; of an ensemble, over its members' fingerprints and weights)."""
+        members = [{"model": m.meta["model"], "checkpoint": m.meta["_path"], "tta": m.tta,
+                    "weights_sha256": _fingerprint(m.meta)} for m in self.members]
+        if self.kind != "ensemble":
+            return {"spec": self.spec, "kind": self.kind, **members[0], "classes": list(self.classes)}
+        combined = hashlib.sha256(repr([(m["weights_sha256"], round(w, 12)) for m, w in
+                                        zip(members, self.weights)] + [self.method]).encode()).hexdigest()
+        return {"spec": self.spec, "kind": "ensemble", "model": "ensemble", "method": self.method,
+                "weights_sha256": combined, "members": [{**m, "weight": w} for m, w in zip(members, self.weights)],
+                "classes": list(self.classes)}
+
+    def predict_proba(self, faces: np.ndarray | Tensor) -> np.ndarray:
+        """Probabilities [N, C] (float32) for uint8 grayscale faces [N, 48, 48]."""
+        if isinstance(faces, np.ndarray):
+            if faces.dtype != np.uint8:
+                raise FerError(f"faces must be uint8 grayscale, got {faces.dtype}")
+            faces = torch.from_numpy(np.ascontiguousarray(faces))
+        if faces.ndim != 3 or tuple(faces.shape[1:]) != (FACE_SIZE, FACE_SIZE):
+            raise FerError(f"faces must be an array [N, {FACE_SIZE}, {FACE_SIZE}], got shape {tuple(faces.shape)}")
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        probs = [m.predict_proba(faces, self.batch_size) for m in self.members]
+        if self.kind != "ensemble":
+            return probs[0].astype(np.float32)
+        return combine(probs, self.weights, self.method).astype(np.float32)
+
+
+def load_classifier(spec: str | os.PathLike = BUILTIN, device: str | torch.device = "cpu", tta: str | None = None,
+                    amp: str = "none", batch_size: int = 512) -> Classifier:
+    """The classifier a spec names: ``builtin``, a run folder, a checkpoint or an ensemble file.
+
+    ``tta``: None uses each model's own (the one its recipe names; an ensemble's, else its members'); else
+    ``none``, ``flip`` or ``ten-crop`` for every model. ``amp``: ``none`` (float32, the default: exact and
+    comparable) or ``auto``/``bf16`` (faster on CPUs with native bf16; see :mod:`fer_models.precision`).
+    """
+    if tta is not None:
+        check_tta(tta)
+    device = torch.device(device)
+    dtype = autocast_dtype(amp, device)
+    meta = ckpt.read_meta(spec)
+
+    def loaded(path: str | os.PathLike, own_tta: str | None) -> LoadedModel:
+        model, member_meta = ckpt.load_model(path, device)
+        to_layout(model, uses_channels_last(dtype, device))
+        return LoadedModel(model, member_meta, tta or own_tta or member_meta.get("tta") or "none", dtype)
+
+    if meta["format"] == ckpt.ENSEMBLE_FORMAT:
+        ensemble = load_ensemble(spec)
+        members = [loaded(m, meta.get("tta")) for m in ensemble.members]
+        return Classifier(str(spec), members, ensemble.weights, ensemble.method, "ensemble", batch_size)
+    kind = BUILTIN if str(spec) == BUILTIN else "checkpoint"
+    return Classifier(str(spec), [loaded(spec, None)], [1.0], "mean", kind, batch_size)

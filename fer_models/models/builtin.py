@@ -1,0 +1,43 @@
+"""``builtin``: the pretrained FER2013 model shipped inside the package (no download, ever).
+
+Its files are ``weights/builtin.safetensors`` and ``weights/builtin.json``: a checkpoint in the same format as
+a training run's ``best.*`` (:mod:`fer_models.checkpoint`), so ``builtin`` works wherever a run or checkpoint
+is accepted (``evaluate``, ``ensemble``, ``predict``, ``export``, the judge), and ``create_model("builtin")``
+builds its architecture with the shipped weights loaded (a starting point for fine-tuning, too). What it is,
+how it was trained and how well it does: docs/builtin-model.md; ``python bench/train_builtin.py`` retrains it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch import nn
+
+from fer_models.models._registry import register_model
+from fer_synth.core.errors import FerError
+
+BUILTIN = "builtin"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+BUILTIN_JSON = WEIGHTS_DIR / "builtin.json"
+BUILTIN_WEIGHTS = WEIGHTS_DIR / "builtin.safetensors"
+
+
+def builtin_meta() -> dict:
+    """The shipped checkpoint's metadata (architecture, options, classes, TTA, training record)."""
+    return json.loads(BUILTIN_JSON.read_text())
+
+
+@register_model(BUILTIN, input_size=48, in_chans=1, paper="the shipped pretrained model: docs/builtin-model.md",
+                recipe=BUILTIN)
+def builtin(num_classes: int = 7, **kwargs) -> nn.Module:
+    from safetensors.torch import load_file
+
+    from fer_models.models._factory import create_model
+
+    meta = builtin_meta()
+    if num_classes != len(meta["classes"]):
+        raise FerError(f"the built-in model predicts {len(meta['classes'])} classes, not {num_classes}")
+    model = create_model(meta["model"], num_classes=num_classes, **{**meta.get("model_options", {}), **kwargs})
+    model.load_state_dict(load_file(str(BUILTIN_WEIGHTS)))
+    return model
