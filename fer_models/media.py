@@ -207,7 +207,7 @@ def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, su
     if not crops:
         return
     probs = classifier.predict_proba(np.stack(crops))
-    for (file, frame, (x, y, w, h), det_score, _), p in zip(pending, probs):
+    for (file, frame, (x, y, w, h), det_score), p in zip(pending, probs):
         k = int(p.argmax())
         summary.predictions.append(FacePrediction(
             file, frame, int(x), int(y), int(w), int(h), round(float(det_score), 4), classifier.classes[k],

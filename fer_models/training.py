@@ -385,8 +385,9 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
                 f"{state.best if state.best is None else round(state.best, 4)} at epoch {state.best_epoch}; "
                 f"{out / 'best.safetensors'}")
     d.close()
-    return RunResult(out, state.epoch, state.best_epoch, state.best, state.history, stopped_by, state.eval_model,
-                     state.loss)
+    # The returned model in the standard layout: it then computes exactly what the saved weights, loaded, compute.
+    return RunResult(out, state.epoch, state.best_epoch, state.best, state.history, stopped_by,
+                     state.eval_model.to(memory_format=torch.contiguous_format), state.loss)
 
 
 def _headline(metrics: dict) -> dict:
