@@ -28,7 +28,7 @@ def builtin_meta() -> dict:
     return json.loads(BUILTIN_JSON.read_text())
 
 
-@register_model(BUILTIN, input_size=48, in_chans=1, paper="the shipped pretrained model: docs/builtin-model.md",
+@register_model(BUILTIN, input_size=40, in_chans=1, paper="the shipped pretrained model: docs/builtin-model.md",
                 recipe=BUILTIN)
 def builtin(num_classes: int = 7, **kwargs) -> nn.Module:
     from safetensors.torch import load_file

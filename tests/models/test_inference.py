@@ -11,7 +11,7 @@ import torch
 from fer_models import checkpoint as ckpt
 from fer_models.ensemble import Ensemble, combine, save_ensemble
 from fer_models.inference import load_classifier
-from fer_models.models import create_model
+from fer_models.models import create_model, get_spec
 from fer_models.models.builtin import BUILTIN_JSON, BUILTIN_WEIGHTS, builtin_meta
 from fer_models.predict import predict_probs
 from fer_synth.core.classes import CLASSES
@@ -83,6 +83,7 @@ def test_builtin_is_shipped_small_and_loads_everywhere():
     assert ckpt.resolve_checkpoint("builtin") == BUILTIN_JSON
     meta = builtin_meta()
     assert meta["format"] == ckpt.CHECKPOINT_FORMAT and meta["classes"] == list(CLASSES)
+    assert get_spec("builtin").input_size == meta["input_size"] and get_spec("builtin").in_chans == meta["in_chans"]
     model = create_model("builtin")  # the architecture with the shipped weights loaded
     loaded, _ = ckpt.load_model("builtin")
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
