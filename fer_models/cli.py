@@ -204,9 +204,10 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 def predict_command(paths, model_spec, every, json_out, csv_out, annotate, tta, overwrite, device, **face_settings) -> None:
     """Expressions of the faces in images, folders (recursive) and videos: a table, and --json/--csv/--annotate."""
     from fer_models.inference import load_classifier
-    from fer_models.media import check_outputs, predict_media, write_rows
+    from fer_models.media import check_outputs, find_media, predict_media, write_rows
 
-    check_outputs(list(paths), [json_out, csv_out], None, overwrite)
+    find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
+    check_outputs(list(paths), [json_out, csv_out], annotate, overwrite)
     classifier = load_classifier(model_spec, resolve_device(device), tta)
     with face_stage_from(face_settings) as stage:
         summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite)
