@@ -38,10 +38,11 @@ sys.path.insert(0, str(ROOT))
 from fer_models.inference import load_classifier  # noqa: E402
 from fer_models.media import predict_media  # noqa: E402
 from fer_synth.core.images import save_png  # noqa: E402
-from fer_synth.data.readers import read_dataset  # noqa: E402
+from bench.train_fer2013 import packed  # noqa: E402
+from fer_synth.core import store  # noqa: E402
 from fer_synth.faces.stage import FILTERS, FaceStage  # noqa: E402
 
-CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
+H5 = ROOT / "bench" / ".cache" / "fer2013.h5"  # FER2013 packed from ../shared (bench/train_fer2013.py's cache)
 FACE_MODEL = ROOT.parent / "shared" / "models" / "face_detection_short_range.tflite"
 
 
@@ -49,7 +50,7 @@ def check_set(n: int, seed: int) -> list[tuple[str, np.ndarray]]:
     """(name, RGB image) of real faces: ``n`` FER2013 train faces, each tight and LFW-framed, plus the astronaut."""
     from skimage import data
 
-    train = read_dataset(CSV).splits["train"]
+    train = store.read_split(packed(H5), "train", provenance=False)
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(train.images), n, replace=False)
     images = []
