@@ -20,6 +20,7 @@ from fer_models.models.builtin import BUILTIN
 from fer_synth.cli import face_options, face_stage_from
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
+from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 
 logger = logging.getLogger(__name__)
 
@@ -252,6 +253,100 @@ def export_command(model_spec, fmt, out, tta, overwrite) -> None:
     out = out or default_export_path(model_spec, fmt)
     path = export(model_spec, out, fmt, tta, overwrite=overwrite)
     console.print(f"wrote {escape(str(path))}: input 'faces' uint8 [N, 48, 48], output 'probabilities' float32 [N, 7]")
+
+
+@main.command("judge")
+@click.argument("pool", type=click.Path(file_okay=False, exists=True))
+@click.option("--model", "model", default=BUILTIN, show_default=True, help="the judge: the built-in model, or a run "
+              "folder, checkpoint or ensemble .json trained on real faces")
+@click.option("--clip", help="also CLIP's opinion: a hub id or local folder of a CLIP model (skipped offline when "
+              "not cached)")
+@click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--overwrite", is_flag=True, help="judge again a pool judged by another model")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> None:
+    """Score every face of POOL with an independent model: does it show its folder's class?
+
+    Writes POOL/judgement.jsonl (what `fer-synth balance --judged` uses), a report and a confusion PNG.
+    """
+    import json
+
+    from fer_models.judge import CONFUSION_FILE, judge_pool
+
+    report = judge_pool(pool, model, device=resolve_device(device), batch_size=batch_size, overwrite=overwrite,
+                        clip=clip)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=escape(f"{pool} judged by {report['judge']['model']}"))
+    for column in ("class", "faces", "agreement", "mean p(intended)", "most often judged as"):
+        table.add_column(column, justify="left" if column in ("class", "most often judged as") else "right")
+    for name, row in report["per_class"].items():
+        confusion = f"{row['top_confusion']} ({100 * row['top_confusion_share']:.0f}%)" if row["top_confusion"] else ""
+        table.add_row(name, str(row["faces"]), f"{100 * row['agreement']:.1f}%", f"{row['mean_p_intended']:.3f}",
+                      confusion)
+    table.add_section()
+    table.add_row("all", str(report["faces"]), f"{100 * report['agreement']:.1f}%", "", "")
+    console.print(table)
+    console.print("kept by policy: " + ", ".join(f"{policy} {n}" for policy, n in report["policies"].items()))
+    if "clip" in report:
+        c = report["clip"]
+        console.print(f"CLIP on {c['faces']} faces: agrees with the intended class {100 * c['agreement_with_intended']:.1f}%, "
+                      f"with the judge {100 * c['agreement_with_judge']:.1f}%")
+    console.print(f"records in {pool}/judgement.jsonl, confusion in {pool}/{CONFUSION_FILE}")
+
+
+@main.command("compare")
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--recipe", help="the recipe every arm trains with (list-recipes) or a .yaml path")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="seeds 0..N-1 per arm")
+@click.option("--variant", "variants", multiple=True, help="an arm on the first file with one setting changed, "
+              "e.g. loss=focal, class_weighting=balanced, balanced_sampler=true (repeatable)")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training per run")
+@click.option("--threads", type=click.IntRange(min=1))
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def compare_command(datasets, recipe, seeds, variants, out, epochs, time_budget, threads, device) -> None:
+    """Did the top-up help? Train one recipe on each file (same seeds, same val/test) and compare on test."""
+    from fer_models.compare import METRICS, RECALL_PNG, REPORT_FILE, compare
+
+    overrides = {k: v for k, v in dict(epochs=epochs, time_budget=time_budget, threads=threads).items() if v is not None}
+    result = compare(list(datasets), out, recipe=recipe, seeds=seeds, variants=list(variants), device=device,
+                     **overrides)
+    table = Table(title=escape(f"test metrics, mean +- std over {seeds} seed(s); difference to {result['first']} "
+                               "with its paired 95% interval"))
+    table.add_column("arm")
+    for metric in METRICS:
+        table.add_column(metric.replace("_", " "), justify="right")
+        table.add_column("vs first", justify="right", style="dim")
+    for name, arm in result["arms"].items():
+        cells = []
+        for metric in METRICS:
+            cells.append(f"{100 * arm[metric]['mean']:.2f} +- {100 * arm[metric]['std']:.2f}")
+            d = arm["vs_first"][metric]
+            cells.append("" if name == result["first"] else
+                         f"{100 * d['mean']:+.2f}" + (f" +- {100 * d['ci95']:.2f}" if d["ci95"] is not None else ""))
+        table.add_row(name, *cells)
+    console.print(table)
+    console.print(f"saved {out}/{REPORT_FILE} and {out}/{RECALL_PNG}")
+
+
+@main.command("report")
+@click.argument("runs", nargs=-1, type=click.Path())
+@click.option("--compare", "comparisons", multiple=True, type=click.Path(),
+              help="A `fer-models compare` result (its --out folder or compare.json) to show too (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), default=REPORT_OUT, show_default=True,
+              help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
+@click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
+def report_command(runs, comparisons, out, overwrite) -> None:
+    """A static HTML page about RUNS (run folders, checkpoints, ensemble files): curves, confusion matrices,
+    per-class scores, members vs ensemble, worst-confused faces, comparisons. Built from what `evaluate` and
+    `compare` wrote."""
+    from fer_models.report import runs_report
+
+    console.print(f"Wrote [bold]{runs_report(list(runs), out, overwrite, list(comparisons))}[/]")
 
 
 @main.command("list-models")

@@ -24,6 +24,7 @@ from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import SplitNotFoundError
 from fer_synth.core.outputs import make_dir
+from fer_synth.core.plots import confusion_figure
 
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
 
@@ -43,7 +44,8 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     """Evaluate ``path`` (run folder, checkpoint or ensemble file) on ``split`` of ``data``.
 
     Reports no TTA and, unless ``tta`` is ``none``, the given TTA (default: the one the checkpoint's recipe
-    names, else flip; for an ensemble, the one it was built with, else each member's own). Writes ``evaluation-<split>.json`` and ``confusion-<split>.png`` into ``out`` when given.
+    names, else flip; for an ensemble, the one it was built with, else each member's own). Writes ``evaluation-<split>.json``,
+    ``confusion-<split>.png`` and each row's probabilities (``evaluation-<split>.npz``) into ``out`` when given.
     """
     if tta is not None:
         check_tta(tta)
@@ -60,7 +62,7 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     synthetic = evaluated.source.cpu().numpy() == SYNTHETIC
     results = {}
     for mode in dict.fromkeys(("none", tta)):
-        probs = predict_file(path, evaluated, mode, device)
+        probs = predict_file(path, evaluated, mode, device)  # the last mode's stay for the predictions file
         results[mode] = {"all": classification_metrics(probs, labels)}
         if synthetic.any():
             results[mode]["real"] = classification_metrics(probs[~synthetic], labels[~synthetic])
@@ -68,39 +70,36 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     trained_on = meta.get("data", {}).get("fingerprint")
     report = {
         "checkpoint": meta["_path"], "kind": meta["format"], "model": meta.get("model", "ensemble"),
-        "data": str(data), "data_fingerprint": attrs.get("fingerprint"),
+        "data": str(data), "data_path": str(Path(data).resolve()), "data_fingerprint": attrs.get("fingerprint"),
         "same_data_as_training": trained_on == attrs.get("fingerprint") if trained_on else None,
         "split": split, "n": len(labels), "n_synthetic": int(synthetic.sum()), "tta": tta, "results": results,
     }
     if out is not None:
         out = Path(out)
+        report["predictions_file"] = str(save_predictions(out / f"evaluation-{split}.npz", probs, labels))
         report["report_file"] = str(ckpt.write_json(out / f"evaluation-{split}.json", report))
         report["confusion_png"] = str(plot_confusion(out / f"confusion-{split}.png", results[tta]["all"]["confusion"],
                                                      f"{report['model']} on {split} (TTA {tta})"))
     return report
 
 
-def plot_confusion(path: Path, confusion: list[list[int]], title: str = "") -> Path:
-    """The confusion matrix as a PNG, rows normalised to recall, counts printed in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = np.asarray(confusion)
-    rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
-    ax.set_yticks(range(len(CLASSES)), CLASSES)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(CLASSES)):
-        for j in range(len(CLASSES)):
-            ax.text(j, i, f"{counts[i, j]}", ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_title(title)
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+def save_predictions(path: Path, probs: np.ndarray, labels: np.ndarray) -> Path:
+    """Each row's class probabilities (with the report's TTA) and label, for reports that show faces."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, probs=probs.astype(np.float32), labels=labels.astype(np.int64))
     return path
+
+
+def plot_confusion(path: Path, confusion: list[list[int]], title: str = "", rows: list[str] | None = None,
+                   columns: list[str] | None = None, axes: tuple[str, str] = ("predicted", "true")) -> Path:
+    """The confusion matrix as a PNG: counts and row-normalised rates side by side. ``rows`` and ``columns``
+    name the classes (default: FER2013's); ``axes`` names the x and y axes."""
+    rows = list(rows or CLASSES)
+    return confusion_figure(path, confusion, rows, title, true_label=axes[1], predicted_label=axes[0],
+                            columns=list(columns or rows))
+
+
+def load_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities [N, C], labels [N]) from :func:`save_predictions`' file (plain arrays, no pickle)."""
+    with np.load(path, allow_pickle=False) as data:
+        return data["probs"], data["labels"]

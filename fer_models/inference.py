@@ -4,7 +4,9 @@ A spec is ``builtin`` (the model shipped inside the package), a run folder, a ch
 ``.safetensors``, or an ensemble ``.json``. The :class:`Classifier` takes uint8 grayscale faces [N, 48, 48]
 (FER2013's framing, as :mod:`fer_synth.faces` crops them) and returns probabilities [N, C] over
 :attr:`Classifier.classes`, with the model's own test-time augmentation (an ensemble: its members', combined
-as the ensemble file says). ``predict``, ``export`` and the label-fidelity judge all go through it.
+as the ensemble file says), and names itself: :attr:`Classifier.identity` is the spec as given and a fingerprint
+of the weights files and TTA, so that what it judged or predicted traces to exactly these weights. ``predict``,
+``export`` and the label-fidelity judge (``judge``) all go through it.
 """
 
 from __future__ import annotations
@@ -44,22 +46,6 @@ class LoadedModel:
                              self.amp)
 
 
-@functools.cache
-def weights_sha256(path: Path, mtime_ns: int, size: int) -> str:
-    """The SHA-256 of a weights file (cached per path, modification time and size)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fingerprint(meta: dict) -> str:
-    path = Path(meta["_path"]).parent / meta["weights"]
-    stat = path.stat()
-    return weights_sha256(path.resolve(), stat.st_mtime_ns, stat.st_size)
-
-
 class Classifier:
     """Class probabilities of a model or an ensemble for uint8 faces [N, 48, 48]; build it with
     :func:`load_classifier`."""
@@ -74,26 +60,21 @@ class Classifier:
                 raise FerError(f"{spec}: the ensemble's members predict different classes "
                                f"({', '.join(self.classes)} vs {', '.join(m.meta['classes'])})")
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.members[0].model.parameters()).device
-
     @functools.cached_property
     def identity(self) -> dict:
-        """What produced the probabilities: the spec, the model(s), their TTA, and a fingerprint of the weights
-        (SHA-256 of the weights file; of an ensemble, over its members' fingerprints and weights)."""
-        members = [{"model": m.meta["model"], "checkpoint": m.meta["_path"], "tta": m.tta,
-                    "weights_sha256": _fingerprint(m.meta)} for m in self.members]
-        if self.kind != "ensemble":
-            return {"spec": self.spec, "kind": self.kind, **members[0], "classes": list(self.classes)}
-        combined = hashlib.sha256(repr([(m["weights_sha256"], round(w, 12)) for m, w in
-                                        zip(members, self.weights)] + [self.method]).encode()).hexdigest()
-        return {"spec": self.spec, "kind": "ensemble", "model": "ensemble", "method": self.method,
-                "weights_sha256": combined, "members": [{**m, "weight": w} for m, w in zip(members, self.weights)],
-                "classes": list(self.classes)}
+        """The model spec as given and a fingerprint of what produces the probabilities: 16 hex digits of SHA-256
+        over every weights file, each model's TTA, and an ensemble's weights and method (docs/judging.md)."""
+        h = hashlib.sha256()
+        for member in self.members:
+            with open(Path(member.meta["_path"]).parent / member.meta["weights"], "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            h.update(member.tta.encode())
+        h.update(repr((self.weights, self.method)).encode())
+        return {"model": self.spec, "fingerprint": h.hexdigest()[:16]}
 
-    def predict_proba(self, faces: np.ndarray | Tensor) -> np.ndarray:
-        """Probabilities [N, C] (float32) for uint8 grayscale faces [N, 48, 48]."""
+    def predict_proba(self, faces: np.ndarray | Tensor, batch_size: int | None = None) -> np.ndarray:
+        """Probabilities [N, C] (float32, in the order of :attr:`classes`) for uint8 grayscale faces [N, 48, 48]."""
         if isinstance(faces, np.ndarray):
             if faces.dtype != np.uint8:
                 raise FerError(f"faces must be uint8 grayscale, got {faces.dtype}")
@@ -102,7 +83,7 @@ class Classifier:
             raise FerError(f"faces must be an array [N, {FACE_SIZE}, {FACE_SIZE}], got shape {tuple(faces.shape)}")
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        probs = [m.predict_proba(faces, self.batch_size) for m in self.members]
+        probs = [m.predict_proba(faces, batch_size or self.batch_size) for m in self.members]
         if self.kind != "ensemble":
             return probs[0].astype(np.float32)
         return combine(probs, self.weights, self.method).astype(np.float32)

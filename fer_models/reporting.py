@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_models.checkpoint import write_json
-from fer_synth.core.atomic import atomic_file, write_bytes
+from fer_synth.core.atomic import write_bytes
+from fer_synth.core.plots import pyplot, save
 
 
 def write_history(out: Path, history: list[dict]) -> None:
@@ -22,29 +23,31 @@ def write_history(out: Path, history: list[dict]) -> None:
     write_bytes(out / "metrics.csv", buffer.getvalue().encode())
 
 
-def plot_curves(path: Path, history: list[dict]) -> None:
+def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
     """Loss and accuracy per epoch, train and val, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = np.array([r["epoch"] for r in history])
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train loss")
-    ax_loss.plot(epochs, [r["val_nll"] for r in history], label="val NLL")
-    ax_acc.plot(epochs, [r["train_accuracy"] for r in history], label="train")
-    ax_acc.plot(epochs, [r["val_accuracy"] for r in history], label="val")
-    ax_acc.plot(epochs, [r["val_balanced_accuracy"] for r in history], label="val balanced")
-    for ax, title in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+    style = {"marker": "o", "markersize": 4} if len(epochs) <= 20 else {}  # a point per epoch while they are few
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(7.8, 3.4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train loss", **style)
+    ax_loss.plot(epochs, [r["val_nll"] for r in history], label="val NLL", **style)
+    ax_acc.plot(epochs, [r["train_accuracy"] for r in history], label="train", **style)
+    ax_acc.plot(epochs, [r["val_accuracy"] for r in history], label="val", **style)
+    ax_acc.plot(epochs, [r["val_balanced_accuracy"] for r in history], label="val balanced", **style)
+    for ax, panel in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.legend()
+        ax.set_ylabel(panel)
+        ax.set_title(panel)
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+            ax.set_xlim(epochs.min() - 0.5, epochs.max() + 0.5)
+        else:
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    if title:
+        fig.suptitle(title, fontweight="bold")
+    save(fig, path)
 
 
 def epoch_line(row: dict, improved: bool) -> str:

@@ -17,6 +17,9 @@ from fer_synth.core.classes import CLASSES, NUM_CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP
+from fer_synth.core.errors import InvalidOptionError
+from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
+from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
 from fer_synth.generation import config as gen
@@ -255,16 +258,32 @@ _common_split_options = [
               help="Allow synthetic images in val/test (recorded in the output; evaluation is then not clean).")
 @click.option("--allow-shortfall", is_flag=True, help="Top up as far as the pool allows instead of failing.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
+@click.option("--judged", is_flag=True, help="Use only the faces the pool's judgement trusts (`fer-models judge "
+              "POOL` first), best-judged first.")
+@click.option("--min-prob", type=click.FloatRange(0, 1), help="With --judged: trust faces the judge gives their class "
+              f"at least this probability [default policy: {DEFAULT_POLICY}].")
+@click.option("--top-k", type=click.IntRange(min=1), help="With --judged: trust the K best-judged faces of each class.")
+@click.option("--agree", is_flag=True, help="With --judged: trust faces whose judged class is their class.")
 @_with_options(_common_split_options)
-def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run,
-                    val_fraction, seed, drop_duplicates, compression, strict, overwrite) -> None:
+def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run, judged,
+                    min_prob, top_k, agree, val_fraction, seed, drop_duplicates, compression, strict, overwrite) -> None:
     """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
+    chosen = {k: v for k, v in (("min-prob", min_prob), ("top-k", top_k), ("agree", agree or None)) if v is not None}
+    if chosen and not judged:
+        raise InvalidOptionError(f"--{next(iter(chosen))} chooses which judged faces to trust; add --judged")
+    if len(chosen) > 1:
+        raise InvalidOptionError("give one selection policy: --min-prob, --top-k or --agree")
+    policy = None
+    if judged:
+        kind, value = next(iter(chosen.items()), (None, None))
+        policy = DEFAULT_POLICY if kind is None else SelectionPolicy(kind, None if kind == "agree" else value)
     result = balance(
         dataset, pool, out or default_output(dataset), target=target,
         splits=[s.strip() for s in splits.split(",") if s.strip()],
         force_synthetic_eval=force_synthetic_eval, val_fraction=val_fraction, seed=seed,
         allow_shortfall=allow_shortfall, drop_duplicates=drop_duplicates, dry_run=dry_run,
         compression=None if compression == "none" else compression, overwrite=overwrite, strict=strict,
+        judged=policy,
     )
     console.print(_plan_table(result.plan))
     if result.plan.total_shortfall:
@@ -284,6 +303,22 @@ def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression,
     """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
     _report(pack(dataset, out, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
                  compression=None if compression == "none" else compression, overwrite=overwrite, strict=strict))
+
+
+@main.command("report")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--pool", type=click.Path(path_type=Path), default=None,
+              help="A folder of generated or cropped faces (with its manifest, run.json, judgement.jsonl).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path(REPORT_OUT), show_default=True,
+              help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the faces sampled for the contact sheets.")
+@click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
+def report_command(dataset: Path, pool: Path | None, out: Path, seed: int, overwrite: bool) -> None:
+    """A static HTML page about DATASET (and POOL): class counts, faces per class, run outcomes, duplicates,
+    judge results, provenance. Opens from disk, offline."""
+    from fer_synth.report import dataset_report
+
+    console.print(f"Wrote [bold]{dataset_report(dataset, pool, out, seed, overwrite)}[/]")
 
 
 @main.command("prompts")
@@ -368,7 +403,6 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed
                      config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
                      max_attempts: int, progress: bool, overwrite: bool, **face_settings) -> None:
     """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
-    from fer_synth.core.errors import InvalidOptionError
     from fer_synth.generation.run import generate
 
     if keep_raw and not faces:

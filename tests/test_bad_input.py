@@ -99,6 +99,10 @@ CASES = [
     (synth_cli, ["crop", "{w}/missing", "--out", "{w}/c"], "missing"),
     (synth_cli, ["crop", "{w}/empty", "--out", "{w}/c"], "no images"),
     (synth_cli, ["crop", "{w}/empty", "--out", "{w}/c", "--policy", "some"], "--policy"),
+    (synth_cli, ["report", "{w}/missing.csv"], "no such file"),
+    (synth_cli, ["report", "{w}/fer.csv", "--pool", "{w}/nopool"], "nopool"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}"], "overlaps"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/notes.txt"], "not a folder"),
     # fer-models
     (models_cli, ["train", "--data", "{w}/missing.h5"], "no such data file"),
     (models_cli, ["train", "--data", "{w}/fake.h5"], "fake.h5"),
@@ -125,6 +129,8 @@ CASES = [
     (models_cli, ["export", "{w}/fit", "--out", "{w}/notes.txt"], "exists"),
     (models_cli, ["export", "{w}/fit", "--out", "{w}/model.pb"], ".onnx"),
     (models_cli, ["export", "{w}/fit", "--format", "tflite"], "--format"),
+    (models_cli, ["report", "{w}/missing"], "no such checkpoint"),
+    (models_cli, ["report", "{w}/fake.safetensors"], "fake"),
     # damaged or foreign data files
     (synth_cli, ["stats", "{w}/corrupt.csv.gz"], "corrupt.csv.gz"),
     (synth_cli, ["pack", "{w}/corrupt.csv.gz", "--out", "{w}/o.h5"], "cannot read"),
@@ -154,6 +160,9 @@ CASES = [
                  "--out", "{w}/only_test"], "not an earlier"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/only_test"], "not an earlier"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/run", "--resume", "--overwrite"], "choose one"),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/afile/r"], "afile"),
+    (synth_cli, ["report", "{w}/only_test", "--out", "{w}/only_test/test"], "overlaps"),
+    (models_cli, ["report", "{w}/fit", "--out", "{w}/only_test"], "not an earlier"),
 ]
 
 

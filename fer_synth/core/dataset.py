@@ -37,6 +37,7 @@ class Split:
     prompt: np.ndarray = None  # object [N]: generation prompt, "" for real rows
     seed: np.ndarray = None  # int64 [N]: generation seed, -1 for real rows
     model: np.ndarray = None  # object [N]: generator model, "" for real rows
+    judge_score: np.ndarray = None  # float32 [N]: a judge's probability of the row's label, NaN when not judged
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -47,7 +48,9 @@ class Split:
         self.prompt = _str_array(self.prompt, n)
         self.model = _str_array(self.model, n)
         self.seed = np.full(n, -1, np.int64) if self.seed is None else np.asarray(self.seed, np.int64)
-        for name in ("labels", "source", "origin", "prompt", "seed", "model"):
+        self.judge_score = (np.full(n, np.nan, np.float32) if self.judge_score is None
+                            else np.asarray(self.judge_score, np.float32))
+        for name in ("labels", "source", "origin", "prompt", "seed", "model", "judge_score"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"column {name!r} has {len(getattr(self, name))} rows, images has {n}")
         if self.images.ndim != 3:
@@ -82,7 +85,7 @@ class Split:
         return cls(**{name: np.concatenate([getattr(s, name) for s in splits]) for name in COLUMNS})
 
 
-COLUMNS: tuple[str, ...] = ("images", "labels", "source", "origin", "prompt", "seed", "model")
+COLUMNS: tuple[str, ...] = ("images", "labels", "source", "origin", "prompt", "seed", "model", "judge_score")
 
 
 @dataclass

@@ -147,3 +147,17 @@ def check_settings(folder: Path, settings: dict, create: bool = True) -> None:
             f"{folder} holds a run made with different settings: {'; '.join(differing)}. Use another "
             f"--out folder, or the same settings to resume or extend that run"
         )
+
+
+def outcome(record: dict) -> tuple[list[str], str | None]:
+    """What one attempt left: its output files (relative to the run folder) and, when it kept none, why.
+
+    Covers every record kind: ``generate`` with the face stage (``files`` + ``face.reason``), ``generate
+    --no-faces`` (one ``file``), ``crop`` (``files`` + ``reason``) and folder exports (one ``path``).
+    """
+    if "files" in record:
+        files = list(record["files"])
+        reason = (record.get("face") or {}).get("reason") if "face" in record else record.get("reason")
+        return files, None if files else (reason or "rejected")
+    single = record.get("file") or record.get("path")
+    return ([single], None) if single else ([], record.get("reason") or "rejected")

@@ -7,6 +7,8 @@ One file holds the ``train``, ``val`` and ``test`` splits. Per split, a group wi
 * ``source``: uint8 enum {real: 0, synthetic: 1}
 * ``origin``: str, CSV row number or file path the row came from
 * ``prompt``, ``seed``, ``model``: generation provenance ("" / -1 for real rows)
+* ``judge_score``: float32, a judge's probability of the row's label (NaN when not judged); optional: files
+  written before it existed read as all-NaN, and readers that do not know it ignore it
 
 Root attributes: ``format``, ``format_version``, ``classes``, ``image_size``, ``writer`` (tool and
 version), ``command``, ``created``, ``fingerprint`` (content hash) and ``synthetic_in_eval`` (True only when
@@ -51,6 +53,8 @@ _SOURCE_DTYPE = h5py.enum_dtype(dict(zip(SOURCE_NAMES, range(len(SOURCE_NAMES)))
 _STR_DTYPE = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 1024
 COMPRESSIONS = (None, "gzip", "lzf")
+#: Columns a file may lack (added after version 1 without changing its layout for older readers).
+OPTIONAL_COLUMNS = frozenset({"judge_score"})
 
 
 class FormatError(FerError, ValueError):
@@ -122,6 +126,7 @@ def _write_split(group: h5py.Group, split: Split, compression: str | None) -> No
     group.create_dataset("labels", data=split.labels.astype(np.int64))
     group.create_dataset("source", data=split.source, dtype=_SOURCE_DTYPE)
     group.create_dataset("seed", data=split.seed.astype(np.int64))
+    group.create_dataset("judge_score", data=split.judge_score.astype(np.float32))
     for name in ("origin", "prompt", "model"):
         group.create_dataset(name, data=getattr(split, name).astype(str).tolist(), dtype=_STR_DTYPE,
                              compression="gzip" if n else None)
@@ -170,6 +175,8 @@ def _read_group(group: h5py.Group, provenance: bool) -> Split:
     data = {}
     try:
         for name in COLUMNS if provenance else ("images", "labels", "source", "seed"):
+            if name in OPTIONAL_COLUMNS and name not in group:
+                continue  # written by a later version of the format; the Split fills its default
             ds = group[name]
             data[name] = np.asarray(ds.asstr()[()], dtype=object) if name in ("origin", "prompt", "model") else ds[()]
         return Split(**data)

@@ -20,6 +20,7 @@ from fer_synth.core.classes import CLASSES, NUM_CLASSES
 from fer_synth.core.dataset import SYNTHETIC, Split
 from fer_synth.core.atomic import remove_stale_temps
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
+from fer_synth.core.judgement import JudgementError, SelectionPolicy, judge_of, read_judgement
 from fer_synth.core.outputs import OutputError, has_file, make_dir, prepare_output_folder, refuse_inputs
 from fer_synth.data.export import EXPORT_MARKER, write_folders
 from fer_synth.data.readers import describe_skipped, read_dataset
@@ -95,12 +96,18 @@ def plan_topup(counts: Mapping[str, np.ndarray], pool_counts: np.ndarray, target
     return plan
 
 
-def apply_topup(splits: Mapping[str, Split], pool: Split, plan: TopUpPlan, seed: int) -> dict[str, Split]:
-    """Add the pool images ``plan`` asks for to each split; pool rows are drawn without replacement, seeded."""
+def apply_topup(splits: Mapping[str, Split], pool: Split, plan: TopUpPlan, seed: int,
+                best_first: bool = False) -> dict[str, Split]:
+    """Add the pool images ``plan`` asks for to each split; pool rows are drawn without replacement: a seeded
+    random draw, or with ``best_first`` the highest ``judge_score`` first (ties by file name), deterministically."""
     queues = {}
     for label in range(NUM_CLASSES):
         rows = np.flatnonzero(pool.labels == label)
-        queues[label] = list(np.random.default_rng([seed, label]).permutation(rows))
+        if best_first:
+            rows = rows[np.lexsort((pool.origin[rows].astype(str), -pool.judge_score[rows]))]
+        else:
+            rows = np.random.default_rng([seed, label]).permutation(rows)
+        queues[label] = list(rows)
     result = dict(splits)
     for name, take in plan.take.items():
         picked = []
@@ -170,6 +177,7 @@ def balance(
     compression: str | None = None,
     overwrite: bool = False,
     strict: bool = False,
+    judged: SelectionPolicy | None = None,
 ) -> BalanceResult:
     """Top up ``dataset``'s chosen splits to ``target`` with faces from ``pool`` and write ``out``.
 
@@ -177,7 +185,8 @@ def balance(
     manifest. Synthetic images go into val or test only with ``force_synthetic_eval``. Nothing is written
     when ``dry_run``; neither input is ever modified, and ``out`` may not overlap them. A folder ``out`` must be
     new, empty or an earlier export unless ``overwrite``. Source rows left out are in the result's ``skipped``
-    (an error with ``strict``).
+    (an error with ``strict``). With ``judged``, only the faces the pool's judgement (``fer-models judge``)
+    accepts under that policy are used, best-judged first.
     """
     unknown = [s for s in splits if s not in store.SPLITS]
     if unknown:
@@ -202,6 +211,9 @@ def balance(
     real = protocol.as_dict()
     pool_data = read_dataset(pool_path, resize=True, synthetic=True)
     pool_split = Split.concat(list(pool_data.splits.values()))
+    judgement = None
+    if judged is not None:
+        pool_split, judgement = trusted_pool(pool_path, pool_split, judged)
     plan = plan_topup({s: real[s].counts() for s in splits}, pool_split.counts(), target)
     if plan.total_shortfall and not allow_shortfall:
         short = ", ".join(f"{c} short by {n}" for c, n in plan.shortfall_by_class().items())
@@ -215,7 +227,7 @@ def balance(
     result = BalanceResult(real, plan, notes, skipped=skipped)
     if dry_run:
         return result
-    result.splits = apply_topup(real, pool_split, plan, seed)
+    result.splits = apply_topup(real, pool_split, plan, seed, best_first=judged is not None)
     attrs = {
         "source_dataset": str(dataset),
         "pool": str(pool_path),
@@ -226,9 +238,38 @@ def balance(
         "plan": {"counts": plan.counts, "targets": plan.targets, "take": plan.take, "shortfall": plan.shortfall},
         "notes": notes,
         "skipped_source_files": len(skipped),
+        **({"judgement": judgement} if judgement else {}),
     }
+    if judgement:
+        notes.append(f"pool judged by {judgement['judge']['model']}; policy {judgement['policy']}: "
+                     f"{sum(judgement['accepted'].values())} of {judgement['judged']} faces trusted")
     result.out = write_output(out, result.splits, attrs, compression)
     return result
+
+
+def trusted_pool(pool: Path, faces: Split, policy: SelectionPolicy) -> tuple[Split, dict]:
+    """The pool faces ``policy`` trusts (each with its judge score) and a summary for the output's provenance.
+
+    Every face must have a judgement by one judge, made for the class of the folder it is in."""
+    records = read_judgement(pool)
+    if not records:
+        raise JudgementError(f"{pool} was never judged; run `fer-models judge {pool}` first, or balance without --judged")
+    judge = judge_of(records)
+    missing = [o for o in faces.origin if o not in records]
+    if missing:
+        raise JudgementError(f"{len(missing)} faces of {pool} have no judgement (e.g. {', '.join(missing[:3])}); run "
+                             f"`fer-models judge {pool}` again: it judges only the new faces")
+    moved = [o for o, label in zip(faces.origin, faces.labels) if records[o]["class"] != CLASSES[label]]
+    if moved:
+        raise JudgementError(f"{len(moved)} faces of {pool} were judged as another class than their folder's (e.g. "
+                             f"{', '.join(moved[:3])}); judge the pool again with --overwrite")
+    faces.judge_score[:] = [records[o]["p_intended"] for o in faces.origin]
+    trusted = {r["file"] for rs in policy.select(records[o] for o in faces.origin).values() for r in rs}
+    keep = np.array([o in trusted for o in faces.origin], dtype=bool)
+    accepted = np.bincount(faces.labels[keep], minlength=NUM_CLASSES)
+    summary = {"judge": judge, "policy": str(policy), "judged": len(faces),
+               "accepted": {c: int(n) for c, n in zip(CLASSES, accepted)}}
+    return faces.take(keep), summary
 
 
 def pack(dataset: str | os.PathLike, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,

@@ -55,20 +55,27 @@ def image_hashes(images: np.ndarray) -> list[bytes]:
     return [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
 
 
-def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3) -> DuplicateStats:
+def identical_groups(splits: Mapping[str, Split]) -> tuple[list[list[tuple[str, int]]], int]:
+    """Groups of two or more identical images as ``(split, row)`` pairs, in first-seen order, and the number of
+    distinct images."""
     groups: dict[bytes, list[tuple[str, int]]] = defaultdict(list)
-    constant = 0
     for name, split in splits.items():
         for row, digest in enumerate(image_hashes(split.images)):
             groups[digest].append((name, row))
+    return [members for members in groups.values() if len(members) > 1], len(groups)
+
+
+def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3,
+                    groups: tuple[list[list[tuple[str, int]]], int] | None = None) -> DuplicateStats:
+    """Counts of identical images; ``groups`` reuses :func:`identical_groups`' answer for these splits."""
+    duplicate, distinct = groups or identical_groups(splits)
+    constant = 0
+    for split in splits.values():
         if len(split):
             flat = split.images.reshape(len(split), -1)
             constant += int((flat.min(axis=1) == flat.max(axis=1)).sum())
-    duplicate, cross, conflict = [], [], []
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        duplicate.append(members)
+    cross, conflict = [], []
+    for members in duplicate:
         if len({name for name, _ in members}) > 1:
             cross.append(members)
         if len({int(splits[name].labels[row]) for name, row in members}) > 1:
@@ -78,7 +85,7 @@ def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3) -> Dupli
         return [[f"{name}:{splits[name].origin[row]}" for name, row in members] for members in kind[:max_examples]]
 
     return DuplicateStats(
-        distinct_images=len(groups),
+        distinct_images=distinct,
         duplicate_groups=len(duplicate),
         extra_copies=sum(len(m) - 1 for m in duplicate),
         cross_split_groups=len(cross),
@@ -88,11 +95,11 @@ def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3) -> Dupli
     )
 
 
-def dataset_stats(splits: Mapping[str, Split]) -> dict:
+def dataset_stats(splits: Mapping[str, Split], groups: tuple[list[list[tuple[str, int]]], int] | None = None) -> dict:
     """Per-split statistics and the duplicate report, as plain data (what ``fer-synth stats --json`` prints)."""
     per_split = {name: asdict(split_stats(split)) for name, split in splits.items()}
     return {
         "splits": per_split,
         "needed_total": sum(s["needed"] for s in per_split.values()),
-        "duplicates": asdict(duplicate_stats(splits)),
+        "duplicates": asdict(duplicate_stats(splits, groups=groups)),
     }

@@ -9,24 +9,7 @@ import pytest
 
 from fer_models.ensemble import build_ensemble, combine, fit_weights, load_ensemble
 from fer_models.evaluation import evaluate
-from fer_models.training import train
 from fer_synth.core.errors import FerError
-from tests.models.helpers import separable_h5, tiny_config
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    """A run that learned the toy classes and one that barely trained; the toy test split has 14 synthetic rows."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("runs")
-    data = separable_h5(root / "toy.h5", synthetic_test=14)
-    train(tiny_config(data, root / "good", epochs=8, lr=0.02, schedule="one-cycle"))
-    train(tiny_config(data, root / "weak", epochs=1, lr=0.0001, seed=3, tta="flip"))
-    torch.set_num_threads(threads)
-    return data, root
 
 
 def test_evaluation_report_breaks_down_real_and_synthetic(two_runs):

@@ -51,9 +51,9 @@ def test_identity_fingerprints_the_weights(tmp_path):
     save_tiny(tmp_path / "a" / "best", 0)
     save_tiny(tmp_path / "b" / "best", 1)
     a, b = load_classifier(tmp_path / "a").identity, load_classifier(tmp_path / "b").identity
-    assert a["kind"] == "checkpoint" and a["model"] == "small-cnn" and len(a["weights_sha256"]) == 64
-    assert a["weights_sha256"] != b["weights_sha256"]
-    assert load_classifier(tmp_path / "a" / "best.safetensors").identity["weights_sha256"] == a["weights_sha256"]
+    assert a["model"] == str(tmp_path / "a") and len(a["fingerprint"]) == 16 and a["fingerprint"] != b["fingerprint"]
+    assert load_classifier(tmp_path / "a" / "best.safetensors").identity["fingerprint"] == a["fingerprint"]
+    assert load_classifier(tmp_path / "a", tta="none").identity["fingerprint"] != a["fingerprint"]  # TTA counts
 
 
 def test_an_ensemble_combines_its_members(tmp_path):
@@ -64,9 +64,9 @@ def test_an_ensemble_combines_its_members(tmp_path):
     classifier = load_classifier(tmp_path / "ab.json")
     each = [load_classifier(tmp_path / m).predict_proba(faces(6)) for m in ("a", "b")]
     assert np.allclose(classifier.predict_proba(faces(6)), combine(each, [0.25, 0.75], "weighted"), atol=1e-6)
-    identity = classifier.identity
-    assert identity["kind"] == "ensemble" and [m["weight"] for m in identity["members"]] == [0.25, 0.75]
-    assert [m["tta"] for m in identity["members"]] == ["flip", "none"]  # each member's own
+    assert [m.tta for m in classifier.members] == ["flip", "none"]  # each member's own
+    assert classifier.identity["fingerprint"] not in {load_classifier(tmp_path / m).identity["fingerprint"]
+                                                      for m in ("a", "b")}
 
 
 def test_faces_of_another_shape_or_type_are_refused(tmp_path):
@@ -100,7 +100,7 @@ def test_builtin_is_deterministic():
     assert np.array_equal(first, classifier.predict_proba(batch))
     # A face's probabilities do not depend on the other faces of its batch.
     assert np.allclose(classifier.predict_proba(batch[:3]), first[:3], atol=1e-6)
-    assert classifier.identity["kind"] == "builtin" and classifier.identity["spec"] == "builtin"
+    assert classifier.identity["model"] == "builtin" and classifier.kind == "builtin"
 
 
 def _public_test_faces(n: int) -> tuple[np.ndarray, np.ndarray]:
