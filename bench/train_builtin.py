@@ -4,6 +4,9 @@
     python bench/train_builtin.py --install                         # ... and replaces the shipped files
     python bench/train_builtin.py --time-budget 300 --epochs 5 --out runs/builtin-5min   # the 5-minute point
 
+A finished run in ``--out`` is not trained again: it is evaluated (and installed), so the command also reports a run
+made with ``fer-models train --recipe builtin``.
+
 Steps: pack ``fer2013.csv.gz`` (train = Training, val = PublicTest, test = PrivateTest; ``fer-synth pack``), train
 the ``builtin`` recipe (``fer-models train --recipe builtin``: one thread, bf16, the budget counted in this
 process's CPU seconds so that other work on a shared machine does not shorten it), select the epoch on val
@@ -19,7 +22,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,13 +75,15 @@ def main() -> None:
         pack(args.csv, args.h5)
     config = make_config("builtin", data=str(args.h5), out=str(args.out), time_budget=args.time_budget,
                          epochs=args.epochs, seed=args.seed, progress=False)
-    started, cpu, load = time.perf_counter(), time.process_time(), os.getloadavg()
-    result = train(config)
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    load = os.getloadavg()
+    result = train(config)  # a finished run in --out is left as it is: then this evaluates (and installs) it
+    # Training time from the run's own history: right for a run continued after an interruption, too.
+    wall = sum(h["seconds"] for h in result.history)
+    cpu = sum(h["cpu_seconds"] for h in result.history)
     # The test split is looked at here, once, with the epoch chosen on val.
     report = evaluate(args.out, args.h5, "test", config.tta, "cpu", out=args.out)
     figures = card_figures(report, config.tta)
-    summary = {"command": " ".join(sys.argv), "train_wall_s": wall, "train_cpu_s": cpu, "load_before": load,
+    summary = {"command": " ".join(sys.argv), "train_wall_s": wall, "train_cpu_s": cpu, "load_at_start": load,
                "load_after": os.getloadavg(), "epochs_done": len(result.history), "stopped_by": result.stopped_by,
                "best_epoch": result.best_epoch, "val_accuracy": result.best_metric, "test": figures,
                "val_curve": [{"epoch": h["epoch"], "cpu_minutes": sum(x["cpu_seconds"] for x in result.history[:i + 1]) / 60,
@@ -88,7 +92,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in summary.items() if k != "val_curve"}, indent=2))
     print(f"PrivateTest accuracy {100 * figures['accuracy']:.2f}% with {config.tta} TTA "
           f"({100 * figures['accuracy_without_tta']:.2f}% without) after {cpu / 60:.1f} CPU-min "
-          f"({wall / 60:.1f} min wall, load {load[0]:.1f} at the start)")
+          f"of training epochs ({wall / 60:.1f} min wall; load average {load[0]:.1f} when this script started)")
     if args.install:
         install(args.out, figures, args.csv)
         print(f"installed {BUILTIN_WEIGHTS} and {BUILTIN_JSON}")
