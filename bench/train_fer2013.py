@@ -10,6 +10,11 @@ GPU part (when CUDA exists): the ``khaireddin-vgg`` recipe's PrivateTest accurac
     python bench/train_fer2013.py --time-budget 1800                      # the issue's 30-minute CPU figure
     python bench/train_fer2013.py --time-budget 480 --threads 1 --model-options '{"widths": [16, 32, 64]}'
     python bench/train_fer2013.py --skip-cpu --gpu-epochs 300             # on a GPU machine
+    python bench/train_fer2013.py --ferplus ../shared/data/fer2013/ferplus-fer2013new.csv --h5 bench/.cache/ferplus.h5
+
+With ``--ferplus`` the labels are FER+'s (eight classes, ``--label-mode majority`` or ``distribution``; test is
+always the majority-labelled PrivateTest); published single-model FER+ test accuracies are 85-89% (GPU, hundreds
+of epochs).
 
 The packed file is cached (``--h5``); figures go to stdout and ``OUT/bench.json``.
 """
@@ -39,20 +44,22 @@ from fer_synth.data.balance import pack  # noqa: E402
 
 CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 VGG_ANCHOR = 0.7328
+FERPLUS_ANCHOR = 0.85  # the low end of published single-model FER+ majority-vote test accuracies
 
 
-def packed(h5: Path) -> Path:
+def packed(h5: Path, ferplus: Path | None = None, label_mode: str = "majority") -> Path:
     if not h5.exists():
         started = time.perf_counter()
-        pack(CSV, h5)
-        print(f"packed {CSV} -> {h5} in {time.perf_counter() - started:.1f} s (fer_synth.data.balance.pack)")
+        pack(CSV, h5, ferplus=ferplus, label_mode=label_mode)
+        print(f"packed {CSV} -> {h5} in {time.perf_counter() - started:.1f} s (fer_synth.data.balance.pack"
+              f"{f', FER+ {label_mode}' if ferplus else ''})")
     return h5
 
 
 def data_path_cost(config, device: torch.device, n_batches: int, rounds_n: int = 5) -> dict:
     """Images/s of train steps fed by the augmenting data path vs. by pre-rendered tensors (bare model)."""
     split = load_split(config.data, "train", device)
-    model = create_model(config.model, **config.model_options).to(device).train()
+    model = create_model(config.model, num_classes=len(split.classes), **config.model_options).to(device).train()
     spec = model.spec
     size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
     dtype = autocast_dtype(config.amp, device)  # as training runs it (bf16 + channels_last on such CPUs)
@@ -134,10 +141,12 @@ def main() -> None:
     p.add_argument("--gpu-epochs", type=int, default=300)
     p.add_argument("--gpu-time-budget", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ferplus", type=Path, default=None, help="FER+ votes (fer2013new.csv): train on FER+ labels")
+    p.add_argument("--label-mode", default="majority", help="with --ferplus: majority or distribution")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    h5 = packed(args.h5)
+    h5 = packed(args.h5, args.ferplus, args.label_mode)
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"command": " ".join(sys.argv), "threads": torch.get_num_threads(), "data": str(h5)}
 
@@ -168,9 +177,10 @@ def main() -> None:
         config = make_config("khaireddin-vgg", data=str(h5), out=str(args.out / "gpu-vgg"), device="cuda",
                              epochs=args.gpu_epochs, time_budget=args.gpu_time_budget, seed=args.seed, progress=False,
                              eval_batch_size=2048)
+        anchor = FERPLUS_ANCHOR if args.ferplus else VGG_ANCHOR
         summary["gpu"] = {**run_and_report(config, "gpu", args.out, "cuda"), "device": torch.cuda.get_device_name(),
-                          "anchor": VGG_ANCHOR}
-        summary["gpu"]["vs_anchor"] = summary["gpu"]["privatetest_accuracy_tta"] - VGG_ANCHOR
+                          "anchor": anchor}
+        summary["gpu"]["vs_anchor"] = summary["gpu"]["privatetest_accuracy_tta"] - anchor
         print(json.dumps(summary["gpu"], indent=2))
     else:
         summary["gpu"] = "not run: CUDA is not available on this machine"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -153,6 +154,14 @@ def report_dir(path: str | os.PathLike) -> Path:
     """Where reports about a checkpoint go by default: beside it, or ``runs/builtin`` for the built-in model
     (never inside the installed package)."""
     return Path("runs") / BUILTIN if str(path) == BUILTIN else resolve_checkpoint(path).parent
+
+
+def check_classes(meta: dict, classes: Sequence[str], data: str) -> None:
+    """Raise unless a checkpoint's class list is ``classes`` (those of ``data``): its outputs mean those classes."""
+    trained = list(meta.get("classes", []))
+    if trained != list(classes):
+        raise FerError(f"{meta['_path']} predicts {len(trained)} classes ({', '.join(trained)}) but {data} has "
+                       f"{len(classes)} ({', '.join(classes)}); evaluate it on data with the classes it was trained on")
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

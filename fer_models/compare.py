@@ -26,7 +26,6 @@ from fer_models.evaluation import evaluate
 from fer_models.training import train
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
-from fer_synth.core.classes import CLASSES
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, InvalidOptionError
 from fer_synth.core.outputs import make_dir
@@ -107,7 +106,7 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
                 [a[metric] - b[metric] for a, b in zip(results[name]["per_seed"], results[first]["per_seed"])])))
             for metric in METRICS}
     comparison = {"recipe": recipe, "seeds": seeds, "eval_fingerprint": next(iter(fingerprints.values())),
-                  "first": first, "arms": results, "classes": list(CLASSES)}
+                  "first": first, "arms": results, "classes": list(store.classes_of(datasets[0]))}
     write_json(out / REPORT_FILE, comparison)
     plot_recall(out / RECALL_PNG, comparison)
     return comparison

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fer_synth.core import store
-from fer_synth.core.classes import NUM_CLASSES
+from fer_synth.core.classes import NUM_CLASSES, ClassList
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import InvalidOptionError
 
@@ -35,12 +35,15 @@ TEN_CROP_FRACTION = 0.875  # window of a ten-crop when the model takes the whole
 
 @dataclass
 class TensorSplit:
-    """One split as tensors on one device: uint8 images [N, H, W], int64 labels [N], uint8 source [N]."""
+    """One split as tensors on one device: uint8 images [N, H, W], int64 labels [N] into ``classes``, uint8
+    source [N], and the soft labels [N, C] (float32) when the file has them (FER+ vote distributions)."""
 
     name: str
     images: Tensor
     labels: Tensor
     source: Tensor
+    classes: ClassList
+    soft_labels: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -50,7 +53,7 @@ class TensorSplit:
         return int((self.source == SYNTHETIC).sum())
 
     def counts(self) -> Tensor:
-        return torch.bincount(self.labels, minlength=NUM_CLASSES)
+        return torch.bincount(self.labels, minlength=len(self.classes))
 
 
 def load_split(path: str | os.PathLike, split: str, device: str | torch.device = "cpu") -> TensorSplit:
@@ -62,6 +65,8 @@ def load_split(path: str | os.PathLike, split: str, device: str | torch.device =
         torch.from_numpy(s.images).to(device),
         torch.from_numpy(s.labels).to(device),
         torch.from_numpy(s.source).to(device),
+        s.classes,
+        None if s.soft_labels is None else torch.from_numpy(s.soft_labels).to(device),
     )
 
 
@@ -175,10 +180,11 @@ def _erase(x: Tensor, p: float, g: torch.Generator) -> Tensor:
     return x.masked_fill(box[:, None], 0.0)
 
 
-def mix_batch(x: Tensor, labels: Tensor, aug: Augment, g: torch.Generator,
+def mix_batch(x: Tensor, targets: Tensor, aug: Augment, g: torch.Generator,
               num_classes: int = NUM_CLASSES) -> tuple[Tensor, Tensor]:
-    """Mixup or CutMix on a model-ready batch; returns images and soft targets [B, num_classes]."""
-    targets = F.one_hot(labels, num_classes).to(x.dtype)
+    """Mixup or CutMix on a model-ready batch of class indices [B] (of ``num_classes`` classes) or soft targets
+    [B, C]; returns images and soft targets."""
+    targets = F.one_hot(targets, num_classes).to(x.dtype) if targets.ndim == 1 else targets.to(x.dtype)
     alphas = [a for a in (aug.mixup, aug.cutmix) if a]
     if not alphas:
         return x, targets
@@ -230,7 +236,7 @@ def epoch_order(labels: Tensor, g: torch.Generator, balanced: bool = False) -> T
     n = len(labels)
     if not balanced:
         return torch.randperm(n, generator=g, device=g.device).to(labels.device)
-    counts = torch.bincount(labels, minlength=NUM_CLASSES).clamp(min=1).to(torch.float64)
+    counts = torch.bincount(labels).clamp(min=1).to(torch.float64)
     weights = (1.0 / counts)[labels].to(g.device)
     return torch.multinomial(weights, n, replacement=True, generator=g).to(labels.device)
 

@@ -78,6 +78,7 @@ def member_probs(members: list[str | os.PathLike], split: TensorSplit, tta: str 
     out = []
     for member in members:
         model, meta = ckpt.load_model(member, device)
+        ckpt.check_classes(meta, split.classes, f"the {split.name} split")
         out.append(predict_probs(model, split.images, meta["input_size"], meta["in_chans"], tta or meta["tta"], batch_size))
     return out
 
@@ -135,9 +136,9 @@ def build_ensemble(members: list[str | os.PathLike], data: str | os.PathLike, me
     evaluated = load_split(data, split, device)
     labels = evaluated.labels.cpu().numpy()
     probs = member_probs(paths, evaluated, tta, device)
-    rows = [{"name": str(p), "weight": w, **_headline(classification_metrics(pr, labels))}
+    rows = [{"name": str(p), "weight": w, **_headline(classification_metrics(pr, labels, evaluated.classes))}
             for p, w, pr in zip(paths, weights, probs)]
-    combined = classification_metrics(ensemble.combine(probs), labels)
+    combined = classification_metrics(ensemble.combine(probs), labels, evaluated.classes)
     report = {"method": method, "tta": tta, "split": split, "n_synthetic": evaluated.n_synthetic,
               "members": rows, "ensemble": combined, "weights_fit": fit}
     if out is not None:

@@ -36,6 +36,7 @@ def predict_file(path: str | os.PathLike, split: TensorSplit, tta: str, device: 
         ensemble = load_ensemble(path)
         return ensemble.combine(member_probs(ensemble.members, split, None if tta == MEMBERS_TTA else tta, device))
     model, meta = ckpt.load_model(path, device)
+    ckpt.check_classes(meta, split.classes, f"the {split.name} split")
     return predict_probs(model, split.images, meta["input_size"], meta["in_chans"], tta)
 
 
@@ -63,23 +64,25 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     results = {}
     for mode in dict.fromkeys(("none", tta)):
         probs = predict_file(path, evaluated, mode, device)  # the last mode's stay for the predictions file
-        results[mode] = {"all": classification_metrics(probs, labels)}
+        results[mode] = {"all": classification_metrics(probs, labels, evaluated.classes)}
         if synthetic.any():
-            results[mode]["real"] = classification_metrics(probs[~synthetic], labels[~synthetic])
-            results[mode]["synthetic"] = classification_metrics(probs[synthetic], labels[synthetic])
+            results[mode]["real"] = classification_metrics(probs[~synthetic], labels[~synthetic], evaluated.classes)
+            results[mode]["synthetic"] = classification_metrics(probs[synthetic], labels[synthetic], evaluated.classes)
     trained_on = meta.get("data", {}).get("fingerprint")
     report = {
         "checkpoint": meta["_path"], "kind": meta["format"], "model": meta.get("model", "ensemble"),
         "data": str(data), "data_path": str(Path(data).resolve()), "data_fingerprint": attrs.get("fingerprint"),
         "same_data_as_training": trained_on == attrs.get("fingerprint") if trained_on else None,
-        "split": split, "n": len(labels), "n_synthetic": int(synthetic.sum()), "tta": tta, "results": results,
+        "split": split, "n": len(labels), "n_synthetic": int(synthetic.sum()), "tta": tta,
+        "classes": list(evaluated.classes), "results": results,
     }
     if out is not None:
         out = Path(out)
         report["predictions_file"] = str(save_predictions(out / f"evaluation-{split}.npz", probs, labels))
         report["report_file"] = str(ckpt.write_json(out / f"evaluation-{split}.json", report))
         report["confusion_png"] = str(plot_confusion(out / f"confusion-{split}.png", results[tta]["all"]["confusion"],
-                                                     f"{report['model']} on {split} (TTA {tta})"))
+                                                     f"{report['model']} on {split} (TTA {tta})",
+                                                     rows=list(evaluated.classes)))
     return report
 
 

@@ -3,6 +3,8 @@ precision/recall/F1, top-k accuracy and the confusion matrix (rows: true class, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from fer_synth.core.classes import CLASSES
@@ -28,13 +30,15 @@ def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float((top == labels[:, None]).any(1).mean()) if len(labels) else 0.0
 
 
-def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = CLASSES) -> dict:
-    """Everything a FER report shows, as plain JSON-able values.
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str] = CLASSES) -> dict:
+    """Everything a FER report shows, as plain JSON-able values; ``classes`` names the columns of ``probs``.
 
     Balanced accuracy and macro-F1 average over the classes present in ``labels`` (a class with no rows has
     no recall to average).
     """
     probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+    if len(probs) and probs.shape[1] != len(classes):
+        raise ValueError(f"probabilities of {probs.shape[1]} classes, but {len(classes)} class names")
     predictions = probs.argmax(1)
     confusion = confusion_matrix(labels, predictions, len(classes))
     pc = per_class(confusion)

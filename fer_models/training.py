@@ -40,7 +40,6 @@ from fer_models.optim import create_optimizer, create_scheduler, cycle_ends
 from fer_models.precision import autocast_dtype, to_layout, uses_channels_last
 from fer_models.predict import predict_probs
 from fer_models.reporting import epoch_line, plot_curves, write_history
-from fer_synth.core.classes import CLASSES
 from fer_synth.core.console import progress_bar
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
@@ -146,7 +145,8 @@ def build_state(config: TrainConfig, train_split: TensorSplit, steps_per_epoch: 
                 device: torch.device) -> TrainingState:
     """Model, EMA, loss, optimizer, schedule and grad scaler, from ``config.seed``."""
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=len(CLASSES), weights=config.weights, **config.model_options)
+    model = create_model(config.model, num_classes=len(train_split.classes), weights=config.weights,
+                         **config.model_options)
     to_layout(model.to(device), uses_channels_last(amp_dtype(config, device), device))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
     # The loss comes after the EMA copy (a feature regulariser hooks the model; the copy needs no hook) and before
@@ -195,7 +195,9 @@ def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, co
         for step, index in enumerate(steps):
             x = augment_batch(split.images[index], aug, input_size, in_chans, g)
             y = split.labels[index]
-            x, targets = (mix_batch(x, y, aug, g) if aug.mixup or aug.cutmix else (x, y))
+            targets = y if split.soft_labels is None else split.soft_labels[index]  # soft: FER+ vote distributions
+            if aug.mixup or aug.cutmix:
+                x, targets = mix_batch(x, targets, aug, g, len(split.classes))
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits, loss = net(x, targets)
             _optimizer_step(loss, state, config, net)
@@ -239,7 +241,7 @@ def validate(model: nn.Module, split: TensorSplit, config: TrainConfig, input_si
     """Metrics of ``model`` on ``split`` (no TTA: selection must not depend on test-time tricks)."""
     probs = predict_probs(model, split.images, input_size, in_chans, "none", config.eval_batch_size,
                           amp_dtype(config, device))
-    return classification_metrics(probs, split.labels.cpu().numpy())
+    return classification_metrics(probs, split.labels.cpu().numpy(), split.classes)
 
 
 def save_epoch(out: Path, state: TrainingState, meta: dict, improved: bool, config: TrainConfig,
@@ -335,12 +337,14 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
     logger.info(f"training {config.model} ({sum(p.numel() for p in state.model.parameters()) / 1e6:.2f}M params"
                 f"{f', loss {config.loss} {loss_params / 1e6:.2f}M' if loss_params else ''}, "
                 f"{spec.in_chans}x{input_size}x{input_size}) on {len(train_split)} train / {len(val_split)} val rows "
-                f"({train_split.n_synthetic} synthetic in train), {device}"
+                f"({train_split.n_synthetic} synthetic in train; {len(train_split.classes)} classes"
+                f"{', soft-label targets' if train_split.soft_labels is not None else ''}), {device}"
                 f"{f' x{d.world_size}' if d.world_size > 1 else ''} -> {out}")
 
     # 5. Epochs: train, validate, keep the best, save.
     meta_base = {"model": config.model, "model_options": config.model_options, "input_size": input_size,
-                 "in_chans": spec.in_chans, "classes": list(CLASSES), "num_classes": len(CLASSES),
+                 "in_chans": spec.in_chans, "classes": list(train_split.classes),
+                 "num_classes": len(train_split.classes), "soft_labels": train_split.soft_labels is not None,
                  "tta": config.tta, "config": asdict(config), "data": data_id}
     clock = BUDGET_CLOCKS[config.budget_clock]
     deadline = None if config.time_budget is None else clock() + config.time_budget

@@ -2,7 +2,7 @@
 
 The main functions, importable from here (each loads its module on first use)::
 
-    from fer_synth import read_dataset, dataset_stats, pack, balance         # data
+    from fer_synth import read_dataset, dataset_stats, pack, balance, export # data
     from fer_synth import GenerateConfig, PipelineOptions, generate          # generation
     from fer_synth import FaceStage, crop_folder                             # faces
 """
@@ -21,6 +21,8 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "pack": "fer_synth.data.balance",
     "plan_topup": "fer_synth.data.balance",
     "write_folders": "fer_synth.data.export",
+    "export": "fer_synth.data.export",
+    "near_duplicate_stats": "fer_synth.data.near_duplicates",
     "load_prompts": "fer_synth.generation.prompts",
     "GenerateConfig": "fer_synth.generation.config",
     "PipelineOptions": "fer_synth.generation.config",
@@ -29,6 +31,9 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "FaceStage": "fer_synth.faces.stage",
     "crop_folder": "fer_synth.faces.crop",
     "CLASSES": "fer_synth.core.classes",
+    "ClassList": "fer_synth.core.classes",
+    "FER2013": "fer_synth.core.classes",
+    "FERPLUS": "fer_synth.core.classes",
     "Dataset": "fer_synth.core.dataset",
     "Split": "fer_synth.core.dataset",
     "FerError": "fer_synth.core.errors",

@@ -13,13 +13,15 @@ from rich.table import Table
 
 from fer_synth import __version__
 from fer_synth.data.balance import BalanceResult, TopUpPlan, balance, default_output, pack
-from fer_synth.core.classes import CLASSES, NUM_CLASSES
+from fer_synth.data.export import DEFAULT_FORMAT, DEFAULT_SHARD_SIZE, EXPORT_FORMATS, export
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP
 from fer_synth.core.errors import InvalidOptionError
 from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
+from fer_synth.data.ferplus import LABEL_MODES
+from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
 from fer_synth.generation import config as gen
@@ -110,7 +112,7 @@ def face_stage_from(options: dict):
 @click.option("--overwrite", is_flag=True, help="Empty an --out folder that holds something else (never the input).")
 @face_options("photo")
 def crop(input_dir: str, out_dir: str, keep_rejects: str | None, overwrite: bool, **options) -> None:
-    """Detect, crop and filter the faces in a folder of images (per-class sub-folders or flat).
+    """Detect, crop and filter the faces in a folder of images (class sub-folders, flat, or any sub-folders).
 
     Resumable: images already in OUT's manifest are skipped.
     """
@@ -142,14 +144,14 @@ def _crop_table(summary, title: str) -> Table:
     return table
 
 
-def _split_table(title: str, stats: dict) -> Table:
+def _split_table(title: str, stats: dict, classes: list[str]) -> Table:
     """Classes as rows, each split as two columns: its count and its deficit to the largest class."""
     table = Table(title=title)
     table.add_column("class")
     for split in stats:
         table.add_column(split, justify="right")
         table.add_column("deficit", justify="right", style="dim")
-    for name in CLASSES:
+    for name in classes:
         table.add_row(name, *[str(v) for s in stats.values() for v in (s["counts"][name], s["deficits"][name])])
     table.add_section()
     table.add_row("total", *[str(v) for s in stats.values() for v in (s["num_images"], s["needed"])])
@@ -157,24 +159,40 @@ def _split_table(title: str, stats: dict) -> Table:
     return table
 
 
+_label_options = [
+    click.option("--ferplus", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="FER+ votes (Microsoft's fer2013new.csv) relabelling DATASET, FER2013's CSV, with eight classes."),
+    click.option("--label-mode", type=click.Choice(LABEL_MODES), default=LABEL_MODES[0], show_default=True,
+                 help="With --ferplus: strict-majority labels, or vote distributions as soft training targets."),
+]
+_near_distance_option = click.option(
+    "--near-distance", type=click.IntRange(0, 64), default=DEFAULT_MAX_DISTANCE, show_default=True,
+    help="Near duplicates: perceptual hashes (pHash, 64 bits) at most this many bits apart.")
+
+
 @main.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
-def stats(dataset: Path, as_json: bool) -> None:
-    """Class counts, deficits to equilibrium and duplicate images of DATASET.
+@_with_options([*_label_options, _near_distance_option])
+def stats(dataset: Path, as_json: bool, ferplus: Path | None, label_mode: str, near_distance: int) -> None:
+    """Class counts, deficits to equilibrium, identical and nearly identical images of DATASET.
 
     DATASET is a FER2013 .csv/.csv.gz, Kaggle-style train/ test/ folders, a folder of class folders or an
     .h5 file written by this tool.
     """
-    data = read_dataset(dataset)
-    report = dataset_stats(data.splits)
+    data = read_dataset(dataset, ferplus=ferplus, label_mode=label_mode)
+    report = dataset_stats(data.splits, near_distance=near_distance)
     report["skipped"] = [list(item) for item in data.attrs.get("skipped", [])]
+    if "label_drops" in data.attrs:
+        report["label_drops"] = data.attrs["label_drops"]
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     if message := describe_skipped(data.attrs.get("skipped", [])):
         logger.warning(message)
-    console.print(_split_table(f"{dataset} ({data.attrs.get('layout', 'hdf5')})", report["splits"]))
+    for note in data.attrs.get("notes", []):
+        console.print(f"[dim]{note}[/]", soft_wrap=True)
+    console.print(_split_table(f"{dataset} ({data.attrs.get('layout', 'hdf5')})", report["splits"], report["classes"]))
     per_split = ", ".join(f"{name} {s['needed']:,}" for name, s in report["splits"].items())
     console.print(f"Images needed for class equilibrium (every class up to its split's largest): "
                   f"[bold]{report['needed_total']:,}[/] ({per_split})")
@@ -187,8 +205,21 @@ def stats(dataset: Path, as_json: bool) -> None:
     )
     for kind, groups in d["examples"].items():
         for group in groups:
-            shown = " = ".join(group[:4]) + (f" (+{len(group) - 4} more)" if len(group) > 4 else "")
-            console.print(f"  [dim]{kind}: {shown}[/]")
+            console.print(f"  [dim]{kind}: {_group(group, ' = ')}[/]", soft_wrap=True)
+    n = report["near_duplicates"]
+    links = ", ".join(f"{pair.replace('~', ' and ')} {count:,}" for pair, count in n["split_pairs"].items())
+    console.print(
+        f"Nearly identical images (pHash distance <= {n['max_distance']}, identical ones included): "
+        f"{n['groups']:,} groups with {n['extra_images']:,} extra images; {n['within_split_groups']:,} within one split, "
+        f"[bold red]{n['cross_split_groups']:,}[/] across splits ({links or 'none'}), {n['cross_split_not_identical']:,} "
+        f"of them beyond identical copies; {n['pairs_not_identical']:,} near pairs are not pixel-identical.",
+        soft_wrap=True)
+    for group in n["examples"]:
+        console.print(f"  [dim]near, cross_split: {_group(group, ' ~ ')}[/]", soft_wrap=True)
+
+
+def _group(members: list[str], sep: str) -> str:
+    return sep.join(members[:4]) + (f" (+{len(members) - 4} more)" if len(members) > 4 else "")
 
 
 def _plan_table(plan: TopUpPlan) -> Table:
@@ -199,7 +230,7 @@ def _plan_table(plan: TopUpPlan) -> Table:
         table.add_column("target", justify="right")
         table.add_column("from pool", justify="right", style="green")
         table.add_column("short", justify="right", style="red")
-    for i, name in enumerate(CLASSES):
+    for i, name in enumerate(plan.classes):
         cells = []
         for split in plan.take:
             short = plan.shortfall[split][i]
@@ -209,18 +240,25 @@ def _plan_table(plan: TopUpPlan) -> Table:
     return table
 
 
-def _report(result: BalanceResult) -> None:
+def _print_notes(result: BalanceResult) -> None:
+    """What was left out and how the splits were made (a dry run's too)."""
     if message := describe_skipped(result.skipped):
         logger.warning(f"{message} (--strict makes this an error)")
     for note in result.notes:
-        console.print(f"[bold red]{note}[/]" if note.startswith("WARNING") else f"[dim]{note}[/]")
+        console.print(f"[bold red]{note}[/]" if note.startswith(("WARNING", "refused")) else f"[dim]{note}[/]",
+                      soft_wrap=True)
+
+
+def _report(result: BalanceResult) -> None:
+    _print_notes(result)
     table = Table(title="Output splits (synthetic in brackets)")
     table.add_column("class")
     for name in result.splits:
         table.add_column(name, justify="right")
-    synthetic = {name: np.bincount(split.labels[split.source == SYNTHETIC], minlength=NUM_CLASSES)
+    classes = next(iter(result.splits.values())).classes
+    synthetic = {name: np.bincount(split.labels[split.source == SYNTHETIC], minlength=len(classes))
                  for name, split in result.splits.items()}
-    for i, cls in enumerate(CLASSES):
+    for i, cls in enumerate(classes):
         table.add_row(cls, *[f"{split.counts()[i]}" + (f" ({synthetic[name][i]})" if synthetic[name][i] else "")
                              for name, split in result.splits.items()])
     table.add_section()
@@ -237,11 +275,15 @@ _common_split_options = [
                  help="Stratified fraction of train held out as val when the source has no PublicTest/val split."),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for every random choice."),
     click.option("--drop-duplicates", is_flag=True, help="Drop train images identical to a val/test image."),
+    click.option("--drop-near-duplicates", is_flag=True,
+                 help="Drop train images nearly identical to a val/test image (see --near-distance)."),
+    _near_distance_option,
     click.option("--compression", type=click.Choice(["none", "gzip", "lzf"]), default="none", show_default=True,
                  help="Compress the HDF5 images (48x48 faces shrink <10%; reading gets 10-20x slower)."),
     click.option("--strict", is_flag=True, help="Stop on any unusable source row or file instead of skipping it."),
     click.option("--overwrite", is_flag=True,
                  help="Replace a folder --out that holds something else (never an input)."),
+    *_label_options,
 ]
 
 
@@ -257,6 +299,8 @@ _common_split_options = [
 @click.option("--force-synthetic-eval", is_flag=True,
               help="Allow synthetic images in val/test (recorded in the output; evaluation is then not clean).")
 @click.option("--allow-shortfall", is_flag=True, help="Top up as far as the pool allows instead of failing.")
+@click.option("--allow-pool-leakage", is_flag=True,
+              help="Use pool faces nearly identical to a val/test face (refused by default; recorded in the output).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
 @click.option("--judged", is_flag=True, help="Use only the faces the pool's judgement trusts (`fer-models judge "
               "POOL` first), best-judged first.")
@@ -265,8 +309,8 @@ _common_split_options = [
 @click.option("--top-k", type=click.IntRange(min=1), help="With --judged: trust the K best-judged faces of each class.")
 @click.option("--agree", is_flag=True, help="With --judged: trust faces whose judged class is their class.")
 @_with_options(_common_split_options)
-def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, dry_run, judged,
-                    min_prob, top_k, agree, val_fraction, seed, drop_duplicates, compression, strict, overwrite) -> None:
+def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, allow_pool_leakage,
+                    dry_run, judged, min_prob, top_k, agree, compression, **options) -> None:
     """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
     chosen = {k: v for k, v in (("min-prob", min_prob), ("top-k", top_k), ("agree", agree or None)) if v is not None}
     if chosen and not judged:
@@ -280,17 +324,15 @@ def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, al
     result = balance(
         dataset, pool, out or default_output(dataset), target=target,
         splits=[s.strip() for s in splits.split(",") if s.strip()],
-        force_synthetic_eval=force_synthetic_eval, val_fraction=val_fraction, seed=seed,
-        allow_shortfall=allow_shortfall, drop_duplicates=drop_duplicates, dry_run=dry_run,
-        compression=None if compression == "none" else compression, overwrite=overwrite, strict=strict,
-        judged=policy,
+        force_synthetic_eval=force_synthetic_eval, allow_shortfall=allow_shortfall,
+        allow_pool_leakage=allow_pool_leakage, dry_run=dry_run,
+        compression=None if compression == "none" else compression, judged=policy, **options,
     )
     console.print(_plan_table(result.plan))
     if result.plan.total_shortfall:
         logger.warning(f"the pool was short: {result.plan.shortfall_by_class()} (--allow-shortfall)")
     if dry_run:
-        if message := describe_skipped(result.skipped):
-            logger.warning(message)
+        _print_notes(result)
     else:
         _report(result)
 
@@ -299,10 +341,31 @@ def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, al
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The .h5 file (or a folder) to write.")
 @_with_options(_common_split_options)
-def pack_command(dataset, out, val_fraction, seed, drop_duplicates, compression, strict, overwrite) -> None:
+def pack_command(dataset, out, compression, **options) -> None:
     """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
-    _report(pack(dataset, out, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
-                 compression=None if compression == "none" else compression, overwrite=overwrite, strict=strict))
+    _report(pack(dataset, out, compression=None if compression == "none" else compression, **options))
+
+
+_class_list_option = click.option(
+    "--class-list", type=click.Choice(gen.CLASS_LISTS), default=gen.DEFAULT_CLASS_LIST, show_default=True,
+    help="The classes --emotion names (and 'all') come from; ferplus adds contempt.")
+
+
+@main.command("export")
+@click.argument("h5", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "format_", type=click.Choice(EXPORT_FORMATS.names()), default=DEFAULT_FORMAT,
+              show_default=True, help="Hugging Face ImageFolder (PNG + metadata.jsonl per split) or WebDataset tar shards.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE, show_default=True,
+              help="webdataset: samples per .tar shard.")
+@click.option("--overwrite", is_flag=True, help="Replace an OUT folder that holds something else (never the input).")
+def export_command(h5: Path, out: Path, format_: str, shard_size: int, overwrite: bool) -> None:
+    """Write the HDF5 file H5 as files other tools read, into the folder OUT (streamed, chunk by chunk)."""
+    result = export(h5, out, format_, shard_size, overwrite)
+    counts = ", ".join(f"{name} {n:,}" for name, n in result.counts.items())
+    console.print(f"Wrote [bold]{result.out}[/] ({result.format}): {counts}")
+    if result.format == "imagefolder":
+        console.print(f'[dim]load it with datasets.load_dataset("imagefolder", data_dir="{result.out}")[/]')
 
 
 @main.command("report")
@@ -324,20 +387,21 @@ def report_command(dataset: Path, pool: Path | None, out: Path, seed: int, overw
 @main.command("prompts")
 @click.option("--emotion", "-e", "emotions", multiple=True, required=True,
               help="Class name(s) or alias(es), comma-separated or repeated; 'all' for every class.")
+@_class_list_option
 @click.option("--n", "n", type=click.IntRange(min=1), default=5, show_default=True, help="Prompts per class.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The run seed.")
 @click.option("--start", type=click.IntRange(min=0), default=0, show_default=True, help="First image index.")
 @click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False), default=None,
               help="A prompt file (YAML); default: the shipped prompts/default.yaml.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
-def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, prompts_file: str | None,
-                    as_json: bool) -> None:
+def prompts_command(emotions: tuple[str, ...], class_list: str, n: int, seed: int, start: int,
+                    prompts_file: str | None, as_json: bool) -> None:
     """Print the prompts and seeds that `generate` would use, without loading a model."""
-    from fer_synth.core.classes import resolve_many
+    from fer_synth.core.classes import known_list
     from fer_synth.generation.prompts import load_prompts
 
     prompt_set = load_prompts(prompts_file)
-    wanted = resolve_many(emotions)
+    wanted = known_list(class_list).resolve_many(emotions)
     if not as_json:
         console.print(f"[dim]prompts: {prompt_set.source} ({prompt_set.digest})[/]")
         console.print(f"[dim]negative: {prompt_set.negative}[/]")
@@ -353,6 +417,7 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
 @main.command("generate")
 @click.option("--emotion", "-e", "emotions", multiple=True, required=True,
               help="Class name(s) or alias(es), comma-separated or repeated; 'all' for every class.")
+@_class_list_option
 @click.option("--n", "n", type=click.IntRange(min=1), required=True,
               help="Images (with the face stage: kept faces) per class.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -397,9 +462,9 @@ def prompts_command(emotions: tuple[str, ...], n: int, seed: int, start: int, pr
 @click.option("--overwrite", is_flag=True, help="Empty an --out folder that holds something else first.")
 @face_options("generated")
 @click.pass_context
-def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed: int, out: str, model: str,
-                     vae: str, scheduler: str, steps: int, guidance: float, size: int, batch_size: int, device: str,
-                     dtype: str, safety_checker: bool, tiny_vae: str | None, lora: tuple[str, ...],
+def generate_command(ctx: click.Context, emotions: tuple[str, ...], class_list: str, n: int, seed: int, out: str,
+                     model: str, vae: str, scheduler: str, steps: int, guidance: float, size: int, batch_size: int,
+                     device: str, dtype: str, safety_checker: bool, tiny_vae: str | None, lora: tuple[str, ...],
                      config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
                      max_attempts: int, progress: bool, overwrite: bool, **face_settings) -> None:
     """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
@@ -408,7 +473,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], n: int, seed
     if keep_raw and not faces:
         raise InvalidOptionError("--keep-raw needs the face stage; without it (--no-faces) the raw images are the output")
     config = gen.GenerateConfig(
-        emotions=emotions, n=n, seed=seed, out=Path(out), steps=steps, guidance=guidance, height=size, width=size,
+        emotions=emotions, class_list=class_list, n=n, seed=seed, out=Path(out), steps=steps, guidance=guidance, height=size, width=size,
         batch_size=batch_size, prompts=prompts_file, keep_raw=keep_raw, max_attempts=max_attempts,
         pipeline=gen.PipelineOptions(model=model, vae=vae, scheduler=scheduler, dtype=dtype, device=device,
                                      safety_checker=safety_checker, tiny_vae=tiny_vae, lora=lora, compile=compile_,

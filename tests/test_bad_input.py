@@ -46,6 +46,9 @@ def world(tmp_path: Path) -> Path:
     (tmp_path / "x.pt").write_bytes(b"\x80\x04K\x01.")
     (tmp_path / "bad_ensemble.json").write_text("{not json")
     (tmp_path / "empty_ensemble.json").write_text('{"format": "fer-models-ensemble", "format_version": 1}')
+    (tmp_path / "votes_short.csv").write_text(  # FER+ votes for one row: do not align with fer.csv
+        "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+        "Training,fer0000000.png,10,0,0,0,0,0,0,0,0,0\n")
     gz = gzip.compress((tmp_path / "fer.csv").read_bytes())
     (tmp_path / "corrupt.csv.gz").write_bytes(gz[: len(gz) // 2] + b"\0" * 64)
     nine = store.read(tmp_path / "data.h5")
@@ -99,6 +102,19 @@ CASES = [
     (synth_cli, ["crop", "{w}/missing", "--out", "{w}/c"], "missing"),
     (synth_cli, ["crop", "{w}/empty", "--out", "{w}/c"], "no images"),
     (synth_cli, ["crop", "{w}/empty", "--out", "{w}/c", "--policy", "some"], "--policy"),
+    (synth_cli, ["stats", "{w}/fer.csv", "--ferplus", "{w}/missing.csv"], "no such FER+ file"),
+    (synth_cli, ["stats", "{w}/fer.csv", "--ferplus", "{w}/notes.txt"], "not a FER+ vote file"),
+    (synth_cli, ["pack", "{w}/fer.csv", "--ferplus", "{w}/votes_short.csv", "--out", "{w}/o.h5"], "do not align"),
+    (synth_cli, ["pack", "{w}/data.h5", "--ferplus", "{w}/votes_short.csv", "--out", "{w}/o.h5"], "FER2013's CSV"),
+    (synth_cli, ["stats", "{w}/fer.csv", "--near-distance", "65"], "--near-distance"),
+    (synth_cli, ["generate", "-e", "contempt", "--n", "1"], "ferplus class list"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--class-list", "affectnet"], "--class-list"),
+    (synth_cli, ["export", "{w}/missing.h5", "{w}/x"], "no such file"),
+    (synth_cli, ["export", "{w}/fake.h5", "{w}/x"], "fake.h5"),
+    (synth_cli, ["export", "{w}/data.h5", "{w}/x", "--format", "parquet"], "--format"),
+    (synth_cli, ["export", "{w}/data.h5", "{w}/x", "--shard-size", "0"], "--shard-size"),
+    (synth_cli, ["export", "{w}/data.h5", "{w}/only_test"], "not an earlier"),
+    (synth_cli, ["export", "{w}/data.h5", "{w}/afile/x"], "afile"),
     (synth_cli, ["report", "{w}/missing.csv"], "no such file"),
     (synth_cli, ["report", "{w}/fer.csv", "--pool", "{w}/nopool"], "nopool"),
     (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}"], "overlaps"),

@@ -1,9 +1,10 @@
 """The in-memory dataset type that readers produce, balancing transforms and the HDF5 store writes.
 
 A :class:`Split` is a set of column arrays of equal length, one row per face: 48x48 uint8 grayscale images,
-FER2013 label indices, and per-row provenance (real or synthetic, where the row came from, and for
-synthetic rows the prompt, seed and model that made it). A :class:`Dataset` is an ordered mapping of
-split names to splits.
+label indices into the split's class list (FER2013's seven unless told otherwise), optionally the label
+distribution each row was annotated with (FER+'s votes), and per-row provenance (real or synthetic, where the
+row came from, and for synthetic rows the prompt, seed and model that made it). A :class:`Dataset` is an
+ordered mapping of split names to splits.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer_synth.core.classes import NUM_CLASSES
+from fer_synth.core.classes import FER2013, ClassList
 from fer_synth.core.errors import SplitNotFoundError
 
 REAL, SYNTHETIC = 0, 1
@@ -31,13 +32,15 @@ class Split:
     """One split of a face dataset, as column arrays of equal length."""
 
     images: np.ndarray  # uint8 [N, H, W]
-    labels: np.ndarray  # int64 [N], FER2013 indices
+    labels: np.ndarray  # int64 [N], indices into ``classes``
     source: np.ndarray = None  # uint8 [N]: REAL or SYNTHETIC
     origin: np.ndarray = None  # object [N]: CSV row number or file path
     prompt: np.ndarray = None  # object [N]: generation prompt, "" for real rows
     seed: np.ndarray = None  # int64 [N]: generation seed, -1 for real rows
     model: np.ndarray = None  # object [N]: generator model, "" for real rows
     judge_score: np.ndarray = None  # float32 [N]: a judge's probability of the row's label, NaN when not judged
+    soft_labels: np.ndarray | None = None  # float32 [N, C]: each row's label distribution (FER+ votes), or None
+    classes: ClassList = FER2013  # what the label indices mean
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -55,34 +58,66 @@ class Split:
                 raise ValueError(f"column {name!r} has {len(getattr(self, name))} rows, images has {n}")
         if self.images.ndim != 3:
             raise ValueError(f"images must be [N, H, W] grayscale, got shape {self.images.shape}")
-        if n and (self.labels.min() < 0 or self.labels.max() >= NUM_CLASSES):
-            raise ValueError(f"labels must be in 0..{NUM_CLASSES - 1}")
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
+            raise ValueError(f"labels must be in 0..{len(self.classes) - 1} ({self.classes.name} classes)")
+        if self.soft_labels is not None:
+            self.soft_labels = np.asarray(self.soft_labels, np.float32)
+            if self.soft_labels.shape != (n, len(self.classes)):
+                raise ValueError(f"soft_labels must be [{n}, {len(self.classes)}], got {self.soft_labels.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def counts(self) -> np.ndarray:
-        """Images per class, in FER2013 order."""
-        return np.bincount(self.labels, minlength=NUM_CLASSES)
+        """Images per class, in the order of ``classes``."""
+        return np.bincount(self.labels, minlength=len(self.classes))
 
     def take(self, index: np.ndarray | Sequence[int]) -> Split:
         """Rows at ``index`` (integer positions or a boolean mask), as a new split."""
         index = np.asarray(index)
-        return Split(**{name: getattr(self, name)[index] for name in COLUMNS})
+        soft = None if self.soft_labels is None else self.soft_labels[index]
+        return Split(**{name: getattr(self, name)[index] for name in COLUMNS}, soft_labels=soft, classes=self.classes)
+
+    def targets(self) -> np.ndarray:
+        """Probability targets [N, C]: the soft labels, or one-hot labels when the split has none."""
+        if self.soft_labels is not None:
+            return self.soft_labels
+        return np.eye(len(self.classes), dtype=np.float32)[self.labels]
+
+    def with_classes(self, classes: ClassList) -> tuple[Split, np.ndarray]:
+        """The rows whose class is in ``classes``, relabelled by name to its indices; and the mask of rows kept.
+
+        Soft labels do not survive a change of class list (their columns are the old list's)."""
+        if classes == self.classes:
+            return self, np.ones(len(self), bool)
+        mapping = np.array([classes.names.index(c) if c in classes.names else -1 for c in self.classes.names],
+                           dtype=np.int64)
+        keep = mapping[self.labels] >= 0
+        rows = {name: getattr(self, name)[keep] for name in COLUMNS}
+        rows["labels"] = mapping[self.labels[keep]]
+        return Split(**rows, classes=classes), keep
 
     @property
     def n_synthetic(self) -> int:
         return int((self.source == SYNTHETIC).sum())
 
     @classmethod
-    def empty(cls, size: int = 48) -> Split:
-        return cls(np.zeros((0, size, size), np.uint8), np.zeros(0, np.int64))
+    def empty(cls, size: int = 48, classes: ClassList = FER2013) -> Split:
+        return cls(np.zeros((0, size, size), np.uint8), np.zeros(0, np.int64), classes=classes)
 
     @classmethod
     def concat(cls, splits: Sequence[Split]) -> Split:
+        """One split of all rows; the splits must share a class list. When any has soft labels, rows of the
+        others get their one-hot labels as soft labels."""
         if not splits:
             raise ValueError("nothing to concatenate")
-        return cls(**{name: np.concatenate([getattr(s, name) for s in splits]) for name in COLUMNS})
+        classes = splits[0].classes
+        if any(s.classes != classes for s in splits):
+            raise ValueError(f"cannot concatenate splits of different class lists: {[s.classes.name for s in splits]}")
+        soft = (np.concatenate([s.targets() for s in splits])
+                if any(s.soft_labels is not None for s in splits) else None)
+        return cls(**{name: np.concatenate([getattr(s, name) for s in splits]) for name in COLUMNS},
+                   soft_labels=soft, classes=classes)
 
 
 COLUMNS: tuple[str, ...] = ("images", "labels", "source", "origin", "prompt", "seed", "model", "judge_score")
@@ -110,4 +145,12 @@ class Dataset(Mapping[str, Split]):
     @property
     def num_images(self) -> int:
         return sum(len(s) for s in self.splits.values())
+
+    @property
+    def classes(self) -> ClassList:
+        """The class list its splits share (FER2013's for a dataset without splits)."""
+        lists = {s.classes for s in self.splits.values()}
+        if len(lists) > 1:
+            raise ValueError(f"the splits of this dataset have different class lists: {sorted(c.name for c in lists)}")
+        return lists.pop() if lists else FER2013
 

@@ -3,19 +3,22 @@
 One file holds the ``train``, ``val`` and ``test`` splits. Per split, a group with the datasets
 
 * ``images``: uint8 [N, 48, 48], chunked (1024 rows), optionally gzip/lzf-compressed
-* ``labels``: int64 [N], FER2013 indices (0 angry .. 6 neutral)
+* ``labels``: int64 [N], indices into the file's class list (FER2013's: 0 angry .. 6 neutral)
+* ``soft_labels`` (only in files that have them): float32 [N, C], each row's label distribution (FER+ votes)
 * ``source``: uint8 enum {real: 0, synthetic: 1}
 * ``origin``: str, CSV row number or file path the row came from
 * ``prompt``, ``seed``, ``model``: generation provenance ("" / -1 for real rows)
 * ``judge_score``: float32, a judge's probability of the row's label (NaN when not judged); optional: files
   written before it existed read as all-NaN, and readers that do not know it ignore it
 
-Root attributes: ``format``, ``format_version``, ``classes``, ``image_size``, ``writer`` (tool and
-version), ``command``, ``created``, ``fingerprint`` (content hash) and ``synthetic_in_eval`` (True only when
-the user forced synthetic rows into val/test). Free-form provenance goes into root attributes as JSON.
-The seed's and PAtt-Lite's key names (``X_train``, ``y_train``, ``X_valid``, ``y_valid``, ``X_test``,
-``y_test``) are soft links to the split datasets.
+Root attributes: ``format``, ``format_version``, ``classes`` (the class names in label order), ``image_size``,
+``writer`` (tool and version), ``command``, ``created``, ``fingerprint`` (content hash) and
+``synthetic_in_eval`` (True only when the user forced synthetic rows into val/test). Free-form provenance goes
+into root attributes as JSON. The seed's and PAtt-Lite's key names (``X_train``, ``y_train``, ``X_valid``,
+``y_valid``, ``X_test``, ``y_test``) are soft links to the split datasets.
 
+The classes may be any list (FER2013's seven unless the data says otherwise, e.g. FER+'s eight); readers of
+the first release refuse a list other than FER2013's with a clear message, so the format version stays 1.
 Writing is atomic: a temporary file in the target directory is renamed over the target when complete.
 """
 
@@ -25,7 +28,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -34,7 +37,7 @@ import h5py
 import numpy as np
 
 from fer_synth.core.atomic import atomic_file
-from fer_synth.core.classes import CLASSES
+from fer_synth.core.classes import FER2013, ClassList, class_list
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError, SplitNotFoundError
 from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split
 
@@ -70,6 +73,8 @@ def fingerprint(splits: Mapping[str, Split]) -> str:
         h.update(np.ascontiguousarray(split.images).tobytes())
         h.update(split.labels.astype("<i8").tobytes())
         h.update(split.source.astype("u1").tobytes())
+        if split.soft_labels is not None:
+            h.update(split.soft_labels.astype("<f4").tobytes())
     return h.hexdigest()[:16]
 
 
@@ -95,10 +100,13 @@ def write(path: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping |
     if len(sizes) > 1:
         raise InvalidOptionError(f"all splits must share one image size, got {sorted(sizes)}")
     size = sizes.pop() if sizes else (48, 48)
+    lists = {split.classes for split in splits.values()} or {FER2013}
+    if len(lists) > 1:
+        raise InvalidOptionError(f"all splits must share one class list, got {sorted(c.name for c in lists)}")
     root = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "classes": json.dumps(list(CLASSES)),
+        "classes": json.dumps(list(lists.pop())),
         "image_size": json.dumps(list(size)),
         "writer": f"fer_synth {package_version('fer-synth')}",
         "command": " ".join(sys.argv),
@@ -124,6 +132,8 @@ def _write_split(group: h5py.Group, split: Split, compression: str | None) -> No
     chunks = (max(1, min(_CHUNK_ROWS, n)), *split.images.shape[1:])
     group.create_dataset("images", data=split.images, chunks=chunks, compression=compression)
     group.create_dataset("labels", data=split.labels.astype(np.int64))
+    if split.soft_labels is not None:
+        group.create_dataset("soft_labels", data=split.soft_labels.astype(np.float32))
     group.create_dataset("source", data=split.source, dtype=_SOURCE_DTYPE)
     group.create_dataset("seed", data=split.seed.astype(np.int64))
     group.create_dataset("judge_score", data=split.judge_score.astype(np.float32))
@@ -153,9 +163,18 @@ def read_attrs(path: str | os.PathLike) -> dict:
             f"{path}: format version {version}, this fer_synth {package_version('fer-synth')} reads version {FORMAT_VERSION}; "
             "rewrite the file with this version's `fer-synth pack`/`balance` or install a matching fer_synth"
         )
-    if attrs.get("classes") != list(CLASSES):
-        raise FormatError(f"{path}: class list {attrs.get('classes')} differs from FER2013's {list(CLASSES)}")
+    names = attrs.get("classes")
+    try:
+        class_list(names)
+    except (ValueError, TypeError):
+        raise FormatError(f"{path}: its class list {names!r} is not a list of distinct names; write the file again "
+                          "with `fer-synth pack` or `fer-synth balance`") from None
     return attrs
+
+
+def classes_of(path: str | os.PathLike) -> ClassList:
+    """The class list of a fer_synth HDF5 file (what its label indices mean), after checking its format."""
+    return class_list(read_attrs(path)["classes"])
 
 
 def _decode_attr(value):
@@ -171,15 +190,17 @@ def _decode_attr(value):
     return value
 
 
-def _read_group(group: h5py.Group, provenance: bool) -> Split:
+def _read_group(group: h5py.Group, provenance: bool, classes: ClassList, rows: slice = slice(None)) -> Split:
     data = {}
     try:
         for name in COLUMNS if provenance else ("images", "labels", "source", "seed"):
             if name in OPTIONAL_COLUMNS and name not in group:
                 continue  # written by a later version of the format; the Split fills its default
             ds = group[name]
-            data[name] = np.asarray(ds.asstr()[()], dtype=object) if name in ("origin", "prompt", "model") else ds[()]
-        return Split(**data)
+            data[name] = np.asarray(ds.asstr()[rows], dtype=object) if name in ("origin", "prompt", "model") else ds[rows]
+        if "soft_labels" in group:
+            data["soft_labels"] = group["soft_labels"][rows]
+        return Split(**data, classes=classes)
     except (KeyError, ValueError, TypeError, OSError) as e:
         raise FormatError(f"{group.file.filename}: split {group.name.strip('/')!r} is damaged ({e}); write the file "
                           "again with `fer-synth pack` or `fer-synth balance`") from None
@@ -195,10 +216,24 @@ def read(path: str | os.PathLike, splits: tuple[str, ...] | None = None, provena
     missing = [name for name in names if name not in attrs["splits"]]
     if missing:
         raise SplitNotFoundError(f"{path}: no split {missing[0]!r}; it has {', '.join(attrs['splits'])}")
+    classes = class_list(attrs["classes"])
     with h5py.File(path, "r") as f:
-        return Dataset({name: _read_group(f[name], provenance) for name in names}, attrs=attrs)
+        return Dataset({name: _read_group(f[name], provenance, classes) for name in names}, attrs=attrs)
 
 
 def read_split(path: str | os.PathLike, split: str, provenance: bool = True) -> Split:
     """Read one split (see :func:`read`)."""
     return read(path, (split,), provenance)[split]
+
+
+def iter_split(path: str | os.PathLike, split: str, rows: int = _CHUNK_ROWS) -> Iterator[Split]:
+    """One split in chunks of ``rows`` rows, provenance included: for streaming a large file through a writer
+    without holding it whole in memory."""
+    attrs = read_attrs(path)
+    if split not in attrs["splits"]:
+        raise SplitNotFoundError(f"{path}: no split {split!r}; it has {', '.join(attrs['splits'])}")
+    classes = class_list(attrs["classes"])
+    with h5py.File(path, "r") as f:
+        n = len(f[split]["labels"])
+        for start in range(0, n, rows):
+            yield _read_group(f[split], True, classes, slice(start, min(start + rows, n)))

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from fer_synth.core import store
-from fer_synth.core.classes import CLASSES, NUM_CLASSES
+from fer_synth.core.classes import CLASSES, VOCABULARY
 from fer_synth.core.dataset import SYNTHETIC, Split
 from fer_synth.core.atomic import remove_stale_temps
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
 from fer_synth.core.judgement import JudgementError, SelectionPolicy, judge_of, read_judgement
 from fer_synth.core.outputs import OutputError, has_file, make_dir, prepare_output_folder, refuse_inputs
 from fer_synth.data.export import EXPORT_MARKER, write_folders
+from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, near_mask, phash
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
 
@@ -35,12 +36,13 @@ class ShortfallError(FerError):
 
 @dataclass
 class TopUpPlan:
-    """Per split and class (FER2013 order): real images, the target, and images taken from the pool."""
+    """Per split and class (in ``classes`` order): real images, the target, and images taken from the pool."""
 
     counts: dict[str, list[int]]
     targets: dict[str, list[int]]
     take: dict[str, list[int]]
     shortfall: dict[str, list[int]]  # images the pool could not supply
+    classes: tuple[str, ...] = CLASSES
 
     @property
     def total_take(self) -> int:
@@ -51,8 +53,8 @@ class TopUpPlan:
         return sum(map(sum, self.shortfall.values()))
 
     def shortfall_by_class(self) -> dict[str, int]:
-        totals = np.sum([v for v in self.shortfall.values()], axis=0) if self.shortfall else np.zeros(NUM_CLASSES)
-        return {c: int(n) for c, n in zip(CLASSES, totals) if n}
+        totals = np.sum([v for v in self.shortfall.values()], axis=0) if self.shortfall else np.zeros(len(self.classes))
+        return {c: int(n) for c, n in zip(self.classes, totals) if n}
 
 
 TARGETS = ("max", "median")
@@ -75,14 +77,16 @@ def resolve_target(target: str | int, counts: np.ndarray) -> int:
     return int(target)
 
 
-def plan_topup(counts: Mapping[str, np.ndarray], pool_counts: np.ndarray, target: str | int = "max") -> TopUpPlan:
+def plan_topup(counts: Mapping[str, np.ndarray], pool_counts: np.ndarray, target: str | int = "max",
+               classes: Sequence[str] = CLASSES) -> TopUpPlan:
     """Plan to bring each class of each split in ``counts`` up to ``target`` from a pool with ``pool_counts``.
 
-    Classes already at or above the target are left as they are (nothing is removed). Splits draw from
-    the pool in the order given, so an earlier split is served first when the pool is short.
+    Counts are per class of ``classes``. Classes already at or above the target are left as they are (nothing is
+    removed). Splits draw from the pool in the order given, so an earlier split is served first when the pool is
+    short.
     """
     available = np.asarray(pool_counts, dtype=np.int64).copy()
-    plan = TopUpPlan({}, {}, {}, {})
+    plan = TopUpPlan({}, {}, {}, {}, tuple(classes))
     for name, split_counts in counts.items():
         split_counts = np.asarray(split_counts, dtype=np.int64)
         goal = resolve_target(target, split_counts)
@@ -101,7 +105,7 @@ def apply_topup(splits: Mapping[str, Split], pool: Split, plan: TopUpPlan, seed:
     """Add the pool images ``plan`` asks for to each split; pool rows are drawn without replacement: a seeded
     random draw, or with ``best_first`` the highest ``judge_score`` first (ties by file name), deterministically."""
     queues = {}
-    for label in range(NUM_CLASSES):
+    for label in range(len(pool.classes)):
         rows = np.flatnonzero(pool.labels == label)
         if best_first:
             rows = rows[np.lexsort((pool.origin[rows].astype(str), -pool.judge_score[rows]))]
@@ -146,19 +150,53 @@ def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | No
 
 
 def prepare(dataset: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0, drop_duplicates: bool = False,
-            strict: bool = False) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
-    """Read a dataset and map it to train/val/test (dropping leaked train duplicates if asked).
+            drop_near_duplicates: bool = False, near_distance: int = DEFAULT_MAX_DISTANCE, strict: bool = False,
+            ferplus: str | os.PathLike | None = None, label_mode: str = "majority",
+            ) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
+    """Read a dataset (relabelled with FER+ votes when ``ferplus`` is given) and map it to train/val/test,
+    dropping train images identical (``drop_duplicates``) or nearly identical (``drop_near_duplicates``, pHash
+    distance at most ``near_distance``) to a val/test image if asked.
 
     Returns the splits and every source row or file left out with its reason; with ``strict`` any such row
     is an error instead."""
-    source = read_dataset(dataset)
+    source = read_dataset(dataset, ferplus=ferplus, label_mode=label_mode)
     protocol = protocol_splits(source, val_fraction=val_fraction, seed=seed)
-    if drop_duplicates:
-        protocol, _ = drop_leaked(protocol)
+    if drop_duplicates or drop_near_duplicates:
+        protocol, _ = drop_leaked(protocol, near_distance if drop_near_duplicates else None)
     skipped = [*source.attrs.get("skipped", []), *protocol.unused]
     if strict and skipped:
         raise FerError(f"{dataset}: {describe_skipped(skipped)} (--strict); fix the source or drop --strict")
     return protocol, skipped
+
+
+def usable_pool(pool: Split, protocol: ProtocolSplits, near_distance: int = DEFAULT_MAX_DISTANCE,
+                allow_leakage: bool = False) -> tuple[Split, list[str]]:
+    """The pool faces ``balance`` may use, and notes saying which it left out or let in.
+
+    The pool's classes are mapped by name onto the dataset's; faces of a class the dataset lacks are left out.
+    A pool face nearly identical to a val or test face (pHash distance at most ``near_distance``) would leak
+    that face into training (a pool made by ``crop`` from real photos can hold test faces): such faces are
+    refused unless ``allow_leakage``.
+    """
+    notes = []
+    classes = protocol.train.classes
+    foreign = sorted({pool.classes[label] for label in np.unique(pool.labels)} - set(classes))
+    pool, in_classes = pool.with_classes(classes)
+    if foreign:
+        notes.append(f"left out {int((~in_classes).sum())} pool faces of {', '.join(foreign)}: not a class of the "
+                     f"dataset ({classes.name}: {', '.join(classes)})")
+    held = np.concatenate([protocol.val.images, protocol.test.images])
+    leaky = near_mask(phash(pool.images), phash(held), near_distance)
+    if leaky.any():
+        first = ", ".join(pool.origin[leaky][:3])
+        if allow_leakage:
+            notes.append(f"WARNING: used {int(leaky.sum())} pool faces nearly identical to a val/test face (pHash "
+                         f"distance <= {near_distance}; --allow-pool-leakage): {first}, ...")
+        else:
+            notes.append(f"refused {int(leaky.sum())} pool faces nearly identical to a val/test face (pHash distance "
+                         f"<= {near_distance}), e.g. {first}; --allow-pool-leakage uses them")
+            pool = pool.take(~leaky)
+    return pool, notes
 
 
 def balance(
@@ -173,20 +211,27 @@ def balance(
     seed: int = 0,
     allow_shortfall: bool = False,
     drop_duplicates: bool = False,
+    drop_near_duplicates: bool = False,
+    near_distance: int = DEFAULT_MAX_DISTANCE,
+    allow_pool_leakage: bool = False,
     dry_run: bool = False,
     compression: str | None = None,
     overwrite: bool = False,
     strict: bool = False,
+    ferplus: str | os.PathLike | None = None,
+    label_mode: str = "majority",
     judged: SelectionPolicy | None = None,
 ) -> BalanceResult:
     """Top up ``dataset``'s chosen splits to ``target`` with faces from ``pool`` and write ``out``.
 
     ``out`` ending in ``.h5`` writes the HDF5 contract; anything else writes Kaggle-style folders with a
-    manifest. Synthetic images go into val or test only with ``force_synthetic_eval``. Nothing is written
+    manifest. Synthetic images go into val or test only with ``force_synthetic_eval``. Pool faces nearly identical
+    to a val/test face are refused unless ``allow_pool_leakage`` (:func:`usable_pool`). Nothing is written
     when ``dry_run``; neither input is ever modified, and ``out`` may not overlap them. A folder ``out`` must be
     new, empty or an earlier export unless ``overwrite``. Source rows left out are in the result's ``skipped``
-    (an error with ``strict``). With ``judged``, only the faces the pool's judgement (``fer-models judge``)
-    accepts under that policy are used, best-judged first.
+    (an error with ``strict``). ``ferplus``, ``label_mode`` and the duplicate options are :func:`prepare`'s. With
+    ``judged``, only the faces the pool's judgement (``fer-models judge``) accepts under that policy are used,
+    best-judged first.
     """
     unknown = [s for s in splits if s not in store.SPLITS]
     if unknown:
@@ -199,9 +244,10 @@ def balance(
         )
     check_target(target)
     if not dry_run:
-        check_output(out, [dataset, pool], overwrite)
+        check_output(out, [dataset, pool, ferplus], overwrite)
     protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
-                                strict=strict)
+                                drop_near_duplicates=drop_near_duplicates, near_distance=near_distance, strict=strict,
+                                ferplus=ferplus, label_mode=label_mode)
     pool_path = Path(pool)
     if not pool_path.is_dir():
         raise MissingPathError(
@@ -209,19 +255,20 @@ def balance(
             "(it writes generated/) or pass --pool"
         )
     real = protocol.as_dict()
-    pool_data = read_dataset(pool_path, resize=True, synthetic=True)
-    pool_split = Split.concat(list(pool_data.splits.values()))
+    pool_data = read_dataset(pool_path, resize=True, synthetic=True, classes=VOCABULARY)
+    pool_split, pool_notes = usable_pool(Split.concat(list(pool_data.splits.values())), protocol, near_distance,
+                                         allow_pool_leakage)
     judgement = None
     if judged is not None:
         pool_split, judgement = trusted_pool(pool_path, pool_split, judged)
-    plan = plan_topup({s: real[s].counts() for s in splits}, pool_split.counts(), target)
+    plan = plan_topup({s: real[s].counts() for s in splits}, pool_split.counts(), target, pool_split.classes)
     if plan.total_shortfall and not allow_shortfall:
         short = ", ".join(f"{c} short by {n}" for c, n in plan.shortfall_by_class().items())
         raise ShortfallError(
             f"the pool {pool_path} is too small: {short}; generate more "
             "(`fer-synth generate --emotion CLASS --n N`) or pass --allow-shortfall"
         )
-    notes = list(protocol.notes)
+    notes = [*protocol.notes, *pool_notes]
     if eval_topup:
         notes.append(f"WARNING: synthetic images were forced into {', '.join(eval_topup)}")
     result = BalanceResult(real, plan, notes, skipped=skipped)
@@ -259,26 +306,29 @@ def trusted_pool(pool: Path, faces: Split, policy: SelectionPolicy) -> tuple[Spl
     if missing:
         raise JudgementError(f"{len(missing)} faces of {pool} have no judgement (e.g. {', '.join(missing[:3])}); run "
                              f"`fer-models judge {pool}` again: it judges only the new faces")
-    moved = [o for o, label in zip(faces.origin, faces.labels) if records[o]["class"] != CLASSES[label]]
+    moved = [o for o, label in zip(faces.origin, faces.labels) if records[o]["class"] != faces.classes[label]]
     if moved:
         raise JudgementError(f"{len(moved)} faces of {pool} were judged as another class than their folder's (e.g. "
                              f"{', '.join(moved[:3])}); judge the pool again with --overwrite")
     faces.judge_score[:] = [records[o]["p_intended"] for o in faces.origin]
     trusted = {r["file"] for rs in policy.select(records[o] for o in faces.origin).values() for r in rs}
     keep = np.array([o in trusted for o in faces.origin], dtype=bool)
-    accepted = np.bincount(faces.labels[keep], minlength=NUM_CLASSES)
+    accepted = np.bincount(faces.labels[keep], minlength=len(faces.classes))
     summary = {"judge": judge, "policy": str(policy), "judged": len(faces),
-               "accepted": {c: int(n) for c, n in zip(CLASSES, accepted)}}
+               "accepted": {c: int(n) for c, n in zip(faces.classes, accepted)}}
     return faces.take(keep), summary
 
 
 def pack(dataset: str | os.PathLike, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-         drop_duplicates: bool = False, compression: str | None = None, overwrite: bool = False,
-         strict: bool = False) -> BalanceResult:
-    """Write ``dataset`` as train/val/test with no top-up (``fer-synth pack``); ``out`` as for :func:`balance`."""
-    check_output(out, [dataset], overwrite)
+         drop_duplicates: bool = False, drop_near_duplicates: bool = False,
+         near_distance: int = DEFAULT_MAX_DISTANCE, compression: str | None = None, overwrite: bool = False,
+         strict: bool = False, ferplus: str | os.PathLike | None = None, label_mode: str = "majority") -> BalanceResult:
+    """Write ``dataset`` as train/val/test with no top-up (``fer-synth pack``); ``out`` as for :func:`balance`,
+    the other options as for :func:`prepare`."""
+    check_output(out, [dataset, ferplus], overwrite)
     protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
-                                strict=strict)
+                                drop_near_duplicates=drop_near_duplicates, near_distance=near_distance, strict=strict,
+                                ferplus=ferplus, label_mode=label_mode)
     attrs = {"source_dataset": str(dataset), "seed": seed, "notes": protocol.notes,
              "skipped_source_files": len(skipped)}
     splits = protocol.as_dict()
@@ -310,8 +360,9 @@ def _check_space(out: Path, splits: Mapping[str, Split]) -> None:
 
 
 def default_output(dataset: str | os.PathLike) -> Path:
-    """``fer2013/`` or ``fer2013.csv.gz`` -> ``fer2013_balanced.h5`` in the current directory."""
-    name = Path(dataset).resolve().name
+    """``fer2013/`` or ``fer2013.csv.gz`` -> ``fer2013_balanced.h5`` in the current directory; named after what
+    the user typed (a symbolic link's name, not its target's)."""
+    name = Path(os.path.abspath(dataset)).name
     for suffix in (".gz", ".csv", ".h5", ".hdf5"):
         name = name.removesuffix(suffix)
     return Path(f"{name}_balanced.h5")

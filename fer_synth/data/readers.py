@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import os
 import zlib
 from collections.abc import Iterable
@@ -19,11 +20,13 @@ import cv2
 import numpy as np
 
 from fer_synth.core import store
-from fer_synth.core.classes import CLASSES, UnknownClassError, resolve
+from fer_synth.core.classes import CLASSES, FER2013, ClassList, UnknownClassError, class_list
 from fer_synth.core.dataset import REAL, SYNTHETIC, Dataset, Split
 from fer_synth.core.errors import FerError, MissingPathError
 from fer_synth.core.images import IMAGE_SUFFIXES, read_gray
 from fer_synth.core.manifest import read_records
+from fer_synth.data.export import EXPORT_MARKER
+from fer_synth.data.ferplus import apply_ferplus, check_label_mode
 
 IMAGE_SIZE = 48
 FER2013_USAGES = ("Training", "PublicTest", "PrivateTest")
@@ -38,30 +41,39 @@ class DatasetError(FerError):
     """A dataset path that cannot be read as any supported layout."""
 
 
-def read_dataset(path: str | os.PathLike, *, resize: bool = False, synthetic: bool = False) -> Dataset:
+def read_dataset(path: str | os.PathLike, *, resize: bool = False, synthetic: bool = False,
+                 ferplus: str | os.PathLike | None = None, label_mode: str = "majority",
+                 classes: ClassList | None = None) -> Dataset:
     """Read a dataset of any supported layout, chosen by what ``path`` is.
 
-    * ``*.csv`` / ``*.csv.gz``: FER2013's ``emotion,pixels[,Usage]`` CSV
+    * ``*.csv`` / ``*.csv.gz``: FER2013's ``emotion,pixels[,Usage]`` CSV; with ``ferplus`` (Microsoft's
+      ``fer2013new.csv``) relabelled with the FER+ votes in ``label_mode`` (see :mod:`fer_synth.data.ferplus`)
     * ``*.h5``: a fer_synth HDF5 file
     * a folder with ``train/``, ``val/`` or ``test/`` subfolders of class folders: Kaggle's layout
     * a folder of class folders (``angry/``, ``fear/``, ...): one split named ``images``
 
     ``resize`` resizes images of another size to 48x48 instead of skipping them; ``synthetic`` marks
-    every row of a folder as synthetic (a generated pool).
+    every row of a folder as synthetic (a generated pool); ``classes`` is the class list a folder's class
+    folders belong to (:func:`read_folder`).
     """
     path = Path(path)
+    check_label_mode(label_mode)
     if not path.exists():
         raise MissingPathError(f"{path}: no such file or folder")
+    if ferplus is not None and not (path.is_file() and path.name.lower().endswith((".csv", ".csv.gz"))):
+        raise DatasetError(f"{path}: --ferplus relabels FER2013's CSV (fer2013.csv or .csv.gz) by row; give that file")
     name = path.name.lower()
     if path.is_file():
         if name.endswith((".csv", ".csv.gz")):
             dataset = read_fer2013_csv(path)
+            if ferplus is not None:
+                dataset = apply_ferplus(dataset, ferplus, label_mode)
         elif name.endswith((".h5", ".hdf5")):
             dataset = store.read(path)
         else:
             raise DatasetError(f"{path}: unknown dataset file type; give a FER2013 .csv/.csv.gz, an .h5 file or a folder")
     else:
-        dataset = read_folder(path, resize=resize, synthetic=synthetic)
+        dataset = read_folder(path, resize=resize, synthetic=synthetic, classes=classes)
     if dataset.num_images == 0:
         raise DatasetError(f"{path}: the dataset is empty (no usable images)")
     dataset.attrs.setdefault("path", str(path))
@@ -80,6 +92,7 @@ def read_fer2013_csv(path: str | os.PathLike) -> Dataset:
     pixel_chunks: list[np.ndarray] = []
     skipped: list[tuple[str, str]] = []
     n_good = 0
+    n_rows = 0
 
     def flush(batch: list[tuple[int, int, str, str]]) -> None:
         nonlocal n_good
@@ -107,6 +120,7 @@ def read_fer2013_csv(path: str | os.PathLike) -> Dataset:
             i_usage = header.index("usage") if "usage" in header else None
             batch: list[tuple[int, int, str, str]] = []
             for row_number, row in enumerate(reader):
+                n_rows = row_number + 1
                 try:
                     label = int(row[i_emotion])
                     usage = row[i_usage] if i_usage is not None else "Training"
@@ -134,7 +148,7 @@ def read_fer2013_csv(path: str | os.PathLike) -> Dataset:
     for usage in order:
         positions, labels, row_numbers = (np.array(col) for col in zip(*rows[usage]))
         splits[usage] = Split(images[positions], labels, origin=[str(r) for r in row_numbers])
-    return Dataset(splits, attrs={"layout": "fer2013-csv", "skipped": skipped})
+    return Dataset(splits, attrs={"layout": "fer2013-csv", "skipped": skipped, "rows": n_rows})
 
 
 def _parse_pixels(batch: list[str]) -> np.ndarray | None:
@@ -149,26 +163,52 @@ def _parse_pixels(batch: list[str]) -> np.ndarray | None:
     return values.astype(np.uint8).reshape(len(batch), IMAGE_SIZE, IMAGE_SIZE)
 
 
-def read_folder(path: str | os.PathLike, *, resize: bool = False, synthetic: bool = False) -> Dataset:
+def read_folder(path: str | os.PathLike, *, resize: bool = False, synthetic: bool = False,
+                classes: ClassList | None = None) -> Dataset:
     """Read Kaggle's ``train/<class>/*`` + ``test/<class>/*`` layout, or a folder of class folders.
 
-    Class folder names may be aliases (``anger``, ``happiness``, ...); an unknown class folder is an error.
-    An optional ``manifest.jsonl`` at the top level supplies per-file provenance (keys ``path`` or ``file``
-    relative to the top, ``source``, ``prompt``, ``seed``, ``model``).
+    Class folder names may be aliases (``anger``, ``happiness``, ...); a folder naming no class of ``classes``
+    is an error. ``classes`` defaults to the list our own folder export recorded (``dataset.json``), else
+    FER2013's. An optional ``manifest.jsonl`` at the top level supplies per-file provenance (keys ``path`` or
+    ``file`` relative to the top, ``source``, ``prompt``, ``seed``, ``model``).
     """
     root = Path(path)
+    classes = classes or _exported_classes(root) or FER2013
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     split_dirs = [p for p in subdirs if p.name.lower() in SPLIT_FOLDERS]
+    layout = "split-folders" if split_dirs else "class-folders"
+    folders = {p.name.lower(): p for p in split_dirs} if split_dirs else {"images": root}
+    class_dirs = {name: _class_folders(folder, classes) for name, folder in folders.items()}
     provenance = _read_manifest(root)
     skipped: list[tuple[str, str]] = []
-    if split_dirs:
-        layout = "split-folders"
-        splits = {p.name.lower(): _read_class_folders(p, root, resize, synthetic, provenance, skipped)
-                  for p in split_dirs}
-    else:
-        layout = "class-folders"
-        splits = {"images": _read_class_folders(root, root, resize, synthetic, provenance, skipped)}
+    splits = {name: _read_class_folders(dirs, classes, root, resize, synthetic, provenance, skipped)
+              for name, dirs in class_dirs.items()}
     return Dataset(splits, attrs={"layout": layout, "skipped": skipped})
+
+
+def _exported_classes(root: Path) -> ClassList | None:
+    """The class list our folder export recorded in its ``dataset.json``, if ``root`` is one with a list."""
+    try:
+        names = json.loads((root / EXPORT_MARKER).read_text()).get("classes")
+        return class_list(names) if names else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _class_folders(folder: Path, classes: ClassList) -> list[tuple[str, Path]]:
+    """(class, folder) of each class folder in ``folder``; a folder naming no class of ``classes`` is an error."""
+    found = []
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if class_dir.name == RAW_FOLDER:  # full-size images that `generate --keep-raw` keeps beside the crops
+            continue
+        try:
+            found.append((classes.resolve(class_dir.name), class_dir))
+        except UnknownClassError:
+            raise DatasetError(
+                f"{class_dir}: unknown class folder {class_dir.name!r}; class folders must be named "
+                f"{', '.join(classes)} (or a common alias)"
+            ) from None
+    return found
 
 
 def _read_manifest(root: Path) -> dict[str, dict]:
@@ -185,19 +225,11 @@ def _read_manifest(root: Path) -> dict[str, dict]:
     return by_file
 
 
-def _read_class_folders(folder: Path, root: Path, resize: bool, synthetic: bool,
-                        provenance: dict[str, dict], skipped: list) -> Split:
+def _read_class_folders(class_dirs: list[tuple[str, Path]], classes: ClassList, root: Path, resize: bool,
+                        synthetic: bool, provenance: dict[str, dict], skipped: list) -> Split:
     images, labels, origins = [], [], []
-    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if class_dir.name == RAW_FOLDER:  # full-size images that `generate --keep-raw` keeps beside the crops
-            continue
-        try:
-            label = CLASSES.index(resolve(class_dir.name))
-        except UnknownClassError:
-            raise DatasetError(
-                f"{class_dir}: unknown class folder {class_dir.name!r}; class folders must be named "
-                f"{', '.join(CLASSES)} (or a common alias)"
-            ) from None
+    for class_name, class_dir in class_dirs:
+        label = classes.index(class_name)
         for file in sorted(class_dir.iterdir()):
             if not file.is_file() or file.name.startswith("."):
                 continue
@@ -210,8 +242,8 @@ def _read_class_folders(folder: Path, root: Path, resize: bool, synthetic: bool,
             labels.append(label)
             origins.append(rel)
     if not images:
-        return Split.empty()
-    split = Split(np.stack(images), labels, origin=origins)
+        return Split.empty(classes=classes)
+    split = Split(np.stack(images), labels, origin=origins, classes=classes)
     records = [provenance.get(o, {}) for o in origins]
     split.source[:] = SYNTHETIC if synthetic else REAL
     for i, record in enumerate(records):

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer_synth.core.classes import NUM_CLASSES
 from fer_synth.core.dataset import Dataset, Split
 from fer_synth.core.errors import InvalidOptionError
+from fer_synth.data.near_duplicates import near_mask, phash
 from fer_synth.data.readers import FER2013_USAGES, usage_of
 from fer_synth.data.stats import image_hashes
 
@@ -37,7 +37,7 @@ def stratified_holdout(split: Split, fraction: float, seed: int) -> tuple[Split,
     if not 0 < fraction < 1:
         raise InvalidOptionError(f"the held-out fraction must be between 0 and 1, got {fraction}")
     held = np.zeros(len(split), bool)
-    for label in range(NUM_CLASSES):
+    for label in range(len(split.classes)):
         rows = np.flatnonzero(split.labels == label)
         rng = np.random.default_rng([seed, label])
         k = int(round(len(rows) * fraction))
@@ -57,7 +57,7 @@ def _regroup_by_usage(dataset: Dataset) -> dict[str, Split] | None:
 def protocol_splits(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) -> ProtocolSplits:
     """Map a dataset's splits to train/val/test (see the module docstring)."""
     splits = dict(dataset.splits)
-    notes: list[str] = []
+    notes: list[str] = list(dataset.attrs.get("notes", []))  # what the reader did (e.g. FER+ labelling)
     if not set(FER2013_USAGES) & set(splits):
         regrouped = _regroup_by_usage(dataset)
         if regrouped is not None:
@@ -72,7 +72,7 @@ def protocol_splits(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) 
         if test is not None:
             notes.append("test = PrivateTest")
     elif {"train", "val", "test"} <= set(splits):
-        return ProtocolSplits(splits["train"], splits["val"], splits["test"], ["train/val/test as in the source"],
+        return ProtocolSplits(splits["train"], splits["val"], splits["test"], [*notes, "train/val/test as in the source"],
                               _unused(splits, ("train", "val", "test")))
     else:
         train_name = "train" if "train" in splits else "images"
@@ -100,10 +100,17 @@ def _unused(splits: dict[str, Split], used: tuple[str | None, ...]) -> list[tupl
             for name, split in splits.items() if name not in used for origin in split.origin]
 
 
-def drop_leaked(protocol: ProtocolSplits) -> tuple[ProtocolSplits, int]:
-    """Remove train images identical to a val or test image (FER2013 itself has hundreds)."""
-    held = set(image_hashes(protocol.val.images)) | set(image_hashes(protocol.test.images))
-    keep = np.array([h not in held for h in image_hashes(protocol.train.images)], dtype=bool)
+def drop_leaked(protocol: ProtocolSplits, near_distance: int | None = None) -> tuple[ProtocolSplits, int]:
+    """Remove train images identical to a val or test image (FER2013 itself has hundreds), or with
+    ``near_distance`` nearly identical: pHashes at most that many bits apart (:mod:`fer_synth.data.near_duplicates`)."""
+    held = np.concatenate([protocol.val.images, protocol.test.images])
+    if near_distance is None:
+        held_hashes = set(image_hashes(held))
+        keep = np.array([h not in held_hashes for h in image_hashes(protocol.train.images)], dtype=bool)
+        what = "identical to"
+    else:
+        keep = ~near_mask(phash(protocol.train.images), phash(held), near_distance)
+        what = f"nearly identical to (pHash distance <= {near_distance})"
     dropped = int((~keep).sum())
-    notes = [*protocol.notes, f"dropped {dropped} train images identical to a val/test image"]
+    notes = [*protocol.notes, f"dropped {dropped} train images {what} a val/test image"]
     return ProtocolSplits(protocol.train.take(keep), protocol.val, protocol.test, notes, protocol.unused), dropped

@@ -1,4 +1,5 @@
-"""Dataset statistics: class counts, deficits to equilibrium, and identical images across splits and labels."""
+"""Dataset statistics: class counts, deficits to equilibrium, identical and nearly identical images across splits
+and labels."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import Split
+from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, near_duplicate_stats
 
 
 @dataclass
@@ -36,16 +37,16 @@ class DuplicateStats:
 
 
 def split_stats(split: Split) -> SplitStats:
-    counts = split.counts()
+    counts, classes = split.counts(), split.classes
     largest = int(counts.max()) if len(split) else 0
     smallest = int(counts.min()) if len(split) else 0
     return SplitStats(
         num_images=len(split),
-        counts=dict(zip(CLASSES, counts.tolist())),
-        deficits=dict(zip(CLASSES, (largest - counts).tolist())),
+        counts=dict(zip(classes, counts.tolist())),
+        deficits=dict(zip(classes, (largest - counts).tolist())),
         needed=int((largest - counts).sum()),
-        largest=CLASSES[int(counts.argmax())],
-        smallest=CLASSES[int(counts.argmin())],
+        largest=classes[int(counts.argmax())],
+        smallest=classes[int(counts.argmin())],
         imbalance_ratio=float(largest / smallest) if smallest else float("inf"),
     )
 
@@ -95,11 +96,18 @@ def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3,
     )
 
 
-def dataset_stats(splits: Mapping[str, Split], groups: tuple[list[list[tuple[str, int]]], int] | None = None) -> dict:
-    """Per-split statistics and the duplicate report, as plain data (what ``fer-synth stats --json`` prints)."""
+def dataset_stats(splits: Mapping[str, Split], groups: tuple[list[list[tuple[str, int]]], int] | None = None,
+                  near_distance: int | None = DEFAULT_MAX_DISTANCE) -> dict:
+    """Per-split statistics and the duplicate reports, as plain data (what ``fer-synth stats --json`` prints).
+
+    ``groups``: :func:`identical_groups` when already computed. ``near_distance``: the pHash distance of near
+    duplicates (:mod:`fer_synth.data.near_duplicates`); None skips that report."""
     per_split = {name: asdict(split_stats(split)) for name, split in splits.items()}
+    classes = next(iter(splits.values())).classes if splits else None
     return {
+        "classes": list(classes) if classes is not None else [],
         "splits": per_split,
         "needed_total": sum(s["needed"] for s in per_split.values()),
         "duplicates": asdict(duplicate_stats(splits, groups=groups)),
+        "near_duplicates": None if near_distance is None else asdict(near_duplicate_stats(splits, near_distance)),
     }

@@ -1,9 +1,11 @@
 """``fer-synth crop``: run the face stage over a folder of images and write FER-ready 48x48 faces.
 
-The input is per-class (sub-folders named after FER2013 classes or their aliases, e.g. raw generations) or
-flat (images directly in the folder: a user's own photos). Output::
+The input is per-class (sub-folders named after classes or their aliases, e.g. raw generations), flat (images
+directly in the folder: a user's own photos), or any other tree of folders (``photos/2019/``, ``photos/mixed/``):
+images outside class folders are unlabelled and keep their relative layout. Output::
 
-    OUT/<class>/<name>.png     kept faces (flat input: OUT/unlabelled/); several faces: <name>_<k>.png
+    OUT/<class>/<name>.png     kept faces; several faces: <name>_<k>.png
+    OUT/unlabelled/[<sub-folders>/]<name>.png   faces of images outside class folders, in the input's layout
     OUT/manifest.jsonl         one record per input image: input, class, files, kept, reason, boxes, ...
     OUT/run.json               the input folder and the face stage's settings; resuming with others is an error
 
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-from fer_synth.core.classes import CLASSES, UnknownClassError, resolve
+from fer_synth.core.classes import VOCABULARY, UnknownClassError
 from fer_synth.core.console import progress_bar
 from fer_synth.core.errors import FerError
 from fer_synth.core.images import IMAGE_SUFFIXES, is_image_file, read_rgb, save_png
@@ -66,37 +68,49 @@ class CropSummary:
 
 @dataclass(frozen=True)
 class Source:
-    """One input image: its path relative to the input folder, its class (None if flat), its output stem."""
+    """One input image: its path relative to the input folder, its class (None if unlabelled), its output stem
+    and the folder its faces go to (relative to the output)."""
 
     relpath: str
     label: str | None
     stem: str
+    folder: str
 
 
 def find_images(input_dir: Path) -> list[Source]:
-    """Images in ``input_dir`` (flat) and in its class-named sub-folders, in a stable order."""
+    """Images in ``input_dir``: in class-named sub-folders (labelled), and directly inside it or in any other
+    sub-folder at any depth (unlabelled, output in the same relative layout under ``unlabelled/``); stable order."""
     if not input_dir.is_dir():
         raise FerError(f"input folder {input_dir} does not exist or is not a folder; give a folder of images")
-    groups: list[tuple[str | None, list[Path]]] = [(None, _images_in(input_dir))]
-    for sub in sorted(p for p in input_dir.iterdir() if p.is_dir()):
+    groups: list[tuple[str | None, str, list[Path]]] = [(None, UNLABELLED, _images_in(input_dir))]
+    for sub in _subfolders(input_dir):
         try:
-            label = resolve(sub.name)
+            label = VOCABULARY.resolve(sub.name)
         except UnknownClassError:
-            if _images_in(sub):
-                logger.warning(f"skipping {sub}: its name is not a FER2013 class ({', '.join(CLASSES)})")
+            for folder in [sub, *_tree(sub)]:
+                groups.append((None, f"{UNLABELLED}/{folder.relative_to(input_dir).as_posix()}", _images_in(folder)))
             continue
-        groups.append((label, _images_in(sub)))
+        groups.append((label, label, _images_in(sub)))
     sources = []
-    for label, paths in groups:
+    for label, out_folder, paths in groups:
         stems = Counter(p.stem for p in paths)
         for p in paths:
             # Two files with one stem (a.jpg, a.png) keep distinct outputs.
             stem = p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
-            sources.append(Source(p.relative_to(input_dir).as_posix(), label, stem))
+            sources.append(Source(p.relative_to(input_dir).as_posix(), label, stem, out_folder))
     if not sources:
-        raise FerError(f"no images in {input_dir} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} directly "
-                       f"inside it and in sub-folders named after FER2013 classes)")
+        raise FerError(f"no images in {input_dir} or its sub-folders (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return sources
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Visible sub-folders, sorted; symbolic links to folders are not followed (they could loop)."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+
+
+def _tree(folder: Path) -> list[Path]:
+    """Every folder below ``folder``, depth first, in a stable order."""
+    return [d for sub in _subfolders(folder) for d in (sub, *_tree(sub))]
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -162,25 +176,25 @@ def _crop_one(source: Source, rgb: np.ndarray | None, input_dir: Path, out_dir: 
     path = input_dir / source.relpath
     record = {"input": source.relpath, "class": source.label, "files": []}
     if rgb is None:
-        _keep_reject(path, keep_rejects, UNREADABLE, source.label)
+        _keep_reject(path, keep_rejects, UNREADABLE, source.folder)
         return {**record, "kept": False, "reason": UNREADABLE, "boxes": [], "scores": [], "backend": stage.backend}
     result = stage(rgb)
-    folder = out_dir / (source.label or UNLABELLED)
+    folder = out_dir / source.folder
     if result.kept:
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         names = [f"{source.stem}.png"] if len(result.faces) == 1 else [
             f"{source.stem}_{k}.png" for k in range(len(result.faces))]
         for name, face in zip(names, result.faces):
             save_png(face, folder / name)
         record["files"] = [(folder / name).relative_to(out_dir).as_posix() for name in names]
     else:
-        _keep_reject(path, keep_rejects, result.reason, source.label)
+        _keep_reject(path, keep_rejects, result.reason, source.folder)
     return {**record, **result.to_record()}
 
 
-def _keep_reject(path: Path, keep_rejects: str | os.PathLike | None, reason: str, label: str | None) -> None:
+def _keep_reject(path: Path, keep_rejects: str | os.PathLike | None, reason: str, folder: str) -> None:
     if keep_rejects is None:
         return
-    target = Path(keep_rejects) / reason / (label or UNLABELLED)
+    target = Path(keep_rejects) / reason / folder
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(path, target / path.name)

@@ -28,6 +28,8 @@ DEFAULT_SIZE = 512
 DEFAULT_BATCH = 4
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_OUT = "generated"
+DEFAULT_CLASS_LIST = classes.FER2013.name
+CLASS_LISTS: tuple[str, ...] = tuple(known.name for known in classes.KNOWN_LISTS)
 
 #: Scheduler name -> (diffusers class, options over the model's scheduler config). ``dpmpp`` (DPM-Solver++
 #: 2M) is the default: it reaches at 20-25 steps the quality PNDM/DDIM reach at 40-50.
@@ -118,7 +120,7 @@ class PipelineOptions:
 class GenerateConfig:
     """One generation run (the CLI's options, as a notebook would pass them)."""
 
-    emotions: Sequence[str]
+    emotions: Sequence[str]  # names or aliases in ``class_list``; "all" = every class of it
     n: int
     seed: int = 0
     out: Path = Path(DEFAULT_OUT)
@@ -131,10 +133,11 @@ class GenerateConfig:
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
     keep_raw: bool = False  # with a face stage: also keep the full-size images under OUT/raw/<class>/
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # with a face stage: attempts per wanted face
+    class_list: str = DEFAULT_CLASS_LIST  # the known class list (fer2013, ferplus) the emotions belong to
 
     def resolved(self) -> GenerateConfig:
         """A validated copy with canonical class names and ``out`` as a Path; raises before anything loads."""
-        emotions = tuple(classes.resolve_many(self.emotions))
+        emotions = tuple(classes.known_list(self.class_list).resolve_many(self.emotions))
         self.pipeline.check()
         for name, value, low in (("n", self.n, 1), ("steps", self.steps, 1), ("batch-size", self.batch_size, 1),
                                  ("max-attempts", self.max_attempts, 1), ("seed", self.seed, 0)):

@@ -87,9 +87,10 @@ class PromptSet:
         """The prompt and diffusion seed of image ``index`` of ``emotion`` in a run seeded with ``seed``."""
         if seed < 0 or index < 0:
             raise FerError(f"seed and index must be >= 0 (got seed={seed}, index={index})")
-        emotion = classes.resolve(emotion)
+        emotion = classes.VOCABULARY.resolve(emotion)
         lists = self.lists_for(emotion)
-        rng = np.random.default_rng(np.random.SeedSequence([seed, classes.index(emotion), index]))
+        # The vocabulary's positions never change (FER2013's seven first), so a class keeps its seeds in any list.
+        rng = np.random.default_rng(np.random.SeedSequence([seed, classes.VOCABULARY.index(emotion), index]))
         image_seed = int(rng.integers(0, MAX_IMAGE_SEED, dtype=np.int64))
         values: dict[str, str] = {}
         for base, names in _group_slots(self.slots, lists).items():
@@ -212,7 +213,7 @@ def parse_prompts(text: str, source: str = "<string>") -> PromptSet:
     class_entries: dict[str, dict[str, Any]] = {}
     for name, (knode, vnode) in mapping(top["classes"][1], "classes").items():
         try:
-            cls = classes.resolve(name)
+            cls = classes.VOCABULARY.resolve(name)
         except classes.UnknownClassError as e:
             raise fail(knode, str(e)) from None
         if cls in class_entries:

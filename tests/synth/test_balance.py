@@ -108,6 +108,9 @@ def test_kaggle_source_and_missing_pool(tmp_path):
         balance(root, tmp_path / "generated", tmp_path / "x.h5")
     assert default_output(root) == default_output(tmp_path / "fer2013.csv.gz")
     assert str(default_output(root)) == "fer2013_balanced.h5"
+    # Named after what the user typed: a link's name, not its target's.
+    (tmp_path / "mine").symlink_to(root)
+    assert str(default_output(tmp_path / "mine")) == "mine_balanced.h5"
 
 
 def test_drop_duplicates_removes_leaked_train_images(tmp_path):

@@ -166,3 +166,18 @@ def test_bad_input_is_one_clear_error(tmp_path, per_class, args, message):
     result = CliRunner().invoke(main, ["crop", *args, "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_sub_folders_that_are_not_classes_are_cropped_as_unlabelled_in_their_layout(tmp_path, photo):
+    root = tmp_path / "photos"
+    save(root / "2019" / "me.jpg", photo)
+    save(root / "mixed" / "deep" / "me.png", photo)  # the same name in another folder: its own output
+    save(root / "happy" / "a.png", photo)
+    save(root / ".cache" / "hidden.png", photo)
+    out = tmp_path / "out"
+    result = run(str(root), "--out", str(out), "--face-model", MODEL)
+    assert result.exit_code == 0, result.output
+    faces = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert faces == ["happy/a.png", "unlabelled/2019/me.png", "unlabelled/mixed/deep/me.png"]
+    got = records(out)
+    assert got["mixed/deep/me.png"]["class"] is None and got["happy/a.png"]["class"] == "happy"

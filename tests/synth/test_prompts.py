@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fer_synth.core.classes import CLASSES, UnknownClassError
+from fer_synth.core.classes import EMOTIONS, UnknownClassError
 from fer_synth.cli import main
 from fer_synth.generation.prompts import PromptFileError, default_prompts_path, load_prompts, parse_prompts
 
@@ -33,8 +33,8 @@ classes:
 
 def test_default_file_covers_every_class_and_renders_cleanly():
     prompt_set = load_prompts()
-    assert set(prompt_set.classes) == set(CLASSES)
-    for emotion in CLASSES:
+    assert set(prompt_set.classes) == set(EMOTIONS)  # FER2013's seven and FER+'s contempt
+    for emotion in EMOTIONS:
         for p in prompt_set.prompts(0, emotion, 20):
             assert "{" not in p.text and "}" not in p.text
             assert prompt_set.classes[emotion]["emotion"] in p.text
