@@ -10,12 +10,14 @@ how it was trained and how well it does: docs/builtin-model.md; ``python bench/t
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from torch import nn
 
 from fer_models.models._registry import register_model
-from fer_synth.core.errors import FerError
+
+logger = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -36,8 +38,14 @@ def builtin(num_classes: int = 7, **kwargs) -> nn.Module:
     from fer_models.models._factory import create_model
 
     meta = builtin_meta()
-    if num_classes != len(meta["classes"]):
-        raise FerError(f"the built-in model predicts {len(meta['classes'])} classes, not {num_classes}")
     model = create_model(meta["model"], num_classes=num_classes, **{**meta.get("model_options", {}), **kwargs})
-    model.load_state_dict(load_file(str(BUILTIN_WEIGHTS)))
+    weights = load_file(str(BUILTIN_WEIGHTS))
+    if num_classes != len(meta["classes"]):
+        # Another class list (e.g. FER+'s eight, to fine-tune on): the shipped features, a new classifier, as timm
+        # does for a pretrained model asked for another number of classes.
+        head = next(name for name, module in model.named_modules() if module is model.get_classifier())
+        weights = {k: v for k, v in weights.items() if not k.startswith(f"{head}.")}
+        logger.info("built-in model: %d classes asked for, it was trained on %d; its classifier (%s) starts afresh",
+                    num_classes, len(meta["classes"]), head)
+    model.load_state_dict(weights, strict=len(weights) == len(model.state_dict()))
     return model
