@@ -38,6 +38,7 @@ from fer_models.evaluation import evaluate  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
 from fer_models.config import make_config  # noqa: E402
 from fer_models.optim import create_optimizer  # noqa: E402
+from fer_models.precision import autocast_dtype, to_layout, uses_channels_last  # noqa: E402
 from fer_models.training import train  # noqa: E402
 from fer_synth.data.balance import pack  # noqa: E402
 
@@ -61,6 +62,8 @@ def data_path_cost(config, device: torch.device, n_batches: int, rounds_n: int =
     model = create_model(config.model, num_classes=len(split.classes), **config.model_options).to(device).train()
     spec = model.spec
     size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
+    dtype = autocast_dtype(config.amp, device)  # as training runs it (bf16 + channels_last on such CPUs)
+    to_layout(model, uses_channels_last(dtype, device))
     optimizer = create_optimizer(config, model)
     aug = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()})
     g = torch.Generator(device=device).manual_seed(0)
@@ -68,7 +71,8 @@ def data_path_cost(config, device: torch.device, n_batches: int, rounds_n: int =
     pre = [render(split.images[i], view_thetas(len(i), "none", size, 48, device)[0], size, spec.in_chans) for i in index]
 
     def step(x, y):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

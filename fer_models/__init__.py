@@ -4,6 +4,7 @@ The main functions, importable from here (each loads its module on first use)::
 
     from fer_models import create_model, list_models, make_config, train
     from fer_models import evaluate, build_ensemble, load_model
+    from fer_models import load_classifier, predict_media   # any model -> probabilities; faces in photos/videos
 """
 
 from importlib.metadata import version
@@ -21,6 +22,8 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "load_split": "fer_models.data",
     "predict_probs": "fer_models.predict",
     "load_model": "fer_models.checkpoint",
+    "load_classifier": "fer_models.inference",
+    "predict_media": "fer_models.media",
     "evaluate": "fer_models.evaluation",
     "build_ensemble": "fer_models.ensemble",
     "load_ensemble": "fer_models.ensemble",

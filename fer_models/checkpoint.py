@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_models.models import create_model
+from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.errors import FerError, MissingPathError
 
@@ -129,7 +130,10 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A run folder, a checkpoint's ``.json`` or ``.safetensors``, or an ensemble ``.json`` -> the JSON file."""
+    """A run folder, a checkpoint's ``.json`` or ``.safetensors``, an ensemble ``.json``, or ``builtin`` (the model
+    shipped in the package; a folder of that name is ``./builtin``) -> the JSON file."""
+    if str(path) == BUILTIN:
+        return BUILTIN_JSON
     given = path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise FerError(f"{path}: a pickled checkpoint, which is never loaded (it can run code); give a fer-models run "
@@ -144,6 +148,12 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                                    "that JSON (a run folder holds both)")
         raise MissingPathError(f"{path}: no such checkpoint (give a run folder, a .json or a .safetensors file)")
     return path
+
+
+def report_dir(path: str | os.PathLike) -> Path:
+    """Where reports about a checkpoint go by default: beside it, or ``runs/builtin`` for the built-in model
+    (never inside the installed package)."""
+    return Path("runs") / BUILTIN if str(path) == BUILTIN else resolve_checkpoint(path).parent
 
 
 def check_classes(meta: dict, classes: Sequence[str], data: str) -> None:

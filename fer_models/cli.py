@@ -9,11 +9,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from fer_models import __version__
-from fer_models.config import (AMP_MODES, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
+from fer_models.config import (AMP_MODES, BUDGET_CLOCKS, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
                                make_config)
 from fer_models.data import TTA_MODES
 from fer_models.losses import list_losses
 from fer_models.optim import OPTIMIZERS, SCHEDULES
+from fer_models.export import FORMATS as EXPORT_FORMATS
+from fer_models.media import DEFAULT_EVERY
+from fer_models.models.builtin import BUILTIN
+from fer_synth.cli import face_options, face_stage_from
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
 from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
@@ -37,6 +41,8 @@ def main() -> None:
 @click.option("--input-size", type=click.IntRange(min=8), help="image side fed to the model [default: the model's]")
 @click.option("--epochs", type=click.IntRange(min=1))
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training; stops cleanly after that")
+@click.option("--budget-clock", type=click.Choice(tuple(BUDGET_CLOCKS)),
+              help="what --time-budget counts: wall-clock or this process's CPU seconds [default: wall]")
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS))
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True))
@@ -110,7 +116,7 @@ def evaluate_command(checkpoint, data, split, tta, out, device) -> None:
     from fer_models import checkpoint as ckpt
     from fer_models.evaluation import evaluate
 
-    out = out or ckpt.resolve_checkpoint(checkpoint).parent
+    out = out or ckpt.report_dir(checkpoint)
     _print_evaluation(evaluate(checkpoint, data, split, tta, resolve_device(device), out))
 
 
@@ -183,10 +189,76 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
     console.print(f"saved {report['saved']} (evaluate it with `fer-models evaluate {report['saved']} --data {data}`)")
 
 
+@main.command("predict")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--model", "model_spec", default=BUILTIN, show_default=True,
+              help="builtin, a run folder, a checkpoint (.json/.safetensors) or an ensemble .json")
+@click.option("--every", type=click.IntRange(min=1), default=DEFAULT_EVERY, show_default=True,
+              help="videos: classify every Nth frame")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write one record per face (pandas.read_json)")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write one row per face (pandas.read_csv)")
+@click.option("--annotate", type=click.Path(file_okay=False), help="write the images with boxes and labels to DIR")
+@click.option("--tta", type=click.Choice(TTA_MODES), help="[default: the model's own]")
+@click.option("--overwrite", is_flag=True, help="replace existing --json/--csv files and --annotate contents")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@face_options("photo", policy="all")
+def predict_command(paths, model_spec, every, json_out, csv_out, annotate, tta, overwrite, device, **face_settings) -> None:
+    """Expressions of the faces in images, folders (recursive) and videos: a table, and --json/--csv/--annotate."""
+    from fer_models.inference import load_classifier
+    from fer_models.media import check_outputs, find_media, predict_media, write_rows
+
+    find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
+    check_outputs(list(paths), [json_out, csv_out], annotate, overwrite)
+    classifier = load_classifier(model_spec, resolve_device(device), tta)
+    with face_stage_from(face_settings) as stage:
+        summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite)
+    for out, fmt in ((json_out, "json"), (csv_out, "csv")):
+        if out is not None:
+            write_rows(summary.predictions, classifier.classes, out, fmt)
+    _print_predictions(summary, classifier.classes, [o for o in (json_out, csv_out, annotate) if o])
+
+
+SHOWN_FACES = 40  # rows of the table; --json/--csv hold them all
+
+
+def _print_predictions(summary, classes: tuple[str, ...], outputs: list[str]) -> None:
+    table = Table(title=f"{len(summary.predictions)} face(s) in {summary.images} image(s)"
+                        f"{f' and {summary.frames} frame(s) of {summary.videos} video(s)' if summary.videos else ''}")
+    for column in ("file", "frame", "box x,y,w,h", "label", "score", *(c[:5] for c in classes)):
+        table.add_column(column, justify="left" if column in ("file", "label") else "right")
+    for face in summary.predictions[:SHOWN_FACES]:
+        table.add_row(escape(face.file), "" if face.frame is None else str(face.frame),
+                      f"{face.x},{face.y},{face.w},{face.h}", face.label, f"{face.score:.2f}",
+                      *(f"{face.probabilities[c]:.2f}" for c in classes))
+    console.print(table)
+    if len(summary.predictions) > SHOWN_FACES:
+        console.print(f"... and {len(summary.predictions) - SHOWN_FACES} more face(s): --csv or --json holds every one")
+    for reason, count in summary.without_face.most_common():
+        examples = ", ".join(summary.examples[reason][:3])
+        logger.warning(f"{count} image(s)/frame(s) gave no face ({reason}), e.g. {escape(examples)}")
+    for out in outputs:
+        console.print(f"wrote {escape(str(out))}")
+
+
+@main.command("export")
+@click.argument("model_spec", metavar="MODEL")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="onnx", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="[default: MODEL's folder/<name>.onnx; builtin: builtin.onnx]")
+@click.option("--tta", type=click.Choice(TTA_MODES), help="[default: the model's own]")
+@click.option("--overwrite", is_flag=True, help="replace an existing --out file")
+def export_command(model_spec, fmt, out, tta, overwrite) -> None:
+    """Export a run, checkpoint, ensemble or the built-in model (preprocessing and TTA inside the graph)."""
+    from fer_models.export import default_export_path, export
+
+    out = out or default_export_path(model_spec, fmt)
+    path = export(model_spec, out, fmt, tta, overwrite=overwrite)
+    console.print(f"wrote {escape(str(path))}: input 'faces' uint8 [N, 48, 48], output 'probabilities' float32 [N, 7]")
+
+
 @main.command("judge")
 @click.argument("pool", type=click.Path(file_okay=False, exists=True))
-@click.option("--model", "model", required=True, help="the judge: a run folder, checkpoint or ensemble .json "
-              "trained on real faces")
+@click.option("--model", "model", default=BUILTIN, show_default=True, help="the judge: the built-in model, or a run "
+              "folder, checkpoint or ensemble .json trained on real faces")
 @click.option("--clip", help="also CLIP's opinion: a hub id or local folder of a CLIP model (skipped offline when "
               "not cached)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)

@@ -6,6 +6,8 @@ takes its choices and defaults from here.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -13,13 +15,16 @@ from fer_models.data import TTA_MODES, Augment, check_tta
 from fer_models.losses import CLASS_WEIGHTINGS, LOSSES
 from fer_models.models import get_spec
 from fer_models.optim import OPTIMIZERS, SCHEDULES
+from fer_models.precision import AMP_MODES
 from fer_models.recipes import INFO_KEYS, load_recipe
 from fer_synth.core.errors import FerError, InvalidOptionError
 
 DEFAULT_DATA = "fer2013_balanced.h5"
 DEFAULT_MODEL = "small-cnn"
-AMP_MODES: tuple[str, ...] = ("auto", "none", "bf16", "fp16")
 MONITORS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_f1", "nll")
+#: What ``time_budget`` counts: wall-clock seconds, or this process's CPU seconds (all its threads), which other
+#: work on a shared machine does not eat into (with one thread, what the run would take on an idle core).
+BUDGET_CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @dataclass
@@ -34,6 +39,7 @@ class TrainConfig:
     input_size: int | None = None  # side the data path renders; default: the model's (e.g. 48 for timm:resnet18 on CPU)
     epochs: int = 30
     time_budget: float | None = None  # seconds of training; stops cleanly after the batch that crosses it
+    budget_clock: str = "wall"  # what time_budget counts: wall | cpu (see BUDGET_CLOCKS)
     batch_size: int = 64
     eval_batch_size: int = 512
     optimizer: str = "adamw"
@@ -71,6 +77,7 @@ class TrainConfig:
         """Raise a :class:`FerError` naming the first setting that cannot work."""
         for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
                                      ("amp", self.amp, AMP_MODES), ("monitor", self.monitor, MONITORS),
+                                     ("budget_clock", self.budget_clock, tuple(BUDGET_CLOCKS)),
                                      ("class_weighting", self.class_weighting, CLASS_WEIGHTINGS)):
             if value not in allowed:
                 raise InvalidOptionError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
@@ -114,5 +121,5 @@ def make_config(recipe: str | None = None, augment_overrides: dict | None = None
     return config
 
 
-__all__ = ["AMP_MODES", "CLASS_WEIGHTINGS", "DEFAULT_DATA", "DEFAULT_MODEL", "MONITORS", "TTA_MODES", "TrainConfig",
+__all__ = ["AMP_MODES", "BUDGET_CLOCKS", "CLASS_WEIGHTINGS", "DEFAULT_DATA", "DEFAULT_MODEL", "MONITORS", "TTA_MODES", "TrainConfig",
            "make_config"]

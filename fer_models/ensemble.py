@@ -17,6 +17,7 @@ import torch
 from fer_models import checkpoint as ckpt
 from fer_models.data import TensorSplit, check_tta, data_identity, load_split
 from fer_models.metrics import classification_metrics
+from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
 from fer_models.predict import predict_probs
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import make_dir
@@ -89,7 +90,7 @@ def save_ensemble(path: str | os.PathLike, ensemble: Ensemble, info: dict | None
 
     def rel(p: Path) -> str:
         p = p.resolve()
-        return os.path.relpath(p, base)
+        return BUILTIN if p == BUILTIN_JSON.resolve() else os.path.relpath(p, base)
 
     doc = {"format": ckpt.ENSEMBLE_FORMAT, "format_version": ckpt.FORMAT_VERSION, "method": ensemble.method,
            "members": [{"checkpoint": rel(m), "weight": w} for m, w in zip(ensemble.members, ensemble.weights)],
@@ -103,7 +104,8 @@ def load_ensemble(path: str | os.PathLike) -> Ensemble:
         raise FerError(f"{path}: a single model's checkpoint, not an ensemble file")
     base = Path(meta["_path"]).parent
     try:
-        members = [ckpt.resolve_checkpoint(base / m["checkpoint"]) for m in meta["members"]]
+        members = [ckpt.resolve_checkpoint(m["checkpoint"] if m["checkpoint"] == BUILTIN else base / m["checkpoint"])
+                   for m in meta["members"]]
         return Ensemble(members, [float(m["weight"]) for m in meta["members"]], meta["method"])
     except (KeyError, TypeError, ValueError) as e:
         raise FerError(f"{path}: a damaged ensemble file (bad or missing {e}); build it again with "

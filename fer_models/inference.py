@@ -1,84 +1,116 @@
-"""A trained model, or an ensemble of them, as one classifier of 48x48 grayscale faces.
+"""A model spec turned into class probabilities: ``load_classifier(spec).predict_proba(faces)``.
 
-``load_classifier(spec)`` takes what every command accepts as a model: a run folder, a checkpoint's ``.json`` or
-``.safetensors``, or an ensemble ``.json``. The classifier applies each model's own input size, channels and
-test-time augmentation, and names itself (``identity``: the model and a fingerprint of its weights) so that what it
-judged can be traced to exactly these weights.
+A spec is ``builtin`` (the model shipped inside the package), a run folder, a checkpoint's ``.json`` or
+``.safetensors``, or an ensemble ``.json``. The :class:`Classifier` takes uint8 grayscale faces [N, 48, 48]
+(FER2013's framing, as :mod:`fer_synth.faces` crops them) and returns probabilities [N, C] over
+:attr:`Classifier.classes`, with the model's own test-time augmentation (an ensemble: its members', combined
+as the ensemble file says), and names itself: :attr:`Classifier.identity` is the spec as given and a fingerprint
+of the weights files and TTA, so that what it judged or predicted traces to exactly these weights. ``predict``,
+``export`` and the label-fidelity judge (``judge``) all go through it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from fer_models import checkpoint as ckpt
+from fer_models.data import check_tta
 from fer_models.ensemble import combine, load_ensemble
+from fer_models.models.builtin import BUILTIN
+from fer_models.precision import autocast_dtype, to_layout, uses_channels_last
 from fer_models.predict import predict_probs
 from fer_synth.core.errors import FerError
 
+FACE_SIZE = 48  # the side of the faces a classifier takes (FER2013's)
+
 
 @dataclass
-class _Member:
+class LoadedModel:
+    """One network ready to predict: the model in eval mode, its checkpoint metadata and the TTA it uses."""
+
     model: nn.Module
-    input_size: int
-    in_chans: int
+    meta: dict
     tta: str
-    weights_file: Path
+    amp: torch.dtype | None = None
+
+    def predict_proba(self, faces: Tensor, batch_size: int) -> np.ndarray:
+        return predict_probs(self.model, faces, self.meta["input_size"], self.meta["in_chans"], self.tta, batch_size,
+                             self.amp)
 
 
-@dataclass
 class Classifier:
-    """Class probabilities for uint8 faces [N, 48, 48]: one model, or an ensemble's weighted combination."""
+    """Class probabilities of a model or an ensemble for uint8 faces [N, 48, 48]; build it with
+    :func:`load_classifier`."""
 
-    members: list[_Member]
-    classes: tuple[str, ...]
-    weights: list[float] = field(default_factory=lambda: [1.0])
-    method: str = "mean"
-    name: str = ""
+    def __init__(self, spec: str, members: list[LoadedModel], weights: list[float], method: str, kind: str,
+                 batch_size: int = 512):
+        self.spec, self.members, self.weights, self.method, self.kind = spec, members, weights, method, kind
+        self.batch_size = batch_size
+        self.classes: tuple[str, ...] = tuple(members[0].meta["classes"])
+        for m in members[1:]:
+            if tuple(m.meta["classes"]) != self.classes:
+                raise FerError(f"{spec}: the ensemble's members predict different classes "
+                               f"({', '.join(self.classes)} vs {', '.join(m.meta['classes'])})")
 
-    @torch.no_grad()
-    def predict_proba(self, faces: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """Probabilities [N, C] in the order of :attr:`classes`."""
-        faces = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.uint8))
-        probs = [predict_probs(m.model, faces, m.input_size, m.in_chans, m.tta, batch_size) for m in self.members]
-        if len(faces) == 0:
-            return np.zeros((0, len(self.classes)), np.float32)
-        return probs[0] if len(probs) == 1 else combine(probs, self.weights, self.method).astype(np.float32)
-
-    @property
+    @functools.cached_property
     def identity(self) -> dict:
-        """The model spec as given and a fingerprint of every weights file it loaded."""
+        """The model spec as given and a fingerprint of what produces the probabilities: 16 hex digits of SHA-256
+        over every weights file, each model's TTA, and an ensemble's weights and method (docs/judging.md)."""
         h = hashlib.sha256()
         for member in self.members:
-            with open(member.weights_file, "rb") as f:
+            with open(Path(member.meta["_path"]).parent / member.meta["weights"], "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
             h.update(member.tta.encode())
         h.update(repr((self.weights, self.method)).encode())
-        return {"model": self.name, "fingerprint": h.hexdigest()[:16]}
+        return {"model": self.spec, "fingerprint": h.hexdigest()[:16]}
+
+    def predict_proba(self, faces: np.ndarray | Tensor, batch_size: int | None = None) -> np.ndarray:
+        """Probabilities [N, C] (float32, in the order of :attr:`classes`) for uint8 grayscale faces [N, 48, 48]."""
+        if isinstance(faces, np.ndarray):
+            if faces.dtype != np.uint8:
+                raise FerError(f"faces must be uint8 grayscale, got {faces.dtype}")
+            faces = torch.from_numpy(np.ascontiguousarray(faces))
+        if faces.ndim != 3 or tuple(faces.shape[1:]) != (FACE_SIZE, FACE_SIZE):
+            raise FerError(f"faces must be an array [N, {FACE_SIZE}, {FACE_SIZE}], got shape {tuple(faces.shape)}")
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        probs = [m.predict_proba(faces, batch_size or self.batch_size) for m in self.members]
+        if self.kind != "ensemble":
+            return probs[0].astype(np.float32)
+        return combine(probs, self.weights, self.method).astype(np.float32)
 
 
-def _member(path: str | os.PathLike, device: str | torch.device, tta: str | None) -> tuple[_Member, list[str]]:
-    model, meta = ckpt.load_model(path, device)
-    weights = Path(meta["_path"]).parent / meta["weights"]
-    return _Member(model, meta["input_size"], meta["in_chans"], tta or meta.get("tta") or "none", weights), meta["classes"]
+def load_classifier(spec: str | os.PathLike = BUILTIN, device: str | torch.device = "cpu", tta: str | None = None,
+                    amp: str = "none", batch_size: int = 512) -> Classifier:
+    """The classifier a spec names: ``builtin``, a run folder, a checkpoint or an ensemble file.
 
-
-def load_classifier(spec: str | os.PathLike, device: str | torch.device = "cpu", tta: str | None = None) -> Classifier:
-    """A :class:`Classifier` from a run folder, checkpoint or ensemble file; ``tta`` overrides the models' own."""
+    ``tta``: None uses each model's own (the one its recipe names; an ensemble's, else its members'); else
+    ``none``, ``flip`` or ``ten-crop`` for every model. ``amp``: ``none`` (float32, the default: exact and
+    comparable) or ``auto``/``bf16`` (faster on CPUs with native bf16; see :mod:`fer_models.precision`).
+    """
+    if tta is not None:
+        check_tta(tta)
+    device = torch.device(device)
+    dtype = autocast_dtype(amp, device)
     meta = ckpt.read_meta(spec)
+
+    def loaded(path: str | os.PathLike, own_tta: str | None) -> LoadedModel:
+        model, member_meta = ckpt.load_model(path, device)
+        to_layout(model, uses_channels_last(dtype, device))
+        return LoadedModel(model, member_meta, tta or own_tta or member_meta.get("tta") or "none", dtype)
+
     if meta["format"] == ckpt.ENSEMBLE_FORMAT:
         ensemble = load_ensemble(spec)
-        loaded = [_member(m, device, tta or meta.get("tta")) for m in ensemble.members]
-        members, class_lists = [m for m, _ in loaded], [c for _, c in loaded]
-        if any(c != class_lists[0] for c in class_lists):
-            raise FerError(f"{spec}: its members predict different class lists; ensemble models of one dataset")
-        return Classifier(members, tuple(class_lists[0]), ensemble.weights, ensemble.method, str(spec))
-    member, classes = _member(spec, device, tta)
-    return Classifier([member], tuple(classes), name=str(spec))
+        members = [loaded(m, meta.get("tta")) for m in ensemble.members]
+        return Classifier(str(spec), members, ensemble.weights, ensemble.method, "ensemble", batch_size)
+    kind = BUILTIN if str(spec) == BUILTIN else "checkpoint"
+    return Classifier(str(spec), [loaded(spec, None)], [1.0], "mean", kind, batch_size)

@@ -30,13 +30,14 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fer_models import checkpoint as ckpt
-from fer_models.config import DEFAULT_DATA, TrainConfig
+from fer_models.config import BUDGET_CLOCKS, DEFAULT_DATA, TrainConfig
 from fer_models.data import Augment, TensorSplit, augment_batch, batches, data_identity, epoch_order, load_split, mix_batch
 from fer_models.distributed import Dist, agree, barrier, broadcast_from_main, init_distributed, sum_over_ranks
 from fer_models.losses import build_loss, class_weights
 from fer_models.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
 from fer_models.optim import create_optimizer, create_scheduler, cycle_ends
+from fer_models.precision import autocast_dtype, to_layout, uses_channels_last
 from fer_models.predict import predict_probs
 from fer_models.reporting import epoch_line, plot_curves, write_history
 from fer_synth.core.console import progress_bar
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 COMMAND = "fer-models train"
 STATE_FILE = "last-state.safetensors"
 #: Settings that may change on --resume: only the run's length and where/how it runs.
-RESUMABLE_CHANGES = frozenset({"epochs", "time_budget", "progress", "device", "threads", "out", "data",
+RESUMABLE_CHANGES = frozenset({"epochs", "time_budget", "budget_clock", "progress", "device", "threads", "out", "data",
                                "eval_batch_size"})
 
 
@@ -131,16 +132,13 @@ class EpochStats:
     accuracy: float
     images: int
     seconds: float
+    cpu_seconds: float  # this process's CPU time (all threads): what the epoch cost, whatever else ran
     out_of_time: bool
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: bf16 (``auto``) or fp16 on CUDA; None (float32) elsewhere or with ``none``."""
-    if device.type != "cuda" or config.amp == "none":
-        if config.amp in ("bf16", "fp16") and device.type != "cuda":
-            logger.warning(f"--amp {config.amp} is for GPUs; training in float32 on {device}")
-        return None
-    return torch.float16 if config.amp == "fp16" else torch.bfloat16
+    """The autocast dtype of ``config.amp`` on ``device`` (:mod:`fer_models.precision`); None means float32."""
+    return autocast_dtype(config.amp, device)
 
 
 def build_state(config: TrainConfig, train_split: TensorSplit, steps_per_epoch: int,
@@ -149,7 +147,7 @@ def build_state(config: TrainConfig, train_split: TensorSplit, steps_per_epoch: 
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=len(train_split.classes), weights=config.weights,
                          **config.model_options)
-    model.to(device)
+    to_layout(model.to(device), uses_channels_last(amp_dtype(config, device), device))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
     # The loss comes after the EMA copy (a feature regulariser hooks the model; the copy needs no hook) and before
     # the optimizer, which trains the loss's own parameters (EmoNeXt's attention) with the model's.
@@ -189,7 +187,7 @@ def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, co
     order = epoch_order(split.labels, g, config.balanced_sampler)
     dtype = amp_dtype(config, device)
     net.train()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     seen, loss_sum, correct = 0, torch.zeros((), device=device), torch.zeros((), device=device)
     out_of_time = False
     steps = batches(order, config.batch_size, d.rank, d.world_size)
@@ -209,13 +207,13 @@ def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, co
             seen += len(y)
             progress.update(step + 1, loss_sum, correct, seen, time.perf_counter() - start)
             if deadline is not None:
-                out_of_time = agree(time.perf_counter() >= deadline, d, device)
+                out_of_time = agree(BUDGET_CLOCKS[config.budget_clock]() >= deadline, d, device)
                 if out_of_time:
                     break
     totals = sum_over_ranks(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)]), d)
     loss_total, correct_total, images = totals.tolist()
     return EpochStats(loss_total / max(images, 1), correct_total / max(images, 1), int(images),
-                      time.perf_counter() - start, out_of_time)
+                      time.perf_counter() - start, time.process_time() - cpu_start, out_of_time)
 
 
 def _optimizer_step(loss: torch.Tensor, state: TrainingState, config: TrainConfig, net: nn.Module) -> None:
@@ -348,7 +346,8 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
                  "in_chans": spec.in_chans, "classes": list(train_split.classes),
                  "num_classes": len(train_split.classes), "soft_labels": train_split.soft_labels is not None,
                  "tta": config.tta, "config": asdict(config), "data": data_id}
-    deadline = None if config.time_budget is None else time.perf_counter() + config.time_budget
+    clock = BUDGET_CLOCKS[config.budget_clock]
+    deadline = None if config.time_budget is None else clock() + config.time_budget
     stopped_by = "epochs"
     for epoch in range(start_epoch + 1, config.epochs + 1):
         stats = train_one_epoch(net, state, train_split, config, aug, input_size, spec.in_chans, d, device, epoch,
@@ -365,6 +364,7 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
             "train_accuracy": stats.accuracy, "val_nll": val["nll"], "val_accuracy": val["accuracy"],
             "val_balanced_accuracy": val["balanced_accuracy"], "val_macro_f1": val["macro_f1"],
             "train_images": stats.images, "images_per_s": stats.images / stats.seconds, "seconds": stats.seconds,
+            "cpu_seconds": stats.cpu_seconds,
             "partial_epoch": stats.out_of_time})
         improved = state.best is None or (value < state.best if config.monitor == "nll" else value > state.best)
         if improved:
@@ -389,8 +389,9 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
                 f"{state.best if state.best is None else round(state.best, 4)} at epoch {state.best_epoch}; "
                 f"{out / 'best.safetensors'}")
     d.close()
-    return RunResult(out, state.epoch, state.best_epoch, state.best, state.history, stopped_by, state.eval_model,
-                     state.loss)
+    # The returned model in the standard layout: it then computes exactly what the saved weights, loaded, compute.
+    return RunResult(out, state.epoch, state.best_epoch, state.best, state.history, stopped_by,
+                     state.eval_model.to(memory_format=torch.contiguous_format), state.loss)
 
 
 def _headline(metrics: dict) -> dict:

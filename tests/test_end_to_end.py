@@ -1,7 +1,9 @@
 """The documented offline chain (examples/offline_end_to_end.sh) at toy size, so that it cannot rot:
-generate (tiny-random) -> crop -> balance -> HDF5 -> train x2 -> evaluate -> ensemble."""
+pack -> train (the builtin recipe) -> evaluate -> predict on the example's photo -> ensemble with the built-in
+model; generate (tiny-random) -> crop -> balance -> HDF5 -> train x2 -> evaluate -> ensemble."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -30,7 +32,8 @@ def test_offline_chain(tmp_path, monkeypatch):
     run(fer_synth, ["generate", "--model", "tiny-random", "-e", "disgust", "-e", "surprise", "--n", "7",
                     "--size", "32", "--steps", "2", "--no-faces", "--no-progress", "--seed", "5"])
     if FACE_MODEL.exists():
-        output = run(fer_synth, ["crop", "generated", "--out", "faces", "--face-model", FACE_MODEL])
+        output = run(fer_synth, ["crop", "generated", "--out", "faces", "--filters", "generated",
+                                 "--face-model", FACE_MODEL])
         crop_records = read_records(tmp_path / "faces")
         assert len(crop_records) == 14 and not any(r["kept"] for r in crop_records)  # noise has no faces
         assert "no_face" in output or "low_confidence" in output
@@ -45,6 +48,26 @@ def test_offline_chain(tmp_path, monkeypatch):
     generated = {(r["prompt"], r["seed"]) for r in read_records(tmp_path / "generated")}
     assert {(p, s) for p, s in zip(train.prompt[synthetic], train.seed[synthetic])} <= generated
     assert set(train.model[synthetic]) == {"tiny-random"}
+
+
+@pytest.mark.skipif(not FACE_MODEL.exists(), reason="the BlazeFace model is not beside this checkout")
+def test_the_example_ends_with_a_model_and_predictions_on_a_photo(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    photos = Path(__file__).resolve().parents[1] / "examples" / "photos"
+    write_csv(tmp_path / "fer2013.csv", fer_rows(DEFAULT_COUNTS))
+    run(fer_synth, ["pack", "fer2013.csv", "--out", "fer2013.h5"])
+    run(fer_models, ["train", "--recipe", "builtin", "--data", "fer2013.h5", "--epochs", "1", "--batch-size", "16",
+                     "--time-budget", "60", "--out", "runs/fer2013", "--no-progress"])
+    run(fer_models, ["evaluate", "runs/fer2013", "--data", "fer2013.h5", "--split", "test"])
+    output = run(fer_models, ["predict", photos, "--model", "runs/fer2013", "--face-model", FACE_MODEL,
+                              "--csv", "faces.csv", "--annotate", "annotated"])
+    assert "astronaut.jpg" in output and (tmp_path / "annotated" / "astronaut.png").exists()
+    assert len((tmp_path / "faces.csv").read_text().splitlines()) == 2  # the header and the astronaut's face
+    run(fer_models, ["ensemble", "runs/fer2013", "builtin", "--data", "fer2013.h5", "--method", "weighted",
+                     "--out", "runs/with-builtin.json"])
+    members = json.loads((tmp_path / "runs" / "with-builtin.json").read_text())["members"]
+    assert [m["checkpoint"] for m in members] == ["fer2013/best.json", "builtin"]
+    assert "accuracy" in run(fer_models, ["evaluate", "runs/with-builtin.json", "--data", "fer2013.h5"]).lower()
 
 
 @pytest.fixture
