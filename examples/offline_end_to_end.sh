@@ -29,7 +29,8 @@ fer-models predict "$photos" --model runs/fer2013 --face-model "$face_model" --c
 fer-models predict "$photos" --model builtin --face-model "$face_model"
 
 echo "== 6. an ensemble of your model and the built-in one (weights fit on val), and its evaluation"
-fer-models ensemble runs/fer2013 builtin --data fer2013.h5 --method weighted --out runs/with-builtin.json
+# flip TTA: the members' own ten-crop would score val and test five times over (minutes on a CPU)
+fer-models ensemble runs/fer2013 builtin --data fer2013.h5 --method weighted --tta flip --out runs/with-builtin.json
 
 echo "== 7. the synthesis plumbing at toy size: a tiny RANDOM diffusion model makes noise, and the face stage's"
 echo "      strict filters for generated images reject every one of them, as they should"
