@@ -8,7 +8,8 @@ balancing help, and how fast is judging? Built from real FER2013 faces (no text-
 3. Corruption: PublicTest faces with 10%, 30%, 50% of the labels changed on purpose to another class; per policy,
    the filter's precision (kept faces whose label is right) and recall (wrong faces removed).
 4. compare on a toy budget: train = the first half of Training; the pool = the second half with 30% of its labels
-   corrupted; arms real-only, balanced (random draw from the whole pool) and judged-balanced (default policy); the
+   corrupted; arms real-only, balanced (random draw from the whole pool), judged-balanced (default policy), and the
+   classic answers on the real data alone as variants of real-only (class-weighted loss, balanced sampler); the
    same val (PublicTest) and test (PrivateTest).
 5. Speed: faces/s of the judge on the largest pool (batch 512), and of the bare model on the same faces.
 
@@ -89,6 +90,8 @@ def main() -> None:
                    "epochs, not seconds, so that a loaded machine gives the same judge")
     p.add_argument("--compare-epochs", type=int, default=3, help="epochs of every compare run (the same for all arms)")
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--variants", default="class_weighting=balanced,balanced_sampler=true",
+                   help="comma-separated compare variants of the real-only arm: the classic answers to imbalance")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="a smoke run: small budgets and pools")
     p.add_argument("--skip-compare", action="store_true")
@@ -169,8 +172,9 @@ def main() -> None:
             balance(base, pool, out, allow_shortfall=True, judged=policy, overwrite=True)
             arms[name] = out
         settings = dict(epochs=args.compare_epochs, threads=args.threads)
-        result = compare(list(arms.values()), work / "compare", recipe="cpu-fast", seeds=args.seeds, device="cpu",
-                         **settings)
+        variants = [v for v in args.variants.split(",") if v]
+        result = compare(list(arms.values()), work / "compare", recipe="cpu-fast", seeds=args.seeds,
+                         variants=variants, device="cpu", **settings)
         summary["compare"] = {name: {m: result["arms"][name][m] for m in ("accuracy", "balanced_accuracy", "macro_f1")}
                               | {"vs_first": result["arms"][name]["vs_first"]} for name in result["arms"]}
         for name, arm in result["arms"].items():
