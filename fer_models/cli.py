@@ -17,7 +17,7 @@ from fer_models.optim import OPTIMIZERS, SCHEDULES
 from fer_models.export import FORMATS as EXPORT_FORMATS
 from fer_models.media import DEFAULT_EVERY
 from fer_models.models.builtin import BUILTIN
-from fer_synth.cli import face_options, face_stage_from
+from fer_synth.faces.options import face_options, face_stage_from
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
 from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT

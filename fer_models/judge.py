@@ -26,11 +26,11 @@ from fer_models.evaluation import plot_confusion
 from fer_models.inference import Classifier, load_classifier
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import Split
-from fer_synth.core.errors import FerError
+from fer_synth.core.errors import DatasetError, FerError, MissingPathError
+from fer_synth.core.folders import read_folder
 from fer_synth.core.judgement import JUDGEMENT_FILE, SelectionPolicy, judge_of, read_judgement
 from fer_synth.core.manifest import ManifestWriter
 from fer_synth.core.outputs import output_lock
-from fer_synth.data.readers import read_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,12 @@ PREVIEW_POLICIES = (SelectionPolicy("agree"), SelectionPolicy("min-prob", 0.3), 
 
 def pool_faces(pool: str | os.PathLike) -> Split:
     """Every face of a pool, its label from its class folder, ``origin`` its path relative to the pool."""
-    data = read_dataset(pool, resize=True, synthetic=True)
-    return Split.concat(list(data.splits.values()))
+    if not Path(pool).is_dir():
+        raise MissingPathError(f"{pool}: no such pool folder (give the folder generate or crop wrote)")
+    faces = Split.concat(list(read_folder(pool, resize=True, synthetic=True).splits.values()))
+    if len(faces) == 0:
+        raise DatasetError(f"{pool}: the pool holds no usable faces")
+    return faces
 
 
 def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str | torch.device = "cpu",

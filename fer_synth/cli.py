@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -15,7 +14,7 @@ from fer_synth import __version__
 from fer_synth.data.balance import BalanceResult, TopUpPlan, balance, default_output, pack
 from fer_synth.data.export import DEFAULT_FORMAT, DEFAULT_SHARD_SIZE, EXPORT_FORMATS, export
 from fer_synth.core.dataset import SYNTHETIC
-from fer_synth.core.console import FriendlyGroup, console
+from fer_synth.core.console import FriendlyGroup, console, with_options
 from fer_synth.core.env import DEVICE_HELP
 from fer_synth.core.errors import InvalidOptionError
 from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
@@ -24,6 +23,7 @@ from fer_synth.data.ferplus import LABEL_MODES
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
+from fer_synth.faces.options import face_options, face_stage_from
 from fer_synth.generation import config as gen
 
 logger = logging.getLogger(__name__)
@@ -33,74 +33,6 @@ logger = logging.getLogger(__name__)
 @click.version_option(__version__, prog_name="fer-synth")
 def main() -> None:
     """Synthetic faces for FER2013: prompts, generation, face crops, balancing and the HDF5 file."""
-
-
-def _with_options(options: list) -> Callable:
-    """Apply a list of click options to a command, in the listed order."""
-    def decorator(f):
-        for option in reversed(options):
-            f = option(f)
-        return f
-    return decorator
-
-
-def face_options(filters: str, policy: str = "largest"):
-    """The face stage's options, shared by ``crop`` and ``generate`` (and ``fer-models predict``), with the
-    ``--filters`` preset ``filters`` and the ``--policy`` ``policy`` by default; build the stage with
-    :func:`face_stage_from`."""
-    from fer_synth.faces import stage as faces
-    from fer_synth.faces.detectors import list_detectors
-
-    options = [
-        click.option("--filters", type=click.Choice(tuple(faces.FILTERS)), default=filters, show_default=True,
-                     help="Filter thresholds: photo (real photographs: keeps every face found) or generated "
-                          "(strict); --min-face, --min-score and --blur-threshold override single values."),
-        click.option("--backend", type=click.Choice(list_detectors()), default=faces.DEFAULT_BACKEND,
-                     show_default=True, help="Face detector."),
-        click.option("--face-model", type=click.Path(dir_okay=False), default=None,
-                     help="MediaPipe BlazeFace .tflite (else $FER_SYNTH_FACE_MODEL, the cache, or one download)."),
-        click.option("--policy", type=click.Choice(faces.POLICIES), default=policy, show_default=True,
-                     help="Faces per image: the largest, reject several (single), or all."),
-        click.option("--crop-size", type=int, default=faces.DEFAULT_SIZE, show_default=True,
-                     help="Side of the square grayscale face crop (px)."),
-        click.option("--margin", type=float, default=faces.DEFAULT_MARGIN, show_default=True,
-                     help="Extra fraction of the FER2013 frame on each side."),
-        click.option("--min-face", type=int, default=None,
-                     help=f"Reject faces whose frame is smaller (px): face_too_small [default: photo "
-                          f"{faces.FILTERS['photo'].min_face}, generated {faces.FILTERS['generated'].min_face}]."),
-        click.option("--min-score", type=float, default=None,
-                     help="Reject faces scoring less: low_confidence [default: photo 0 (all MediaPipe reports); "
-                          "generated: mediapipe 0.6, haar off]."),
-        click.option("--blur-threshold", type=float, default=None,
-                     help="Reject crops whose variance of the Laplacian is lower: blurry "
-                          f"[default: photo {faces.FILTERS['photo'].blur_threshold:g} (off), generated "
-                          f"{faces.FILTERS['generated'].blur_threshold:g}]."),
-        click.option("--blank-std", type=float, default=faces.DEFAULT_BLANK_STD, show_default=True,
-                     help="Reject near-constant images (grey-level std below this): nsfw_blank."),
-        click.option("--detect-size", type=int, default=faces.DEFAULT_DETECT_SIZE, show_default=True,
-                     help="Detect on a copy of at most this squared in pixels (0: full size)."),
-        click.option("--haar-scale-factor", type=float, default=1.3, show_default=True),
-        click.option("--haar-min-neighbors", type=int, default=7, show_default=True),
-        click.option("--haar-min-size", type=int, default=50, show_default=True, help="Smallest Haar face (px)."),
-    ]
-    return _with_options(options)
-
-
-def face_stage_from(options: dict):
-    """A FaceStage from the :func:`face_options` values in ``options`` (the backend's own options only)."""
-    from fer_synth.faces.stage import FaceStage
-
-    backend = options["backend"]
-    if backend == "haar":
-        detector = {"scale_factor": options["haar_scale_factor"], "min_neighbors": options["haar_min_neighbors"],
-                    "min_size": options["haar_min_size"]}
-    else:
-        detector = {"face_model": options["face_model"]}
-    return FaceStage(backend, filters=options["filters"], policy=options["policy"], size=options["crop_size"],
-                     margin=options["margin"],
-                     min_face=options["min_face"], min_score=options["min_score"],
-                     blur_threshold=options["blur_threshold"], blank_std=options["blank_std"],
-                     detect_size=options["detect_size"], **detector)
 
 
 @main.command()
@@ -173,7 +105,7 @@ _near_distance_option = click.option(
 @main.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
-@_with_options([*_label_options, _near_distance_option])
+@with_options([*_label_options, _near_distance_option])
 def stats(dataset: Path, as_json: bool, ferplus: Path | None, label_mode: str, near_distance: int) -> None:
     """Class counts, deficits to equilibrium, identical and nearly identical images of DATASET.
 
@@ -308,7 +240,7 @@ _common_split_options = [
               f"at least this probability [default policy: {DEFAULT_POLICY}].")
 @click.option("--top-k", type=click.IntRange(min=1), help="With --judged: trust the K best-judged faces of each class.")
 @click.option("--agree", is_flag=True, help="With --judged: trust faces whose judged class is their class.")
-@_with_options(_common_split_options)
+@with_options(_common_split_options)
 def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, allow_pool_leakage,
                     dry_run, judged, min_prob, top_k, agree, compression, **options) -> None:
     """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
@@ -340,7 +272,7 @@ def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, al
 @main.command("pack")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The .h5 file (or a folder) to write.")
-@_with_options(_common_split_options)
+@with_options(_common_split_options)
 def pack_command(dataset, out, compression, **options) -> None:
     """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
     _report(pack(dataset, out, compression=None if compression == "none" else compression, **options))

@@ -6,6 +6,7 @@ render here. Results (tables) go to stdout; logs and progress bars go to stderr.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -102,3 +103,12 @@ class FriendlyGroup(click.Group):
             err = click.ClickException(str(e))
             err.exit_code = 2
             raise err from None
+
+
+def with_options(options: list) -> Callable:
+    """Apply a list of click options to a command, in the listed order."""
+    def decorator(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorator

@@ -18,6 +18,10 @@ class InvalidOptionError(FerError, ValueError):
     """An option value outside what the function accepts."""
 
 
+class DatasetError(FerError):
+    """A dataset path that cannot be read as any supported layout."""
+
+
 class SplitNotFoundError(FerError, KeyError):
     """A dataset has no split of the requested name."""
 

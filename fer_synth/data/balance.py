@@ -20,9 +20,10 @@ from fer_synth.core.classes import CLASSES, VOCABULARY
 from fer_synth.core.dataset import SYNTHETIC, Split
 from fer_synth.core.atomic import remove_stale_temps
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
+from fer_synth.core.folders import EXPORT_MARKER
 from fer_synth.core.judgement import JudgementError, SelectionPolicy, judge_of, read_judgement
 from fer_synth.core.outputs import OutputError, has_file, make_dir, prepare_output_folder, refuse_inputs
-from fer_synth.data.export import EXPORT_MARKER, write_folders
+from fer_synth.data.export import write_folders
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, near_mask, phash
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits

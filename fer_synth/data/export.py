@@ -1,7 +1,7 @@
 """Datasets as files other tools read: Kaggle-style folders, Hugging Face ImageFolder, WebDataset shards.
 
 * :func:`write_folders` (``balance``/``pack`` with a folder ``--out``): ``OUT/<split>/<class>/<n>.png`` plus
-  ``OUT/manifest.jsonl`` with provenance; :func:`fer_synth.data.readers.read_folder` reads it back.
+  ``OUT/manifest.jsonl`` with provenance; :func:`fer_synth.core.folders.read_folder` reads it back.
 * :func:`export` (``fer-synth export H5 --format ...``), streaming from an HDF5 file a chunk at a time:
 
   - ``imagefolder``: Hugging Face ``datasets``' ImageFolder layout, ``OUT/<split>/<class>/<n>.png`` with
@@ -33,12 +33,11 @@ from fer_synth.core.atomic import atomic_dir, remove_stale_temps
 from fer_synth.core.classes import FER2013
 from fer_synth.core.dataset import SOURCE_NAMES, Split
 from fer_synth.core.errors import FerError
+from fer_synth.core.folders import EXPORT_MARKER
 from fer_synth.core.manifest import MANIFEST
 from fer_synth.core.outputs import has_file, prepare_output_folder
 from fer_synth.core.registry import Registry
 
-#: The file an export writes beside its split folders (the dataset's attributes); it marks the folder as one.
-EXPORT_MARKER = "dataset.json"
 METADATA = "metadata.jsonl"  # what Hugging Face's ImageFolder reads per split folder
 DEFAULT_SHARD_SIZE = 10_000  # samples per WebDataset shard (~20 MB of 48x48 PNGs)
 DEFAULT_FORMAT = "imagefolder"
