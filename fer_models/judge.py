@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import torch
 from fer_models.checkpoint import write_json
 from fer_models.evaluation import plot_confusion
 from fer_models.inference import Classifier, load_classifier
-from fer_synth.core.classes import CLASSES
+from fer_synth.core.classes import VOCABULARY
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import DatasetError, FerError, MissingPathError
 from fer_synth.core.folders import read_folder
@@ -45,7 +46,8 @@ def pool_faces(pool: str | os.PathLike) -> Split:
     """Every face of a pool, its label from its class folder, ``origin`` its path relative to the pool."""
     if not Path(pool).is_dir():
         raise MissingPathError(f"{pool}: no such pool folder (give the folder generate or crop wrote)")
-    faces = Split.concat(list(read_folder(pool, resize=True, synthetic=True).splits.values()))
+    # Any known emotion may name a class folder (FER+'s contempt too); the judge must predict those the pool holds.
+    faces = Split.concat(list(read_folder(pool, resize=True, synthetic=True, classes=VOCABULARY).splits.values()))
     if len(faces) == 0:
         raise DatasetError(f"{pool}: the pool holds no usable faces")
     return faces
@@ -60,11 +62,11 @@ def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str
     classifier = load_classifier(model, device)
     identity = classifier.identity
     faces = pool_faces(pool)
-    missing = sorted({CLASSES[label] for label in faces.labels} - set(classifier.classes))
+    missing = sorted({faces.classes[label] for label in faces.labels} - set(classifier.classes))
     if missing:
         raise FerError(f"{model} does not predict {', '.join(missing)}, which the pool holds; judge with a model of "
                        "the pool's classes")
-    clip_judge = _clip_judge(clip, device) if clip else None
+    clip_judge = _clip_judge(clip, classifier.classes, device) if clip else None
     with output_lock(pool, ".judgement.lock"):
         done = read_judgement(pool)
         if done and judge_of(done) != identity:
@@ -92,27 +94,28 @@ def judge_records(faces: Split, classifier: Classifier, identity: dict, clip_jud
     clip_probs = clip_judge(faces.images) if clip_judge is not None else None
     records = []
     for i, (file, label) in enumerate(zip(faces.origin, faces.labels)):
-        intended = CLASSES[label]
+        intended = faces.classes[label]
         record = {"file": str(file), "class": intended, "judged": classifier.classes[int(probs[i].argmax())],
                   "p_intended": round(float(probs[i][classifier.classes.index(intended)]), 6),
                   "probs": [round(float(p), 6) for p in probs[i]], "classes": list(classifier.classes),
                   "judge": identity}
         if clip_probs is not None:
-            record["clip"] = {"judged": CLASSES[int(clip_probs[i].argmax())],
-                              "p_intended": round(float(clip_probs[i][label]), 6)}
+            record["clip"] = {"judged": classifier.classes[int(clip_probs[i].argmax())],
+                              "p_intended": round(float(clip_probs[i][classifier.classes.index(intended)]), 6)}
         records.append(record)
     return records
 
 
 def summarise(records: dict[str, dict], classes: tuple[str, ...]) -> dict:
     """Per class: faces, agreement, mean probability of the intended class, most common confusion; the
-    intended-vs-judged confusion matrix; how many faces each selection policy keeps; CLIP's agreement."""
+    intended-vs-judged confusion matrix; how many faces each selection policy keeps; CLIP's agreement.
+    ``classes`` are the judge's; every intended class is one of them (:func:`judge_pool` checks)."""
     rows = list(records.values())
     per_class = {}
-    confusion = np.zeros((len(CLASSES), len(classes)), np.int64)
+    confusion = np.zeros((len(classes), len(classes)), np.int64)
     for r in rows:
-        confusion[CLASSES.index(r["class"]), classes.index(r["judged"])] += 1
-    for name in CLASSES:
+        confusion[classes.index(r["class"]), classes.index(r["judged"])] += 1
+    for name in classes:
         mine = [r for r in rows if r["class"] == name]
         if not mine:
             continue
@@ -124,7 +127,7 @@ def summarise(records: dict[str, dict], classes: tuple[str, ...]) -> dict:
     kept = {str(policy): sum(len(v) for v in policy.select(rows).values()) for policy in PREVIEW_POLICIES}
     report = {"faces": len(rows), "judge": judge_of(records) if records else None,
               "agreement": sum(r["judged"] == r["class"] for r in rows) / max(len(rows), 1),
-              "per_class": per_class, "confusion": confusion.tolist(), "intended": list(CLASSES),
+              "per_class": per_class, "confusion": confusion.tolist(), "intended": list(classes),
               "judged_classes": list(classes), "policies": kept}
     with_clip = [r for r in rows if "clip" in r]
     if with_clip:
@@ -140,7 +143,7 @@ def _write_report(pool: Path, report: dict) -> None:
                    f"({report['faces']} faces)", report["intended"], report["judged_classes"], ("judged", "intended"))
 
 
-def _clip_judge(name: str, device: str | torch.device):
+def _clip_judge(name: str, classes: Sequence[str], device: str | torch.device):
     """CLIP's probabilities of "a photo of a {class} face" per face, or None (with a warning) when the weights
     cannot be had: a hub id offline and not in the local cache."""
     from transformers import CLIPModel, CLIPProcessor
@@ -157,7 +160,7 @@ def _clip_judge(name: str, device: str | torch.device):
         logger.warning(f"CLIP judge {name!r} skipped: its weights cannot be loaded here ({str(e).splitlines()[0]}); "
                        "pass a local CLIP folder with --clip, or judge online once to cache it")
         return None
-    text = processor(text=[CLIP_TEMPLATE.format(c) for c in CLASSES], return_tensors="pt", padding=True).to(device)
+    text = processor(text=[CLIP_TEMPLATE.format(c) for c in classes], return_tensors="pt", padding=True).to(device)
 
     @torch.no_grad()
     def judge(faces: np.ndarray) -> np.ndarray:

@@ -92,6 +92,16 @@ def test_judging_resumes_and_refuses_another_judge(tmp_path, toy):
     assert {r["judge"]["model"] for r in read_judgement(tmp_path / "pool").values()} == {str(other)}
 
 
+def test_a_pool_of_classes_the_judge_does_not_predict_is_refused_by_name(tmp_path, toy):
+    data, judge = toy
+    write_pool(tmp_path / "pool", per_class=2)
+    (tmp_path / "pool" / "contempt").mkdir()  # FER+'s eighth class, which the toy judge never learned
+    (tmp_path / "pool" / "happy" / "happy_001.png").rename(tmp_path / "pool" / "contempt" / "c.png")
+    with pytest.raises(FerError, match="does not predict contempt"):
+        judge_pool(tmp_path / "pool", judge)
+    assert not (tmp_path / "pool" / JUDGEMENT_FILE).exists()
+
+
 def test_policies():
     records = [{"file": f"{c}/{i}.png", "class": c, "judged": c if i % 2 else "happy", "p_intended": p}
                for c in ("fear", "sad") for i, p in enumerate((0.9, 0.2, 0.6, 0.4))]
