@@ -109,6 +109,11 @@ def test_cli_predict_writes_json_and_csv_and_refuses_to_replace_them(photos, tmp
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "exists" in again.output and "--overwrite" in again.output
     assert CliRunner().invoke(main, [*args, "--overwrite"]).exit_code == 0
+    exact = list(csv.DictReader(out.open()))
+    assert CliRunner().invoke(main, [*args, "--overwrite", "--amp", "auto"]).exit_code == 0  # bf16 where the CPU has it
+    fast = list(csv.DictReader(out.open()))
+    assert [r["label"] for r in fast] == [r["label"] for r in exact] and exact
+    assert max(abs(float(a["score"]) - float(b["score"])) for a, b in zip(exact, fast)) < 0.05
 
 
 def test_missing_and_foreign_paths_are_one_line_errors(tmp_path):
