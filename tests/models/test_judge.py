@@ -19,7 +19,8 @@ from fer_models.judge import judge_pool
 from fer_models.training import train
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import store
-from fer_synth.core.classes import CLASSES
+from fer_synth.core.classes import CLASSES, FERPLUS
+from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 from fer_synth.core.judgement import JUDGEMENT_FILE, JudgementError, SelectionPolicy, read_judgement
 from fer_synth.data.balance import balance
@@ -100,6 +101,24 @@ def test_a_pool_of_classes_the_judge_does_not_predict_is_refused_by_name(tmp_pat
     with pytest.raises(FerError, match="does not predict contempt"):
         judge_pool(tmp_path / "pool", judge)
     assert not (tmp_path / "pool" / JUDGEMENT_FILE).exists()
+
+
+def test_an_eight_class_judge_judges_a_pool_with_contempt(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return Split(rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), np.arange(n) % 8, classes=FERPLUS)
+
+    data = store.write(tmp_path / "ferplus.h5", {"train": split(32), "val": split(16), "test": split(16)})
+    train(tiny_config(data, tmp_path / "judge", epochs=1))
+    for name in ("contempt", "happy"):
+        (tmp_path / "pool" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(tmp_path / "pool" / name / f"{i}.png")
+    report = judge_pool(tmp_path / "pool", tmp_path / "judge")
+    assert report["faces"] == 4 and set(report["per_class"]) == {"contempt", "happy"}
+    assert report["intended"] == list(FERPLUS) and np.asarray(report["confusion"]).shape == (8, 8)
+    assert {r["class"] for r in read_judgement(tmp_path / "pool").values()} == {"contempt", "happy"}
 
 
 def test_policies():
