@@ -153,7 +153,16 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 def report_dir(path: str | os.PathLike) -> Path:
     """Where reports about a checkpoint go by default: beside it, or ``runs/builtin`` for the built-in model
     (never inside the installed package)."""
-    return Path("runs") / BUILTIN if str(path) == BUILTIN else resolve_checkpoint(path).parent
+    json_file = resolve_checkpoint(path)
+    return Path("runs") / BUILTIN if json_file == BUILTIN_JSON else json_file.parent
+
+
+def member_checkpoints(meta: dict) -> list[Path]:
+    """The JSON files of an ensemble's members (``meta`` from :func:`read_meta`): paths relative to the ensemble
+    file's folder, or ``builtin``."""
+    base = Path(meta["_path"]).parent
+    return [resolve_checkpoint(m["checkpoint"] if m["checkpoint"] == BUILTIN else base / m["checkpoint"])
+            for m in meta["members"]]
 
 
 def check_classes(meta: dict, classes: Sequence[str], data: str) -> None:

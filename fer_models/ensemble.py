@@ -102,11 +102,8 @@ def load_ensemble(path: str | os.PathLike) -> Ensemble:
     meta = ckpt.read_meta(path)
     if meta["format"] != ckpt.ENSEMBLE_FORMAT:
         raise FerError(f"{path}: a single model's checkpoint, not an ensemble file")
-    base = Path(meta["_path"]).parent
     try:
-        members = [ckpt.resolve_checkpoint(m["checkpoint"] if m["checkpoint"] == BUILTIN else base / m["checkpoint"])
-                   for m in meta["members"]]
-        return Ensemble(members, [float(m["weight"]) for m in meta["members"]], meta["method"])
+        return Ensemble(ckpt.member_checkpoints(meta), [float(m["weight"]) for m in meta["members"]], meta["method"])
     except (KeyError, TypeError, ValueError) as e:
         raise FerError(f"{path}: a damaged ensemble file (bad or missing {e}); build it again with "
                        "`fer-models ensemble`") from None

@@ -66,7 +66,7 @@ class Entry:
 def find_evaluations(checkpoint: Path) -> dict[str, dict]:
     """evaluate's reports beside ``checkpoint`` that are about it (an ensemble's folder may hold others'), by split."""
     found = {}
-    for path in sorted(checkpoint.parent.glob("*evaluation-*.json")):
+    for path in sorted(ckpt.report_dir(checkpoint).glob("*evaluation-*.json")):
         report = json.loads(path.read_text())
         if Path(report.get("checkpoint", "")).name == checkpoint.name and "results" in report:
             report["_file"] = str(path)
@@ -83,8 +83,7 @@ def load_entry(path: str | os.PathLike, index: int) -> Entry:
     entry = Entry(index, name, file, meta, history if meta["format"] == ckpt.CHECKPOINT_FORMAT else [],
                   find_evaluations(file))
     if entry.is_ensemble:
-        base = file.parent
-        entry.members = [load_entry(ckpt.resolve_checkpoint(base / m["checkpoint"]), -1) for m in meta["members"]]
+        entry.members = [load_entry(member, -1) for member in ckpt.member_checkpoints(meta)]
     return entry
 
 

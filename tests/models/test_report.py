@@ -78,6 +78,20 @@ def test_cli_and_missing_evaluations(runs, tmp_path):
     assert result.exit_code == 2 and "no such checkpoint" in result.output
 
 
+def test_an_ensemble_with_the_builtin_model_and_its_evaluation(runs, tmp_path, monkeypatch):
+    """builtin is stored by name in an ensemble file, and its evaluations go to runs/builtin (never into the
+    package): the report finds both."""
+    data, root = runs
+    monkeypatch.chdir(tmp_path)
+    build_ensemble([root / "good", "builtin"], data, out=tmp_path / "with-builtin.json")
+    CliRunner().invoke(main, ["evaluate", "builtin", "--data", str(data), "--split", "test", "--tta", "none"])
+    page = runs_report(["builtin", tmp_path / "with-builtin.json"], tmp_path / "report")
+    _, facts = check_page(page)
+    assert set(facts["entries"][0]["evaluations"]) == {"test"}
+    assert (tmp_path / "runs" / "builtin" / "evaluation-test.json").exists()
+    assert len(facts["entries"][1]["members"]) == 2
+
+
 def test_a_comparison_on_the_page(runs, tmp_path):
     """`fer-models compare`'s result as one more section, its numbers the compare.json's (arm names with dots too)."""
     from fer_models.compare import compare
