@@ -25,10 +25,9 @@ import torch
 from fer_models.checkpoint import write_json
 from fer_models.evaluation import plot_confusion
 from fer_models.inference import Classifier, load_classifier
-from fer_synth.core.classes import VOCABULARY
 from fer_synth.core.dataset import Split
-from fer_synth.core.errors import DatasetError, FerError, MissingPathError
-from fer_synth.core.folders import read_folder
+from fer_synth.core.errors import FerError
+from fer_synth.core.folders import read_pool_faces
 from fer_synth.core.judgement import JUDGEMENT_FILE, SelectionPolicy, judge_of, read_judgement
 from fer_synth.core.manifest import ManifestWriter
 from fer_synth.core.outputs import output_lock
@@ -42,17 +41,6 @@ CONFUSION_FILE = "judgement-confusion.png"
 PREVIEW_POLICIES = (SelectionPolicy("agree"), SelectionPolicy("min-prob", 0.3), SelectionPolicy("min-prob", 0.5))
 
 
-def pool_faces(pool: str | os.PathLike) -> Split:
-    """Every face of a pool, its label from its class folder, ``origin`` its path relative to the pool."""
-    if not Path(pool).is_dir():
-        raise MissingPathError(f"{pool}: no such pool folder (give the folder generate or crop wrote)")
-    # Any known emotion may name a class folder (FER+'s contempt too); the judge must predict those the pool holds.
-    faces = Split.concat(list(read_folder(pool, resize=True, synthetic=True, classes=VOCABULARY).splits.values()))
-    if len(faces) == 0:
-        raise DatasetError(f"{pool}: the pool holds no usable faces")
-    return faces
-
-
 def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str | torch.device = "cpu",
                batch_size: int = 512, overwrite: bool = False, clip: str | None = None) -> dict:
     """Score every face of ``pool`` not judged yet with ``model``; write its records and the report (JSON, PNG).
@@ -61,7 +49,7 @@ def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str
     pool = Path(pool)
     classifier = load_classifier(model, device)
     identity = classifier.identity
-    faces = pool_faces(pool)
+    faces = read_pool_faces(pool)  # any known emotion (FER+'s contempt too): the judge must predict the pool's
     missing = sorted({faces.classes[label] for label in faces.labels} - set(classifier.classes))
     if missing:
         raise FerError(f"{model} does not predict {', '.join(missing)}, which the pool holds; judge with a model of "

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_synth.core.classes import FER2013, ClassList, UnknownClassError, class_list
+from fer_synth.core.classes import FER2013, VOCABULARY, ClassList, UnknownClassError, class_list
 from fer_synth.core.dataset import REAL, SYNTHETIC, Dataset, Split
-from fer_synth.core.errors import DatasetError
+from fer_synth.core.errors import DatasetError, MissingPathError
 from fer_synth.core.images import IMAGE_SUFFIXES, read_gray
 from fer_synth.core.manifest import read_records
 
@@ -130,3 +130,17 @@ def _load_gray(file: Path, resize: bool) -> tuple[np.ndarray | None, str]:
             return None, f"size {image.shape[1]}x{image.shape[0]}, expected 48x48"
         image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
     return image, ""
+
+
+def read_pool_faces(path: str | os.PathLike, missing_hint: str = "give the folder `fer-synth generate` or `crop` wrote",
+                    classes: ClassList = VOCABULARY) -> Split:
+    """Every face of a pool (``generate``'s or ``crop``'s class folders of ``classes``, by default any known emotion),
+    resized to 48x48 and marked synthetic, ``origin`` its path relative to the pool; ``missing_hint`` ends the error
+    for a missing folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise MissingPathError(f"pool folder {path} not found; {missing_hint}")
+    faces = Split.concat(list(read_folder(path, resize=True, synthetic=True, classes=classes).splits.values()))
+    if len(faces) == 0:
+        raise DatasetError(f"{path}: the pool holds no usable faces")
+    return faces

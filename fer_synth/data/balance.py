@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from fer_synth.core import store
-from fer_synth.core.classes import CLASSES, VOCABULARY
+from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC, Split
 from fer_synth.core.atomic import remove_stale_temps
-from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
-from fer_synth.core.folders import EXPORT_MARKER
+from fer_synth.core.errors import FerError, InvalidOptionError
+from fer_synth.core.folders import EXPORT_MARKER, read_pool_faces
 from fer_synth.core.judgement import JudgementError, SelectionPolicy, judge_of, read_judgement
 from fer_synth.core.outputs import OutputError, has_file, make_dir, prepare_output_folder, refuse_inputs
 from fer_synth.data.export import write_folders
@@ -250,15 +250,10 @@ def balance(
                                 drop_near_duplicates=drop_near_duplicates, near_distance=near_distance, strict=strict,
                                 ferplus=ferplus, label_mode=label_mode)
     pool_path = Path(pool)
-    if not pool_path.is_dir():
-        raise MissingPathError(
-            f"pool folder {pool_path} not found; make one with `fer-synth generate --emotion all --n N` "
-            "(it writes generated/) or pass --pool"
-        )
     real = protocol.as_dict()
-    pool_data = read_dataset(pool_path, resize=True, synthetic=True, classes=VOCABULARY)
-    pool_split, pool_notes = usable_pool(Split.concat(list(pool_data.splits.values())), protocol, near_distance,
-                                         allow_pool_leakage)
+    pool_split, pool_notes = usable_pool(read_pool_faces(pool_path, "make one with `fer-synth generate --emotion all --n N` "
+                                                              "(it writes generated/) or pass --pool"),
+                                         protocol, near_distance, allow_pool_leakage)
     judgement = None
     if judged is not None:
         pool_split, judgement = trusted_pool(pool_path, pool_split, judged)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from fer_synth.core.classes import CLASSES
+from fer_synth.core.classes import CLASSES, class_list
 from fer_synth.core.dataset import REAL, SYNTHETIC, Dataset, Split
-from fer_synth.core.errors import FerError, MissingPathError
+from fer_synth.core.errors import FerError
+from fer_synth.core.folders import read_pool_faces
 from fer_synth.core.judgement import JUDGEMENT_FILE, read_judgement
 from fer_synth.core.manifest import SETTINGS_FILE, read_records
 from fer_synth.data.readers import read_dataset
@@ -80,12 +82,9 @@ def checked_judgement(pool: Path) -> list[dict]:
     return records
 
 
-def read_pool(path: str | os.PathLike) -> Pool:
+def read_pool(path: str | os.PathLike, classes: Sequence[str]) -> Pool:
     path = Path(path)
-    if not path.is_dir():
-        raise MissingPathError(f"pool folder {path} not found; give the folder `fer-synth generate` or `crop` wrote")
-    data = read_dataset(path, resize=True, synthetic=True)
-    faces = Split.concat(list(data.splits.values()))
+    faces = read_pool_faces(path, classes=class_list(classes))
     settings_file = path / SETTINGS_FILE
     settings = json.loads(settings_file.read_text()) if settings_file.exists() else None
     return Pool(path, faces, read_records(path), settings, checked_judgement(path))
@@ -95,4 +94,4 @@ def load_inputs(dataset: str | os.PathLike, pool: str | os.PathLike | None = Non
     """Read the dataset and the pool; the class names come from the data file when it names them."""
     data = read_dataset(dataset)
     classes = list(data.attrs.get("classes") or CLASSES)
-    return ReportInputs(Path(dataset), data, classes, read_pool(pool) if pool is not None else None)
+    return ReportInputs(Path(dataset), data, classes, read_pool(pool, classes) if pool is not None else None)
