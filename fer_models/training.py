@@ -81,6 +81,7 @@ class TrainingState:
     scheduler: object
     ema: AveragedModel | None = None
     scaler: torch.amp.GradScaler | None = None
+    amp_dtype: torch.dtype | None = None  # the autocast dtype of config.amp on the device; None means float32
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
     best: float | None = None
@@ -136,18 +137,14 @@ class EpochStats:
     out_of_time: bool
 
 
-def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``config.amp`` on ``device`` (:mod:`fer_models.precision`); None means float32."""
-    return autocast_dtype(config.amp, device)
-
-
 def build_state(config: TrainConfig, train_split: TensorSplit, steps_per_epoch: int,
                 device: torch.device) -> TrainingState:
     """Model, EMA, loss, optimizer, schedule and grad scaler, from ``config.seed``."""
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=len(train_split.classes), weights=config.weights,
                          **config.model_options)
-    to_layout(model.to(device), uses_channels_last(amp_dtype(config, device), device))
+    dtype = autocast_dtype(config.amp, device)  # once: it warns when the device cannot do what was asked
+    to_layout(model.to(device), uses_channels_last(dtype, device))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
     # The loss comes after the EMA copy (a feature regulariser hooks the model; the copy needs no hook) and before
     # the optimizer, which trains the loss's own parameters (EmoNeXt's attention) with the model's.
@@ -156,8 +153,8 @@ def build_state(config: TrainConfig, train_split: TensorSplit, steps_per_epoch: 
                          label_smoothing=config.label_smoothing, model=model, **config.loss_options).to(device)
     optimizer = create_optimizer(config, Objective(model, loss_fn))
     scheduler = create_scheduler(config, optimizer, steps_per_epoch)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype(config, device) == torch.float16 else None
-    return TrainingState(model, loss_fn, optimizer, scheduler, ema, scaler)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return TrainingState(model, loss_fn, optimizer, scheduler, ema, scaler, dtype)
 
 
 def restore(out: Path, config: TrainConfig, state: TrainingState, data_id: dict) -> dict:
@@ -185,7 +182,8 @@ def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, co
     torch.manual_seed(config.seed * 1_000_003 + epoch)
     g = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + epoch)
     order = epoch_order(split.labels, g, config.balanced_sampler)
-    dtype = amp_dtype(config, device)
+    dtype = state.amp_dtype
+    clock = BUDGET_CLOCKS[config.budget_clock]
     net.train()
     start, cpu_start = time.perf_counter(), time.process_time()
     seen, loss_sum, correct = 0, torch.zeros((), device=device), torch.zeros((), device=device)
@@ -207,7 +205,7 @@ def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, co
             seen += len(y)
             progress.update(step + 1, loss_sum, correct, seen, time.perf_counter() - start)
             if deadline is not None:
-                out_of_time = agree(BUDGET_CLOCKS[config.budget_clock]() >= deadline, d, device)
+                out_of_time = agree(clock() >= deadline, d, device)
                 if out_of_time:
                     break
     totals = sum_over_ranks(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)]), d)
@@ -237,10 +235,9 @@ def _optimizer_step(loss: torch.Tensor, state: TrainingState, config: TrainConfi
 
 
 def validate(model: nn.Module, split: TensorSplit, config: TrainConfig, input_size: int, in_chans: int,
-             device: torch.device) -> dict:
+             amp_dtype: torch.dtype | None) -> dict:
     """Metrics of ``model`` on ``split`` (no TTA: selection must not depend on test-time tricks)."""
-    probs = predict_probs(model, split.images, input_size, in_chans, "none", config.eval_batch_size,
-                          amp_dtype(config, device))
+    probs = predict_probs(model, split.images, input_size, in_chans, "none", config.eval_batch_size, amp_dtype)
     return classification_metrics(probs, split.labels.cpu().numpy(), split.classes)
 
 
@@ -354,7 +351,7 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
                                 deadline)
         # BN statistics drift apart per rank; evaluate rank 0's on every rank.
         broadcast_from_main([*state.model.buffers(), *(state.ema.buffers() if state.ema is not None else ())], d)
-        val = validate(state.eval_model, val_split, config, input_size, spec.in_chans, device)
+        val = validate(state.eval_model, val_split, config, input_size, spec.in_chans, state.amp_dtype)
         value = val[config.monitor]
         if config.schedule == "plateau":
             state.scheduler.step(value)
