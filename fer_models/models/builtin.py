@@ -33,19 +33,13 @@ def builtin_meta() -> dict:
 @register_model(BUILTIN, input_size=40, in_chans=1, paper="the shipped pretrained model: docs/builtin-model.md",
                 recipe=BUILTIN)
 def builtin(num_classes: int = 7, **kwargs) -> nn.Module:
-    from safetensors.torch import load_file
-
     from fer_models.models._factory import create_model
 
     meta = builtin_meta()
-    model = create_model(meta["model"], num_classes=num_classes, **{**meta.get("model_options", {}), **kwargs})
-    weights = load_file(str(BUILTIN_WEIGHTS))
+    # Another class count (e.g. FER+'s eight, to fine-tune on) keeps the shipped features and starts a new
+    # classifier: load_weights skips tensors of another shape, as timm does for a pretrained model.
     if num_classes != len(meta["classes"]):
-        # Another class list (e.g. FER+'s eight, to fine-tune on): the shipped features, a new classifier, as timm
-        # does for a pretrained model asked for another number of classes.
-        head = next(name for name, module in model.named_modules() if module is model.get_classifier())
-        weights = {k: v for k, v in weights.items() if not k.startswith(f"{head}.")}
-        logger.info("built-in model: %d classes asked for, it was trained on %d; its classifier (%s) starts afresh",
-                    num_classes, len(meta["classes"]), head)
-    model.load_state_dict(weights, strict=len(weights) == len(model.state_dict()))
-    return model
+        logger.info("built-in model: %d classes asked for, it was trained on %d; its classifier starts afresh",
+                    num_classes, len(meta["classes"]))
+    return create_model(meta["model"], num_classes=num_classes, weights=BUILTIN_WEIGHTS,
+                        **{**meta.get("model_options", {}), **kwargs})
