@@ -211,11 +211,11 @@ def predict_command(paths, model_spec, every, json_out, csv_out, annotate, tta, 
     from fer_models.inference import load_classifier
     from fer_models.media import check_outputs, find_media, predict_media, write_rows
 
-    find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
+    files = find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
     check_outputs(list(paths), [json_out, csv_out], annotate, overwrite)
     classifier = load_classifier(model_spec, resolve_device(device), tta, amp)
     with face_stage_from(face_settings) as stage:
-        summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite)
+        summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files)
     for out, fmt in ((json_out, "json"), (csv_out, "csv")):
         if out is not None:
             write_rows(summary.predictions, classifier.classes, out, fmt)
@@ -256,7 +256,7 @@ def export_command(model_spec, fmt, out, tta, overwrite) -> None:
 
     out = out or default_export_path(model_spec, fmt)
     path = export(model_spec, out, fmt, tta, overwrite=overwrite)
-    console.print(f"wrote {escape(str(path))}: input 'faces' uint8 [N, 48, 48], output 'probabilities' float32 [N, 7]")
+    console.print(f"wrote {escape(str(path))}")  # its input and output shapes are in the log line above
 
 
 @main.command("judge")

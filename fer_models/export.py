@@ -115,5 +115,5 @@ def export(spec: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", t
         entry.key, entry.value = key, value
     with atomic_file(out) as tmp:
         onnx.save(proto, str(tmp))
-    logger.info(f"exported {spec} to {out}")
+    logger.info(f"exported {spec} to {out}: input {info['input']}; output {info['output']}")
     return out

@@ -162,18 +162,22 @@ def check_outputs(paths: list[str | os.PathLike], files: list[str | os.PathLike 
 
 
 def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage: FaceStage, every: int = DEFAULT_EVERY,
-                  annotate: str | os.PathLike | None = None, overwrite: bool = False) -> MediaSummary:
+                  annotate: str | os.PathLike | None = None, overwrite: bool = False,
+                  files: list[Path] | None = None) -> MediaSummary:
     """Every face in the images, folders and videos of ``paths``, classified; see the module's docstring.
 
     ``stage`` finds and crops the faces (use ``policy="all"`` for every face of a group photo, and the ``photo``
     filters for real photographs). ``annotate``: a folder (new, empty, an earlier annotation folder, or any with
     ``overwrite``) for copies of the images and sampled video frames with boxes and labels drawn, named as
-    the inputs below their common folder.
+    the inputs below their common folder. ``files``: :func:`find_media`'s list of ``paths`` when the caller has
+    made it and checked the outputs (:func:`check_outputs`) already, as the command line does before it starts
+    the face detector; they are then not done twice.
     """
     if every < 1:
         raise FerError(f"--every must be at least 1, got {every}")
-    files = find_media(paths)
-    check_outputs(paths, annotate=annotate, overwrite=overwrite)
+    if files is None:
+        files = find_media(paths)
+        check_outputs(paths, annotate=annotate, overwrite=overwrite)
     summary = MediaSummary()
     pending: list[tuple[str, int | None, tuple[int, int, int, int], float]] = []
     crops: list[np.ndarray] = []
