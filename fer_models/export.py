@@ -32,7 +32,7 @@ from fer_models.inference import FACE_SIZE, Classifier, load_classifier
 from fer_models.models.builtin import BUILTIN
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.errors import FerError
-from fer_synth.core.outputs import OutputError
+from fer_synth.core.outputs import refuse_existing_file
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +89,7 @@ def export(spec: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", t
     (an existing ``out`` only with ``overwrite``)."""
     if fmt not in FORMATS:
         raise FerError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if Path(out).exists() and not overwrite:
-        raise OutputError(f"{out} exists; choose another --out or pass --overwrite to replace it")
+    refuse_existing_file(out, overwrite)
     try:
         import onnx
         import onnxscript  # noqa: F401

@@ -27,7 +27,7 @@ from fer_models.inference import Classifier
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.errors import FerError, MissingPathError
 from fer_synth.core.images import IMAGE_SUFFIXES, read_rgb, save_png
-from fer_synth.core.outputs import OutputError, has_file, make_dir, prepare_output_folder, refuse_inputs
+from fer_synth.core.outputs import has_file, make_dir, prepare_output_folder, refuse_existing_file, refuse_inputs
 from fer_synth.faces.stage import FaceStage
 
 logger = logging.getLogger(__name__)
@@ -154,8 +154,7 @@ def check_outputs(paths: list[str | os.PathLike], files: list[str | os.PathLike 
     """Refuse, before any work, outputs that exist (unless ``overwrite``) or that would write over an input."""
     for out in (f for f in files if f is not None):
         refuse_inputs(out, paths)
-        if Path(out).exists() and not overwrite:
-            raise OutputError(f"{out} exists; choose another name or pass --overwrite to replace it")
+        refuse_existing_file(out, overwrite, "name")
     if annotate is not None:
         prepare_output_folder(annotate, command=COMMAND, is_own=has_file(ANNOTATED_MARK), overwrite=overwrite,
                               inputs=paths)

@@ -48,6 +48,12 @@ def refuse_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | N
                               "(the input is never replaced, not even with --overwrite)")
 
 
+def refuse_existing_file(out: str | os.PathLike, overwrite: bool, option: str = "--out") -> None:
+    """Raise when the output file ``out`` exists and replacing it was not asked for (``overwrite``)."""
+    if Path(out).exists() and not overwrite:
+        raise OutputError(f"{out} exists; choose another {option} or pass --overwrite to replace it")
+
+
 def make_dir(folder: str | os.PathLike) -> Path:
     """``mkdir -p`` that turns a parent that is a file, or a place that cannot be written, into one clear line."""
     folder = Path(folder)
