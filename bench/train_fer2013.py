@@ -40,6 +40,8 @@ from fer_models.config import make_config  # noqa: E402
 from fer_models.optim import create_optimizer  # noqa: E402
 from fer_models.precision import autocast_dtype, to_layout, uses_channels_last  # noqa: E402
 from fer_models.training import train  # noqa: E402
+from fer_synth.core import store  # noqa: E402
+from fer_synth.core.classes import FER2013, FERPLUS  # noqa: E402
 from fer_synth.data.balance import pack  # noqa: E402
 
 CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
@@ -48,7 +50,13 @@ FERPLUS_ANCHOR = 0.85  # the low end of published single-model FER+ majority-vot
 
 
 def packed(h5: Path, ferplus: Path | None = None, label_mode: str = "majority") -> Path:
-    if not h5.exists():
+    """``h5``, packed from the CSV (relabelled with FER+ votes when given) unless it exists; an existing file of
+    another class list is refused rather than silently trained on."""
+    if h5.exists():
+        want = FERPLUS if ferplus else FER2013
+        if store.classes_of(h5) != want:
+            raise SystemExit(f"{h5} holds the {store.classes_of(h5).name} classes, not {want.name}; give another --h5")
+    else:
         started = time.perf_counter()
         pack(CSV, h5, ferplus=ferplus, label_mode=label_mode)
         print(f"packed {CSV} -> {h5} in {time.perf_counter() - started:.1f} s (fer_synth.data.balance.pack"
@@ -128,7 +136,8 @@ def run_and_report(config, tag: str, out: Path, device: str) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--h5", type=Path, default=ROOT / "bench" / ".cache" / "fer2013.h5")
+    p.add_argument("--h5", type=Path, default=None,
+                   help="[default: bench/.cache/fer2013.h5, with --ferplus bench/.cache/ferplus-<label mode>.h5]")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "runs")
     p.add_argument("--recipe", default="cpu-fast")
     p.add_argument("--model-options", type=json.loads, default=None)
@@ -146,7 +155,8 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    h5 = packed(args.h5, args.ferplus, args.label_mode)
+    default = "fer2013.h5" if args.ferplus is None else f"ferplus-{args.label_mode}.h5"
+    h5 = packed(args.h5 or ROOT / "bench" / ".cache" / default, args.ferplus, args.label_mode)
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"command": " ".join(sys.argv), "threads": torch.get_num_threads(), "data": str(h5)}
 
