@@ -33,6 +33,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.train_fer2013 import packed  # noqa: E402
 from fer_models.compare import compare  # noqa: E402
 from fer_models.config import make_config  # noqa: E402
 from fer_models.inference import load_classifier  # noqa: E402
@@ -42,10 +43,9 @@ from fer_synth.core import store  # noqa: E402
 from fer_synth.core.classes import CLASSES  # noqa: E402
 from fer_synth.core.dataset import Split  # noqa: E402
 from fer_synth.core.judgement import DEFAULT_POLICY, JUDGEMENT_FILE, SelectionPolicy, read_judgement  # noqa: E402
-from fer_synth.data.balance import balance, pack  # noqa: E402
+from fer_synth.data.balance import balance  # noqa: E402
 from fer_synth.data.splits import stratified_holdout  # noqa: E402
 
-CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 POLICIES = [SelectionPolicy("agree"), *(SelectionPolicy("min-prob", p) for p in (0.1, 0.2, 0.3, 0.5))]
 
 
@@ -103,10 +103,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     summary: dict = {"command": " ".join(sys.argv), "threads": args.threads}
 
-    full = work / "fer2013.h5"
-    if not full.exists():
-        pack(CSV, full)
-    data = store.read(full)
+    data = store.read(packed(ROOT / "bench" / ".cache" / "fer2013.h5"))  # the benches' shared pack of the CSV
     half, rest = stratified_holdout(data["train"], 0.5, seed=0)  # rest = the second half: never seen by the judge
     base = store.write(work / "half.h5", {"train": half, "val": data["val"], "test": data["test"]},
                        {"note": "first half of FER2013 Training (bench/judge_fer2013.py)"})

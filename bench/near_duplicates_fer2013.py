@@ -23,10 +23,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.train_fer2013 import CSV  # noqa: E402
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, close_pairs, near_duplicate_stats, phash  # noqa: E402
 from fer_synth.data.readers import read_dataset  # noqa: E402
 
-CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 SCALE, COLUMNS = 2, 5
 
 

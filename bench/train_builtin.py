@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.train_fer2013 import CSV  # noqa: E402
 from fer_models import checkpoint as ckpt  # noqa: E402
 from fer_models.config import make_config  # noqa: E402
 from fer_models.evaluation import evaluate  # noqa: E402
@@ -35,7 +36,6 @@ from fer_models.training import train  # noqa: E402
 from fer_synth.core.atomic import atomic_file  # noqa: E402
 from fer_synth.data.balance import pack  # noqa: E402
 
-CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 
 
 def card_figures(report: dict, tta: str) -> dict:
