@@ -44,16 +44,17 @@ DEFAULT_FORMAT = "imagefolder"
 COMMAND = "fer-synth export"
 
 
-def row_record(split_name: str, split: Split, row: int, soft_labels: bool = False) -> dict:
+def row_record(split_name: str, split: Split, row: int, targets: np.ndarray | None = None) -> dict:
     """One row's label and provenance as JSON-able data (what every export writes beside the image). Like the
-    seed's -1, a judge score of -1 means not judged (JSON has no NaN, and one column keeps one type)."""
+    seed's -1, a judge score of -1 means not judged (JSON has no NaN, and one column keeps one type).
+    ``targets``: ``split.targets()`` (made once per chunk) when the records carry soft labels."""
     score = float(split.judge_score[row])
     record = {"split": split_name, "label": split.classes[split.labels[row]], "label_index": int(split.labels[row]),
               "source": SOURCE_NAMES[split.source[row]], "origin": str(split.origin[row]),
               "prompt": str(split.prompt[row]), "seed": int(split.seed[row]), "model": str(split.model[row]),
               "judge_score": -1.0 if np.isnan(score) else round(score, 6)}
-    if soft_labels:
-        record["soft_labels"] = [round(float(p), 6) for p in split.targets()[row]]
+    if targets is not None:
+        record["soft_labels"] = [round(float(p), 6) for p in targets[row]]
     return record
 
 
@@ -131,14 +132,18 @@ def export(h5: str | os.PathLike, out: str | os.PathLike, format: str = DEFAULT_
 def _imagefolder(folder: Path, name: str, chunks: Iterable[Split], soft: bool, shard_size: int) -> int:
     split_dir = folder / name
     split_dir.mkdir()
-    row = 0
+    row, class_dirs = 0, set()
     with open(split_dir / METADATA, "w") as metadata:
         for chunk in chunks:
+            targets = chunk.targets() if soft else None
             for k in range(len(chunk)):
-                file_name = f"{chunk.classes[chunk.labels[k]]}/{row:06d}.png"
-                (split_dir / file_name).parent.mkdir(exist_ok=True)
+                class_name = chunk.classes[chunk.labels[k]]
+                if class_name not in class_dirs:
+                    (split_dir / class_name).mkdir()
+                    class_dirs.add(class_name)
+                file_name = f"{class_name}/{row:06d}.png"
                 (split_dir / file_name).write_bytes(encode_png(chunk.images[k]))
-                metadata.write(json.dumps({"file_name": file_name, **row_record(name, chunk, k, soft)}) + "\n")
+                metadata.write(json.dumps({"file_name": file_name, **row_record(name, chunk, k, targets)}) + "\n")
                 row += 1
     return row
 
@@ -148,6 +153,7 @@ def _webdataset(folder: Path, name: str, chunks: Iterable[Split], soft: bool, sh
     row, shard = 0, None
     try:
         for chunk in chunks:
+            targets = chunk.targets() if soft else None
             for k in range(len(chunk)):
                 if row % shard_size == 0:
                     if shard is not None:
@@ -155,7 +161,7 @@ def _webdataset(folder: Path, name: str, chunks: Iterable[Split], soft: bool, sh
                     shard = tarfile.open(folder / f"{name}-{row // shard_size:06d}.tar", "w", format=tarfile.USTAR_FORMAT)
                 key = f"{name}-{row:07d}"
                 _add(shard, f"{key}.png", encode_png(chunk.images[k]))
-                _add(shard, f"{key}.json", json.dumps(row_record(name, chunk, k, soft)).encode())
+                _add(shard, f"{key}.json", json.dumps(row_record(name, chunk, k, targets)).encode())
                 row += 1
     finally:
         if shard is not None:
