@@ -186,8 +186,7 @@ def usable_pool(pool: Split, protocol: ProtocolSplits, near_distance: int = DEFA
     if foreign:
         notes.append(f"left out {int((~in_classes).sum())} pool faces of {', '.join(foreign)}: not a class of the "
                      f"dataset ({classes.name}: {', '.join(classes)})")
-    held = np.concatenate([protocol.val.images, protocol.test.images])
-    leaky = near_mask(phash(pool.images), phash(held), near_distance)
+    leaky = near_mask(phash(pool.images), protocol.held_out_phashes(), near_distance)
     if leaky.any():
         first = ", ".join(pool.origin[leaky][:3])
         if allow_leakage:

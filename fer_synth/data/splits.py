@@ -27,9 +27,16 @@ class ProtocolSplits:
     test: Split
     notes: list[str] = field(default_factory=list)  # how each split was made, for the output's provenance
     unused: list[tuple[str, str]] = field(default_factory=list)  # (row or file, why) of rows no split took
+    _held_out_phashes: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}
+
+    def held_out_phashes(self) -> np.ndarray:
+        """pHashes of the val then test images, what leakage is checked against; computed once."""
+        if self._held_out_phashes is None:
+            self._held_out_phashes = phash(np.concatenate([self.val.images, self.test.images]))
+        return self._held_out_phashes
 
 
 def stratified_holdout(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -103,14 +110,14 @@ def _unused(splits: dict[str, Split], used: tuple[str | None, ...]) -> list[tupl
 def drop_leaked(protocol: ProtocolSplits, near_distance: int | None = None) -> tuple[ProtocolSplits, int]:
     """Remove train images identical to a val or test image (FER2013 itself has hundreds), or with
     ``near_distance`` nearly identical: pHashes at most that many bits apart (:mod:`fer_synth.data.near_duplicates`)."""
-    held = np.concatenate([protocol.val.images, protocol.test.images])
     if near_distance is None:
-        held_hashes = set(image_hashes(held))
+        held_hashes = set(image_hashes(np.concatenate([protocol.val.images, protocol.test.images])))
         keep = np.array([h not in held_hashes for h in image_hashes(protocol.train.images)], dtype=bool)
         what = "identical to"
     else:
-        keep = ~near_mask(phash(protocol.train.images), phash(held), near_distance)
+        keep = ~near_mask(phash(protocol.train.images), protocol.held_out_phashes(), near_distance)
         what = f"nearly identical to (pHash distance <= {near_distance})"
     dropped = int((~keep).sum())
     notes = [*protocol.notes, f"dropped {dropped} train images {what} a val/test image"]
-    return ProtocolSplits(protocol.train.take(keep), protocol.val, protocol.test, notes, protocol.unused), dropped
+    return ProtocolSplits(protocol.train.take(keep), protocol.val, protocol.test, notes, protocol.unused,
+                          protocol._held_out_phashes), dropped
