@@ -13,7 +13,7 @@ from rich.table import Table
 from fer_synth import __version__
 from fer_synth.data.balance import BalanceResult, TopUpPlan, balance, default_output, pack
 from fer_synth.data.export import DEFAULT_FORMAT, DEFAULT_SHARD_SIZE, EXPORT_FORMATS, export
-from fer_synth.core.dataset import SYNTHETIC
+from fer_synth.core.dataset import SYNTHETIC, shared_classes
 from fer_synth.core.console import FriendlyGroup, console, with_options
 from fer_synth.core.env import DEVICE_HELP
 from fer_synth.core.errors import InvalidOptionError
@@ -187,7 +187,7 @@ def _report(result: BalanceResult) -> None:
     table.add_column("class")
     for name in result.splits:
         table.add_column(name, justify="right")
-    classes = next(iter(result.splits.values())).classes
+    classes = shared_classes(result.splits)
     synthetic = {name: np.bincount(split.labels[split.source == SYNTHETIC], minlength=len(classes))
                  for name, split in result.splits.items()}
     for i, cls in enumerate(classes):

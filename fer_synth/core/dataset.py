@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_synth.core.classes import FER2013, ClassList
-from fer_synth.core.errors import SplitNotFoundError
+from fer_synth.core.errors import InvalidOptionError, SplitNotFoundError
 
 REAL, SYNTHETIC = 0, 1
 SOURCE_NAMES = ("real", "synthetic")
@@ -123,6 +123,14 @@ class Split:
 COLUMNS: tuple[str, ...] = ("images", "labels", "source", "origin", "prompt", "seed", "model", "judge_score")
 
 
+def shared_classes(splits: Mapping[str, Split]) -> ClassList:
+    """The class list every split of ``splits`` has (FER2013's when there is no split); different lists are an error."""
+    lists = {split.classes for split in splits.values()} or {FER2013}
+    if len(lists) > 1:
+        raise InvalidOptionError(f"all splits must share one class list, got {sorted(c.name for c in lists)}")
+    return lists.pop()
+
+
 @dataclass
 class Dataset(Mapping[str, Split]):
     """Named splits in a fixed order, plus free-form attributes describing where they came from."""
@@ -149,8 +157,5 @@ class Dataset(Mapping[str, Split]):
     @property
     def classes(self) -> ClassList:
         """The class list its splits share (FER2013's for a dataset without splits)."""
-        lists = {s.classes for s in self.splits.values()}
-        if len(lists) > 1:
-            raise ValueError(f"the splits of this dataset have different class lists: {sorted(c.name for c in lists)}")
-        return lists.pop() if lists else FER2013
+        return shared_classes(self.splits)
 

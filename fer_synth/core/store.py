@@ -37,9 +37,9 @@ import h5py
 import numpy as np
 
 from fer_synth.core.atomic import atomic_file
-from fer_synth.core.classes import FER2013, ClassList, class_list
+from fer_synth.core.classes import ClassList, class_list
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError, SplitNotFoundError
-from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split
+from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split, shared_classes
 
 FORMAT = "fer-synth-hdf5"
 FORMAT_VERSION = 1
@@ -100,13 +100,11 @@ def write(path: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping |
     if len(sizes) > 1:
         raise InvalidOptionError(f"all splits must share one image size, got {sorted(sizes)}")
     size = sizes.pop() if sizes else (48, 48)
-    lists = {split.classes for split in splits.values()} or {FER2013}
-    if len(lists) > 1:
-        raise InvalidOptionError(f"all splits must share one class list, got {sorted(c.name for c in lists)}")
+    classes = shared_classes(splits)
     root = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "classes": json.dumps(list(lists.pop())),
+        "classes": json.dumps(list(classes)),
         "image_size": json.dumps(list(size)),
         "writer": f"fer_synth {package_version('fer-synth')}",
         "command": " ".join(sys.argv),

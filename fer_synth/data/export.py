@@ -30,8 +30,7 @@ import numpy as np
 
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_dir, remove_stale_temps
-from fer_synth.core.classes import FER2013
-from fer_synth.core.dataset import SOURCE_NAMES, Split
+from fer_synth.core.dataset import SOURCE_NAMES, Split, shared_classes
 from fer_synth.core.errors import FerError
 from fer_synth.core.folders import EXPORT_MARKER
 from fer_synth.core.manifest import MANIFEST
@@ -67,7 +66,7 @@ def encode_png(image: np.ndarray) -> bytes:
 
 def write_folders(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping | None = None) -> Path:
     out = Path(out)
-    classes = next(iter(splits.values())).classes if splits else FER2013
+    classes = shared_classes(splits)
     with atomic_dir(out) as tmp:
         with open(tmp / MANIFEST, "w") as manifest:
             for split_name, split in splits.items():

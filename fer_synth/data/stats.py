@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fer_synth.core.dataset import Split
+from fer_synth.core.dataset import Split, shared_classes
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, near_duplicate_stats
 
 
@@ -103,9 +103,8 @@ def dataset_stats(splits: Mapping[str, Split], groups: tuple[list[list[tuple[str
     ``groups``: :func:`identical_groups` when already computed. ``near_distance``: the pHash distance of near
     duplicates (:mod:`fer_synth.data.near_duplicates`); None skips that report."""
     per_split = {name: asdict(split_stats(split)) for name, split in splits.items()}
-    classes = next(iter(splits.values())).classes if splits else None
     return {
-        "classes": list(classes) if classes is not None else [],
+        "classes": list(shared_classes(splits)) if splits else [],
         "splits": per_split,
         "needed_total": sum(s["needed"] for s in per_split.values()),
         "duplicates": asdict(duplicate_stats(splits, groups=groups)),
