@@ -8,7 +8,6 @@ attribute, so tests (and scripts) can check the page against the JSON reports it
 from __future__ import annotations
 
 import html
-import io
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from fer_synth.core.atomic import atomic_dir, write_bytes
+from fer_synth.core.images import png_bytes
 from fer_synth.core.outputs import prepare_output_folder
 
 #: Where the report commands write when not told.
@@ -220,9 +220,7 @@ class Images:
 
     def save_png(self, name: str, pixels: np.ndarray) -> str:
         """A uint8 gray or RGB array as ``img/<name>`` (the folder becomes visible whole, so no per-file rename)."""
-        buffer = io.BytesIO()
-        Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
-        self.path(name).write_bytes(buffer.getvalue())
+        self.path(name).write_bytes(png_bytes(pixels))
         return self.src(name)
 
 

@@ -54,11 +54,16 @@ def read_gray(path: str | Path) -> np.ndarray | None:
         return None
 
 
-def save_png(image: Image.Image | np.ndarray, path: str | Path) -> None:
-    """Save an image (PIL, or a uint8 array: [H, W] gray or [H, W, 3] RGB) as PNG, atomically (complete under
-    its name, or absent). zlib level 1: ~2.5x faster to encode than the default for ~10% more bytes."""
+def png_bytes(image: Image.Image | np.ndarray) -> bytes:
+    """An image (PIL, or a uint8 array: [H, W] gray or [H, W, 3] RGB) encoded as PNG. zlib level 1: ~2.5x faster
+    to encode than the default for ~10% more bytes."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(np.asarray(image, dtype=np.uint8))
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=1)
-    write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_png(image: Image.Image | np.ndarray, path: str | Path) -> None:
+    """Save an image as PNG (:func:`png_bytes`), atomically (complete under its name, or absent)."""
+    write_bytes(path, png_bytes(image))

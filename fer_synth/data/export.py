@@ -25,13 +25,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_dir, remove_stale_temps
 from fer_synth.core.dataset import SOURCE_NAMES, Split, shared_classes
 from fer_synth.core.errors import FerError
+from fer_synth.core.images import png_bytes
 from fer_synth.core.folders import EXPORT_MARKER
 from fer_synth.core.manifest import MANIFEST
 from fer_synth.core.outputs import has_file, prepare_output_folder
@@ -57,13 +57,6 @@ def row_record(split_name: str, split: Split, row: int, targets: np.ndarray | No
     return record
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"could not encode a {image.shape} image as PNG")
-    return data.tobytes()
-
-
 def write_folders(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping | None = None) -> Path:
     out = Path(out)
     classes = shared_classes(splits)
@@ -74,7 +67,7 @@ def write_folders(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Ma
                     (tmp / split_name / class_name).mkdir(parents=True)
                 for row in range(len(split)):
                     rel = f"{split_name}/{classes[split.labels[row]]}/{row:06d}.png"
-                    (tmp / rel).write_bytes(encode_png(split.images[row]))
+                    (tmp / rel).write_bytes(png_bytes(split.images[row]))
                     record = {"path": rel, "split": split_name, "label": classes[split.labels[row]],
                               "source": SOURCE_NAMES[split.source[row]], "origin": split.origin[row]}
                     if split.seed[row] >= 0:
@@ -141,7 +134,7 @@ def _imagefolder(folder: Path, name: str, chunks: Iterable[Split], soft: bool, s
                     (split_dir / class_name).mkdir()
                     class_dirs.add(class_name)
                 file_name = f"{class_name}/{row:06d}.png"
-                (split_dir / file_name).write_bytes(encode_png(chunk.images[k]))
+                (split_dir / file_name).write_bytes(png_bytes(chunk.images[k]))
                 metadata.write(json.dumps({"file_name": file_name, **row_record(name, chunk, k, targets)}) + "\n")
                 row += 1
     return row
@@ -159,7 +152,7 @@ def _webdataset(folder: Path, name: str, chunks: Iterable[Split], soft: bool, sh
                         shard.close()
                     shard = tarfile.open(folder / f"{name}-{row // shard_size:06d}.tar", "w", format=tarfile.USTAR_FORMAT)
                 key = f"{name}-{row:07d}"
-                _add(shard, f"{key}.png", encode_png(chunk.images[k]))
+                _add(shard, f"{key}.png", png_bytes(chunk.images[k]))
                 _add(shard, f"{key}.json", json.dumps(row_record(name, chunk, k, targets)).encode())
                 row += 1
     finally:
