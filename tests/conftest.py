@@ -1,7 +1,11 @@
-"""Shared fixtures: tiny datasets built in the test, never downloaded."""
+"""Shared fixtures: tiny datasets built in the test, never downloaded; and the environment the tests depend on."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,34 @@ from fer_synth.core import store
 from fer_synth.core.dataset import SYNTHETIC, Split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+#: Variables of the user's shell that change what the tools do: offline flags and caches (a test that needs one
+#: sets it), the ranks of a launcher (they shard generate and start DDP), and the terminal's size and colours (the
+#: tests read what the commands print).
+USER_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "DIFFUSERS_OFFLINE", "HF_HOME",
+                  "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME", "FER_SYNTH_OFFLINE",
+                  "FER_SYNTH_FACE_MODEL", "FER_SYNTH_CACHE", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                  "MASTER_ADDR", "MASTER_PORT", "COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE")
+_CACHE: str | None = None
+
+
+def pytest_configure(config) -> None:
+    """Hermetic tests: whatever the user's environment holds, every test starts from the same one, before any
+    library reads it. Downloads are off (a test of the download path serves a local file and says so), caches are
+    empty temporary folders."""
+    global _CACHE
+    for name in USER_VARIABLES:
+        os.environ.pop(name, None)
+    _CACHE = tempfile.mkdtemp(prefix="fer-tests-cache-")
+    os.environ.update({"FER_SYNTH_OFFLINE": "1", "FER_SYNTH_CACHE": os.path.join(_CACHE, "fer-synth"),
+                       "HF_HOME": os.path.join(_CACHE, "huggingface"), "XDG_CACHE_HOME": _CACHE})
+    if "huggingface_hub.constants" in sys.modules:  # it reads HF_HUB_OFFLINE once, when first imported
+        sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = False
+
+
+def pytest_unconfigure(config) -> None:
+    if _CACHE is not None:
+        shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -28,10 +28,12 @@ def separable_h5(path: Path, synthetic_test: int = 0) -> Path:
 
 
 def tiny_config(data: Path, out: Path, **overrides):
-    """A seconds-long run: the small CNN with narrow layers, no augmentation, no progress bar."""
+    """A seconds-long run: the small CNN with narrow layers, no augmentation, no progress bar, in float32 on the
+    CPU whatever the CPU (``amp`` auto would train in bf16 on CPUs with native bf16, others in float32: two
+    different runs)."""
     from fer_models.config import make_config
 
     settings = dict(data=str(data), out=str(out), model="small-cnn", model_options={"widths": [8, 16]}, epochs=2,
-                    batch_size=16, lr=0.01, augment={}, progress=False, device="cpu", tta="none")
+                    batch_size=16, lr=0.01, augment={}, progress=False, device="cpu", tta="none", amp="none")
     settings.update(overrides)
     return make_config(**settings)
