@@ -1,12 +1,12 @@
 """Atomic outputs: write to a temporary name beside the target, rename into place only when complete.
 
-An interrupted writer leaves the previous output (or nothing) behind, never half a file. Temporary names
-carry the writer's process id, so :func:`remove_stale_temps` can tell a dead writer's leftovers from a live one's.
+An interrupted writer leaves the previous output (or nothing) behind, never half a file. Temporary names carry
+the writer's process id and host (:func:`fer_synth.core.outputs.temp_prefix`), so a later run can tell a dead
+writer's leftovers from a live one's (:func:`fer_synth.core.outputs.remove_stale_temps`).
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import tempfile
@@ -14,59 +14,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fer_synth.core.outputs import OutputError, make_dir
+from fer_synth.core.errors import FerError, OutputError, environment_reason
+from fer_synth.core.outputs import current_umask, make_dir, swap_into_place, temp_prefix
 
 
-def _temp_prefix(target: Path) -> str:
-    return f".{target.name}.{os.getpid()}."
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files and folders that killed writers of ``target`` left beside it (those whose
-    process is gone); returns what was removed."""
-    target = Path(target)
-    removed = []
-    prefix = f".{target.name}."
-    if not target.parent.is_dir():
-        return removed
-    for path in target.parent.glob(f"{prefix}*.tmp"):
-        pid = path.name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-        removed.append(path)
-    return removed
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: OS errors that mean "this place cannot take the output", not a bug: each becomes one clear line.
-_PLACE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-                 errno.EPERM: "permission denied"}
-
-
-def _place_error(target: Path, e: OSError) -> OutputError | None:
-    reason = _PLACE_ERRORS.get(e.errno)
-    return OutputError(f"{target}: cannot write it ({reason}); free space or choose another output path") \
-        if reason else None
+def _place_error(target: Path, e: BaseException) -> OutputError | None:
+    """A write that failed because of the place (a full disk, a read-only file system, ...), as one line."""
+    reason = None if isinstance(e, FerError) else environment_reason(e)
+    return OutputError(f"{target}: cannot write it ({reason}); free space or choose another output path, then run "
+                       "the same command again") if reason else None
 
 
 @contextmanager
@@ -75,7 +31,7 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     target = Path(target)
     make_dir(target.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
     except OSError as e:
         raise (_place_error(target, e) or e) from None
     os.close(fd)
@@ -84,9 +40,9 @@ def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:  # durable before it becomes visible: a record may point at it
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
-    except OSError as e:
+    except Exception as e:
         tmp.unlink(missing_ok=True)
         if (error := _place_error(target, e)) is not None:
             raise error from None
@@ -105,21 +61,17 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
 
 @contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces the folder ``target``."""
+    """Yield a temporary folder; on success it replaces the folder ``target`` in one swap."""
     target = Path(target)
     make_dir(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent))
+    except OSError as e:
+        raise (_place_error(target, e) or e) from None
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
-            os.replace(target, old / "previous")
-            os.replace(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, target)
-    except OSError as e:
+        swap_into_place(tmp, target)
+    except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if (error := _place_error(target, e)) is not None:
             raise error from None
