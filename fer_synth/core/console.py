@@ -6,6 +6,8 @@ render here. Results (tables) go to stdout; logs and progress bars go to stderr.
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +15,8 @@ import click
 from rich.console import Console, ConsoleDimensions
 from rich.progress import Progress
 
-from fer_synth.core.errors import FerError
+from fer_synth.core.errors import FerError, environment_reason
+from fer_synth.core.images import printable
 from fer_synth.core.log import quiet, setup_logging
 
 #: Where output is a file or a pipe (CI logs), lines and tables are this wide instead of rich's 80 columns.
@@ -97,12 +100,25 @@ class FriendlyGroup(click.Group):
         super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is shown escaped, never a crash
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(errors="fer-escape")  # core.images registers it: \xNN for the name's bytes
         try:
             return super().invoke(ctx)
         except FerError as e:
-            err = click.ClickException(str(e))
-            err.exit_code = 2
-            raise err from None
+            message = str(e)
+        except (OSError, MemoryError, RuntimeError) as e:
+            # The machine, not the code: a full disk, a read-only place, memory or open files exhausted. What was
+            # written is complete (atomic files, fsynced records), so the same command again goes on from there.
+            if (reason := environment_reason(e)) is None:
+                raise
+            where = getattr(e, "filename", None)
+            detail = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            message = (f"{f'{where}: ' if where else ''}{reason} ({detail}); fix that and run the same command "
+                       "again: what was done is kept")
+        err = click.ClickException(printable(message))
+        err.exit_code = 2
+        raise err from None
 
 
 def with_options(options: list) -> Callable:

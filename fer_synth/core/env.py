@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from fer_synth.core.errors import InvalidOptionError
+
 DEVICE_HELP = "auto (cuda, then mps, then cpu) or a torch device such as cuda:1 or cpu."
 #: Set to 1 to forbid every download (models, face detector); Hugging Face's own ``HF_HUB_OFFLINE`` counts too.
 ENV_OFFLINE = "FER_SYNTH_OFFLINE"
@@ -13,17 +15,35 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> str:
     """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``mps``, else ``cpu``. A bare ``cuda``
-    also picks this process's GPU (``LOCAL_RANK`` under torchrun); any other name is returned as given (torch
-    checks it when it is used)."""
-    if name not in ("auto", "cuda"):
-        return name
+    also picks this process's GPU (``LOCAL_RANK`` under torchrun). A name torch does not know, or a device this
+    machine lacks (``cuda`` without a GPU, ``cuda:3`` with two), is an :class:`InvalidOptionError`."""
     import torch  # imported here: the data tools never need torch
 
-    if name == "cuda" or torch.cuda.is_available():
-        return f"cuda:{local_rank % max(torch.cuda.device_count(), 1)}"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    name = str(name).strip().lower()
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return f"cuda:{local_rank % torch.cuda.device_count()}"
+        return "mps" if has_mps else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InvalidOptionError(f"--device {name!r} is not a device; use {DEVICE_HELP}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidOptionError(f"--device {name}: no CUDA GPU is usable here (torch.cuda.is_available() is "
+                                     "False); use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if device.index is None:
+            return f"cuda:{local_rank % count}"
+        if device.index >= count:
+            raise InvalidOptionError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to "
+                                     f"cuda:{count - 1}; use one of them, or auto")
+    elif device.type == "mps" and not has_mps:
+        raise InvalidOptionError(f"--device {name}: MPS (Apple GPU) is not available here; use --device cpu or auto")
+    elif device.type != "cpu":
+        raise InvalidOptionError(f"--device {name}: this tool runs on cpu, cuda or mps; use {DEVICE_HELP}")
+    return str(device)
 
 
 def offline() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer_synth.core.atomic import write_bytes
+from fer_synth.core.errors import environment_reason
 
 #: Suffixes every reader of image folders accepts (case-insensitive): readers, crop, predict.
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm")
@@ -24,10 +26,48 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_rgb(path: str | Path) -> np.ndarray | None:
-    """The image as RGB uint8 [H, W, 3], upright per its EXIF orientation, or None when it cannot be decoded."""
+UNREADABLE = "unreadable image"
+TOO_LARGE = "too large to decode in memory"
+
+
+def load_image(path: str | Path, gray: bool = False) -> tuple[np.ndarray | None, str]:
+    """(pixels, "") for an image file: RGB uint8 [H, W, 3] upright per its EXIF orientation, or with ``gray``
+    grayscale uint8 [H, W]; else (None, why not). The file is read as bytes and decoded in memory: a file name
+    is never handed to OpenCV, which crashes on names that are not valid UTF-8. An image too large for the
+    memory left is one unreadable file, not the end of the run."""
     try:
-        with Image.open(path) as image:
+        data = np.fromfile(path, dtype=np.uint8)
+    except MemoryError:
+        return None, TOO_LARGE
+    except OSError as e:
+        return None, f"cannot read the file ({environment_reason(e) or e.strerror or e})"
+    try:
+        image = _decode_gray(data) if gray else _decode_rgb(data)
+    except MemoryError:
+        return None, TOO_LARGE
+    except Image.DecompressionBombError:
+        return None, "too large (a decompression bomb to Pillow)"
+    return (image, "") if image is not None else (None, UNREADABLE)
+
+
+def _decode_gray(data: np.ndarray) -> np.ndarray | None:
+    """OpenCV first (fast), Pillow for the formats OpenCV lacks (GIF)."""
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    except cv2.error:  # OpenCV's own size limit or allocation failure
+        image = None
+    if image is not None:
+        return image
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as pil:
+            return np.asarray(pil.convert("L"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
+def _decode_rgb(data: np.ndarray) -> np.ndarray | None:
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as image:
             image = ImageOps.exif_transpose(image)
             if image.mode in _WIDE_GRAY_MODES:  # Pillow's RGB conversion clips 16-bit gray to white
                 gray = np.asarray(image, dtype=np.float64)
@@ -37,21 +77,35 @@ def read_rgb(path: str | Path) -> np.ndarray | None:
                 gray = np.clip(np.rint(gray * (255.0 / peak)), 0, 255).astype(np.uint8)
                 return np.repeat(gray[..., None], 3, axis=2)
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
+
+
+def read_rgb(path: str | Path) -> np.ndarray | None:
+    """The image as RGB uint8 [H, W, 3], upright per its EXIF orientation, or None (:func:`load_image`)."""
+    return load_image(path)[0]
 
 
 def read_gray(path: str | Path) -> np.ndarray | None:
-    """The image as grayscale uint8 [H, W], or None when it cannot be decoded (OpenCV, else Pillow for the
-    formats OpenCV lacks, such as GIF)."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is not None:
-        return image
-    try:
-        with Image.open(path) as pil:
-            return np.asarray(pil.convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
+    """The image as grayscale uint8 [H, W], or None when it cannot be decoded (:func:`load_image`)."""
+    return load_image(path, gray=True)[0]
+
+
+def _escape_bytes(error: UnicodeEncodeError) -> tuple[str, int]:
+    """The codec error handler ``fer-escape``: the undecodable bytes of a file name (which Python holds as lone
+    surrogates U+DC80..U+DCFF) as ``\\xNN``, any other unencodable character as ``\\uNNNN``."""
+    text = error.object[error.start:error.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
+                   c.encode("ascii", "backslashreplace").decode() for c in text), error.end
+
+
+codecs.register_error("fer-escape", _escape_bytes)
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of a file name that is not valid UTF-8 shown as ``\\xNN`` escapes: what can be
+    printed, and written to UTF-8 files (CSV, HTML, HDF5), for a name Python holds as surrogates."""
+    return text.encode("utf-8", "fer-escape").decode("utf-8")
 
 
 def png_bytes(image: Image.Image | np.ndarray) -> bytes:

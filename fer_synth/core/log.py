@@ -68,6 +68,17 @@ def setup_logging(verbosity: int, console: Any) -> None:
         handler = ConsoleHandler(console)
         handler.addFilter(RankZeroFilter())
         logger.addHandler(handler)
+    _set_opencv_logging(verbose=verbosity > 0)
+
+
+def _set_opencv_logging(verbose: bool) -> None:
+    """OpenCV's own warnings (``[ WARN:0@0.5] ... PNG input buffer is incomplete``) only with ``-v``: the readers
+    name each file they could not use in their own warning."""
+    try:
+        from cv2.utils import logging as cv2_logging
+    except ImportError:
+        return
+    cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_INFO if verbose else cv2_logging.LOG_LEVEL_ERROR)
 
 
 def quiet() -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,24 +34,6 @@ def shard_name(rank: int, world_size: int) -> str:
     return MANIFEST if world_size == 1 else f"manifest-{rank:05d}-of-{world_size:05d}.jsonl"
 
 
-def remove_stale_temp_files(folder: Path, older_than_s: float = 300.0) -> int:
-    """Delete temp files that a killed run left behind; returns how many.
-
-    A live writer holds its temp file for milliseconds, so one older than ``older_than_s`` is stale even
-    when other ranks (on any host sharing the folder) are writing at the same time.
-    """
-    cutoff = time.time() - older_than_s
-    removed = 0
-    for path in Path(folder).rglob(".*.tmp"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:  # another rank removed it first
-            pass
-    return removed
-
-
 class ManifestWriter:
     """The one writer of a shard: cuts a torn tail once, then appends whole lines durably."""
 
@@ -67,7 +48,7 @@ class ManifestWriter:
         self._file = open(self.path, "ab")
 
     def append(self, records: Iterable[dict]) -> None:
-        lines = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+        lines = b"".join(_line(r) for r in records)
         if lines:
             self._file.write(lines)
             self._file.flush()
@@ -83,8 +64,29 @@ class ManifestWriter:
         self.close()
 
 
+def _line(record: dict) -> bytes:
+    text = json.dumps(record, ensure_ascii=False)
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:  # a file name that is not UTF-8: escaped, and read back as the same name
+        return json.dumps(record).encode() + b"\n"
+
+
 def read_shard(path: Path) -> list[dict]:
-    """The complete records of one shard; a torn last line (no newline) is ignored."""
+    """The complete records of one shard; a torn last line (no newline) is ignored, a line that is not a JSON
+    object is an error naming it."""
+    records = []
+    for number, record in read_numbered(path):
+        if not isinstance(record, dict):
+            raise ManifestError(f"{path}:{number}: a JSON {type(record).__name__}, not a record; the file was edited "
+                                "or damaged: remove that line to make its item again")
+        records.append(record)
+    return records
+
+
+def read_numbered(path: Path) -> list[tuple[int, object]]:
+    """(line number from 1, parsed JSON) of each complete line of a shard; a torn last line (no newline) is
+    ignored, any other line that is not JSON is an error naming it."""
     data = Path(path).read_bytes()
     lines = data.split(b"\n")
     complete = lines[:-1]  # the piece after the last newline is empty or torn
@@ -93,11 +95,12 @@ def read_shard(path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
+            records.append((number, json.loads(line)))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            reason = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8 text"
             raise ManifestError(
-                f"{path}:{number}: not a JSON record ({e.msg}); the manifest was edited or damaged: "
-                f"remove that line to regenerate its image"
+                f"{path}:{number}: not a JSON record ({reason}); the file was edited or damaged: "
+                f"remove that line to make its item again"
             ) from None
     return records
 

@@ -40,6 +40,7 @@ from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import ClassList, class_list
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError, SplitNotFoundError
 from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split, shared_classes
+from fer_synth.core.images import printable
 
 FORMAT = "fer-synth-hdf5"
 FORMAT_VERSION = 1
@@ -127,8 +128,8 @@ def _write_split(group: h5py.Group, split: Split, compression: str | None) -> No
     n = len(split)
     if compression not in COMPRESSIONS:
         raise FerError(f"unknown compression {compression!r}; choose {', '.join(map(str, COMPRESSIONS))}")
-    chunks = (max(1, min(_CHUNK_ROWS, n)), *split.images.shape[1:])
-    group.create_dataset("images", data=split.images, chunks=chunks, compression=compression)
+    chunks = (min(_CHUNK_ROWS, n), *split.images.shape[1:]) if n else None  # HDF5 chunks no empty dataset
+    group.create_dataset("images", data=split.images, chunks=chunks, compression=compression if n else None)
     group.create_dataset("labels", data=split.labels.astype(np.int64))
     if split.soft_labels is not None:
         group.create_dataset("soft_labels", data=split.soft_labels.astype(np.float32))
@@ -136,7 +137,7 @@ def _write_split(group: h5py.Group, split: Split, compression: str | None) -> No
     group.create_dataset("seed", data=split.seed.astype(np.int64))
     group.create_dataset("judge_score", data=split.judge_score.astype(np.float32))
     for name in ("origin", "prompt", "model"):
-        group.create_dataset(name, data=getattr(split, name).astype(str).tolist(), dtype=_STR_DTYPE,
+        group.create_dataset(name, data=[printable(v) for v in getattr(split, name).astype(str)], dtype=_STR_DTYPE,
                              compression="gzip" if n else None)
     group.attrs["num_images"] = n
     group.attrs["num_synthetic"] = split.n_synthetic
@@ -155,10 +156,11 @@ def read_attrs(path: str | os.PathLike) -> dict:
         raise FormatError(f"{path}: not an HDF5 file ({e})") from None
     if attrs.get("format") != FORMAT:
         raise FormatError(f"{path}: not a fer_synth HDF5 file (write one with `fer-synth pack` or `fer-synth balance`)")
-    version = int(attrs.get("format_version", -1))
-    if version != FORMAT_VERSION:
+    version = attrs.get("format_version")
+    version = version.item() if isinstance(version, np.generic) else version
+    if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
         raise FormatError(
-            f"{path}: format version {version}, this fer_synth {package_version('fer-synth')} reads version {FORMAT_VERSION}; "
+            f"{path}: format version {version!r}, this fer_synth {package_version('fer-synth')} reads version {FORMAT_VERSION}; "
             "rewrite the file with this version's `fer-synth pack`/`balance` or install a matching fer_synth"
         )
     names = attrs.get("classes")

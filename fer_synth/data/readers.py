@@ -14,7 +14,6 @@ import csv
 import gzip
 import os
 import zlib
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -161,13 +160,3 @@ def usage_of(origin: str) -> str | None:
         if name.startswith(prefix):
             return usage
     return None
-
-
-def describe_skipped(skipped: Iterable[tuple[str, str]], first: int = 3) -> str | None:
-    """A one-line summary of skipped files: the count and the first few with their reasons."""
-    skipped = list(skipped)
-    if not skipped:
-        return None
-    shown = "; ".join(f"{path} ({reason})" for path, reason in skipped[:first])
-    more = f"; and {len(skipped) - first} more" if len(skipped) > first else ""
-    return f"skipped {len(skipped)} unusable row(s) or file(s): {shown}{more}"

@@ -105,3 +105,10 @@ def resolve_face_model(path: str | os.PathLike | None = None, allow_download: bo
         return download_face_model(cached)
     except OSError as e:  # no network, DNS, HTTP errors (URLError is an OSError)
         raise FaceModelError(f"could not download the face model ({e}): {hint}") from None
+
+
+def face_model_inputs(path: str | os.PathLike | None = None) -> list[Path]:
+    """Every file :func:`resolve_face_model` may read for ``path`` (given, ``$FER_SYNTH_FACE_MODEL``, the cached
+    copy): inputs that a command's outputs must not overwrite, known before the model loads."""
+    given = [path, os.environ.get(ENV_FACE_MODEL)]
+    return [Path(p).expanduser() for p in given if p] + [cached_model_path()]

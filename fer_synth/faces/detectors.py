@@ -10,6 +10,7 @@ framed in a wider border): ``python bench/face_throughput.py --calibrate``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol
 
 import cv2
@@ -47,6 +48,8 @@ class Detector(Protocol):
     framing: Framing
     #: detections scoring under this are not faces to the filters ("low_confidence"); None: no such filter.
     default_min_score: float | None
+    #: the model files it read: inputs, which no output may overwrite.
+    files: tuple[Path, ...]
 
     def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
         """Faces in ``rgb``; ``scale`` is how far the caller shrank the image (size limits scale with it)."""
@@ -110,6 +113,7 @@ class HaarDetector:
                            f"(OpenCV 5 wheels ship no cascades)")
         self.scale_factor, self.min_neighbors, self.min_size, self.cascade = (
             scale_factor, min_neighbors, min_size, cascade)
+        self.files = (Path(path),)
 
     def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -149,6 +153,7 @@ class MediaPipeDetector:
         from mediapipe.tasks.python import BaseOptions, vision
 
         self.face_model = resolve_face_model(face_model)
+        self.files = (self.face_model,)
         self.face_model_sha256 = sha256_of(self.face_model)
         self.floor, self.max_aspect = floor, max_aspect
         options = vision.FaceDetectorOptions(

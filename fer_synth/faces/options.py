@@ -67,3 +67,11 @@ def face_stage_from(options: dict):
                      min_face=options["min_face"], min_score=options["min_score"],
                      blur_threshold=options["blur_threshold"], blank_std=options["blank_std"],
                      detect_size=options["detect_size"], **detector)
+
+
+def face_inputs(options: dict) -> list:
+    """The model files the stage that :func:`face_options`' values describe will read, known before it loads:
+    inputs, which no output may overwrite."""
+    from fer_synth.faces.blazeface import face_model_inputs
+
+    return face_model_inputs(options["face_model"]) if options["backend"] == "mediapipe" else []

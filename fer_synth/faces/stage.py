@@ -17,6 +17,7 @@ images with several; ``all`` keeps every confident face that passes the size and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,6 +28,8 @@ from fer_synth.core.errors import FerError
 
 REASONS = ("nsfw_blank", "no_face", "multiple_faces", "face_too_small", "low_confidence", "blurry")
 POLICIES = ("largest", "single", "all")
+#: Why an image was skipped before the stage saw it whole: too large to decode or search in the memory left.
+TOO_LARGE = "too_large"
 DEFAULT_BACKEND = "mediapipe"
 
 # Defaults, each explained in docs/faces.md.
@@ -159,6 +162,11 @@ class FaceStage:
     @property
     def backend(self) -> str:
         return self.detector.name
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The model files the detector read: inputs of every command that runs the stage."""
+        return self.detector.files
 
     @property
     def settings(self) -> dict:
