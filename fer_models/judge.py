@@ -17,20 +17,23 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fer_models.checkpoint import write_json
+from fer_models.checkpoint import input_files, write_json
 from fer_models.evaluation import plot_confusion
 from fer_models.inference import Classifier, load_classifier
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 from fer_synth.core.folders import read_pool_faces
-from fer_synth.core.judgement import JUDGEMENT_FILE, SelectionPolicy, judge_of, read_judgement
+from fer_synth.core.atomic import atomic_file
+from fer_synth.core.judgement import (JUDGEMENT_FILE, SelectionPolicy, current_judgement, judge_of, pool_digests,
+                                     read_judgement)
 from fer_synth.core.manifest import ManifestWriter
-from fer_synth.core.outputs import output_lock
+from fer_synth.core.outputs import output_lock, refuse_inputs, remove_stale_temps
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,13 @@ def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str
                batch_size: int = 512, overwrite: bool = False, clip: str | None = None) -> dict:
     """Score every face of ``pool`` not judged yet with ``model``; write its records and the report (JSON, PNG).
 
-    A pool judged by another model is refused unless ``overwrite`` (which judges it again from scratch)."""
+    A record holds for the bytes its face file held when judged: a face replaced since is judged again, a deleted
+    one leaves the report. A pool judged by another model is refused unless ``overwrite``, which judges it again
+    from scratch: the new judgement is written beside the old one and replaces it at the end, so an error or a kill
+    leaves the old one whole."""
     pool = Path(pool)
+    for name in (JUDGEMENT_FILE, REPORT_FILE, CONFUSION_FILE):
+        refuse_inputs(pool / name, input_files(model), "the judgement file")
     classifier = load_classifier(model, device)
     identity = classifier.identity
     faces = read_pool_faces(pool)  # any known emotion (FER+'s contempt too): the judge must predict the pool's
@@ -54,24 +62,27 @@ def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str
     if missing:
         raise FerError(f"{model} does not predict {', '.join(missing)}, which the pool holds; judge with a model of "
                        "the pool's classes")
+    if not overwrite:
+        read_judgement(pool)  # a damaged judgement fails here, before anything is written (even the lock)
     clip_judge = _clip_judge(clip, classifier.classes, device) if clip else None
     with output_lock(pool, ".judgement.lock"):
-        done = read_judgement(pool)
+        remove_stale_temps(pool / JUDGEMENT_FILE)
+        digests = pool_digests(pool, faces.origin)
+        done = {} if overwrite else current_judgement(pool, faces.origin, digests=digests)[0]
         if done and judge_of(done) != identity:
-            if not overwrite:
-                raise FerError(f"{pool} was judged by {judge_of(done)['model']} (another model or other weights); "
-                               "pass --overwrite to judge it again with this one")
-            (pool / JUDGEMENT_FILE).unlink()
-            done = {}
+            raise FerError(f"{pool} was judged by {judge_of(done)['model']} (another model or other weights); "
+                           "pass --overwrite to judge it again with this one")
         todo = np.flatnonzero([origin not in done for origin in faces.origin])
         logger.info(f"judging {len(todo)} of {len(faces)} faces of {pool} with {identity['model']} "
-                    f"({len(faces) - len(todo)} judged before)")
-        with ManifestWriter(pool / JUDGEMENT_FILE) as out:
+                    f"({len(faces) - len(todo)} judged before for their present content)")
+        with (atomic_file(pool / JUDGEMENT_FILE) if overwrite else nullcontext(pool / JUDGEMENT_FILE)) as path, \
+                ManifestWriter(path) as out:
             for start in range(0, len(todo), batch_size):
                 index = todo[start:start + batch_size]
-                out.append(judge_records(faces.take(index), classifier, identity, clip_judge))
-    records = read_judgement(pool)
-    report = summarise(records, classifier.classes)
+                records = judge_records(faces.take(index), classifier, identity, clip_judge)
+                out.append([{**r, "sha256": digests[r["file"]]} for r in records])
+    current, _ = current_judgement(pool, faces.origin, digests=digests)
+    report = summarise(current, classifier.classes)
     _write_report(pool, report)
     return report
 

@@ -18,14 +18,16 @@ import numpy as np
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC, Split
-from fer_synth.core.atomic import remove_stale_temps
 from fer_synth.core.errors import FerError, InvalidOptionError
 from fer_synth.core.folders import EXPORT_MARKER, read_pool_faces
-from fer_synth.core.judgement import JudgementError, SelectionPolicy, judge_of, read_judgement
-from fer_synth.core.outputs import OutputError, has_file, make_dir, prepare_output_folder, refuse_inputs
+from fer_synth.core.images import printable
+from fer_synth.core.judgement import JudgementError, SelectionPolicy, current_judgement, judge_of, read_judgement
+from fer_synth.core.outputs import (OutputError, check_output_folder, has_file, make_dir, refuse_inputs,
+                                    remove_stale_temps)
 from fer_synth.data.export import write_folders
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, near_mask, phash
-from fer_synth.data.readers import describe_skipped, read_dataset
+from fer_synth.core.folders import describe_skipped
+from fer_synth.data.readers import read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
 
 EVAL_SPLITS = ("val", "test")
@@ -144,9 +146,8 @@ def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | No
         if out.is_dir():
             raise OutputError(f"{out} is a folder; give a file name ending in .h5 (or a folder name without it)")
         make_dir(out.parent)
-    elif out.exists():
-        # Checked only: the export replaces the folder as a whole, atomically.
-        prepare_output_folder(out, command="fer-synth pack/balance", is_own=has_file(EXPORT_MARKER), overwrite=overwrite)
+    else:  # checked only: the folder is built beside it and swapped in whole at the end
+        check_output_folder(out, command="fer-synth pack/balance", is_own=has_file(EXPORT_MARKER), overwrite=overwrite)
     remove_stale_temps(out)
 
 
@@ -292,15 +293,19 @@ def balance(
 def trusted_pool(pool: Path, faces: Split, policy: SelectionPolicy) -> tuple[Split, dict]:
     """The pool faces ``policy`` trusts (each with its judge score) and a summary for the output's provenance.
 
-    Every face must have a judgement by one judge, made for the class of the folder it is in."""
-    records = read_judgement(pool)
-    if not records:
+    Every face must have a judgement by one judge, made for its present content (its file's hash) and for the
+    class of the folder it is in: a score of bytes that have changed since is never used."""
+    everything = read_judgement(pool)
+    if not everything:
         raise JudgementError(f"{pool} was never judged; run `fer-models judge {pool}` first, or balance without --judged")
+    records, stale = current_judgement(pool, faces.origin, everything)
     judge = judge_of(records)
     missing = [o for o in faces.origin if o not in records]
     if missing:
-        raise JudgementError(f"{len(missing)} faces of {pool} have no judgement (e.g. {', '.join(missing[:3])}); run "
-                             f"`fer-models judge {pool}` again: it judges only the new faces")
+        changed = f", {len(stale)} of them changed since they were judged" if stale else ""
+        raise JudgementError(f"{len(missing)} faces of {pool} have no judgement of their present content{changed} "
+                             f"(e.g. {', '.join(map(printable, missing[:3]))}); run `fer-models judge {pool}` again: it "
+                             "judges only the new and changed faces")
     moved = [o for o, label in zip(faces.origin, faces.labels) if records[o]["class"] != faces.classes[label]]
     if moved:
         raise JudgementError(f"{len(moved)} faces of {pool} were judged as another class than their folder's (e.g. "

@@ -16,13 +16,11 @@ from fer_synth.core.classes import CLASSES, class_list
 from fer_synth.core.dataset import REAL, SYNTHETIC, Dataset, Split
 from fer_synth.core.errors import FerError
 from fer_synth.core.folders import read_pool_faces
-from fer_synth.core.judgement import JUDGEMENT_FILE, read_judgement
+from fer_synth.core.judgement import current_judgement
 from fer_synth.core.manifest import SETTINGS_FILE, read_records
 from fer_synth.data.readers import read_dataset
 from fer_synth.data.stats import identical_groups
 
-#: What the judge section reads of each record (``fer_synth.core.judgement`` describes the whole format).
-JUDGEMENT_KEYS = ("file", "class", "judged", "p_intended")
 #: Split names that are evaluation splits (ours, FER2013's and common folder names).
 EVAL_SPLITS = ("val", "test", "PublicTest", "PrivateTest", "valid", "validation")
 TRAIN_SPLITS = ("train", "Training", "images")
@@ -71,23 +69,18 @@ class ReportInputs:
                 np.bincount(split.labels[split.source == SYNTHETIC], minlength=size))
 
 
-def checked_judgement(pool: Path) -> list[dict]:
-    """The pool's judgement records ([] when it was never judged); a record lacking a key is a one-line error."""
-    records = list(read_judgement(pool).values())
-    for record in records:
-        missing = [key for key in JUDGEMENT_KEYS if key not in record]
-        if missing:
-            raise FerError(f"{pool / JUDGEMENT_FILE}: the record of {record.get('file', '?')} lacks "
-                           f"{', '.join(missing)}; judge the pool again (`fer-models judge POOL --overwrite`)")
-    return records
-
-
 def read_pool(path: str | os.PathLike, classes: Sequence[str]) -> Pool:
+    """The pool's faces, records, settings, and the judgement of the faces it holds now (a face deleted since it
+    was judged leaves the report; one changed since has no judgement)."""
     path = Path(path)
     faces = read_pool_faces(path, classes=class_list(classes))
     settings_file = path / SETTINGS_FILE
-    settings = json.loads(settings_file.read_text()) if settings_file.exists() else None
-    return Pool(path, faces, read_records(path), settings, checked_judgement(path))
+    try:
+        settings = json.loads(settings_file.read_text()) if settings_file.exists() else None
+    except (OSError, ValueError) as e:
+        raise FerError(f"{settings_file}: not readable as JSON ({e}); restore or remove it") from None
+    judgement, _ = current_judgement(path, faces.origin)
+    return Pool(path, faces, read_records(path), settings, list(judgement.values()))
 
 
 def load_inputs(dataset: str | os.PathLike, pool: str | os.PathLike | None = None) -> ReportInputs:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from fer_synth.cli import main
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError
+from fer_synth.core.judgement import file_digest
 from fer_synth.data.balance import balance
 from fer_synth.report import dataset_report
 from tests.report_checks import check_page
@@ -45,8 +46,8 @@ def inputs(tmp_path_factory) -> dict:
             cv2.imwrite(str(pool / file), face)
             records.append(_record(name, index, [file], None))
             judged = (MISJUDGED if name != MISJUDGED else "neutral") if k == 0 else name
-            judgement.append({"file": file, "class": name, "judged": judged, "p_intended": 0.1 if k == 0 else 0.8,
-                              "probs": [0.1] * 7, "classes": list(CLASSES),
+            judgement.append({"file": file, "sha256": file_digest(pool / file), "class": name, "judged": judged,
+                              "p_intended": 0.1 if k == 0 else 0.8, "probs": [0.1] * 7, "classes": list(CLASSES),
                               "judge": {"model": "mini-xception", "fingerprint": "abc123"}})
             index += 1
         for reason in REJECTIONS.get(name, []):
@@ -152,7 +153,8 @@ def test_judgement_with_a_bad_record_is_one_line_error(inputs, tmp_path):
         f.write(json.dumps({"file": "x.png", "class": "sad"}) + "\n")
     result = CliRunner().invoke(main, ["report", str(inputs["csv"]), "--pool", str(pool), "--out",
                                        str(tmp_path / "r")])
-    assert result.exit_code == 2 and "lacks judged, p_intended" in result.output
+    lines = len((pool / "judgement.jsonl").read_text().splitlines())
+    assert result.exit_code == 2 and f"judgement.jsonl:{lines}: not a judgement record (no 'judged')" in result.output
     assert not Path(tmp_path / "r" / "index.html").exists()
 
 
