@@ -119,8 +119,10 @@ def read_meta(path: str | os.PathLike) -> dict:
                        "checkpoint's .json or .safetensors, or an ensemble .json") from None
     if not isinstance(meta, dict) or meta.get("format") not in (CHECKPOINT_FORMAT, ENSEMBLE_FORMAT):
         raise FerError(f"{path}: not a fer-models checkpoint or ensemble file")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise FerError(f"{path}: checkpoint format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or version != FORMAT_VERSION:  # JSON's true is no version, though True == 1
+        raise FerError(f"{path}: checkpoint format version {version!r}, this code reads {FORMAT_VERSION}; the file is "
+                       "damaged or from another version: train (or build) it again")
     meta["_path"] = str(path)
     return meta
 
@@ -148,6 +150,35 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                                    "that JSON (a run folder holds both)")
         raise MissingPathError(f"{path}: no such checkpoint (give a run folder, a .json or a .safetensors file)")
     return path
+
+
+def input_files(spec: str | os.PathLike, _seen: set[Path] | None = None) -> list[Path]:
+    """Everything a model spec reads, which no output may overwrite: the spec as given (a run folder), its
+    checkpoint JSON and weights, and an ensemble's members' (recursively)."""
+    json_file = resolve_checkpoint(spec)
+    seen = set() if _seen is None else _seen
+    if json_file.resolve() in seen:
+        return []
+    seen.add(json_file.resolve())
+    found = [json_file] if str(spec) == BUILTIN else [Path(spec), json_file]
+    try:
+        meta = json.loads(json_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return found  # not a checkpoint: loading it will say so
+    if not isinstance(meta, dict):
+        return found
+    if isinstance(meta.get("weights"), str):
+        found.append(json_file.parent / meta["weights"])
+    members = meta.get("members") if meta.get("format") == ENSEMBLE_FORMAT else None
+    for member in members if isinstance(members, list) else []:
+        name = member.get("checkpoint") if isinstance(member, dict) else None
+        if isinstance(name, str):
+            path = name if name == BUILTIN else json_file.parent / name
+            try:
+                found += input_files(path, seen)
+            except FerError:
+                found.append(Path(path))
+    return found
 
 
 def report_dir(path: str | os.PathLike) -> Path:

@@ -17,7 +17,7 @@ from fer_models.optim import OPTIMIZERS, SCHEDULES
 from fer_models.export import FORMATS as EXPORT_FORMATS
 from fer_models.media import DEFAULT_EVERY
 from fer_models.models.builtin import BUILTIN
-from fer_synth.faces.options import face_options, face_stage_from
+from fer_synth.faces.options import face_inputs, face_options, face_stage_from
 from fer_synth.core.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
 from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
@@ -208,11 +208,13 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 def predict_command(paths, model_spec, every, json_out, csv_out, annotate, tta, amp, overwrite, device,
                     **face_settings) -> None:
     """Expressions of the faces in images, folders (recursive) and videos: a table, and --json/--csv/--annotate."""
+    from fer_models.checkpoint import input_files
     from fer_models.inference import load_classifier
     from fer_models.media import check_outputs, find_media, predict_media, write_rows
 
     files = find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
-    check_outputs(list(paths), [json_out, csv_out], annotate, overwrite)
+    check_outputs(list(paths), {"--json": json_out, "--csv": csv_out}, annotate, overwrite,
+                  inputs=[*input_files(model_spec), *face_inputs(face_settings)])
     classifier = load_classifier(model_spec, resolve_device(device), tta, amp)
     with face_stage_from(face_settings) as stage:
         summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files)

@@ -23,16 +23,18 @@ import yaml
 from fer_models.checkpoint import write_json
 from fer_models.config import make_config
 from fer_models.evaluation import evaluate
+from fer_models.recipes import recipe_path
 from fer_models.training import train
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, InvalidOptionError
-from fer_synth.core.outputs import make_dir
+from fer_synth.core.outputs import output_folder
 
 logger = logging.getLogger(__name__)
 
 METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_f1")
+COMMAND = "fer-models compare"
 REPORT_FILE = "compare.json"
 RECALL_PNG = "compare-recall.png"
 #: Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal's 1.96).
@@ -81,11 +83,22 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
         listing = ", ".join(f"{d} ({f})" for d, f in fingerprints.items())
         raise FerError(f"the files do not share their val and test splits ({listing}); a comparison on different "
                        "test data means nothing: make them from the same source with the same --seed")
-    out = make_dir(out)
     arms = [(f"{Path(d).stem}", str(d), {}) for d in datasets]
     arms += [(f"{Path(datasets[0]).stem}+{v}", str(datasets[0]), parse_variant(v)) for v in variants]
     if len({name for name, _, _ in arms}) < len(arms):
         raise InvalidOptionError("two arms share a name (the same file twice?); give each file once")
+    # New, empty or an earlier comparison's folder (its runs continue where they stopped); never over an input.
+    with output_folder(out, command=COMMAND, is_own=_is_comparison, inputs=[*datasets, recipe_path(recipe) if recipe else None]) as out:
+        return _compare(datasets, out, arms, fingerprints, recipe, seeds, device, overrides)
+
+
+def _is_comparison(folder: Path) -> bool:
+    """An earlier ``compare`` output: its result, or run folders of its arms (a comparison that was stopped)."""
+    return (folder / REPORT_FILE).is_file() or any(folder.glob("*/seed-*/config.json"))
+
+
+def _compare(datasets: list[str | os.PathLike], out: Path, arms: list[tuple[str, str, dict]], fingerprints: dict,
+             recipe: str | None, seeds: int, device: str, overrides: dict) -> dict:
     results = {}
     for name, data, variant in arms:
         per_seed = []

@@ -20,7 +20,7 @@ from fer_models.metrics import classification_metrics
 from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
 from fer_models.predict import predict_probs
 from fer_synth.core.errors import FerError
-from fer_synth.core.outputs import make_dir
+from fer_synth.core.outputs import make_dir, refuse_existing_file, refuse_inputs
 
 METHODS: tuple[str, ...] = ("mean", "weighted", "vote")
 
@@ -120,9 +120,11 @@ def build_ensemble(members: list[str | os.PathLike], data: str | os.PathLike, me
         check_tta(tta)
     if len(members) < 2:
         raise FerError("an ensemble needs at least two members (run folders or checkpoints)")
-    if out is not None:
-        make_dir(Path(out).parent)  # a place that cannot be written fails before the work
     paths = [ckpt.resolve_checkpoint(m) for m in members]
+    if out is not None:  # an output over an input, or a place that cannot be written, fails before the work
+        refuse_inputs(out, [*(p for m in members for p in ckpt.input_files(m)), data])
+        refuse_existing_file(out, overwrite=True)  # the ensemble file is replaced, never a folder
+        make_dir(Path(out).parent)
     weights = [1.0 / len(paths)] * len(paths)
     fit = None
     if method == "weighted":

@@ -23,7 +23,7 @@ from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import SplitNotFoundError
-from fer_synth.core.outputs import make_dir
+from fer_synth.core.outputs import make_dir, refuse_inputs
 from fer_synth.core.plots import confusion_figure
 
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
@@ -50,9 +50,12 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     """
     if tta is not None:
         check_tta(tta)
-    if out is not None:
-        make_dir(out)  # a place that cannot be written fails before the work
     meta = ckpt.read_meta(path)
+    if out is not None:  # outputs over an input, or a place that cannot be written, fail before the work
+        inputs = [*ckpt.input_files(path), data]
+        for name in output_names(meta, split):
+            refuse_inputs(Path(out) / name, inputs, "--out", beside=True)
+        make_dir(out)
     attrs = store.read_attrs(data)
     if split not in attrs["splits"]:
         raise SplitNotFoundError(f"{data}: no split {split!r}; it has {', '.join(attrs['splits'])}")
@@ -78,20 +81,22 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     }
     if out is not None:
         out = Path(out)
-        prefix = output_prefix(meta)
-        report["predictions_file"] = str(save_predictions(out / f"{prefix}evaluation-{split}.npz", probs, labels))
-        report["report_file"] = str(ckpt.write_json(out / f"{prefix}evaluation-{split}.json", report))
-        report["confusion_png"] = str(plot_confusion(out / f"{prefix}confusion-{split}.png",
+        npz, report_json, png = output_names(meta, split)
+        report["predictions_file"] = str(save_predictions(out / npz, probs, labels))
+        report["report_file"] = str(ckpt.write_json(out / report_json, report))
+        report["confusion_png"] = str(plot_confusion(out / png,
                                                      results[tta]["all"]["confusion"],
                                                      f"{report['model']} on {split} (TTA {tta})",
                                                      rows=list(evaluated.classes)))
     return report
 
 
-def output_prefix(meta: dict) -> str:
-    """What evaluate's file names start with: nothing for a run (one model per folder), ``<name>.`` for an ensemble,
-    since one folder often holds several ensemble files and their evaluations must not replace each other."""
-    return f"{Path(meta['_path']).stem}." if meta["format"] == ckpt.ENSEMBLE_FORMAT else ""
+def output_names(meta: dict, split: str) -> tuple[str, str, str]:
+    """evaluate's files: the probabilities (.npz), the report (.json), the confusion matrix (.png). Their names start
+    with nothing for a run (one model per folder), ``<name>.`` for an ensemble, since one folder often holds
+    several ensemble files and their evaluations must not replace each other."""
+    prefix = f"{Path(meta['_path']).stem}." if meta["format"] == ckpt.ENSEMBLE_FORMAT else ""
+    return f"{prefix}evaluation-{split}.npz", f"{prefix}evaluation-{split}.json", f"{prefix}confusion-{split}.png"
 
 
 def save_predictions(path: Path, probs: np.ndarray, labels: np.ndarray) -> Path:

@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fer_models.checkpoint import resolve_checkpoint
+from fer_models.checkpoint import input_files, resolve_checkpoint
 from fer_models.data import normalise, view_thetas
 from fer_models.inference import FACE_SIZE, Classifier, load_classifier
 from fer_models.models.builtin import BUILTIN
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.errors import FerError
-from fer_synth.core.outputs import refuse_existing_file
+from fer_synth.core.outputs import refuse_existing_file, refuse_inputs, remove_stale_temps
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,9 @@ def export(spec: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", t
     (an existing ``out`` only with ``overwrite``)."""
     if fmt not in FORMATS:
         raise FerError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    refuse_inputs(out, input_files(spec), beside=True)  # beside the checkpoint (the default), never over it
     refuse_existing_file(out, overwrite)
+    remove_stale_temps(out)  # what a killed export of the same file left
     try:
         import onnx
         import onnxscript  # noqa: F401

@@ -15,8 +15,11 @@ import io
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,9 +29,13 @@ import numpy as np
 from fer_models.inference import Classifier
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.errors import FerError, MissingPathError
-from fer_synth.core.images import IMAGE_SUFFIXES, read_rgb, save_png
-from fer_synth.core.outputs import has_file, make_dir, prepare_output_folder, refuse_existing_file, refuse_inputs
-from fer_synth.faces.stage import FaceStage
+from fer_synth.core.folders import FolderWalk, describe_skipped
+from fer_synth.core.images import IMAGE_SUFFIXES, load_image, printable, save_png
+from fer_synth.core.images import TOO_LARGE as IMAGE_TOO_LARGE
+from fer_synth.core.log import native_stderr_silenced
+from fer_synth.core.outputs import (check_output_folder, has_file, make_dir, output_folder, refuse_collisions,
+                                    refuse_existing_file, refuse_inputs)
+from fer_synth.faces.stage import TOO_LARGE, FaceStage
 
 logger = logging.getLogger(__name__)
 
@@ -83,20 +90,23 @@ class MediaSummary:
 
 
 def find_media(paths: list[str | os.PathLike]) -> list[Path]:
-    """Image and video files among ``paths``, folders searched recursively (hidden files skipped), in a stable
-    order; a path that does not exist, or a file of another kind, is an error naming it."""
+    """Image and video files among ``paths``, folders searched recursively (hidden files skipped; linked folders
+    followed once), in a stable order; a path that does not exist, or a file of another kind, is an error naming
+    it. A folder that cannot be read, a symbolic link loop or a broken link is skipped with a warning."""
     found: list[Path] = []
+    walk = FolderWalk()
     for given in map(Path, paths):
         if given.is_dir():
-            found += sorted(p for p in given.rglob("*") if p.is_file() and _is_media(p)
-                            and not any(part.startswith(".") for part in p.relative_to(given).parts))
+            found += sorted(f for _, files in walk.tree(given) for f in files if _is_media(f))
         elif given.is_file():
             if not _is_media(given):
-                raise FerError(f"{given}: not an image or video file (images: {', '.join(IMAGE_SUFFIXES)}; videos: "
-                               f"{', '.join(VIDEO_SUFFIXES)})")
+                raise FerError(f"{printable(str(given))}: not an image or video file (images: "
+                               f"{', '.join(IMAGE_SUFFIXES)}; videos: {', '.join(VIDEO_SUFFIXES)})")
             found.append(given)
         else:
-            raise MissingPathError(f"{given}: no such file or folder")
+            raise MissingPathError(f"{printable(str(given))}: no such file or folder")
+    if message := describe_skipped(walk.problems):
+        logger.warning(message)
     return found
 
 
@@ -108,23 +118,50 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def video_frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(frame index, RGB frame) for every ``every``-th frame of a video, from frame 0."""
-    capture = cv2.VideoCapture(str(path))
+@contextmanager
+def _capture(path: Path) -> Iterator[cv2.VideoCapture]:
+    """An OpenCV capture of ``path``. OpenCV takes only a name, and crashes on one that is not valid UTF-8: such a
+    file is opened through a temporary link with a plain name."""
+    name, links = str(path), None
     try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        links = tempfile.mkdtemp(prefix="fer-video-")
+        name = os.path.join(links, f"video{path.suffix.lower()}")
+        os.symlink(os.path.abspath(path), name)
+    try:
+        with native_stderr_silenced():  # FFmpeg's own lines about a damaged file; the summary names it
+            capture = cv2.VideoCapture(name)
+        try:
+            yield capture
+        finally:
+            capture.release()
+    finally:
+        if links is not None:
+            shutil.rmtree(links, ignore_errors=True)
+
+
+def video_frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, RGB frame) for every ``every``-th frame of a video, from frame 0. A video that ends well
+    before the frame count its header announces (truncated, damaged) is named in a warning."""
+    with _capture(path) as capture:
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         index = 0
         while True:
-            if index % every:
-                if not capture.grab():
-                    return
-            else:
-                ok, bgr = capture.read()
+            with native_stderr_silenced():
+                ok = capture.grab()
+            if not ok:
+                break
+            if index % every == 0:
+                ok, bgr = capture.retrieve()
                 if not ok:
-                    return
+                    break
                 yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             index += 1
-    finally:
-        capture.release()
+        # A header's count is estimated in some containers: a frame or two short is not damage.
+        if 0 < index < 0.98 * announced - 1:
+            logger.warning(f"{printable(str(path))}: the video ends at frame {index} of the {announced} its header "
+                           "announces (truncated or damaged); the frames before it were used")
 
 
 def _items(files: list[Path], every: int, summary: MediaSummary) -> Iterator[tuple[str, int | None, np.ndarray]]:
@@ -141,23 +178,30 @@ def _items(files: list[Path], every: int, summary: MediaSummary) -> Iterator[tup
             else:
                 summary.skip(UNREADABLE, str(path))
             continue
-        rgb = read_rgb(path)
+        rgb, reason = load_image(path)
         if rgb is None:
-            summary.skip(UNREADABLE, str(path))
+            summary.skip(TOO_LARGE if reason == IMAGE_TOO_LARGE else UNREADABLE, str(path))
             continue
         summary.images += 1
         yield str(path), None, rgb
 
 
-def check_outputs(paths: list[str | os.PathLike], files: list[str | os.PathLike | None] = (),
-                  annotate: str | os.PathLike | None = None, overwrite: bool = False) -> None:
-    """Refuse, before any work, outputs that exist (unless ``overwrite``) or that would write over an input."""
-    for out in (f for f in files if f is not None):
-        refuse_inputs(out, paths)
-        refuse_existing_file(out, overwrite, "name")
+def check_outputs(paths: list[str | os.PathLike], files: dict[str, str | os.PathLike | None] | None = None,
+                  annotate: str | os.PathLike | None = None, overwrite: bool = False,
+                  inputs: list[str | os.PathLike | None] = ()) -> None:
+    """Refuse, before any work, outputs (``files``: option -> file, and the ``annotate`` folder) that exist (unless
+    ``overwrite``), that are one another, or that would write over an input: ``paths`` and the other ``inputs``
+    (the model's files, the face model)."""
+    files = dict(files or {})
+    inputs = [*paths, *inputs]
+    refuse_collisions({**files, "--annotate": annotate})
+    for option, out in files.items():
+        if out is not None:
+            refuse_inputs(out, inputs, option)
+            refuse_existing_file(out, overwrite, option)
     if annotate is not None:
-        prepare_output_folder(annotate, command=COMMAND, is_own=has_file(ANNOTATED_MARK), overwrite=overwrite,
-                              inputs=paths)
+        check_output_folder(annotate, command=COMMAND, is_own=has_file(ANNOTATED_MARK), overwrite=overwrite,
+                            inputs=inputs, option="--annotate")
 
 
 def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage: FaceStage, every: int = DEFAULT_EVERY,
@@ -167,43 +211,78 @@ def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage:
 
     ``stage`` finds and crops the faces (use ``policy="all"`` for every face of a group photo, and the ``photo``
     filters for real photographs). ``annotate``: a folder (new, empty, an earlier annotation folder, or any with
-    ``overwrite``) for copies of the images and sampled video frames with boxes and labels drawn, named as
-    the inputs below their common folder. ``files``: :func:`find_media`'s list of ``paths`` when the caller has
-    made it and checked the outputs (:func:`check_outputs`) already, as the command line does before it starts
-    the face detector; they are then not done twice.
+    ``overwrite``) for copies of the images and sampled video frames with boxes and labels drawn, named as the
+    inputs below their common folder (inputs that would share a name keep their suffix in it: ``x_png.png``,
+    ``x_jpg.png``). It is built beside ``annotate`` and replaces it at the end: an error or a kill leaves the old
+    one whole. ``files``: :func:`find_media`'s list of ``paths`` when the caller has made it and checked the
+    outputs (:func:`check_outputs`) already, as the command line does before it starts the face detector; they
+    are then not done twice.
     """
     if every < 1:
         raise FerError(f"--every must be at least 1, got {every}")
+    model_files = [p for m in classifier.members for p in (m.meta["_path"], Path(m.meta["_path"]).parent /
+                                                           m.meta["weights"])]
     if files is None:
         files = find_media(paths)
-        check_outputs(paths, annotate=annotate, overwrite=overwrite)
+        check_outputs(paths, annotate=annotate, overwrite=overwrite, inputs=[*model_files, *stage.files])
     summary = MediaSummary()
-    pending: list[tuple[str, int | None, tuple[int, int, int, int], float]] = []
-    crops: list[np.ndarray] = []
-    if annotate is not None:
-        annotate = Path(annotate)
-        root = Path(os.path.commonpath([p.resolve().parent for p in files])) if files else Path.cwd()
-        write_bytes(annotate / ANNOTATED_MARK, (json.dumps({"command": COMMAND, "inputs": [str(p) for p in paths],
-                                                            "model": classifier.identity}, indent=1) + "\n").encode())
-    for file, frame, rgb in _items(files, every, summary):
-        result = stage(rgb)
-        where = file if frame is None else f"{file}#{frame}"
-        if not result.kept:
-            summary.skip(result.reason or "no_face", where)
-        for crop, box, score in zip(result.faces, result.kept_boxes, result.kept_scores):
-            pending.append((file, frame, box, score))
-            crops.append(crop)
-        if annotate is not None:
-            start = len(summary.predictions)
-            _classify(pending, crops, classifier, summary)
-            pending, crops = [], []
-            path = _annotated_path(annotate, root, file, frame)
-            summary.annotated.append(str(_annotate(path, rgb, summary.predictions[start:])))
-        elif len(crops) >= _FLUSH_FACES:
-            _classify(pending, crops, classifier, summary)
-            pending, crops = [], []
-    _classify(pending, crops, classifier, summary)
+    claim = nullcontext(None) if annotate is None else output_folder(
+        annotate, command=COMMAND, is_own=has_file(ANNOTATED_MARK), overwrite=overwrite, whole=True, lock=None,
+        inputs=[*paths, *model_files, *stage.files], option="--annotate")
+    with claim as folder:
+        if folder is not None:
+            names = annotation_names(files)
+            write_bytes(folder / ANNOTATED_MARK, (json.dumps({"command": COMMAND, "inputs": [str(p) for p in paths],
+                                                              "model": classifier.identity}, indent=1) + "\n").encode())
+        pending: list[tuple[str, int | None, tuple[int, int, int, int], float]] = []
+        crops: list[np.ndarray] = []
+        for file, frame, rgb in _items(files, every, summary):
+            where = file if frame is None else f"{file}#{frame}"
+            try:
+                result = stage(rgb)
+            except MemoryError:  # one huge image: skipped with the others that gave no face, named in the summary
+                summary.skip(TOO_LARGE, where)
+                continue
+            if not result.kept:
+                summary.skip(result.reason or "no_face", where)
+            for crop, box, score in zip(result.faces, result.kept_boxes, result.kept_scores):
+                pending.append((file, frame, box, score))
+                crops.append(crop)
+            if folder is not None:
+                start = len(summary.predictions)
+                _classify(pending, crops, classifier, summary)
+                pending, crops = [], []
+                name = names[Path(file)]
+                rel = name.with_suffix(".png") if frame is None else name / f"frame-{frame:06d}.png"
+                _annotate(folder / rel, rgb, summary.predictions[start:])
+                summary.annotated.append(str(Path(annotate) / rel))
+            elif len(crops) >= _FLUSH_FACES:
+                _classify(pending, crops, classifier, summary)
+                pending, crops = [], []
+        _classify(pending, crops, classifier, summary)
     return summary
+
+
+def annotation_names(files: list[Path]) -> dict[Path, Path]:
+    """Where each input's annotation goes, below the annotation folder and without a suffix: its path below the
+    inputs' common folder. Inputs that would collide (``x.png`` and ``x.jpg``, ``clip.mp4`` and ``clip.avi``, a
+    video's frame folder and another input's folder) keep their suffix in the name (``x_png``, ``x_jpg``); any
+    that still collide are numbered. No annotation replaces another."""
+    root = Path(os.path.commonpath([p.resolve().parent for p in files])) if files else Path.cwd()
+    plain = {f: f.resolve().relative_to(root).with_suffix("") for f in files}
+    counts = Counter(plain.values())
+    holding = Counter(parent for name in plain.values() for parent in name.parents)  # folders other inputs' go in
+    names: dict[Path, Path] = {}
+    for f, name in plain.items():
+        if counts[name] > 1 or (is_video(f) and holding[name]):
+            name = name.with_name(f"{name.name}_{f.suffix.lstrip('.').lower()}")
+        names[f] = name
+    taken: Counter = Counter()
+    for f, name in names.items():
+        taken[name] += 1
+        if taken[name] > 1:
+            names[f] = name.with_name(f"{name.name}_{taken[name]}")
+    return names
 
 
 def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, summary: MediaSummary) -> None:
@@ -215,14 +294,6 @@ def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, su
         summary.predictions.append(FacePrediction(
             file, frame, int(x), int(y), int(w), int(h), round(float(det_score), 4), classifier.classes[k],
             round(float(p[k]), 6), {c: round(float(v), 6) for c, v in zip(classifier.classes, p)}))
-
-
-def _annotated_path(folder: Path, root: Path, file: str, frame: int | None) -> Path:
-    """``folder`` + the input's path below ``root``; a video frame as ``<name>/frame-NNNNNN.png``."""
-    rel = Path(file).resolve().relative_to(root)
-    if frame is None:
-        return folder / rel.with_suffix(".png")
-    return folder / rel.with_suffix("") / f"frame-{frame:06d}.png"
 
 
 def _annotate(path: Path, rgb: np.ndarray, faces: list[FacePrediction]) -> Path:
@@ -255,5 +326,5 @@ def write_rows(predictions: list[FacePrediction], classes: tuple[str, ...], path
         writer.writeheader()
         writer.writerows(rows)
         data = buffer.getvalue()
-    write_bytes(path, data.encode())
+    write_bytes(path, printable(data).encode())  # a file name that is not UTF-8: \xNN escapes
     return Path(path)

@@ -27,6 +27,7 @@ from fer_synth.core import html, plots, store
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError, MissingPathError
+from fer_synth.core.folders import describe_skipped
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +65,42 @@ class Entry:
 
 
 def find_evaluations(checkpoint: Path) -> dict[str, dict]:
-    """evaluate's reports beside ``checkpoint`` that are about it (an ensemble's folder may hold others'), by split."""
-    found = {}
+    """evaluate's reports beside ``checkpoint`` that are about it (an ensemble's folder may hold others'), by split.
+    A damaged report (not JSON, or not the shape evaluate writes) is skipped with a warning naming it."""
+    found, damaged = {}, []
     for path in sorted(ckpt.report_dir(checkpoint).glob("*evaluation-*.json")):
-        report = json.loads(path.read_text())
-        if Path(report.get("checkpoint", "")).name == checkpoint.name and "results" in report:
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            damaged.append((str(path), f"not readable as JSON: {str(e).splitlines()[0][:80]}"))
+            continue
+        if (problem := _evaluation_problem(report)) is not None:
+            damaged.append((str(path), problem))
+            continue
+        if Path(report.get("checkpoint", "")).name == checkpoint.name:
             report["_file"] = str(path)
             found[report["split"]] = report
+    if damaged:
+        logger.warning(f"{describe_skipped(damaged)}: damaged evaluation report(s), left out of the page; run "
+                       "`fer-models evaluate` again to write them anew")
     return found
+
+
+def _evaluation_problem(report: object) -> str | None:
+    """What keeps ``report`` from being an evaluation this page can show, or None."""
+    if not isinstance(report, dict):
+        return f"a JSON {type(report).__name__}, not an evaluation report"
+    for key, kind in (("split", str), ("tta", str), ("model", str), ("n", int), ("results", dict), ("checkpoint", str)):
+        if not isinstance(report.get(key), kind):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    if not isinstance(report["results"].get(report["tta"]), dict):
+        return f"no results for its TTA {report['tta']!r}"
+    for mode, by_source in report["results"].items():
+        for source, metrics in by_source.items() if isinstance(by_source, dict) else [(None, None)]:
+            if not isinstance(metrics, dict) or not all(isinstance(metrics.get(k), (int, float)) for k, _ in HEADLINE) \
+                    or not isinstance(metrics.get("per_class"), dict) or not isinstance(metrics.get("confusion"), list):
+                return f"the {mode}/{source} metrics are incomplete"
+    return None
 
 
 def load_entry(path: str | os.PathLike, index: int) -> Entry:
@@ -79,7 +108,12 @@ def load_entry(path: str | os.PathLike, index: int) -> Entry:
     file = Path(meta["_path"])
     name = file.stem if meta["format"] == ckpt.ENSEMBLE_FORMAT else file.parent.name
     history_file = file.parent / "metrics.json"
-    history = json.loads(history_file.read_text()) if history_file.exists() else meta.get("history", [])
+    history = meta.get("history", [])
+    if history_file.exists():
+        try:
+            history = json.loads(history_file.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            logger.warning(f"{history_file}: not readable as JSON; the curves come from {file.name} instead")
     entry = Entry(index, name, file, meta, history if meta["format"] == ckpt.CHECKPOINT_FORMAT else [],
                   find_evaluations(file))
     if entry.is_ensemble:
@@ -327,25 +361,34 @@ def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = htm
         raise FerError("give at least one run folder, checkpoint, ensemble file or --compare result")
     entries = [load_entry(p, i) for i, p in enumerate(paths)]
     compared = [load_comparison(c) for c in comparisons]
-    html.prepare_report_folder(out, [e.path for e in entries] + [c["_path"] for c in compared], overwrite)
-    names = [e.name for e in entries]
-    for e in entries:  # two runs called "best" would read alike: say which is which
-        if names.count(e.name) > 1:
-            e.name = f"{e.name} [{e.index + 1}]"
-    facts = {"entries": [_facts(e) for e in entries]}
-    for e in entries:
-        facts["entries"][e.index]["members"] = {m.name: {split: r["results"][r["tta"]]["all"]
-                                                         for split, r in m.evaluations.items()} for m in e.members}
-    page = html.Page("Runs report: " + ", ".join([e.name for e in entries] + [Path(c["_path"]).parent.name
-                                                                          for c in compared]),
-                     [f"{len(entries)} run(s) and ensemble(s), {len(compared)} comparison(s); "
-                      f"made by fer-models {version('fer-synth')}"])
-    with html.report_images(out) as images:
+    inputs = [p for e in entries for p in entry_inputs(e)] + [c["_path"] for c in compared]
+    with html.report_folder(out, inputs, overwrite) as (folder, images):
+        names = [e.name for e in entries]
+        for e in entries:  # two runs called "best" would read alike: say which is which
+            if names.count(e.name) > 1:
+                e.name = f"{e.name} [{e.index + 1}]"
+        facts = {"entries": [_facts(e) for e in entries]}
+        for e in entries:
+            facts["entries"][e.index]["members"] = {m.name: {split: r["results"][r["tta"]]["all"]
+                                                             for split, r in m.evaluations.items()} for m in e.members}
+        page = html.Page("Runs report: " + ", ".join([e.name for e in entries] + [Path(c["_path"]).parent.name
+                                                                              for c in compared]),
+                         [f"{len(entries)} run(s) and ensemble(s), {len(compared)} comparison(s); "
+                          f"made by fer-models {version('fer-synth')}"])
         for section in SECTIONS:
             for shown in section(entries, compared, images, facts):
                 page.add(*shown)
-    write_bytes(Path(out) / FACTS, (json.dumps(facts, indent=2, default=str) + "\n").encode())
-    return html.write_page(out, page)
+        write_bytes(folder / FACTS, (json.dumps(facts, indent=2, default=str) + "\n").encode())
+        html.write_page(folder, page)
+    return Path(out) / html.PAGE
+
+
+def entry_inputs(e: Entry) -> list[Path]:
+    """What the report reads for one entry: its checkpoint (and weights, run folder), its evaluations and their
+    probabilities, and its members'."""
+    found = [*ckpt.input_files(e.path), *(Path(r["_file"]) for r in e.evaluations.values()),
+             *(Path(r["predictions_file"]) for r in e.evaluations.values() if r.get("predictions_file"))]
+    return found + [p for m in e.members for p in entry_inputs(m)]
 
 
 def _facts(e: Entry) -> dict:

@@ -39,11 +39,12 @@ from fer_models.models import create_model, get_spec
 from fer_models.optim import create_optimizer, create_scheduler, cycle_ends
 from fer_models.precision import autocast_dtype, to_layout, uses_channels_last
 from fer_models.predict import predict_probs
+from fer_models.recipes import recipe_path
 from fer_models.reporting import epoch_line, plot_curves, write_history
 from fer_synth.core.console import progress_bar
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
-from fer_synth.core.outputs import has_file, output_lock, prepare_output_folder
+from fer_synth.core.outputs import has_file, output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -293,31 +294,36 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         raise FerError(f"batch size {config.batch_size} x {d.world_size} process(es) exceeds the "
                        f"{len(train_split)} training rows; lower --batch-size")
 
-    # 3. The run folder: new, empty, this run's own, or emptied on request; one process writes it at a time.
+    # 3. The run folder: new, empty or this run's own (continued in place), or replaced on request (the new run is
+    #    built beside it and swapped in at the end, so a failed or killed run leaves the old one whole); one
+    #    process writes it at a time.
     out = Path(config.out)
     if resume and not (out / STATE_FILE).exists():
         raise MissingPathError(f"{out}: nothing to resume (no {STATE_FILE}); run without --resume to start")
-    if d.main:
-        prepare_output_folder(out, command=COMMAND, is_own=has_file("config.json"), overwrite=overwrite,
-                              inputs=[config.data])
-    barrier(d)  # the other ranks read the folder only once rank 0 has checked (or emptied) it
-    with output_lock(out) if d.main else nullcontext():
-        return _train(config, resume, d, device, data_id, train_split, val_split, steps_per_epoch)
+    inputs = [config.data, config.weights, recipe_path(config.recipe) if config.recipe else None]
+    claim = output_folder(out, command=COMMAND, is_own=has_file("config.json"), overwrite=overwrite,
+                          inputs=inputs) if d.main else nullcontext(out)
+    with claim as work:
+        barrier(d)  # the other ranks read the folder only once rank 0 has checked (or claimed) it
+        return _train(config, work, not overwrite, d, device, data_id, train_split, val_split, steps_per_epoch)
 
 
-def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, data_id: dict, train_split: TensorSplit,
-           val_split: TensorSplit, steps_per_epoch: int) -> RunResult:
-    out = Path(config.out)
+def _train(config: TrainConfig, out: Path, continues: bool, d: Dist, device: torch.device, data_id: dict,
+           train_split: TensorSplit, val_split: TensorSplit, steps_per_epoch: int) -> RunResult:
+    """The run in the folder ``out`` (``config.out``, or the folder a replacement is built in), continued from its
+    state when ``continues`` and it has one."""
     spec = get_spec(config.model)
     input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
 
     # 4. Model, EMA, loss, optimizer, schedule, and their saved state when the run continues.
     state = build_state(config, train_split, steps_per_epoch, device)
-    if (out / STATE_FILE).exists():
+    if continues and (out / STATE_FILE).exists():
         meta = restore(out, config, state, data_id)
-        logger.info(f"the run in {out} is complete ({state.epoch} epochs); nothing to train"
-                    if state.epoch >= config.epochs else
-                    f"continuing the run in {out} after epoch {state.epoch} of {config.epochs}")
+        if finished(state, config):  # left exactly as it is: not even its config.json is written again
+            logger.info(f"the run in {config.out} is complete ({state.epoch} epochs); nothing to train")
+            d.close()
+            return _result(config, state, "complete")
+        logger.info(f"continuing the run in {config.out} after epoch {state.epoch} of {config.epochs}")
         if d.main:
             write_derived(out, state, meta)
     start_epoch = state.epoch
@@ -384,10 +390,25 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
         plot_curves(out / "curves.png", state.history)
     logger.info(f"done ({stopped_by}): best val {config.monitor} "
                 f"{state.best if state.best is None else round(state.best, 4)} at epoch {state.best_epoch}; "
-                f"{out / 'best.safetensors'}")
+                f"{Path(config.out) / 'best.safetensors'}")
     d.close()
+    return _result(config, state, stopped_by)
+
+
+def finished(state: TrainingState, config: TrainConfig) -> bool:
+    """Whether the restored run is complete under ``config``: all its epochs done, or stopped early. A run that
+    trained more epochs than ``config`` asks for is refused: its files would then describe a run it never was."""
+    if state.epoch > config.epochs:
+        raise FerError(f"{config.out} holds a finished run of {state.epoch} epochs, not {config.epochs}; run it with "
+                       f"--epochs {state.epoch} (or more to continue it), choose another --out, or pass --overwrite "
+                       "to start over")
+    stopped_early = config.early_stop is not None and state.stale >= config.early_stop
+    return state.epoch == config.epochs or stopped_early
+
+
+def _result(config: TrainConfig, state: TrainingState, stopped_by: str) -> RunResult:
     # The returned model in the standard layout: it then computes exactly what the saved weights, loaded, compute.
-    return RunResult(out, state.epoch, state.best_epoch, state.best, state.history, stopped_by,
+    return RunResult(Path(config.out), state.epoch, state.best_epoch, state.best, state.history, stopped_by,
                      state.eval_model.to(memory_format=torch.contiguous_format), state.loss)
 
 

@@ -21,9 +21,10 @@ from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.ferplus import LABEL_MODES
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE
-from fer_synth.data.readers import describe_skipped, read_dataset
+from fer_synth.core.folders import describe_skipped
+from fer_synth.data.readers import read_dataset
 from fer_synth.data.stats import dataset_stats
-from fer_synth.faces.options import face_options, face_stage_from
+from fer_synth.faces.options import face_inputs, face_options, face_stage_from
 from fer_synth.generation import config as gen
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,10 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, overwrite: bool
 
     Resumable: images already in OUT's manifest are skipped.
     """
-    from fer_synth.faces.crop import crop_folder, find_images
+    from fer_synth.faces.crop import check_outputs, crop_folder, find_images
 
-    sources = find_images(Path(input_dir))  # a bad INPUT fails before the detector loads
+    sources = find_images(Path(input_dir))  # a bad INPUT or output fails before the detector loads
+    check_outputs(Path(input_dir), out_dir, keep_rejects, overwrite, face_inputs(options))
     with face_stage_from(options) as stage:
         summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True, sources=sources,
                               overwrite=overwrite)
@@ -62,9 +64,9 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, overwrite: bool
 def _crop_table(summary, title: str) -> Table:
     """Kept and rejected images: one row per class and a total, one column per reason that occurred."""
     from fer_synth.faces.crop import UNLABELLED, UNREADABLE
-    from fer_synth.faces.stage import REASONS
+    from fer_synth.faces.stage import REASONS, TOO_LARGE
 
-    reasons = [r for r in (*REASONS, UNREADABLE) if any(key[1] == r for key in summary.rejected)]
+    reasons = [r for r in (*REASONS, UNREADABLE, TOO_LARGE) if any(key[1] == r for key in summary.rejected)]
     table = Table("class", "images", "kept", "faces", *reasons, title=title)
     rows = [[label, summary.images[label], summary.kept[label], summary.faces[label],
              *(summary.rejected[label, r] for r in reasons)]
@@ -400,7 +402,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], class_list: 
                      config_dir: str | None, compile_: bool, prompts_file: str | None, faces: bool, keep_raw: bool,
                      max_attempts: int, progress: bool, overwrite: bool, **face_settings) -> None:
     """Generate face images per class with a diffusion model; resumable, shardable by RANK/WORLD_SIZE."""
-    from fer_synth.generation.run import generate
+    from fer_synth.generation.run import check_output, generate
 
     if keep_raw and not faces:
         raise InvalidOptionError("--keep-raw needs the face stage; without it (--no-faces) the raw images are the output")
@@ -411,6 +413,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], class_list: 
                                      safety_checker=safety_checker, tiny_vae=tiny_vae, lora=lora, compile=compile_,
                                      config=config_dir),
     ).resolved()  # bad arguments fail before the face detector (or its model download) is set up
+    check_output(config, overwrite, face_inputs(face_settings) if faces else [])
     face_stage = face_stage_from(face_settings) if faces else None
     try:
         summary = generate(config, face_stage=face_stage, progress=progress, overwrite=overwrite)

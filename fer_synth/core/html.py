@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer_synth.core.atomic import atomic_dir, write_bytes
-from fer_synth.core.images import png_bytes
-from fer_synth.core.outputs import prepare_output_folder
+from fer_synth.core.atomic import write_bytes
+from fer_synth.core.images import png_bytes, printable
+from fer_synth.core.outputs import make_dir, output_folder
 
 #: Where the report commands write when not told.
 DEFAULT_OUT = "report"
@@ -233,20 +233,17 @@ def is_report(folder: Path) -> bool:
         return False
 
 
-def prepare_report_folder(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
-                          overwrite: bool = False) -> Path:
-    """Check ``out`` by the output-folder rule (new, empty, an earlier report, or ``overwrite``; never over an
-    input) before any work, and create it."""
-    return prepare_output_folder(out, command="report", is_own=is_report, overwrite=overwrite, inputs=inputs)
-
-
 @contextmanager
-def report_images(out: str | os.PathLike) -> Iterator[Images]:
-    """Yield the image folder of the report in ``out``; on success it replaces ``out/img`` whole (no stale
-    images of an earlier report survive). Write the page itself with :func:`write_page` after the block."""
-    with atomic_dir(Path(out) / IMAGES) as tmp:
-        yield Images(Path(tmp))
+def report_folder(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
+                  overwrite: bool = False) -> Iterator[tuple[Path, Images]]:
+    """Claim ``out`` by the output-folder rule (new, empty, an earlier report, or ``overwrite``; never an input)
+    before any work, and yield (the folder to build the report in, its :class:`Images`). The report is built
+    beside ``out`` and replaces it whole when the block ends: no stale image of an earlier report survives, and an
+    error or a kill leaves the earlier report (or the user's folder) as it was."""
+    with output_folder(out, command="report", is_own=is_report, overwrite=overwrite, inputs=inputs, whole=True,
+                       lock=None) as folder:
+        yield folder, Images(make_dir(folder / IMAGES))
 
 
-def write_page(out: str | os.PathLike, page: Page) -> Path:
-    return write_bytes(Path(out) / PAGE, page.render().encode())
+def write_page(folder: str | os.PathLike, page: Page) -> Path:
+    return write_bytes(Path(folder) / PAGE, printable(page.render()).encode())  # a non-UTF-8 name: \xNN escapes

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from fer_synth.core import store
-from fer_synth.core.atomic import atomic_dir, remove_stale_temps
+from fer_synth.core.atomic import atomic_dir
 from fer_synth.core.dataset import SOURCE_NAMES, Split, shared_classes
 from fer_synth.core.errors import FerError
 from fer_synth.core.images import png_bytes
 from fer_synth.core.folders import EXPORT_MARKER
 from fer_synth.core.manifest import MANIFEST
-from fer_synth.core.outputs import has_file, prepare_output_folder
+from fer_synth.core.outputs import has_file, output_folder
 from fer_synth.core.registry import Registry
 
 METADATA = "metadata.jsonl"  # what Hugging Face's ImageFolder reads per split folder
@@ -99,20 +99,21 @@ def export(h5: str | os.PathLike, out: str | os.PathLike, format: str = DEFAULT_
            shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False) -> ExportResult:
     """Write the fer_synth HDF5 file ``h5`` to the folder ``out`` in ``format`` (see the module docstring).
 
-    Streams each split in chunks; ``out`` must be new, empty or an earlier export unless ``overwrite``.
+    Streams each split in chunks; ``out`` must be new, empty or an earlier export unless ``overwrite``, and is
+    replaced whole at the end (an error or a kill leaves an earlier one as it was).
     """
     writer = EXPORT_FORMATS.get(format)
     if shard_size < 1:
         raise FerError(f"the shard size must be at least 1 sample, got {shard_size}")
     attrs = store.read_attrs(h5)
     out = Path(out)
-    prepare_output_folder(out, command=COMMAND, is_own=has_file(EXPORT_MARKER), overwrite=overwrite, inputs=[h5])
-    remove_stale_temps(out)
     # Every split's records get the same fields (ImageFolder wants one schema): soft labels if any split has them.
     firsts = [next(store.iter_split(h5, name, 1), None) for name in attrs["splits"]]
     soft = any(first is not None and first.soft_labels is not None for first in firsts)
     result = ExportResult(out, format)
-    with atomic_dir(out) as tmp:
+    # Built beside OUT and swapped in whole at the end: an error or a kill leaves any earlier OUT as it was.
+    with output_folder(out, command=COMMAND, is_own=has_file(EXPORT_MARKER), overwrite=overwrite, inputs=[h5],
+                       whole=True, lock=None) as tmp:
         for name in attrs["splits"]:
             result.counts[name] = writer(tmp, name, store.iter_split(h5, name), soft, shard_size)
         _write_marker(tmp, {k: v for k, v in attrs.items() if k != "classes"}, attrs["classes"],

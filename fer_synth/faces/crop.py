@@ -32,10 +32,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from fer_synth.core.classes import VOCABULARY, UnknownClassError
 from fer_synth.core.console import progress_bar
 from fer_synth.core.errors import FerError
-from fer_synth.core.images import IMAGE_SUFFIXES, is_image_file, read_rgb, save_png
+from fer_synth.core.folders import FolderWalk, describe_skipped
+from fer_synth.core.images import IMAGE_SUFFIXES, load_image, printable, save_png
+from fer_synth.core.images import TOO_LARGE as IMAGE_TOO_LARGE
 from fer_synth.core.manifest import MANIFEST, ManifestWriter, check_settings, read_records
-from fer_synth.core.outputs import has_settings_of, output_lock, prepare_output_folder, refuse_inputs
-from fer_synth.faces.stage import FaceStage
+from fer_synth.core.outputs import check_output_folder, has_settings_of, output_folder, refuse_collisions
+from fer_synth.faces.stage import REASONS, TOO_LARGE, FaceStage
 
 logger = logging.getLogger(__name__)
 
@@ -79,18 +81,26 @@ class Source:
 
 def find_images(input_dir: Path) -> list[Source]:
     """Images in ``input_dir``: in class-named sub-folders (labelled), and directly inside it or in any other
-    sub-folder at any depth (unlabelled, output in the same relative layout under ``unlabelled/``); stable order."""
+    sub-folder at any depth (unlabelled, output in the same relative layout under ``unlabelled/``); stable order.
+    Linked folders are followed once; an unreadable folder, a link loop or a broken link is named in a warning."""
     if not input_dir.is_dir():
-        raise FerError(f"input folder {input_dir} does not exist or is not a folder; give a folder of images")
-    groups: list[tuple[str | None, str, list[Path]]] = [(None, UNLABELLED, _images_in(input_dir))]
-    for sub in _subfolders(input_dir):
+        raise FerError(f"input folder {printable(str(input_dir))} does not exist or is not a folder; give a folder of "
+                       "images")
+    walk = FolderWalk()
+    subfolders, files = walk.listing(input_dir)
+    groups: list[tuple[str | None, str, list[Path]]] = [(None, UNLABELLED, _images(files))]
+    for sub in subfolders:
         try:
             label = VOCABULARY.resolve(sub.name)
         except UnknownClassError:
-            for folder in [sub, *_tree(sub)]:
-                groups.append((None, f"{UNLABELLED}/{folder.relative_to(input_dir).as_posix()}", _images_in(folder)))
+            for folder, inside in walk.tree(sub):
+                groups.append((None, f"{UNLABELLED}/{folder.relative_to(input_dir).as_posix()}", _images(inside)))
             continue
-        groups.append((label, label, _images_in(sub)))
+        inner, inside = walk.listing(sub)
+        walk.problems += [(str(folder), "a folder inside a class folder (not read)") for folder in inner]
+        groups.append((label, label, _images(inside)))
+    if message := describe_skipped(walk.problems):
+        logger.warning(message)
     sources = []
     for label, out_folder, paths in groups:
         stems = Counter(p.stem for p in paths)
@@ -99,22 +109,13 @@ def find_images(input_dir: Path) -> list[Source]:
             stem = p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
             sources.append(Source(p.relative_to(input_dir).as_posix(), label, stem, out_folder))
     if not sources:
-        raise FerError(f"no images in {input_dir} or its sub-folders (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise FerError(f"no images in {printable(str(input_dir))} or its sub-folders (looked for "
+                       f"{', '.join(sorted(IMAGE_SUFFIXES))})")
     return sources
 
 
-def _subfolders(folder: Path) -> list[Path]:
-    """Visible sub-folders, sorted; symbolic links to folders are not followed (they could loop)."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
-
-
-def _tree(folder: Path) -> list[Path]:
-    """Every folder below ``folder``, depth first, in a stable order."""
-    return [d for sub in _subfolders(folder) for d in (sub, *_tree(sub))]
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if is_image_file(p))
+def _images(files: list[Path]) -> list[Path]:
+    return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: FaceStage,
@@ -124,34 +125,56 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
 
     Images already in the manifest are skipped. ``keep_rejects`` copies each rejected image to
     ``keep_rejects/<reason>/<class>/``. ``sources`` (from :func:`find_images`) saves listing the folder twice.
-    ``out_dir`` must be new, empty or an earlier crop's output; ``overwrite`` empties it first. Neither output
-    may overlap the input.
+    ``out_dir`` must be new, empty or an earlier crop's output; ``overwrite`` replaces it (the new output is built
+    beside it and swapped in at the end). ``keep_rejects`` must be new, empty or an earlier one. Neither output may
+    overlap the input, the detector's model file or the other output.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     sources = find_images(input_dir) if sources is None else sources
-    if keep_rejects is not None:
-        refuse_inputs(keep_rejects, [input_dir, out_dir], "--keep-rejects")
-    prepare_output_folder(out_dir, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite,
-                          inputs=[input_dir])
-    with output_lock(out_dir):
-        check_settings(out_dir, {"command": COMMAND, "input": str(input_dir.resolve()), **stage.settings})
+    check_outputs(input_dir, out_dir, keep_rejects, overwrite, stage.files)
+    with output_folder(out_dir, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite,
+                       inputs=[input_dir, *stage.files]) as work:
+        check_settings(work, {"command": COMMAND, "input": str(input_dir.resolve()), **stage.settings})
         summary = CropSummary()
         done = set()
-        for record in read_records(out_dir):
+        for record in read_records(work):
             done.add(record["input"])
             summary.add(record)
         summary.resumed = len(done)
         todo = [s for s in sources if s.relpath not in done]
         with progress_bar(progress, TextColumn("cropping faces"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), transient=True) as bar, ManifestWriter(out_dir / MANIFEST) as log:
+                          TimeRemainingColumn(), transient=True) as bar, ManifestWriter(work / MANIFEST) as log:
             task = bar.add_task("crop", total=len(todo))
-            for source, rgb in prefetch(lambda s: read_rgb(input_dir / s.relpath), todo):
-                record = _crop_one(source, rgb, input_dir, out_dir, stage, keep_rejects)
+            unread = []
+            for source, (rgb, why) in prefetch(lambda s: load_image(input_dir / s.relpath), todo):
+                record = _crop_one(source, rgb, why, input_dir, work, stage, keep_rejects)
                 log.append([record])
                 summary.add(record)
                 summary.processed += 1
+                if record["reason"] in (UNREADABLE, TOO_LARGE):
+                    unread.append((source.relpath, why or "too large to search for faces in the memory left"))
                 bar.advance(task)
+    if message := describe_skipped(unread):
+        logger.warning(f"{message} (recorded in {printable(str(out_dir))}/{MANIFEST})")
     return summary
+
+
+def check_outputs(input_dir: Path, out_dir: str | os.PathLike, keep_rejects: str | os.PathLike | None = None,
+                  overwrite: bool = False, model_files: Iterable[str | os.PathLike] = ()) -> None:
+    """Before any work (the command line: before the detector loads): ``out_dir`` new, empty, an earlier crop's
+    output or ``overwrite``; ``keep_rejects`` new, empty or an earlier one; neither over the input, the detector's
+    ``model_files`` or the other output."""
+    inputs = [input_dir, *model_files]
+    check_output_folder(out_dir, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite, inputs=inputs)
+    if keep_rejects is not None:
+        refuse_collisions({"--out": out_dir, "--keep-rejects": keep_rejects})
+        check_output_folder(keep_rejects, command=COMMAND, is_own=_holds_rejects, inputs=inputs,
+                            option="--keep-rejects")
+
+
+def _holds_rejects(folder: Path) -> bool:
+    """An earlier ``--keep-rejects`` folder: only folders named by rejection reasons."""
+    return all(p.is_dir() and p.name in (*REASONS, UNREADABLE, TOO_LARGE) for p in folder.iterdir())
 
 
 def prefetch(load: Callable, items: Iterable, depth: int = 4) -> Iterator[tuple]:
@@ -171,14 +194,19 @@ def prefetch(load: Callable, items: Iterable, depth: int = 4) -> Iterator[tuple]
             yield first, future.result()
 
 
-def _crop_one(source: Source, rgb: np.ndarray | None, input_dir: Path, out_dir: Path, stage: FaceStage,
+def _crop_one(source: Source, rgb: np.ndarray | None, why: str, input_dir: Path, out_dir: Path, stage: FaceStage,
               keep_rejects: str | os.PathLike | None) -> dict:
+    """One image's record; its faces are written first. ``why``: why ``rgb`` is None (:func:`load_image`)."""
     path = input_dir / source.relpath
     record = {"input": source.relpath, "class": source.label, "files": []}
-    if rgb is None:
-        _keep_reject(path, keep_rejects, UNREADABLE, source.folder)
-        return {**record, "kept": False, "reason": UNREADABLE, "boxes": [], "scores": [], "backend": stage.backend}
-    result = stage(rgb)
+    try:
+        result = stage(rgb) if rgb is not None else None
+    except MemoryError:  # one huge image is one skipped image, not the end of the run
+        result, why = None, IMAGE_TOO_LARGE
+    if result is None:
+        reason = TOO_LARGE if why == IMAGE_TOO_LARGE else UNREADABLE
+        _keep_reject(path, keep_rejects, reason, source.folder)
+        return {**record, "kept": False, "reason": reason, "boxes": [], "scores": [], "backend": stage.backend}
     folder = out_dir / source.folder
     if result.kept:
         folder.mkdir(parents=True, exist_ok=True)

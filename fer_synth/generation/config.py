@@ -103,6 +103,13 @@ class PipelineOptions:
             if name and name not in ("auto", "model", TINY_RANDOM) and is_local(str(name)) \
                     and not Path(name).expanduser().exists():
                 raise ModelLoadError(f"{kind} {name!r}: no such file or folder")
+        resolve_device(self.device)  # an unknown device, or one this machine lacks, fails here
+
+    def local_files(self) -> list[Path]:
+        """The local files and folders the pipeline loads: inputs, which no output may overwrite."""
+        names = (self.model, self.vae, self.tiny_vae, self.config, *self.lora)
+        return [Path(n).expanduser() for n in names if n and n not in ("auto", "model", TINY_RANDOM)
+                and is_local(str(n))]
 
     def settings(self) -> dict:
         """The JSON-ready options that change the images (device and compile do not)."""

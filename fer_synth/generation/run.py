@@ -16,13 +16,14 @@ run can be split and restarted freely:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,8 +37,8 @@ from PIL import Image
 from fer_synth.core.console import progress_bar
 from fer_synth.core.errors import InvalidOptionError
 from fer_synth.core.images import save_png
-from fer_synth.core.manifest import ManifestWriter, check_settings, read_records, remove_stale_temp_files, shard_name
-from fer_synth.core.outputs import has_settings_of, output_lock, prepare_output_folder
+from fer_synth.core.manifest import ManifestWriter, check_settings, read_records, shard_name
+from fer_synth.core.outputs import check_output_folder, has_settings_of, output_folder
 from fer_synth.generation.config import GenerateConfig
 from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.prompts import Prompt, PromptSet, load_prompts
@@ -60,6 +61,7 @@ class FaceStageLike(Protocol):
     """What the run needs of a face stage (:class:`fer_synth.faces.stage.FaceStage` satisfies it)."""
 
     settings: dict
+    files: tuple[Path, ...]  # the model files it read: inputs, which the output may not overwrite
 
     def __call__(self, image: Image.Image, nsfw_flag: bool = False) -> FaceResultLike: ...
 
@@ -303,7 +305,8 @@ def generate(
 ) -> RunSummary:
     """Run (or resume) generation; returns what this rank did. ``pipe`` skips building one.
 
-    ``config.out`` must be new, empty or an earlier generation run's folder; ``overwrite`` empties it first.
+    ``config.out`` must be new, empty or an earlier generation run's folder; ``overwrite`` replaces it (the new run
+    is built beside it and swapped in at the end).
     """
     # 1. Check everything that can fail before a model loads.
     config = config.resolved()
@@ -312,22 +315,27 @@ def generate(
     if overwrite and world_size > 1:
         raise InvalidOptionError("--overwrite empties the output folder, which ranks of one run share; empty it "
                                  "before starting a sharded run")
+    model_files = face_stage.files if face_stage is not None else ()
+    check_output(config, overwrite, model_files)
     prompt_set = load_prompts(config.prompts)
     for emotion in config.emotions:
         prompt_set.lists_for(emotion)
     settings = run_settings(config, prompt_set, face_stage)
-    prepare_output_folder(config.out, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite)
-    check_settings(config.out, settings, create=False)
-    output: Output = RawImages(config) if face_stage is None else FaceCrops(config, face_stage)
     shard = shard_name(rank, world_size)
 
-    # 2. One process per shard: the lock is held until the run ends (a dead holder's lock is free at once).
-    with output_lock(config.out, f".{shard}.lock"):
+    # 2. The output folder: resumed in place, or with --overwrite built beside the old one and swapped in at the end
+    #    (a failed or killed run leaves the old one whole). One process per shard: its lock is held until the run
+    #    ends (a dead holder's lock is free at once).
+    with output_folder(config.out, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite,
+                       inputs=_inputs(config, model_files), lock=f".{shard}.lock") as work:
+        check_settings(work, settings, create=False)
+        placed = dataclasses.replace(config, out=work)  # where the files go now: --out, or the replacement's folder
+        output: Output = RawImages(placed) if face_stage is None else FaceCrops(placed, face_stage)
         # 3. What earlier runs did (resume), and this rank's share.
         quota = config.n // world_size + (rank < config.n % world_size)
         done: dict[str, set[int]] = {e: set() for e in config.emotions}
         summary = {e: ClassSummary(target=quota) for e in config.emotions}
-        for r in read_records(config.out):
+        for r in read_records(work):
             if r.get("class") in done and r.get("index", -1) % world_size == rank:
                 done[r["class"]].add(r["index"])
                 summary[r["class"]].add(output.outputs_of(r), output.rejection_of(r), new=False)
@@ -336,15 +344,14 @@ def generate(
         # 4. The pipeline, only if there is work left.
         if pipe is None and any(s.kept < quota and s.attempts_total < max_total for s in summary.values()):
             pipe = build_pipeline(config.pipeline, local_rank=int(os.environ.get("LOCAL_RANK", rank)))
-        check_settings(config.out, settings)
-        remove_stale_temp_files(config.out)
+        check_settings(work, settings)
         base_record = {k: v for k, v in run_settings(config, prompt_set, None).items()
                        if k not in ("faces", "prompts", "command")}
         base_record.update(run_seed=base_record.pop("seed"), prompts_digest=prompt_set.digest, rank=rank)
 
         # 5. Batches through the pipeline; the writer keeps or rejects each image and records it.
         started = time.perf_counter()
-        with _progress(progress) as bar, ManifestWriter(config.out / shard) as manifest:
+        with _progress(progress) as bar, ManifestWriter(work / shard) as manifest:
             tasks = {e: bar.add_task(e, total=quota, completed=min(quota, summary[e].kept)) for e in config.emotions}
             with _Writer(config, output, manifest, base_record, summary,
                          on_done=lambda e, k: bar.advance(tasks[e], k)) as writer:
@@ -362,6 +369,17 @@ def generate(
     # 6. What this rank did.
     return RunSummary(out=config.out, rank=rank, world_size=world_size, seconds=time.perf_counter() - started,
                       per_class=summary, max_attempts=config.max_attempts if face_stage is not None else None)
+
+
+def check_output(config: GenerateConfig, overwrite: bool = False, model_files: Iterable[str | os.PathLike] = ()) -> None:
+    """Before anything loads: ``config.out`` new, empty, an earlier generation run's or ``overwrite``; never over
+    what the run reads (local model files, the prompt file, the face stage's ``model_files``)."""
+    check_output_folder(config.out, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite,
+                        inputs=_inputs(config, model_files))
+
+
+def _inputs(config: GenerateConfig, model_files: Iterable[str | os.PathLike]) -> list:
+    return [*config.pipeline.local_files(), config.prompts, *model_files]
 
 
 def _undone(done: set[int], rank: int, world: int, limit: int | None) -> Iterator[int]:

@@ -131,8 +131,8 @@ def test_resume_skips_done_images_without_duplicates(per_class, tmp_path, monkey
     (out / MANIFEST).write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
     save(per_class / "happy" / "new.png", cv2.resize(data.astronaut(), (300, 300)))
     seen = []
-    real = crop_module.read_rgb
-    monkeypatch.setattr(crop_module, "read_rgb", lambda path: seen.append(path.relative_to(per_class).as_posix())
+    real = crop_module.load_image
+    monkeypatch.setattr(crop_module, "load_image", lambda path: seen.append(path.relative_to(per_class).as_posix())
                         or real(path))
     with FaceStage("mediapipe", face_model=MODEL) as stage:
         second = crop_folder(per_class, out, stage)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -130,14 +132,22 @@ def test_torn_last_record_is_ignored_and_cut_damaged_middle_line_is_named(tmp_pa
         read_records(tmp_path)
 
 
-def test_stale_temp_files_of_a_killed_run_are_removed_fresh_ones_kept(tmp_path, pipe):
+def test_temp_files_of_dead_writers_are_removed_live_ones_kept(tmp_path, pipe):
     generate(config(tmp_path, n=1), pipe=pipe, progress=False)
-    stale, fresh = tmp_path / "fear" / ".fear_s0_000001.png.123.tmp", tmp_path / "fear" / ".fear_s0_000002.png.456.tmp"
-    stale.write_bytes(b"half a png")
-    fresh.write_bytes(b"another rank writing now")
-    os.utime(stale, (time.time() - 3600,) * 2)
-    generate(config(tmp_path, n=2), pipe=pipe, progress=False)
-    assert not stale.exists() and fresh.exists()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
+        folder = tmp_path / "fear"
+        stale = folder / f".fear_s0_000001.png.{dead.stdout.strip()}@{host}.abc.tmp"  # its writer died
+        live = folder / f".fear_s0_000002.png.{alive.pid}@{host}.abc.tmp"  # another rank, writing now
+        other = folder / ".fear_s0_000003.png.1@elsewhere.abc.tmp"  # another host's, fresh: it may be writing
+        old = folder / ".fear_s0_000004.png.1@elsewhere.abc.tmp"  # another host's, untouched for an hour
+        for path in (stale, live, other, old):
+            path.write_bytes(b"half a png")
+        os.utime(old, (time.time() - 3600,) * 2)
+        generate(config(tmp_path, n=2), pipe=pipe, progress=False)
+        alive.kill()
+    assert not stale.exists() and live.exists() and other.exists() and not old.exists()
 
 
 @pytest.mark.slow
@@ -265,6 +275,8 @@ class FakeFaceStage:
     def __init__(self, keep: bool = True):
         self.keep = keep
         self.calls: list[tuple[str, bool]] = []
+
+    files = ()  # no model file
 
     @property
     def settings(self) -> dict:

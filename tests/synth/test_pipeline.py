@@ -18,6 +18,7 @@ from fer_synth.generation.pipeline import (
     build_pipeline,
     resolved_vae,
 )
+from fer_synth.generation.config import resolve_dtype
 from fer_synth.generation.tiny import tiny_random_pipeline
 
 CALL = dict(prompt=["a close-up photograph of a frightened man"], negative_prompt=["cartoon, blurry"],
@@ -156,5 +157,7 @@ def test_bad_options():
 def test_settings_resolve_auto_values_and_leave_out_speed_only_options():
     settings = PipelineOptions(model="tiny-random", device="cpu", compile=True).settings()
     assert settings["dtype"] == "fp32" and "device" not in settings and "compile" not in settings
-    assert PipelineOptions(device="cuda").settings()["dtype"] == "fp16"
+    assert resolve_dtype("auto", "cuda:0") == "fp16"  # what a cuda device gets (this machine may have none)
+    with pytest.raises(FerError, match="--device 'gpu9' is not a device"):
+        PipelineOptions(device="gpu9").check()
     assert PipelineOptions().settings()["vae"] == DEFAULT_VAE
