@@ -7,7 +7,9 @@ command fails these tests.
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import shutil
 from pathlib import Path
 
 import h5py
@@ -20,9 +22,13 @@ from fer_models.models import create_model
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES
+from fer_synth.core.images import save_png
 from tests.conftest import make_split
 from tests.models.helpers import separable_h5
 from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+
+PROMPTS = Path(__file__).resolve().parents[1] / "prompts" / "default.yaml"
+VOTES_HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
 
 
 @pytest.fixture
@@ -32,8 +38,6 @@ def world(tmp_path: Path) -> Path:
     separable_h5(tmp_path / "data.h5")
     (tmp_path / "only_test" / "test" / "happy").mkdir(parents=True)
     make = make_split(3)
-    from fer_synth.core.images import save_png
-
     for i, image in enumerate(make.images):
         save_png(image, tmp_path / "only_test" / "test" / "happy" / f"{i}.png")
     (tmp_path / "empty").mkdir()
@@ -47,8 +51,7 @@ def world(tmp_path: Path) -> Path:
     (tmp_path / "bad_ensemble.json").write_text("{not json")
     (tmp_path / "empty_ensemble.json").write_text('{"format": "fer-models-ensemble", "format_version": 1}')
     (tmp_path / "votes_short.csv").write_text(  # FER+ votes for one row: do not align with fer.csv
-        "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
-        "Training,fer0000000.png,10,0,0,0,0,0,0,0,0,0\n")
+        f"{VOTES_HEADER}\nTraining,fer0000000.png,10,0,0,0,0,0,0,0,0,0\n")
     gz = gzip.compress((tmp_path / "fer.csv").read_bytes())
     (tmp_path / "corrupt.csv.gz").write_bytes(gz[: len(gz) // 2] + b"\0" * 64)
     nine = store.read(tmp_path / "data.h5")
@@ -64,6 +67,36 @@ def world(tmp_path: Path) -> Path:
     fit = create_model("small-cnn")
     ckpt.save_checkpoint(tmp_path / "fit" / "best", fit, {"model": "small-cnn", "model_options": {},
                          "classes": list(CLASSES), "input_size": 48, "in_chans": 1, "tta": "none"})
+    # Other names of the data file, a data file named like an evaluation output, files a command reads.
+    (tmp_path / "link.h5").symlink_to(tmp_path / "data.h5")
+    os.link(tmp_path / "data.h5", tmp_path / "hard.h5")
+    (tmp_path / "evalout").mkdir()
+    shutil.copy(tmp_path / "data.h5", tmp_path / "evalout" / "evaluation-test.npz")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "face.tflite").write_bytes(b"a face model")
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "mine.yaml").write_text("epochs: 1\n")
+    (tmp_path / "prompts").mkdir()
+    shutil.copy(PROMPTS, tmp_path / "prompts" / "mine.yaml")
+    # Damaged or foreign versions of what the commands read.
+    badver = store.read(tmp_path / "data.h5")
+    store.write(tmp_path / "badver.h5", badver.splits)
+    with h5py.File(tmp_path / "badver.h5", "a") as f:
+        f.attrs["format_version"] = "one"
+    meta = json.loads((tmp_path / "fit" / "best.json").read_text())
+    shutil.copytree(tmp_path / "fit", tmp_path / "strver")
+    (tmp_path / "strver" / "best.json").write_text(json.dumps({**meta, "format_version": "1"}))
+    pool = tmp_path / "jpool" / "happy"
+    pool.mkdir(parents=True)
+    save_png(make.images[0], pool / "a.png")
+    record = {"file": "happy/a.png", "class": "happy", "judged": "happy", "p_intended": 0.9, "probs": [0.1] * 7,
+              "classes": list(CLASSES), "judge": {"model": "m", "fingerprint": "f"}}
+    (tmp_path / "jpool" / "judgement.jsonl").write_text(json.dumps(record) + "\n" + json.dumps([record]) + "\n")
+    # FER+ votes aligned with fer.csv, but for two Training rows swapped (their Usage still agrees).
+    usages = [line.rsplit(",", 1)[1] for line in (tmp_path / "fer.csv").read_text().splitlines()[1:]]
+    votes = [f"{u},fer{i:07d}.png,10,0,0,0,0,0,0,0,0,0" for i, u in enumerate(usages)]
+    votes[1], votes[4] = votes[4], votes[1]
+    (tmp_path / "votes_swapped.csv").write_text("\n".join([VOTES_HEADER, *votes]) + "\n")
     return tmp_path
 
 
@@ -179,6 +212,70 @@ CASES = [
     (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/afile/r"], "afile"),
     (synth_cli, ["report", "{w}/only_test", "--out", "{w}/only_test/test"], "overlaps"),
     (models_cli, ["report", "{w}/fit", "--out", "{w}/only_test"], "not an earlier"),
+    # everything a command reads is an input: the data, checkpoints and their weights, members, recipes, prompts,
+    # the face model, pools; as given, through a symbolic or a hard link, or as the folder holding them
+    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/data.h5"], "overlaps"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/fit/best.json"],
+     "overlaps"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/misfit/best.safetensors"],
+     "overlaps"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/link.h5", "--out", "{w}/data.h5"], "overlaps"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/hard.h5"], "overlaps"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/fit/e.json"],
+     "overlaps"),
+    (models_cli, ["predict", "{w}/only_test", "--model", "{w}/fit", "--annotate", "{w}/fit", "--overwrite"], "overlaps"),
+    (models_cli, ["predict", "{w}/only_test", "--model", "{w}/fit", "--annotate", "{w}", "--overwrite"], "overlaps"),
+    (models_cli, ["predict", "{w}/only_test", "--model", "{w}/fit", "--csv", "{w}/fit/best.json", "--overwrite"],
+     "overlaps"),
+    (models_cli, ["predict", "{w}/only_test", "--json", "{w}/only_test/p.json"], "overlaps"),
+    (models_cli, ["predict", "{w}/only_test", "--annotate", "{w}/models", "--overwrite", "--face-model",
+                  "{w}/models/face.tflite"], "overlaps"),
+    (models_cli, ["evaluate", "{w}/fit", "--data", "{w}/evalout/evaluation-test.npz", "--out", "{w}/evalout"],
+     "overlaps"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--weights", "{w}/fit/best.safetensors", "--out", "{w}/fit",
+                  "--overwrite"], "overlaps"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--recipe", "{w}/recipes/mine.yaml", "--out", "{w}/recipes",
+                  "--overwrite"], "overlaps"),
+    (models_cli, ["train", "--data", "{w}/link.h5", "--out", "{w}", "--overwrite"], "overlaps"),
+    (models_cli, ["export", "{w}/fit", "--out", "{w}/fit/best.json", "--overwrite"], "overlaps"),
+    (models_cli, ["judge", "{w}/fit", "--model", "{w}/fit"], "overlaps"),
+    (models_cli, ["report", "{w}/fit", "--out", "{w}/fit", "--overwrite"], "overlaps"),
+    (models_cli, ["compare", "{w}/data.h5", "--out", "{w}", "--epochs", "1"], "overlaps"),
+    (synth_cli, ["export", "{w}/data.h5", "{w}", "--overwrite"], "overlaps"),
+    (synth_cli, ["pack", "{w}/data.h5", "--out", "{w}/link.h5"], "overlaps"),
+    (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/fer.csv"], "overlaps"),
+    (synth_cli, ["pack", "{w}/fer.csv", "--ferplus", "{w}/votes_short.csv", "--out", "{w}/votes_short.csv"],
+     "overlaps"),
+    (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/jpool", "--out", "{w}/jpool/judgement.jsonl"], "overlaps"),
+    (synth_cli, ["report", "{w}/fer.csv", "--pool", "{w}/jpool", "--out", "{w}/jpool/r"], "overlaps"),
+    (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/models", "--overwrite", "--face-model",
+                 "{w}/models/face.tflite"], "overlaps"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
+                 "--prompts", "{w}/prompts/mine.yaml", "--out", "{w}/prompts", "--overwrite"], "overlaps"),
+    # two outputs of one command in one place
+    (models_cli, ["predict", "{w}/only_test", "--json", "{w}/p.out", "--csv", "{w}/p.out"], "same place"),
+    (models_cli, ["predict", "{w}/only_test", "--json", "{w}/ann/p.json", "--annotate", "{w}/ann"], "same place"),
+    (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/c", "--keep-rejects", "{w}/c/rejects", "--backend",
+                 "haar"], "same place"),
+    # devices that are not, or not here
+    (models_cli, ["evaluate", "{w}/fit", "--data", "{w}/data.h5", "--device", "nonsense"], "--device 'nonsense'"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/r", "--device", "cuda:99"], "--device cuda:99"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--device", "tpu"], "--device"),
+    (models_cli, ["predict", "{w}/only_test", "--device", "gpu"], "--device 'gpu'"),
+    (models_cli, ["judge", "{w}/jpool", "--device", "nonsense"], "--device 'nonsense'"),
+    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
+                 "--device", "nonsense", "--out", "{w}/g"], "--device 'nonsense'"),
+    # versions that are not whole numbers, judgements of the wrong shape, FER+ rows moved within a split
+    (synth_cli, ["stats", "{w}/badver.h5"], "format version 'one'"),
+    (models_cli, ["train", "--data", "{w}/badver.h5", "--out", "{w}/r"], "format version 'one'"),
+    (models_cli, ["evaluate", "{w}/strver", "--data", "{w}/data.h5"], "format version '1'"),
+    (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/jpool", "--judged", "--out", "{w}/b.h5",
+                 "--allow-shortfall"], "judgement.jsonl:2: not a judgement record"),
+    (synth_cli, ["report", "{w}/fer.csv", "--pool", "{w}/jpool", "--out", "{w}/r"], "judgement.jsonl:2"),
+    (models_cli, ["judge", "{w}/jpool", "--model", "{w}/fit"], "judgement.jsonl:2"),
+    (synth_cli, ["pack", "{w}/fer.csv", "--ferplus", "{w}/votes_swapped.csv", "--out", "{w}/o.h5"],
+     "out of the Image name order"),
+    (synth_cli, ["stats", "{w}/fer.csv", "--ferplus", "{w}/votes_swapped.csv"], "row 1 (fer0000004.png"),
 ]
 
 

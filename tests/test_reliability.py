@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ from fer_models import checkpoint as ckpt
 from fer_models import training
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import atomic, store
+from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import BusyError, OutputError, output_lock
 from fer_synth.data import balance as balance_module
@@ -256,3 +260,559 @@ def test_a_second_crop_on_the_same_output_is_refused(tmp_path):
         with pytest.raises(BusyError, match="in use by process"):
             crop_folder(photos, tmp_path / "faces", stage)
     assert not (tmp_path / "faces" / "manifest.jsonl").exists()
+
+
+# === round two (issue 21) ===================================================================================
+# Each class of failure is walked over every command it can reach; helpers build tiny inputs in the test.
+
+def _faces(folder: Path, per_class: dict[str, int], seed: int = 0, size: int = 48) -> Path:
+    """Random faces as PNG files in class folders."""
+    rng = np.random.default_rng(seed)
+    for name, n in per_class.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(folder / name / f"{i}.png")
+    return folder
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file, link and folder under ``root`` (hidden ones too, lock files aside): a file's size, modification
+    time and bytes; a folder's existence."""
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns, p.read_bytes())
+            if p.is_file() and not p.is_symlink() else (0, 0, os.readlink(p).encode() if p.is_symlink() else b"")
+            for p in sorted(root.rglob("*")) if not p.name.endswith(".lock")}
+
+
+def _temps_beside(target: Path) -> list[Path]:
+    return sorted(target.parent.glob(f".{target.name}.*.tmp"))
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, (result.output, result.exc_info)
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    """A data file and a finished two-epoch training run on it."""
+    data = separable_h5(tmp_path / "d.h5")
+    training.train(tiny_config(data, tmp_path / "run", epochs=2))
+    return tmp_path
+
+
+# --- class 1: everything a command reads is an input, whatever name it is given ---------------------------------
+
+@pytest.mark.parametrize("how", ["same", "symbolic link", "hard link", "dot-dot", "linked parent", "holding it",
+                                 "inside it"])
+def test_the_resolver_refuses_an_input_under_any_name(tmp_path, how):
+    from fer_synth.core.outputs import refuse_inputs
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    data = folder / "data.h5"
+    data.write_text("data")
+    (tmp_path / "link.h5").symlink_to(data)
+    os.link(data, tmp_path / "hard.h5")
+    (tmp_path / "linked").symlink_to(folder)
+    out, given = {"same": (data, data), "symbolic link": (tmp_path / "link.h5", data),
+                  "hard link": (tmp_path / "hard.h5", data), "dot-dot": (folder / ".." / "inputs" / "data.h5", data),
+                  "linked parent": (tmp_path / "linked" / "data.h5", data), "holding it": (folder, data),
+                  "inside it": (folder / "new.h5", folder)}[how]
+    with pytest.raises(OutputError, match="overlaps the input"):
+        refuse_inputs(out, [given])
+    if how == "inside it":  # beside an input (evaluate's reports beside a checkpoint) is allowed, over it never
+        refuse_inputs(out, [given], beside=True)
+        with pytest.raises(OutputError, match="overlaps the input"):
+            refuse_inputs(data, [data], beside=True)
+
+
+# --- class 2: replacing is atomic --------------------------------------------------------------------------------
+
+def _enospc(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _after(count: int, action):
+    """A stand-in that lets ``count - 1`` calls through to ``real`` and runs ``action`` on the next."""
+    def wrap(real):
+        calls = [0]
+
+        def stand_in(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == count:
+                return action(*args, **kwargs)
+            return real(*args, **kwargs)
+        return stand_in
+    return wrap
+
+
+REPLACE_FAILS = {
+    # command: (arguments with OLD for the output, what to break after the output is claimed, or None)
+    "pack": (["pack", "{w}/only_train_free", "--out", "{old}", "--overwrite"], None),
+    "balance": (["balance", "{w}/fer.csv", "--pool", "{w}/tiny_pool", "--out", "{old}", "--overwrite"], None),
+    "export": (["export", "{w}/d.h5", "{old}", "--overwrite"], ("fer_synth.data.export", "png_bytes", 5)),
+    "report": (["report", "{w}/fer.csv", "--pool", "{w}/no_pool", "--out", "{old}", "--overwrite"], None),
+    "runs report": (["report", "{w}/run", "--out", "{old}", "--overwrite"], ("fer_synth.core.html", "write_page", 1)),
+    "generate": (["generate", "-e", "fear", "--n", "1", "--model", "nobody/no-such-model", "--no-faces", "--out",
+                  "{old}", "--overwrite"], None),
+    "crop": (["crop", "{w}/faces", "--out", "{old}", "--overwrite", "--backend", "haar"],
+             ("fer_synth.faces.crop", "ManifestWriter.append", 1)),
+    "train": (["train", "--data", "{w}/d.h5", "--out", "{old}", "--overwrite", "--model", "small-cnn", "--epochs", "2",
+               "--batch-size", "16", "--no-progress", "--device", "cpu", "--amp", "none"],
+              ("fer_models.checkpoint", "save_state", 2)),
+    "predict": (["predict", "{w}/faces", "--model", "{w}/nowhere", "--annotate", "{old}", "--overwrite"], None),
+    "judge": (["judge", "{w}/faces", "--model", "builtin", "--overwrite", "--batch-size", "4"],
+              ("fer_models.judge", "ManifestWriter.append", 2)),
+}
+
+
+@pytest.mark.parametrize("command", list(REPLACE_FAILS))
+def test_overwrite_that_fails_midway_leaves_the_old_output_whole(tmp_path, monkeypatch, command):
+    """A replacement is built beside the old output and swapped in at the end: an error after the output is claimed
+    (a mistyped --model, a pool shortfall, a damaged input, a full disk) changes nothing of the old one."""
+    import importlib
+
+    from fer_models.cli import main as models_cli
+
+    write_csv(tmp_path / "fer.csv", fer_rows(DEFAULT_COUNTS))
+    separable_h5(tmp_path / "d.h5")
+    _faces(tmp_path / "faces", {"happy": 5, "sad": 5})
+    _faces(tmp_path / "tiny_pool", {"happy": 1})
+    _faces(tmp_path / "only_train_free" / "test", {"happy": 2})
+    args, breaks = REPLACE_FAILS[command]
+    if command == "runs report":
+        training.train(tiny_config(tmp_path / "d.h5", tmp_path / "run", epochs=1))
+    old = tmp_path / "faces" if command == "judge" else tmp_path / "old"
+    if command == "judge":
+        from fer_models.judge import judge_pool
+
+        judge_pool(old, "builtin", batch_size=4)
+    else:
+        old.mkdir()
+        (old / "precious.txt").write_text("the user's")
+        (old / "sub").mkdir()
+        (old / "sub" / "more.txt").write_text("more")
+    before = _snapshot(tmp_path)
+    if breaks is not None:
+        module, name, count = breaks
+        owner = importlib.import_module(module)
+        if "." in name:  # a method of a class the module uses
+            cls_name, method = name.split(".")
+            owner = getattr(owner, cls_name)
+            name = method
+        monkeypatch.setattr(owner, name, _after(count, _enospc)(getattr(owner, name)))
+    cli = synth_cli if command in ("pack", "balance", "export", "report", "generate", "crop") else models_cli
+    result = CliRunner().invoke(cli, [a.format(w=tmp_path, old=old) for a in args])
+    _one_error_line(result)
+    assert _snapshot(tmp_path) == before, "the failed replacement changed something"
+
+
+KILL_POINTS = {
+    # command: (arguments, output, (module, function, call that kills), prepare the old output with the command)
+    "report": (["fer_synth.cli", "report", "{w}/fer.csv", "--out", "{w}/out"], "out",
+               ("fer_synth.core.html", "write_page", 1), True),
+    "export": (["fer_synth.cli", "export", "{w}/d.h5", "{w}/out"], "out", ("fer_synth.data.export", "png_bytes", 9),
+               True),
+    "pack into folders": (["fer_synth.cli", "pack", "{w}/fer.csv", "--out", "{w}/out"], "out",
+                          ("fer_synth.data.export", "png_bytes", 9), True),
+    "annotate": (["fer_models.cli", "predict", "{w}/faces", "--annotate", "{w}/out", "--backend", "haar"], "out",
+                 ("fer_models.media", "_annotate", 3), True),
+    "runs report": (["fer_models.cli", "report", "{w}/run", "--out", "{w}/out"], "out",
+                    ("fer_synth.core.html", "write_page", 1), True),
+    "onnx export": (["fer_models.cli", "export", "{w}/run", "--out", "{w}/out.onnx", "--overwrite"], "out.onnx",
+                    ("onnx", "save", 1), False),
+}
+_KILLER = """
+import importlib, os, signal, sys
+module, name, count, cli = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+owner = importlib.import_module(module)
+real, calls = getattr(owner, name), [0]
+def kill(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == count:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+setattr(owner, name, kill)
+importlib.import_module(cli).main(sys.argv[5:])
+"""
+
+
+@pytest.mark.parametrize("command", list(KILL_POINTS))
+def test_a_replacement_killed_midway_leaves_the_old_output_and_the_same_command_cleans_up(tmp_path, command):
+    """kill -9 in the middle of building: the old output is whole, the killed writer's temporary lies beside it;
+    the same command again finishes, and removes the temporary (a dead writer's: its process is gone)."""
+    import importlib
+
+    args, out_name, (module, name, count), prepare = KILL_POINTS[command]
+    write_csv(tmp_path / "fer.csv", fer_rows(DEFAULT_COUNTS))
+    separable_h5(tmp_path / "d.h5")
+    _faces(tmp_path / "faces", {"happy": 3}, size=96)
+    if command in ("runs report", "onnx export"):
+        training.train(tiny_config(tmp_path / "d.h5", tmp_path / "run", epochs=1))
+    out = tmp_path / out_name
+    cli = importlib.import_module(args[0]).main
+    arguments = [a.format(w=tmp_path) for a in args[1:]]
+    if prepare:
+        first = CliRunner().invoke(cli, arguments)
+        assert first.exit_code == 0, first.output
+    else:
+        out.write_bytes(b"the previous export")
+    before = _snapshot(tmp_path) if out.is_dir() else {out.name: out.read_bytes()}
+    killed = subprocess.run([sys.executable, "-c", _KILLER, module, name, str(count), args[0], *arguments],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _temps_beside(out), "the killed writer left nothing beside the output: the kill came too early"
+    now = _snapshot(tmp_path) if out.is_dir() else {out.name: out.read_bytes()}
+    if out.is_dir():
+        now = {k: v for k, v in now.items() if not k.startswith(".")}
+        before = {k: v for k, v in before.items() if not k.startswith(".")}
+    assert now == before, "the killed replacement changed the old output"
+    again = CliRunner().invoke(cli, arguments)
+    assert again.exit_code == 0, again.output
+    assert _temps_beside(out) == [] and out.exists()
+
+
+def test_temporaries_of_dead_writers_are_cleaned_live_ones_and_other_hosts_kept(tmp_path):
+    from fer_synth.core.outputs import remove_dead_temps_in, remove_stale_temps, temp_prefix
+
+    target = tmp_path / "out"
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
+        dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                  text=True).stdout)
+        host = temp_prefix(target).split("@")[1].rstrip(".")
+        beside = {who: tmp_path / f".out.{pid}@{host}.x1.tmp" for who, pid in (("dead", dead), ("alive", alive.pid))}
+        beside["other host"] = tmp_path / f".out.{dead}@elsewhere.x1.tmp"
+        beside["mine"] = Path(f"{tmp_path / temp_prefix(target)}x1.tmp")
+        for path in beside.values():
+            path.mkdir()
+        assert remove_stale_temps(target) == [beside["dead"]]
+        assert all(p.exists() for who, p in beside.items() if who != "dead")
+        target.mkdir()
+        inside = {"dead": target / f".a.png.{dead}@{host}.x1.tmp", "alive": target / f".b.png.{alive.pid}@{host}.x1.tmp"}
+        for path in inside.values():
+            path.write_bytes(b"half")
+        assert remove_dead_temps_in(target) == [inside["dead"]] and inside["alive"].exists()
+        alive.kill()
+
+
+def test_a_swap_where_names_cannot_be_exchanged_is_undone_after_a_kill_between_its_renames(tmp_path, monkeypatch):
+    from fer_synth.core import outputs
+
+    target = tmp_path / "report"
+    target.mkdir()
+    (target / "index.html").write_text("old")
+    monkeypatch.setattr(outputs, "_exchange", lambda a, b: False)  # a file system without renameat2's exchange
+    with outputs.output_folder(target, command="report", is_own=lambda f: True, whole=True, lock=None) as work:
+        (work / "index.html").write_text("new")
+    assert (target / "index.html").read_text() == "new" and _temps_beside(target) == []
+    # Killed between "old aside" and "new in place": the next run puts the old one back, then replaces it.
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    host = outputs.temp_prefix(target).split("@")[1].rstrip(".")
+    aside = tmp_path / f".report.{dead}@{host}.ab12-previous.tmp"
+    os.rename(target, aside)
+    outputs.remove_stale_temps(target)
+    assert (target / "index.html").read_text() == "new" and not aside.exists()
+
+
+# --- class 3: judgements are bound to the content of the faces ---------------------------------------------------
+
+def test_a_replaced_face_is_judged_again_a_deleted_one_leaves_and_balance_never_uses_a_stale_score(tmp_path):
+    from fer_models.judge import judge_pool
+    from fer_synth.core.judgement import JudgementError, SelectionPolicy, current_judgement, read_judgement
+    from fer_synth.data.balance import balance
+    from fer_synth.report.inputs import read_pool
+
+    pool = _faces(tmp_path / "pool", {"happy": 4, "sad": 4})
+    csv = write_csv(tmp_path / "fer.csv", fer_rows(DEFAULT_COUNTS))
+    first = judge_pool(pool, "builtin")
+    assert first["faces"] == 8 and all(r["sha256"] for r in read_judgement(pool).values())
+    Image.fromarray(np.full((48, 48), 200, np.uint8)).save(pool / "happy" / "0.png")  # replaced after judging
+    (pool / "sad" / "0.png").unlink()  # deleted after judging
+    files = [f"{c}/{i}.png" for c in ("happy", "sad") for i in range(4) if (c, i) != ("sad", 0)]
+    current, stale = current_judgement(pool, files)
+    assert stale == ["happy/0.png"] and len(current) == 6
+    assert len(read_pool(pool, list(CLASSES)).judgement) == 6  # the report shows current judgements only
+    with pytest.raises(JudgementError, match="1 of them changed since they were judged"):
+        balance(csv, pool, None, dry_run=True, allow_shortfall=True, judged=SelectionPolicy("agree"))
+    again = judge_pool(pool, "builtin")
+    assert again["faces"] == 7 and len((pool / "judgement.jsonl").read_text().splitlines()) == 9  # one judged again
+    balance(csv, pool, None, dry_run=True, allow_shortfall=True, judged=SelectionPolicy("min-prob", 0.0))
+
+
+# --- class 4: outputs never collide -------------------------------------------------------------------------------
+
+def test_inputs_that_would_share_an_annotation_keep_their_own(tmp_path):
+    import cv2
+
+    from fer_models.cli import main as models_cli
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("x.png", "x.jpg", "y.png"):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(photos / name)
+    for name, fourcc in (("clip.avi", "MJPG"), ("clip.mp4", "mp4v")):
+        writer = cv2.VideoWriter(str(photos / name), cv2.VideoWriter_fourcc(*fourcc), 10, (96, 96))
+        for _ in range(3):
+            writer.write(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+        writer.release()
+    result = CliRunner().invoke(models_cli, ["predict", str(photos), "--annotate", str(tmp_path / "a"), "--backend",
+                                             "haar", "--every", "1"])
+    assert result.exit_code == 0, result.output
+    written = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*.png"))
+    assert written == ["clip_avi/frame-000000.png", "clip_avi/frame-000001.png", "clip_avi/frame-000002.png",
+                       "clip_mp4/frame-000000.png", "clip_mp4/frame-000001.png", "clip_mp4/frame-000002.png",
+                       "x_jpg.png", "x_png.png", "y.png"]
+
+
+# --- class 5: names and environments ------------------------------------------------------------------------------
+
+NOT_UTF8 = os.fsdecode(b"\xff\xfe-face.png")
+
+
+def test_file_names_that_are_not_utf8_pass_every_folder_reader(tmp_path):
+    """OpenCV crashes on such a name: every reader reads the bytes itself; every writer shows the name escaped."""
+    from fer_models.cli import main as models_cli
+
+    pool = _faces(tmp_path / "pool", {"happy": 3, "sad": 3})
+    os.rename(pool / "happy" / "0.png", pool / "happy" / NOT_UTF8)
+    data = _faces(tmp_path / "data" / "train", {"happy": 4, "sad": 4}).parent
+    os.rename(data / "train" / "happy" / "0.png", data / "train" / "happy" / NOT_UTF8)
+    csv = write_csv(tmp_path / "fer.csv", fer_rows(DEFAULT_COUNTS))
+    runs = [
+        (synth_cli, ["stats", str(data)]),
+        (synth_cli, ["pack", str(data), "--out", str(tmp_path / "p.h5")]),
+        (synth_cli, ["balance", str(csv), "--pool", str(pool), "--out", str(tmp_path / "b.h5"), "--allow-shortfall",
+                     "--allow-pool-leakage"]),
+        (synth_cli, ["crop", str(pool), "--out", str(tmp_path / "c"), "--backend", "haar", "--haar-min-size", "8"]),
+        (models_cli, ["judge", str(pool), "--model", "builtin"]),
+        (synth_cli, ["balance", str(csv), "--pool", str(pool), "--out", str(tmp_path / "j.h5"), "--allow-shortfall",
+                     "--allow-pool-leakage", "--judged", "--min-prob", "0"]),
+        (synth_cli, ["report", str(tmp_path / "p.h5"), "--pool", str(pool), "--out", str(tmp_path / "r")]),
+        (models_cli, ["predict", str(pool), "--backend", "haar", "--csv", str(tmp_path / "p.csv"), "--json",
+                      str(tmp_path / "p.json"), "--annotate", str(tmp_path / "a")]),
+    ]
+    for cli, args in runs:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, (args, result.output, result.exc_info)
+        if cli is models_cli and args[0] == "predict":  # no face in noise: named in the warning, escaped
+            assert "\\xff\\xfe-face.png" in result.output
+    origins = store.read(tmp_path / "p.h5")["train"].origin
+    assert any("\\xff\\xfe-face.png" in o for o in origins)
+    assert (tmp_path / "a" / "happy" / os.fsdecode(b"\xff\xfe-face.png")).exists()  # the annotation keeps the name
+
+
+def _unreadable(monkeypatch, folder: Path) -> None:
+    """``folder`` cannot be listed (as for another user's folder; tests may run as root, who reads everything)."""
+    import errno
+
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.path.abspath(path) == str(folder):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_unreadable_folders_link_loops_and_broken_links_are_named_in_a_warning(tmp_path, monkeypatch):
+    from fer_models.cli import main as models_cli
+
+    data = _faces(tmp_path / "data", {"happy": 3, "sad": 3, "fear": 2})
+    (data / "sad" / "loop").symlink_to(data)  # a folder inside a class folder that leads back up
+    (data / "happy" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    photos = _faces(tmp_path / "photos", {"trip": 2, "home": 2})
+    (photos / "trip" / "again").symlink_to(photos)
+    (photos / "home" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    _unreadable(monkeypatch, data / "fear")
+    result = CliRunner().invoke(synth_cli, ["stats", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "fear (unreadable folder (permission denied))" in result.output and "gone.png (a broken symbolic link)" in \
+        result.output and "loop (a folder inside a class folder" in result.output
+    _unreadable(monkeypatch, photos / "home")
+    for cli, args in ((synth_cli, ["crop", str(photos), "--out", str(tmp_path / "c"), "--backend", "haar"]),
+                      (models_cli, ["predict", str(photos), "--backend", "haar"])):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert "home (unreadable folder" in result.output and "again (a folder already read" in result.output
+
+
+def test_one_image_too_large_for_memory_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    from fer_models.cli import main as models_cli
+    from fer_synth.core import images
+
+    data = _faces(tmp_path / "data", {"happy": 3, "sad": 3})
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(data / "happy" / "huge.png")
+    for name in ("_decode_gray", "_decode_rgb"):
+        real = getattr(images, name)
+
+        def decode(raw, real=real):
+            if raw.size == (data / "happy" / "huge.png").stat().st_size:
+                raise MemoryError
+            return real(raw)
+        monkeypatch.setattr(images, name, decode)
+    runs = [(synth_cli, ["stats", str(data)], "huge.png (too large to decode in memory)"),
+            (synth_cli, ["crop", str(data), "--out", str(tmp_path / "c"), "--backend", "haar"],
+             "huge.png (too large to decode in memory)"),
+            (models_cli, ["predict", str(data), "--backend", "haar"], "(too_large), e.g.")]
+    for cli, args, warning in runs:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0 and warning in result.output, (args, result.output)
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_the_same_command_finishes(tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from fer_models.cli import main as models_cli
+
+    data = separable_h5(tmp_path / "d.h5")
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "cut"), "--model", "small-cnn", "--epochs", "3",
+            "--batch-size", "16", "--no-progress", "--device", "cpu", "--amp", "none"]
+    whole = CliRunner().invoke(models_cli, [*args[:4], str(tmp_path / "whole"), *args[5:]])
+    assert whole.exit_code == 0, whole.output
+
+    def full(*a, **k):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(ckpt, "save_file", _after(4, full)(ckpt.save_file))  # epoch 2's state
+    error = _one_error_line(CliRunner().invoke(models_cli, args))
+    assert "disk is full" in error and "run the same command again" in error
+    assert [p for p in (tmp_path / "cut").iterdir() if p.name.endswith(".tmp")] == []
+    monkeypatch.undo()
+    assert CliRunner().invoke(models_cli, args).exit_code == 0
+    a, b = _state_tensors(tmp_path / "whole"), _state_tensors(tmp_path / "cut")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_full_disk_while_judging_is_one_line_and_the_same_command_finishes(tmp_path, monkeypatch):
+    from fer_models import judge
+    from fer_models.cli import main as models_cli
+    from fer_synth.core.judgement import read_judgement
+
+    pool = _faces(tmp_path / "pool", {"happy": 5, "sad": 5})
+    args = ["judge", str(pool), "--model", "builtin", "--batch-size", "3"]
+    monkeypatch.setattr(judge.ManifestWriter, "append", _after(2, _enospc)(judge.ManifestWriter.append))
+    assert "disk is full" in _one_error_line(CliRunner().invoke(models_cli, args))
+    monkeypatch.undo()
+    assert len(read_judgement(pool)) == 3  # the first batch, complete
+    assert CliRunner().invoke(models_cli, args).exit_code == 0
+    assert len(read_judgement(pool)) == 10 and len((pool / "judgement.jsonl").read_text().splitlines()) == 10
+
+
+@pytest.mark.parametrize("command", [["-m", "fer_synth", "stats", "{csv}"],
+                                     ["-m", "fer_models", "evaluate", "builtin", "--data", "{h5}"]])
+@pytest.mark.parametrize("gib", [0.4, 1.5, 3.0])
+def test_a_low_memory_limit_is_one_line_or_enough(tmp_path, command, gib):
+    """Under ``ulimit -v`` the libraries may not even load: one line and exit 2, or the command works."""
+    import resource
+
+    csv = write_csv(tmp_path / "fer.csv", fer_rows(DEFAULT_COUNTS))
+    h5 = separable_h5(tmp_path / "d.h5")
+    limit = int(gib * 2**30)
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    result = subprocess.run([sys.executable, *(a.format(csv=csv, h5=h5) for a in command)], capture_output=True,
+                            text=True, preexec_fn=limited, cwd=tmp_path, timeout=600)
+    assert result.returncode in (0, 2), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    if result.returncode == 2:
+        assert [line for line in result.stderr.splitlines() if line.startswith("Error:")], result.stderr
+
+
+def test_damaged_evaluation_reports_are_left_out_with_a_warning(run_dir):
+    from fer_models.cli import main as models_cli
+    from fer_models.evaluation import evaluate
+
+    evaluate(run_dir / "run", run_dir / "d.h5", "test", "none", out=run_dir / "run")
+    (run_dir / "run" / "evaluation-val.json").write_text("{broken")
+    (run_dir / "run" / "evaluation-train.json").write_text(json.dumps({"split": "train", "results": []}))
+    result = CliRunner().invoke(models_cli, ["report", str(run_dir / "run"), "--out", str(run_dir / "r")])
+    assert result.exit_code == 0, result.output
+    assert "evaluation-val.json (not readable as JSON" in result.output and "evaluation-train.json" in result.output
+
+
+def test_a_truncated_video_is_named_in_a_warning(tmp_path):
+    import cv2
+
+    from fer_models.cli import main as models_cli
+
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    for i in range(30):
+        writer.write(np.full((64, 64, 3), 8 * i, np.uint8))
+    writer.release()
+    data = (tmp_path / "clip.avi").read_bytes()
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "cut.avi").write_bytes(data[:len(data) // 2])
+    result = CliRunner().invoke(models_cli, ["predict", str(tmp_path / "videos"), "--backend", "haar"])
+    assert result.exit_code == 0, result.output
+    assert "cut.avi: the video ends at frame" in result.output
+
+
+def test_a_damaged_face_in_a_pool_is_named_in_a_warning(tmp_path, csv):
+    pool = _faces(tmp_path / "pool", {"happy": 3})
+    (pool / "happy" / "broken.png").write_bytes(b"\x89PNG half a file")
+    result = CliRunner().invoke(synth_cli, ["balance", str(csv), "--pool", str(pool), "--out", str(tmp_path / "b.h5"),
+                                            "--allow-shortfall", "--allow-pool-leakage"])
+    assert result.exit_code == 0, result.output
+    assert "happy/broken.png (unreadable image)" in result.output
+
+
+# --- class 6: FER+ rows are aligned by Image name too ------------------------------------------------------------
+
+def test_ferplus_rows_moved_within_a_split_are_caught_and_microsofts_file_passes():
+    from fer_synth.data.ferplus import _rows_out_of_order, read_votes
+    from tests.conftest import SHARED
+
+    names = [f"fer{i:07d}.png" for i in range(10)]
+    names[3], names[6] = names[6], names[3]
+    assert _rows_out_of_order(names)
+    names = [f"fer{i:07d}.png" for i in range(10)]
+    names[4] = ""  # a row without a usable face has no name
+    names[7] = names[2]  # a duplicate image reuses an earlier image's name
+    assert _rows_out_of_order(names) == []
+    real = SHARED / "data" / "fer2013" / "ferplus-fer2013new.csv"
+    if real.exists():
+        assert _rows_out_of_order(read_votes(real)[2]) == []
+
+
+# --- class 7: a finished run is left as it is ---------------------------------------------------------------------
+
+def test_a_finished_run_rerun_with_other_settings_is_refused_and_its_files_untouched(run_dir):
+    run = run_dir / "run"
+    config = json.loads((run / "config.json").read_text())
+    before = _snapshot(run)
+    with pytest.raises(FerError, match="finished run of 2 epochs, not 1"):
+        training.train(tiny_config(run_dir / "d.h5", run, epochs=1))
+    with pytest.raises(FerError, match="other settings.*lr"):
+        training.train(tiny_config(run_dir / "d.h5", run, epochs=2, lr=0.5))
+    assert _snapshot(run) == before and json.loads((run / "config.json").read_text()) == config
+    same = training.train(tiny_config(run_dir / "d.h5", run, epochs=2))  # the same settings: nothing written
+    assert len(same.history) == 2 and _snapshot(run) == before
+    longer = training.train(tiny_config(run_dir / "d.h5", run, epochs=3))  # more epochs continue it
+    assert [r["epoch"] for r in longer.history] == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+
+
+# --- class 8: the suite is hermetic ----------------------------------------------------------------------------
+
+def test_the_suite_does_not_depend_on_the_users_environment(tmp_path):
+    """A user's offline flag, launcher ranks, terminal width and colours change nothing in the tests."""
+    hostile = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "FER_SYNTH_OFFLINE": "1",
+               "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "COLUMNS": "30", "FORCE_COLOR": "1",
+               "FER_SYNTH_FACE_MODEL": str(tmp_path / "missing.tflite")}
+    tests = ["tests/synth/test_faces.py::test_download_is_verified_and_lands_in_the_cache",
+             "tests/synth/test_faces.py::test_failed_download_names_the_option",
+             "tests/synth/test_generate.py::test_generate_command"]
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=root,
+                            env=hostile, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:]
