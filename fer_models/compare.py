@@ -78,6 +78,7 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
         raise InvalidOptionError("give at least one data file")
     if seeds < 1:
         raise InvalidOptionError(f"--seeds must be at least 1 (got {seeds})")
+    resolve_device(device)  # a device this machine lacks fails before the folder is claimed
     fingerprints = {str(d): eval_fingerprint(d) for d in datasets}
     if len(set(fingerprints.values())) > 1:
         listing = ", ".join(f"{d} ({f})" for d, f in fingerprints.items())

@@ -263,6 +263,7 @@ CASES = [
     (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--device", "tpu"], "--device"),
     (models_cli, ["predict", "{w}/only_test", "--device", "gpu"], "--device 'gpu'"),
     (models_cli, ["judge", "{w}/jpool", "--device", "nonsense"], "--device 'nonsense'"),
+    (models_cli, ["compare", "{w}/data.h5", "--out", "{w}/cmp", "--device", "cuda:99"], "--device cuda:99"),
     (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
                  "--device", "nonsense", "--out", "{w}/g"], "--device 'nonsense'"),
     # versions that are not whole numbers, judgements of the wrong shape, FER+ rows moved within a split

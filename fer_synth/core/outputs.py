@@ -303,6 +303,9 @@ def output_folder(folder: str | os.PathLike, *, command: str, is_own: Callable[[
     make_dir(folder.parent)
     remove_stale_temps(folder)
     staged = whole or (content and overwrite)
+    if staged and overlap(Path.cwd(), folder) in ("is", "lies inside"):
+        raise OutputError(f"{option} {folder} holds the current folder, which a replacement would move away; run "
+                          "the command from another folder, or choose another output")
     if not staged:
         make_dir(folder)
     with output_lock(folder, lock) if lock and folder.is_dir() else nullcontext():
@@ -311,7 +314,7 @@ def output_folder(folder: str | os.PathLike, *, command: str, is_own: Callable[[
             yield folder
             return
         try:
-            work = Path(tempfile.mkdtemp(prefix=temp_prefix(folder), suffix=".tmp", dir=folder.parent))
+            work = Path(tempfile.mkdtemp(prefix=temp_prefix(folder), suffix=".tmp", dir=folder.absolute().parent))
         except OSError as e:
             raise OutputError(f"{folder}: cannot write beside it ({environment_reason(e) or e.strerror}); choose a "
                               f"writable {option}") from None
