@@ -89,8 +89,8 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
     if len({name for name, _, _ in arms}) < len(arms):
         raise InvalidOptionError("two arms share a name (the same file twice?); give each file once")
     # New, empty or an earlier comparison's folder (its runs continue where they stopped); never over an input.
-    with output_folder(out, command=COMMAND, is_own=_is_comparison, inputs=[*datasets, recipe_path(recipe) if recipe else None]) as out:
-        return _compare(datasets, out, arms, fingerprints, recipe, seeds, device, overrides)
+    with output_folder(out, command=COMMAND, is_own=_is_comparison, inputs=[*datasets, recipe_path(recipe) if recipe else None]) as folder:
+        return _compare(datasets, folder, arms, fingerprints, recipe, seeds, device, overrides)
 
 
 def _is_comparison(folder: Path) -> bool:

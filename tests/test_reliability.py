@@ -464,7 +464,7 @@ def test_a_replacement_killed_midway_leaves_the_old_output_and_the_same_command_
         out.write_bytes(b"the previous export")
     before = _snapshot(tmp_path) if out.is_dir() else {out.name: out.read_bytes()}
     killed = subprocess.run([sys.executable, "-c", _KILLER, module, name, str(count), args[0], *arguments],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=600)
+                            capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert _temps_beside(out), "the killed writer left nothing beside the output: the kill came too early"
     now = _snapshot(tmp_path) if out.is_dir() else {out.name: out.read_bytes()}
@@ -482,8 +482,8 @@ def test_temporaries_of_dead_writers_are_cleaned_live_ones_and_other_hosts_kept(
 
     target = tmp_path / "out"
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
-        dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                                  text=True).stdout)
+        dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=False,
+                                  capture_output=True, text=True).stdout)
         host = temp_prefix(target).split("@")[1].rstrip(".")
         beside = {who: tmp_path / f".out.{pid}@{host}.x1.tmp" for who, pid in (("dead", dead), ("alive", alive.pid))}
         beside["other host"] = tmp_path / f".out.{dead}@elsewhere.x1.tmp"
@@ -493,7 +493,8 @@ def test_temporaries_of_dead_writers_are_cleaned_live_ones_and_other_hosts_kept(
         assert remove_stale_temps(target) == [beside["dead"]]
         assert all(p.exists() for who, p in beside.items() if who != "dead")
         target.mkdir()
-        inside = {"dead": target / f".a.png.{dead}@{host}.x1.tmp", "alive": target / f".b.png.{alive.pid}@{host}.x1.tmp"}
+        inside = {"dead": target / f".a.png.{dead}@{host}.x1.tmp",
+                  "alive": target / f".b.png.{alive.pid}@{host}.x1.tmp"}
         for path in inside.values():
             path.write_bytes(b"half")
         assert remove_dead_temps_in(target) == [inside["dead"]] and inside["alive"].exists()
@@ -511,8 +512,8 @@ def test_a_swap_where_names_cannot_be_exchanged_is_undone_after_a_kill_between_i
         (work / "index.html").write_text("new")
     assert (target / "index.html").read_text() == "new" and _temps_beside(target) == []
     # Killed between "old aside" and "new in place": the next run puts the old one back, then replaces it.
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True).stdout)
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=False,
+                              capture_output=True, text=True).stdout)
     host = outputs.temp_prefix(target).split("@")[1].rstrip(".")
     aside = tmp_path / f".report.{dead}@{host}.ab12-previous.tmp"
     os.rename(target, aside)
@@ -720,7 +721,8 @@ def test_a_low_memory_limit_is_one_line_or_enough(tmp_path, command, gib):
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    result = subprocess.run([sys.executable, *(a.format(csv=csv, h5=h5) for a in command)], capture_output=True,
+    result = subprocess.run([sys.executable, *(a.format(csv=csv, h5=h5) for a in command)], check=False,
+                            capture_output=True,
                             text=True, preexec_fn=limited, cwd=tmp_path, timeout=600)
     assert result.returncode in (0, 2), result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -814,5 +816,5 @@ def test_the_suite_does_not_depend_on_the_users_environment(tmp_path):
              "tests/synth/test_generate.py::test_generate_command"]
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=root,
-                            env=hostile, capture_output=True, text=True, timeout=900)
+                            env=hostile, capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stdout[-3000:]

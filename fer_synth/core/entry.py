@@ -48,7 +48,7 @@ def _limit() -> int | None:
 def _probe(module: str) -> None:
     """Under an address-space limit, load ``module`` in a child process first: the dynamic loader may abort the
     process outright (``cannot allocate memory for thread-local data``), where no exception could be caught."""
-    probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+    probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False)
     if probe.returncode == 0:
         return
     last = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]

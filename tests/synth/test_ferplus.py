@@ -146,7 +146,7 @@ def test_real_ferplus_file_reads_and_its_first_rows_label_as_by_hand():
     path = SHARED / "data" / "fer2013" / "ferplus-fer2013new.csv"
     if not path.exists():
         pytest.skip("shared FER+ file not present")
-    usages, votes, names = read_votes(path)
+    usages, votes, _ = read_votes(path)
     assert len(usages) == 35887 and usages[0] == "Training" and usages[-1] == "PrivateTest"
     keep, labels, _, reasons = label_votes(votes[:8], "majority")
     # Rows 0-7 of fer2013new.csv: 4,0,0,1,3,2 (no majority once the single vote goes), 6 neutral of 8, ...,

@@ -22,12 +22,12 @@ from PIL import Image
 
 from fer_synth.cli import main
 from fer_synth.core.errors import FerError
-from fer_synth.generation.config import GenerateConfig
-from fer_synth.generation.run import generate, image_name, shard_from_env
 from fer_synth.core.manifest import ManifestError, SettingsMismatchError, read_records
+from fer_synth.generation.config import GenerateConfig
 from fer_synth.generation.pipeline import PipelineOptions, build_pipeline
-from fer_synth.generation.tiny import tiny_random_pipeline
 from fer_synth.generation.prompts import load_prompts
+from fer_synth.generation.run import generate, image_name, shard_from_env
+from fer_synth.generation.tiny import tiny_random_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = dict(steps=2, guidance=5.0, height=32, width=32)
@@ -135,7 +135,8 @@ def test_torn_last_record_is_ignored_and_cut_damaged_middle_line_is_named(tmp_pa
 def test_temp_files_of_dead_writers_are_removed_live_ones_kept(tmp_path, pipe):
     generate(config(tmp_path, n=1), pipe=pipe, progress=False)
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=False, capture_output=True,
+                              text=True)
         host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
         folder = tmp_path / "fear"
         stale = folder / f".fear_s0_000001.png.{dead.stdout.strip()}@{host}.abc.tmp"  # its writer died
