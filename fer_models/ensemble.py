@@ -20,7 +20,7 @@ from fer_models.metrics import classification_metrics
 from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
 from fer_models.predict import predict_probs
 from fer_synth.core.errors import FerError
-from fer_synth.core.outputs import make_dir, refuse_existing_file, refuse_inputs
+from fer_synth.core.outputs import make_dir, refuse_existing_file, refuse_inputs, remove_stale_temps
 
 METHODS: tuple[str, ...] = ("mean", "weighted", "vote")
 
@@ -125,6 +125,7 @@ def build_ensemble(members: list[str | os.PathLike], data: str | os.PathLike, me
         refuse_inputs(out, [*(p for m in members for p in ckpt.input_files(m)), data])
         refuse_existing_file(out, overwrite=True)  # the ensemble file is replaced, never a folder
         make_dir(Path(out).parent)
+        remove_stale_temps(out)  # what a killed ensemble of the same file left
     weights = [1.0 / len(paths)] * len(paths)
     fit = None
     if method == "weighted":

@@ -23,7 +23,7 @@ from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import SplitNotFoundError
-from fer_synth.core.outputs import make_dir, refuse_inputs
+from fer_synth.core.outputs import make_dir, refuse_inputs, remove_stale_temps
 from fer_synth.core.plots import confusion_figure
 
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
@@ -56,6 +56,8 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
         for name in output_names(meta, split):
             refuse_inputs(Path(out) / name, inputs, "--out", beside=True)
         make_dir(out)
+        for name in output_names(meta, split):
+            remove_stale_temps(Path(out) / name)  # what a killed evaluate of the same files left
     attrs = store.read_attrs(data)
     if split not in attrs["splits"]:
         raise SplitNotFoundError(f"{data}: no split {split!r}; it has {', '.join(attrs['splits'])}")

@@ -66,7 +66,8 @@ def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str
         read_judgement(pool)  # a damaged judgement fails here, before anything is written (even the lock)
     clip_judge = _clip_judge(clip, classifier.classes, device) if clip else None
     with output_lock(pool, ".judgement.lock"):
-        remove_stale_temps(pool / JUDGEMENT_FILE)
+        for name in (JUDGEMENT_FILE, REPORT_FILE, CONFUSION_FILE):  # what a killed judge left
+            remove_stale_temps(pool / name)
         digests = pool_digests(pool, faces.origin)
         done = {} if overwrite else current_judgement(pool, faces.origin, digests=digests)[0]
         if done and judge_of(done) != identity:

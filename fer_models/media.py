@@ -34,7 +34,7 @@ from fer_synth.core.images import IMAGE_SUFFIXES, load_image, printable, save_pn
 from fer_synth.core.images import TOO_LARGE as IMAGE_TOO_LARGE
 from fer_synth.core.log import native_stderr_silenced
 from fer_synth.core.outputs import (check_output_folder, has_file, make_dir, output_folder, refuse_collisions,
-                                    refuse_existing_file, refuse_inputs)
+                                    refuse_existing_file, refuse_inputs, remove_stale_temps)
 from fer_synth.faces.stage import TOO_LARGE, FaceStage
 
 logger = logging.getLogger(__name__)
@@ -326,5 +326,6 @@ def write_rows(predictions: list[FacePrediction], classes: tuple[str, ...], path
         writer.writeheader()
         writer.writerows(rows)
         data = buffer.getvalue()
+    remove_stale_temps(path)  # what a killed predict of the same file left
     write_bytes(path, printable(data).encode())  # a file name that is not UTF-8: \xNN escapes
     return Path(path)

@@ -426,6 +426,8 @@ KILL_POINTS = {
                     ("fer_synth.core.html", "write_page", 1), True),
     "onnx export": (["fer_models.cli", "export", "{w}/run", "--out", "{w}/out.onnx", "--overwrite"], "out.onnx",
                     ("onnx", "save", 1), False),
+    "evaluate": (["fer_models.cli", "evaluate", "{w}/run", "--data", "{w}/d.h5", "--tta", "none"],
+                 "run/evaluation-test.npz", ("numpy", "savez_compressed", 1), True),
 }
 _KILLER = """
 import importlib, os, signal, sys
@@ -452,7 +454,7 @@ def test_a_replacement_killed_midway_leaves_the_old_output_and_the_same_command_
     write_csv(tmp_path / "fer.csv", fer_rows(DEFAULT_COUNTS))
     separable_h5(tmp_path / "d.h5")
     _faces(tmp_path / "faces", {"happy": 3}, size=96)
-    if command in ("runs report", "onnx export"):
+    if command in ("runs report", "onnx export", "evaluate"):
         training.train(tiny_config(tmp_path / "d.h5", tmp_path / "run", epochs=1))
     out = tmp_path / out_name
     cli = importlib.import_module(args[0]).main
