@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.train_fer2013 import packed  # noqa: E402
-from fer_models.config import make_config  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
-from fer_models.precision import cpu_has_native_bf16  # noqa: E402
-from fer_models.training import train  # noqa: E402
+from fer_models.training.precision import cpu_has_native_bf16  # noqa: E402
+from fer_models.training.loop import train  # noqa: E402
 
 MODES = {"float32": (None, False), "channels_last": (None, True), "bf16": (torch.bfloat16, False),
          "bf16+channels_last": (torch.bfloat16, True)}

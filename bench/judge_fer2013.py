@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.train_fer2013 import packed  # noqa: E402
-from fer_models.compare import compare  # noqa: E402
-from fer_models.config import make_config  # noqa: E402
-from fer_models.inference import load_classifier  # noqa: E402
-from fer_models.judge import judge_pool  # noqa: E402
-from fer_models.training import train  # noqa: E402
+from fer_models.evaluation.compare import compare  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
+from fer_models.inference.classifier import load_classifier  # noqa: E402
+from fer_models.inference.judge import judge_pool  # noqa: E402
+from fer_models.training.loop import train  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.core.classes import CLASSES  # noqa: E402
 from fer_synth.core.dataset import Split  # noqa: E402

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.train_fer2013 import packed  # noqa: E402
-from fer_models.export import export  # noqa: E402
-from fer_models.inference import load_classifier  # noqa: E402
+from fer_models.inference.export import export  # noqa: E402
+from fer_models.inference.classifier import load_classifier  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 
 H5 = ROOT / "bench" / ".cache" / "fer2013.h5"

@@ -35,8 +35,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer_models.inference import load_classifier  # noqa: E402
-from fer_models.media import predict_media  # noqa: E402
+from fer_models.inference.classifier import load_classifier  # noqa: E402
+from fer_models.inference.media import predict_media  # noqa: E402
 from fer_synth.core.images import save_png  # noqa: E402
 from bench.train_fer2013 import packed  # noqa: E402
 from fer_synth.core import store  # noqa: E402

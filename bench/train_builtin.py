@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.train_fer2013 import CSV  # noqa: E402
 from fer_models import checkpoint as ckpt  # noqa: E402
-from fer_models.config import make_config  # noqa: E402
-from fer_models.evaluation import evaluate  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
+from fer_models.evaluation.evaluate import evaluate  # noqa: E402
 from fer_models.models.builtin import BUILTIN_JSON, BUILTIN_WEIGHTS  # noqa: E402
-from fer_models.training import train  # noqa: E402
+from fer_models.training.loop import train  # noqa: E402
 from fer_synth.core.atomic import atomic_file  # noqa: E402
 from fer_synth.data.balance import pack  # noqa: E402
 

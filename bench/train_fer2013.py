@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_models.data import Augment, augment_batch, batches, epoch_order, load_split, render, view_thetas  # noqa: E402
-from fer_models.evaluation import evaluate  # noqa: E402
+from fer_models.evaluation.evaluate import evaluate  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
-from fer_models.config import make_config  # noqa: E402
-from fer_models.optim import create_optimizer  # noqa: E402
-from fer_models.precision import autocast_dtype, to_layout, uses_channels_last  # noqa: E402
-from fer_models.training import train  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
+from fer_models.training.optim import create_optimizer  # noqa: E402
+from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last  # noqa: E402
+from fer_models.training.loop import train  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.core.classes import FER2013, FERPLUS  # noqa: E402
 from fer_synth.data.balance import pack  # noqa: E402

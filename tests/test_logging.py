@@ -8,7 +8,7 @@ import os
 from click.testing import CliRunner
 
 from fer_models.cli import main as models_cli
-from fer_models.training import train
+from fer_models.training.loop import train
 from fer_synth.core.console import NON_TERMINAL_WIDTH, AdaptiveConsole
 from fer_synth.core.log import native_stderr_silenced, setup_logging
 from tests.models.helpers import separable_h5, tiny_config

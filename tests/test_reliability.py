@@ -20,7 +20,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from fer_models import checkpoint as ckpt
-from fer_models import training
+from fer_models.training import loop as training
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import atomic, store
 from fer_synth.core.errors import FerError

@@ -21,9 +21,9 @@ import numpy as np
 import yaml
 
 from fer_models.checkpoint import write_json
-from fer_models.config import make_config
-from fer_models.evaluation import evaluate
-from fer_models.training import train
+from fer_models.training.config import make_config
+from fer_models.evaluation.evaluate import evaluate
+from fer_models.training.loop import train
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.env import resolve_device

@@ -16,9 +16,9 @@ import torch
 
 from fer_models import checkpoint as ckpt
 from fer_models.data import TensorSplit, check_tta, data_identity, load_split
-from fer_models.metrics import classification_metrics
+from fer_models.evaluation.metrics import classification_metrics
 from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
-from fer_models.predict import predict_probs
+from fer_models.inference.probabilities import predict_probs
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import make_dir
 

@@ -15,9 +15,9 @@ import torch
 
 from fer_models import checkpoint as ckpt
 from fer_models.data import TensorSplit, check_tta, load_split
-from fer_models.ensemble import load_ensemble, member_probs
-from fer_models.metrics import classification_metrics
-from fer_models.predict import predict_probs
+from fer_models.evaluation.ensemble import load_ensemble, member_probs
+from fer_models.evaluation.metrics import classification_metrics
+from fer_models.inference.probabilities import predict_probs
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES

@@ -23,10 +23,10 @@ from torch import Tensor, nn
 
 from fer_models import checkpoint as ckpt
 from fer_models.data import check_tta
-from fer_models.ensemble import combine, load_ensemble
+from fer_models.evaluation.ensemble import combine, load_ensemble
 from fer_models.models.builtin import BUILTIN
-from fer_models.precision import autocast_dtype, to_layout, uses_channels_last
-from fer_models.predict import predict_probs
+from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
+from fer_models.inference.probabilities import predict_probs
 from fer_synth.core.errors import FerError
 
 FACE_SIZE = 48  # the side of the faces a classifier takes (FER2013's)
@@ -95,7 +95,7 @@ def load_classifier(spec: str | os.PathLike = BUILTIN, device: str | torch.devic
 
     ``tta``: None uses each model's own (the one its recipe names; an ensemble's, else its members'); else
     ``none``, ``flip`` or ``ten-crop`` for every model. ``amp``: ``none`` (float32, the default: exact and
-    comparable) or ``auto``/``bf16`` (faster on CPUs with native bf16; see :mod:`fer_models.precision`).
+    comparable) or ``auto``/``bf16`` (faster on CPUs with native bf16; see :mod:`fer_models.training.precision`).
     """
     if tta is not None:
         check_tta(tta)

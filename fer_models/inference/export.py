@@ -1,6 +1,6 @@
 """ONNX export of a run, a checkpoint, an ensemble or the built-in model, preprocessing and TTA included.
 
-The exported graph takes what :meth:`fer_models.inference.Classifier.predict_proba` takes and returns what it
+The exported graph takes what :meth:`fer_models.inference.classifier.Classifier.predict_proba` takes and returns what it
 returns, so a user needs no PyTorch and no preprocessing code:
 
 * input ``faces``: uint8 [N, 48, 48], grayscale faces in FER2013's framing (``fer_synth.faces`` crops them so;
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from fer_models.checkpoint import resolve_checkpoint
 from fer_models.data import normalise, view_thetas
-from fer_models.inference import FACE_SIZE, Classifier, load_classifier
+from fer_models.inference.classifier import FACE_SIZE, Classifier, load_classifier
 from fer_models.models.builtin import BUILTIN
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.errors import FerError

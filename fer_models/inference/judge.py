@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from fer_models.checkpoint import write_json
-from fer_models.evaluation import plot_confusion
-from fer_models.inference import Classifier, load_classifier
+from fer_models.evaluation.evaluate import plot_confusion
+from fer_models.inference.classifier import Classifier, load_classifier
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 from fer_synth.core.folders import read_pool_faces

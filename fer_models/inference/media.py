@@ -1,5 +1,5 @@
 """Expressions of the faces in photos and videos: find every face with ``fer_synth``'s face stage, crop it in
-FER2013's framing (48x48 grayscale) and classify it with a :class:`fer_models.inference.Classifier`.
+FER2013's framing (48x48 grayscale) and classify it with a :class:`fer_models.inference.classifier.Classifier`.
 
 ``predict_media(paths, classifier, stage)`` takes image files, folders (searched recursively) and video files
 (every ``every``-th frame) and returns one :class:`FacePrediction` per face, plus what it could not use (files
@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_models.inference import Classifier
+from fer_models.inference.classifier import Classifier
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.errors import FerError, MissingPathError
 from fer_synth.core.images import IMAGE_SUFFIXES, read_rgb, save_png

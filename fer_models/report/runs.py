@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from fer_models import checkpoint as ckpt
-from fer_models.compare import REPORT_FILE as COMPARE_FILE
-from fer_models.evaluation import load_predictions
-from fer_models.reporting import plot_curves
+from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE
+from fer_models.evaluation.evaluate import load_predictions
+from fer_models.training.history import plot_curves
 from fer_synth.core import html, plots, store
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.classes import CLASSES

@@ -14,8 +14,8 @@ from pathlib import Path
 from fer_models.data import TTA_MODES, Augment, check_tta
 from fer_models.losses import CLASS_WEIGHTINGS, LOSSES
 from fer_models.models import get_spec
-from fer_models.optim import OPTIMIZERS, SCHEDULES
-from fer_models.precision import AMP_MODES
+from fer_models.training.optim import OPTIMIZERS, SCHEDULES
+from fer_models.training.precision import AMP_MODES
 from fer_models.recipes import INFO_KEYS, load_recipe
 from fer_synth.core.errors import FerError, InvalidOptionError
 

@@ -11,7 +11,7 @@
 * ``snapshot-NN.*`` per cycle of the ``cyclic-snapshots`` schedule (snapshot ensembles),
 * ``metrics.csv``/``metrics.json`` per epoch, ``curves.png``, ``config.json``.
 
-Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE`` > 1) it trains with DDP (:mod:`fer_models.distributed`).
+Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE`` > 1) it trains with DDP (:mod:`fer_models.training.distributed`).
 The pieces: :func:`train_one_epoch`, :func:`validate`, and the checkpoint helpers :func:`save_epoch` and
 :func:`restore`; :func:`train` wires them together.
 """
@@ -30,16 +30,16 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fer_models import checkpoint as ckpt
-from fer_models.config import BUDGET_CLOCKS, DEFAULT_DATA, TrainConfig
+from fer_models.training.config import BUDGET_CLOCKS, DEFAULT_DATA, TrainConfig
 from fer_models.data import Augment, TensorSplit, augment_batch, batches, data_identity, epoch_order, load_split, mix_batch
-from fer_models.distributed import Dist, agree, barrier, broadcast_from_main, init_distributed, sum_over_ranks
+from fer_models.training.distributed import Dist, agree, barrier, broadcast_from_main, init_distributed, sum_over_ranks
 from fer_models.losses import build_loss, class_weights
-from fer_models.metrics import classification_metrics
+from fer_models.evaluation.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
-from fer_models.optim import create_optimizer, create_scheduler, cycle_ends
-from fer_models.precision import autocast_dtype, to_layout, uses_channels_last
-from fer_models.predict import predict_probs
-from fer_models.reporting import epoch_line, plot_curves, write_history
+from fer_models.training.optim import create_optimizer, create_scheduler, cycle_ends
+from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
+from fer_models.inference.probabilities import predict_probs
+from fer_models.training.history import epoch_line, plot_curves, write_history
 from fer_synth.core.console import progress_bar
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError

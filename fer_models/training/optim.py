@@ -17,7 +17,7 @@ from torch import nn
 from fer_synth.core.registry import Registry
 
 if TYPE_CHECKING:
-    from fer_models.config import TrainConfig
+    from fer_models.training.config import TrainConfig
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd", "radam")
 

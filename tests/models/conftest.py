@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fer_models.training import train
+from fer_models.training.loop import train
 from tests.models.helpers import separable_h5, tiny_config
 
 

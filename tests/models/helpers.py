@@ -29,7 +29,7 @@ def separable_h5(path: Path, synthetic_test: int = 0) -> Path:
 
 def tiny_config(data: Path, out: Path, **overrides):
     """A seconds-long run: the small CNN with narrow layers, no augmentation, no progress bar."""
-    from fer_models.config import make_config
+    from fer_models.training.config import make_config
 
     settings = dict(data=str(data), out=str(out), model="small-cnn", model_options={"widths": [8, 16]}, epochs=2,
                     batch_size=16, lr=0.01, augment={}, progress=False, device="cpu", tta="none")

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from fer_models import checkpoint as ckpt
-from fer_models.evaluation import evaluate
-from fer_models.predict import predict_probs
-from fer_models.training import train
+from fer_models.evaluation.evaluate import evaluate
+from fer_models.inference.probabilities import predict_probs
+from fer_models.training.loop import train
 from fer_synth.core import store
 from fer_synth.core.classes import FERPLUS
 from fer_synth.core.dataset import Split

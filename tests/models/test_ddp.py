@@ -24,7 +24,7 @@ def test_two_process_ddp_with_gloo(tiny_h5, tmp_path, loss):
         import os, torch
         torch.set_num_threads(1)
         from tests.models.helpers import tiny_config
-        from fer_models.training import train
+        from fer_models.training.loop import train
         result = train(tiny_config({str(tiny_h5)!r}, {str(tmp_path / "run")!r}, epochs=2, batch_size=8,
                                    loss={loss!r}))
         state = {{**result.model.state_dict(), **result.loss.state_dict()}}

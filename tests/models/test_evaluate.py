@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fer_models.ensemble import build_ensemble, combine, fit_weights, load_ensemble
-from fer_models.evaluation import evaluate
+from fer_models.evaluation.ensemble import build_ensemble, combine, fit_weights, load_ensemble
+from fer_models.evaluation.evaluate import evaluate
 from fer_synth.core.errors import FerError
 
 

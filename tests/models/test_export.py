@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fer_models.export import export
-from fer_models.inference import load_classifier
+from fer_models.inference.export import export
+from fer_models.inference.classifier import load_classifier
 from fer_synth.core.errors import FerError
 from tests.models.test_inference import faces, save_tiny
 
@@ -35,7 +35,7 @@ def test_builtin_exports_with_its_tta_and_matches_pytorch(tmp_path):
 
 def test_an_ensemble_exports_as_one_graph(tmp_path):
     from fer_models import checkpoint as ckpt
-    from fer_models.ensemble import Ensemble, save_ensemble
+    from fer_models.evaluation.ensemble import Ensemble, save_ensemble
 
     save_tiny(tmp_path / "a" / "best", 0, tta="ten-crop", input_size=40)
     save_tiny(tmp_path / "b" / "best", 1, tta="flip")

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from fer_models import checkpoint as ckpt
-from fer_models.ensemble import Ensemble, combine, save_ensemble
-from fer_models.inference import load_classifier
+from fer_models.evaluation.ensemble import Ensemble, combine, save_ensemble
+from fer_models.inference.classifier import load_classifier
 from fer_models.models import create_model, get_spec
 from fer_models.models.builtin import BUILTIN_JSON, BUILTIN_WEIGHTS, builtin_meta
-from fer_models.predict import predict_probs
+from fer_models.inference.probabilities import predict_probs
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError
 from tests.conftest import SHARED

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fer_models.cli import main as models_cli
-from fer_models.compare import compare, paired_interval, parse_variant
-from fer_models.inference import load_classifier
-from fer_models.judge import judge_pool
-from fer_models.training import train
+from fer_models.evaluation.compare import compare, paired_interval, parse_variant
+from fer_models.inference.classifier import load_classifier
+from fer_models.inference.judge import judge_pool
+from fer_models.training.loop import train
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES, FERPLUS

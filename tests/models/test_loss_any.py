@@ -15,7 +15,7 @@ from fer_models.cli import main
 from fer_models.features import FeatureTap, find_classifier
 from fer_models.losses import BatchAttentionVariance, build_loss
 from fer_models.models import create_model, list_models
-from fer_models.training import train
+from fer_models.training.loop import train
 from fer_synth.core import store
 from fer_synth.core.errors import FerError
 from tests.conftest import make_split

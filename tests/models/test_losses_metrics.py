@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from fer_models.losses import build_loss, class_weights, list_losses, register_loss
-from fer_models.metrics import classification_metrics, top_k_accuracy
+from fer_models.evaluation.metrics import classification_metrics, top_k_accuracy
 from fer_synth.core.errors import FerError
 
 

@@ -7,9 +7,9 @@ import logging
 import pytest
 import torch
 
-from fer_models import precision
-from fer_models.precision import autocast_dtype, to_layout, uses_channels_last
-from fer_models.training import train
+from fer_models.training import precision
+from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
+from fer_models.training.loop import train
 from tests.models.helpers import tiny_config
 
 CPU = torch.device("cpu")
@@ -27,7 +27,7 @@ def test_auto_is_bf16_exactly_where_the_cpu_has_it(monkeypatch, native):
 
 def test_unsupported_requests_fall_back_with_a_warning(monkeypatch, caplog):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="fer_models.precision"):
+    with caplog.at_level(logging.WARNING, logger="fer_models.training.precision"):
         assert autocast_dtype("fp16", CPU) is None
         assert autocast_dtype("bf16", CPU) == torch.bfloat16  # asked for: done, but emulated
     assert "float32" in caplog.text and "emulated" in caplog.text

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from skimage import data
 
 from fer_models.cli import main
-from fer_models.inference import load_classifier
-from fer_models.media import find_media, predict_media, write_rows
+from fer_models.inference.classifier import load_classifier
+from fer_models.inference.media import find_media, predict_media, write_rows
 from fer_synth.core.errors import FerError
 from fer_synth.core.images import save_png
 from fer_synth.faces import blazeface

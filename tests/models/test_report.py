@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from fer_models.cli import main
-from fer_models.ensemble import build_ensemble
-from fer_models.evaluation import evaluate, load_predictions
-from fer_models.report import runs_report
-from fer_models.training import train
+from fer_models.evaluation.ensemble import build_ensemble
+from fer_models.evaluation.evaluate import evaluate, load_predictions
+from fer_models.report.runs import runs_report
+from fer_models.training.loop import train
 from fer_synth.core.classes import CLASSES
 from tests.models.helpers import tiny_config
 from tests.report_checks import check_page
@@ -94,7 +94,7 @@ def test_an_ensemble_with_the_builtin_model_and_its_evaluation(runs, tmp_path, m
 
 def test_a_comparison_on_the_page(runs, tmp_path):
     """`fer-models compare`'s result as one more section, its numbers the compare.json's (arm names with dots too)."""
-    from fer_models.compare import compare
+    from fer_models.evaluation.compare import compare
 
     data, _ = runs
     settings = dict(model="small-cnn", model_options={"widths": [8, 16]}, epochs=1, batch_size=16, lr=0.01, augment={},
@@ -115,7 +115,7 @@ def test_dataset_report_agrees_with_the_judge(runs, tmp_path):
     agreement and mean p(intended) per class, and the judge's lowest-scored faces."""
     import cv2
 
-    from fer_models.judge import REPORT_FILE, judge_pool
+    from fer_models.inference.judge import REPORT_FILE, judge_pool
     from fer_synth.report import dataset_report
     from tests.models.helpers import separable_split
 

@@ -9,12 +9,12 @@ import torch
 from safetensors.torch import load_file
 
 from fer_models import checkpoint as ckpt
-from fer_models import training as train_mod
+from fer_models.training import loop as train_mod
 from fer_models.data import load_split
-from fer_models.predict import predict_probs
-from fer_models.config import make_config
-from fer_models.optim import lr_factor
-from fer_models.training import train
+from fer_models.inference.probabilities import predict_probs
+from fer_models.training.config import make_config
+from fer_models.training.optim import lr_factor
+from fer_models.training.loop import train
 from fer_synth.core.errors import FerError
 from tests.models.helpers import separable_h5, tiny_config
 
