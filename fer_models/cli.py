@@ -18,9 +18,9 @@ from fer_models.inference.export import FORMATS as EXPORT_FORMATS
 from fer_models.inference.media import DEFAULT_EVERY
 from fer_models.models.builtin import BUILTIN
 from fer_synth.faces.options import face_options, face_stage_from
-from fer_synth.core.console import FriendlyGroup, console
+from fer_synth.ui.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
-from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
+from fer_synth.ui.html import DEFAULT_OUT as REPORT_OUT
 
 logger = logging.getLogger(__name__)
 

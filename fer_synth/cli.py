@@ -14,10 +14,10 @@ from fer_synth import __version__
 from fer_synth.data.balance import BalanceResult, TopUpPlan, balance, default_output, pack
 from fer_synth.data.export import DEFAULT_FORMAT, DEFAULT_SHARD_SIZE, EXPORT_FORMATS, export
 from fer_synth.core.dataset import SYNTHETIC, shared_classes
-from fer_synth.core.console import FriendlyGroup, console, with_options
+from fer_synth.ui.console import FriendlyGroup, console, with_options
 from fer_synth.core.env import DEVICE_HELP
 from fer_synth.core.errors import InvalidOptionError
-from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
+from fer_synth.ui.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.ferplus import LABEL_MODES
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from fer_models.cli import main as models_cli
 from fer_models.training.loop import train
-from fer_synth.core.console import NON_TERMINAL_WIDTH, AdaptiveConsole
-from fer_synth.core.log import native_stderr_silenced, setup_logging
+from fer_synth.ui.console import NON_TERMINAL_WIDTH, AdaptiveConsole
+from fer_synth.ui.log import native_stderr_silenced, setup_logging
 from tests.models.helpers import separable_h5, tiny_config
 
 

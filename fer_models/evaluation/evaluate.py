@@ -24,7 +24,7 @@ from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import SplitNotFoundError
 from fer_synth.core.outputs import make_dir
-from fer_synth.core.plots import confusion_figure
+from fer_synth.ui.plots import confusion_figure
 
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
 

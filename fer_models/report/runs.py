@@ -23,7 +23,8 @@ from fer_models import checkpoint as ckpt
 from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE
 from fer_models.evaluation.evaluate import load_predictions
 from fer_models.training.history import plot_curves
-from fer_synth.core import html, plots, store
+from fer_synth.core import store
+from fer_synth.ui import html, plots
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError, MissingPathError

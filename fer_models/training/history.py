@@ -10,7 +10,7 @@ import numpy as np
 
 from fer_models.checkpoint import write_json
 from fer_synth.core.atomic import write_bytes
-from fer_synth.core.plots import pyplot, save
+from fer_synth.ui.plots import pyplot, save
 
 
 def write_history(out: Path, history: list[dict]) -> None:

@@ -40,7 +40,7 @@ from fer_models.training.optim import create_optimizer, create_scheduler, cycle_
 from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
 from fer_models.inference.probabilities import predict_probs
 from fer_models.training.history import epoch_line, plot_curves, write_history
-from fer_synth.core.console import progress_bar
+from fer_synth.ui.console import progress_bar
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
 from fer_synth.core.outputs import has_file, output_lock, prepare_output_folder

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from fer_synth.core.errors import FerError
-from fer_synth.core.log import native_stderr_silenced
+from fer_synth.ui.log import native_stderr_silenced
 from fer_synth.faces.blazeface import resolve_face_model, sha256_of
 from fer_synth.core.registry import Registry
 

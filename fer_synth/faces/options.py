@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import click
 
-from fer_synth.core.console import with_options
+from fer_synth.ui.console import with_options
 
 
 def face_options(filters: str, policy: str = "largest") -> Callable:

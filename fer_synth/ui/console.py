@@ -1,6 +1,6 @@
 """What a person sees: the rich consoles, progress bars, and the click group both command lines use.
 
-Library code never prints: it logs (:mod:`fer_synth.core.log`) and returns results, which the command lines
+Library code never prints: it logs (:mod:`fer_synth.ui.log`) and returns results, which the command lines
 render here. Results (tables) go to stdout; logs and progress bars go to stderr.
 """
 
@@ -14,7 +14,7 @@ from rich.console import Console, ConsoleDimensions
 from rich.progress import Progress
 
 from fer_synth.core.errors import FerError
-from fer_synth.core.log import quiet, setup_logging
+from fer_synth.ui.log import quiet, setup_logging
 
 #: Where output is a file or a pipe (CI logs), lines and tables are this wide instead of rich's 80 columns.
 NON_TERMINAL_WIDTH = 240
