@@ -20,7 +20,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "make_config": "fer_models.training.config",
     "train": "fer_models.training.loop",
     "load_split": "fer_models.data",
-    "predict_probs": "fer_models.inference.probabilities",
+    "predict_proba": "fer_models.inference.probabilities",
     "load_model": "fer_models.checkpoint",
     "load_classifier": "fer_models.inference.classifier",
     "predict_media": "fer_models.inference.media",

@@ -18,7 +18,7 @@ from fer_models import checkpoint as ckpt
 from fer_models.data import TensorSplit, check_tta, data_identity, load_split
 from fer_models.evaluation.metrics import classification_metrics
 from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
-from fer_models.inference.probabilities import predict_probs
+from fer_models.inference.probabilities import predict_proba
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import make_dir
 
@@ -79,7 +79,7 @@ def member_probs(members: list[str | os.PathLike], split: TensorSplit, tta: str 
     for member in members:
         model, meta = ckpt.load_model(member, device)
         ckpt.check_classes(meta, split.classes, f"the {split.name} split")
-        out.append(predict_probs(model, split.images, meta["input_size"], meta["in_chans"], tta or meta["tta"], batch_size))
+        out.append(predict_proba(model, split.images, meta["input_size"], meta["in_chans"], tta or meta["tta"], batch_size))
     return out
 
 

@@ -17,7 +17,7 @@ from fer_models import checkpoint as ckpt
 from fer_models.data import TensorSplit, check_tta, load_split
 from fer_models.evaluation.ensemble import load_ensemble, member_probs
 from fer_models.evaluation.metrics import classification_metrics
-from fer_models.inference.probabilities import predict_probs
+from fer_models.inference.probabilities import predict_proba
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES
@@ -37,7 +37,7 @@ def predict_file(path: str | os.PathLike, split: TensorSplit, tta: str, device: 
         return ensemble.combine(member_probs(ensemble.members, split, None if tta == MEMBERS_TTA else tta, device))
     model, meta = ckpt.load_model(path, device)
     ckpt.check_classes(meta, split.classes, f"the {split.name} split")
-    return predict_probs(model, split.images, meta["input_size"], meta["in_chans"], tta)
+    return predict_proba(model, split.images, meta["input_size"], meta["in_chans"], tta)
 
 
 def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "test", tta: str | None = None,

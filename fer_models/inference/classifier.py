@@ -26,7 +26,7 @@ from fer_models.data import check_tta
 from fer_models.evaluation.ensemble import combine, load_ensemble
 from fer_models.models.builtin import BUILTIN
 from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
-from fer_models.inference.probabilities import predict_probs
+from fer_models.inference.probabilities import predict_proba
 from fer_synth.core.errors import FerError
 
 FACE_SIZE = 48  # the side of the faces a classifier takes (FER2013's)
@@ -42,7 +42,7 @@ class LoadedModel:
     amp: torch.dtype | None = None
 
     def predict_proba(self, faces: Tensor, batch_size: int) -> np.ndarray:
-        return predict_probs(self.model, faces, self.meta["input_size"], self.meta["in_chans"], self.tta, batch_size,
+        return predict_proba(self.model, faces, self.meta["input_size"], self.meta["in_chans"], self.tta, batch_size,
                              self.amp)
 
 

@@ -10,7 +10,7 @@ from fer_models.data import render, view_thetas
 
 
 @torch.no_grad()
-def predict_probs(model: nn.Module, images: Tensor, input_size: int, in_chans: int, tta: str = "none",
+def predict_proba(model: nn.Module, images: Tensor, input_size: int, in_chans: int, tta: str = "none",
                   batch_size: int = 512, amp_dtype: torch.dtype | None = None) -> np.ndarray:
     """Softmax probabilities [N, C] for uint8 faces [N, H, W], averaged over the TTA views
     (``none``, ``flip`` or ``ten-crop``). Runs on the device of ``model``'s parameters."""

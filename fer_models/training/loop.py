@@ -38,7 +38,7 @@ from fer_models.evaluation.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
 from fer_models.training.optim import create_optimizer, create_scheduler, cycle_ends
 from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
-from fer_models.inference.probabilities import predict_probs
+from fer_models.inference.probabilities import predict_proba
 from fer_models.training.history import epoch_line, plot_curves, write_history
 from fer_synth.ui.console import progress_bar
 from fer_synth.core.env import resolve_device
@@ -237,7 +237,7 @@ def _optimizer_step(loss: torch.Tensor, state: TrainingState, config: TrainConfi
 def validate(model: nn.Module, split: TensorSplit, config: TrainConfig, input_size: int, in_chans: int,
              amp_dtype: torch.dtype | None) -> dict:
     """Metrics of ``model`` on ``split`` (no TTA: selection must not depend on test-time tricks)."""
-    probs = predict_probs(model, split.images, input_size, in_chans, "none", config.eval_batch_size, amp_dtype)
+    probs = predict_proba(model, split.images, input_size, in_chans, "none", config.eval_batch_size, amp_dtype)
     return classification_metrics(probs, split.labels.cpu().numpy(), split.classes)
 
 

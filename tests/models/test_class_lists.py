@@ -8,7 +8,7 @@ import torch
 
 from fer_models import checkpoint as ckpt
 from fer_models.evaluation.evaluate import evaluate
-from fer_models.inference.probabilities import predict_probs
+from fer_models.inference.probabilities import predict_proba
 from fer_models.training.loop import train
 from fer_synth.core import store
 from fer_synth.core.classes import FERPLUS
@@ -46,7 +46,7 @@ def test_training_follows_the_soft_labels(tmp_path):
     run = train(tiny_config(data, tmp_path / "run", epochs=6))
     assert ckpt.read_meta(tmp_path / "run")["soft_labels"] is True
     val = store.read_split(data, "val")
-    predicted = predict_probs(run.model, torch.from_numpy(val.images), 48, 1).argmax(1)
+    predicted = predict_proba(run.model, torch.from_numpy(val.images), 48, 1).argmax(1)
     assert (predicted == (val.labels + 1) % 8).mean() > 0.8  # the soft labels' class, not the hard label's
 
 

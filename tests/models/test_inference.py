@@ -13,7 +13,7 @@ from fer_models.evaluation.ensemble import Ensemble, combine, save_ensemble
 from fer_models.inference.classifier import load_classifier
 from fer_models.models import create_model, get_spec
 from fer_models.models.builtin import BUILTIN_JSON, BUILTIN_WEIGHTS, builtin_meta
-from fer_models.inference.probabilities import predict_probs
+from fer_models.inference.probabilities import predict_proba
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError
 from tests.conftest import SHARED
@@ -39,11 +39,11 @@ def test_a_checkpoint_gives_its_models_probabilities_with_its_tta(tmp_path):
     probs = classifier.predict_proba(faces(5))
     assert probs.shape == (5, 7) and probs.dtype == np.float32
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
-    expected = predict_probs(model.eval(), torch.from_numpy(faces(5)), 40, 1, "ten-crop")
+    expected = predict_proba(model.eval(), torch.from_numpy(faces(5)), 40, 1, "ten-crop")
     assert np.allclose(probs, expected, atol=1e-6)
     assert classifier.classes == CLASSES and classifier.members[0].tta == "ten-crop"
     assert np.allclose(load_classifier(tmp_path, tta="none").predict_proba(faces(5)),
-                       predict_probs(model, torch.from_numpy(faces(5)), 40, 1, "none"), atol=1e-6)
+                       predict_proba(model, torch.from_numpy(faces(5)), 40, 1, "none"), atol=1e-6)
     assert load_classifier(tmp_path).predict_proba(faces(0)).shape == (0, 7)
 
 

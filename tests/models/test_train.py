@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from fer_models import checkpoint as ckpt
 from fer_models.training import loop as train_mod
 from fer_models.data import load_split
-from fer_models.inference.probabilities import predict_probs
+from fer_models.inference.probabilities import predict_proba
 from fer_models.training.config import make_config
 from fer_models.training.optim import lr_factor
 from fer_models.training.loop import train
@@ -35,7 +35,7 @@ def test_separable_toy_classes_are_learned(toy_h5, tmp_path):
                                augment={"hflip": True, "translate": 0.05}))
     model, meta = ckpt.load_model(tmp_path / "run")
     test = load_split(toy_h5, "test")
-    accuracy = (predict_probs(model, test.images, 48, 1).argmax(1) == test.labels.numpy()).mean()
+    accuracy = (predict_proba(model, test.images, 48, 1).argmax(1) == test.labels.numpy()).mean()
     assert accuracy > 0.9, result.history
     assert meta["best_epoch"] == result.best_epoch
 
