@@ -72,7 +72,7 @@ def data_path_cost(config, device: torch.device, n_batches: int, rounds_n: int =
     size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
     dtype = autocast_dtype(config.amp, device)  # as training runs it (bf16 + channels_last on such CPUs)
     to_layout(model, uses_channels_last(dtype, device))
-    optimizer = create_optimizer(config, model)
+    optimizer = create_optimizer(model, **config.optimizer_kwargs())
     aug = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()})
     g = torch.Generator(device=device).manual_seed(0)
     index = batches(epoch_order(split.labels, g), config.batch_size)[:n_batches + 1]

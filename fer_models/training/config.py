@@ -92,6 +92,19 @@ class TrainConfig:
                                      f"{', '.join(f.name for f in fields(Augment))}")
         get_spec(self.model)
 
+    def optimizer_kwargs(self) -> dict:
+        """The optimizer's settings, as :func:`~fer_models.training.optim.create_optimizer` takes them."""
+        return {"name": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay, "momentum": self.momentum,
+                "nesterov": self.nesterov}
+
+    def scheduler_kwargs(self) -> dict:
+        """The LR schedule's settings, as :func:`~fer_models.training.optim.create_scheduler` takes them."""
+        return {"schedule": self.schedule, "mode": "min" if self.monitor == "nll" else "max",
+                "plateau_factor": self.plateau_factor, "plateau_patience": self.plateau_patience, "epochs": self.epochs,
+                "warmup_epochs": self.warmup_epochs, "min_lr_ratio": self.min_lr_ratio,
+                "restart_epochs": self.restart_epochs, "restart_mult": self.restart_mult,
+                "cycle_epochs": self.cycle_epochs}
+
 
 def make_config(recipe: str | None = None, augment_overrides: dict | None = None, **overrides) -> TrainConfig:
     """Defaults, then the recipe's values, then every override that is not None.

@@ -151,8 +151,8 @@ def build_state(config: TrainConfig, train_split: TensorSplit, steps_per_epoch: 
     weights = class_weights(train_split.counts(), config.class_weighting)
     loss_fn = build_loss(config.loss, class_weights=None if weights is None else weights.to(device),
                          label_smoothing=config.label_smoothing, model=model, **config.loss_options).to(device)
-    optimizer = create_optimizer(config, Objective(model, loss_fn))
-    scheduler = create_scheduler(config, optimizer, steps_per_epoch)
+    optimizer = create_optimizer(Objective(model, loss_fn), **config.optimizer_kwargs())
+    scheduler = create_scheduler(optimizer, steps_per_epoch=steps_per_epoch, **config.scheduler_kwargs())
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return TrainingState(model, loss_fn, optimizer, scheduler, ema, scaler, dtype)
 
@@ -247,7 +247,7 @@ def save_epoch(out: Path, state: TrainingState, meta: dict, improved: bool, conf
     snapshot first, then the training state (the commit point), then what derives from it."""
     if improved:
         ckpt.save_checkpoint(out / "best", state.eval_model, {**meta, "best_epoch": state.epoch})
-    if config.schedule == "cyclic-snapshots" and cycle_ends(config, state.epoch, steps_per_epoch):
+    if config.schedule == "cyclic-snapshots" and cycle_ends(config.cycle_epochs, state.epoch, steps_per_epoch):
         k = round(state.epoch / config.cycle_epochs)
         ckpt.save_checkpoint(out / f"snapshot-{k:02d}", state.eval_model, meta)
     ckpt.save_state(out / STATE_FILE, state.state_dict(), {**meta, "best_epoch": state.best_epoch})

@@ -122,16 +122,22 @@ def test_cyclic_schedule_saves_a_snapshot_per_cycle(tiny_h5, tmp_path):
 
 
 def test_schedules_shape():
-    config = make_config(epochs=10, warmup_epochs=1, data="x.h5", schedule="cosine-warmup")
-    assert lr_factor(config, 0, 10) == pytest.approx(0.1)
-    assert lr_factor(config, 10, 10) == pytest.approx(1.0)
-    assert lr_factor(config, 100, 10) == pytest.approx(0.0, abs=1e-9)
+    cosine = {"epochs": 10, "warmup_epochs": 1, "min_lr_ratio": 0.0}
+    assert lr_factor("cosine-warmup", 0, 10, **cosine) == pytest.approx(0.1)
+    assert lr_factor("cosine-warmup", 10, 10, **cosine) == pytest.approx(1.0)
+    assert lr_factor("cosine-warmup", 100, 10, **cosine) == pytest.approx(0.0, abs=1e-9)
+    restarts = {"restart_epochs": 2, "restart_mult": 2, "min_lr_ratio": 0.0}
+    assert lr_factor("warm-restarts", 20, 10, **restarts) == pytest.approx(1.0)  # restart after 2 epochs
+    assert lr_factor("warm-restarts", 40, 10, **restarts) == pytest.approx(0.5)  # halfway through the 4-epoch period
+    assert lr_factor("one-cycle", 0, 10, epochs=10) == pytest.approx(1 / 25)
+    assert lr_factor("one-cycle", 30, 10, epochs=10) == pytest.approx(1.0)
+
+
+def test_the_config_gives_the_schedule_its_settings():
     config = make_config(data="x.h5", schedule="warm-restarts", restart_epochs=2, restart_mult=2)
-    assert lr_factor(config, 20, 10) == pytest.approx(1.0)  # restart after 2 epochs
-    assert lr_factor(config, 40, 10) == pytest.approx(0.5)  # halfway through the 4-epoch period
-    config = make_config(data="x.h5", schedule="one-cycle", epochs=10)
-    assert lr_factor(config, 0, 10) == pytest.approx(1 / 25)
-    assert lr_factor(config, 30, 10) == pytest.approx(1.0)
+    settings = config.scheduler_kwargs()
+    assert settings.pop("schedule") == "warm-restarts"
+    assert lr_factor("warm-restarts", 40, 10, **settings) == pytest.approx(0.5)
 
 
 def test_recipe_values_and_overrides():
