@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_synth.faces.crop import crop_folder  # noqa: E402
 from fer_synth.faces.detectors import create_detector  # noqa: E402
-from fer_synth.faces.stage import FaceStage  # noqa: E402
+from fer_synth.faces.stage import FaceStage, FaceStageConfig  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry")
@@ -66,7 +66,7 @@ def write_inputs(folder: Path, n: int) -> None:
 
 def time_crop(inputs: Path, workdir: Path, label: str, **stage_options) -> tuple[float, Counter]:
     out = workdir / f"out-{label}"
-    with FaceStage(**stage_options) as stage:
+    with FaceStage(FaceStageConfig(**stage_options)) as stage:
         start = time.perf_counter()
         summary = crop_folder(inputs, out, stage)
         elapsed = time.perf_counter() - start
@@ -135,7 +135,7 @@ def quality(args: argparse.Namespace) -> None:
           f"and detections in {len(no_faces)} images without a human face (skimage photos incl. a cat, noise, "
           f"blurred noise, gradients):")
     for backend, options in (("haar", {}), ("mediapipe", {"face_model": args.face_model})):
-        with FaceStage(backend, **options) as stage:
+        with FaceStage(FaceStageConfig(backend, **options)) as stage:
             start = time.perf_counter()
             reasons = Counter(stage(f).reason or "kept" for f in faces)
             elapsed = time.perf_counter() - start

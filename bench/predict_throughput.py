@@ -40,7 +40,7 @@ from fer_models.inference.media import predict_media  # noqa: E402
 from fer_synth.core.images import save_png  # noqa: E402
 from bench.train_fer2013 import packed  # noqa: E402
 from fer_synth.core import store  # noqa: E402
-from fer_synth.faces.stage import FILTERS, FaceStage  # noqa: E402
+from fer_synth.faces.stage import FILTERS, FaceStage, FaceStageConfig  # noqa: E402
 
 H5 = ROOT / "bench" / ".cache" / "fer2013.h5"  # FER2013 packed from ../shared (bench/train_fer2013.py's cache)
 FACE_MODEL = ROOT.parent / "shared" / "models" / "face_detection_short_range.tflite"
@@ -70,7 +70,7 @@ def kept_fraction(images: list[tuple[str, np.ndarray]], backend: str, filters: s
     options = {"face_model": str(FACE_MODEL)} if backend == "mediapipe" else {}
     reasons: Counter = Counter()
     by_kind: dict[str, list[bool]] = {}
-    with FaceStage(backend, filters=filters, **options) as stage:
+    with FaceStage(FaceStageConfig(backend, filters=filters, **options)) as stage:
         for name, rgb in images:
             result = stage(rgb)
             reasons[result.reason or "kept"] += 1
@@ -112,7 +112,7 @@ def end_to_end(model: str, images: list[tuple[str, np.ndarray]], threads: int, t
     with tempfile.TemporaryDirectory() as tmp:
         for name, rgb in images:
             save_png(rgb, Path(tmp) / f"{name}.png")
-        with FaceStage("mediapipe", filters="photo", policy="all", face_model=str(FACE_MODEL)) as stage:
+        with FaceStage(FaceStageConfig("mediapipe", filters="photo", policy="all", face_model=str(FACE_MODEL))) as stage:
             started, cpu = time.perf_counter(), time.process_time()
             summary = predict_media([tmp], classifier, stage)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu

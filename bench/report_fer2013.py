@@ -61,10 +61,10 @@ def kept_per_class(pool: Path) -> dict[str, int]:
 def build_pool(train: Split, deficits: dict[str, int], photos: Path, pool: Path, seed: int) -> None:
     """Write jittered photos and crop them until every class's kept faces cover its deficit."""
     from fer_synth.faces.crop import crop_folder
-    from fer_synth.faces.stage import FaceStage
+    from fer_synth.faces.stage import FaceStage, FaceStageConfig
 
     written = {c: len(list((photos / c).glob("*.png"))) if (photos / c).is_dir() else 0 for c in CLASSES}
-    with FaceStage("mediapipe", face_model=str(FACE_MODEL)) as stage:
+    with FaceStage(FaceStageConfig("mediapipe", face_model=str(FACE_MODEL))) as stage:
         while True:
             kept = kept_per_class(pool) if pool.exists() else dict.fromkeys(CLASSES, 0)
             short = {c: deficits[c] - kept[c] for c in CLASSES if kept[c] < deficits[c]}

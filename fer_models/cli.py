@@ -17,7 +17,8 @@ from fer_models.training.optim import OPTIMIZERS, SCHEDULES
 from fer_models.inference.export import FORMATS as EXPORT_FORMATS
 from fer_models.inference.media import DEFAULT_EVERY
 from fer_models.models.builtin import BUILTIN
-from fer_synth.faces.options import face_options, face_stage_from
+from fer_synth.faces.options import face_options
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
 from fer_synth.ui.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
 from fer_synth.ui.html import DEFAULT_OUT as REPORT_OUT
@@ -214,7 +215,7 @@ def predict_command(paths, model_spec, every, json_out, csv_out, annotate, tta, 
     files = find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
     check_outputs(list(paths), [json_out, csv_out], annotate, overwrite)
     classifier = load_classifier(model_spec, resolve_device(device), tta, amp)
-    with face_stage_from(face_settings) as stage:
+    with FaceStage(FaceStageConfig(**face_settings)) as stage:
         summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files)
     for out, fmt in ((json_out, "json"), (csv_out, "csv")):
         if out is not None:

@@ -4,7 +4,7 @@ The main functions, importable from here (each loads its module on first use)::
 
     from fer_synth import read_dataset, dataset_stats, pack, balance, export # data
     from fer_synth import GenerateConfig, PipelineOptions, generate          # generation
-    from fer_synth import FaceStage, crop_folder                             # faces
+    from fer_synth import FaceStageConfig, FaceStage, crop_folder            # faces
 """
 
 from importlib.metadata import version
@@ -29,6 +29,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "build_pipeline": "fer_synth.generation.pipeline",
     "generate": "fer_synth.generation.run",
     "FaceStage": "fer_synth.faces.stage",
+    "FaceStageConfig": "fer_synth.faces.stage",
     "crop_folder": "fer_synth.faces.crop",
     "CLASSES": "fer_synth.core.classes",
     "ClassList": "fer_synth.core.classes",

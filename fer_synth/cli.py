@@ -23,7 +23,8 @@ from fer_synth.data.ferplus import LABEL_MODES
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
-from fer_synth.faces.options import face_options, face_stage_from
+from fer_synth.faces.options import face_options
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
 from fer_synth.generation import config as gen
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, overwrite: bool
     from fer_synth.faces.crop import crop_folder, find_images
 
     sources = find_images(Path(input_dir))  # a bad INPUT fails before the detector loads
-    with face_stage_from(options) as stage:
+    with FaceStage(FaceStageConfig(**options)) as stage:
         summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True, sources=sources,
                               overwrite=overwrite)
     console.print(_crop_table(summary, f"faces from {input_dir}"))
@@ -411,7 +412,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], class_list: 
                                      safety_checker=safety_checker, tiny_vae=tiny_vae, lora=lora, compile=compile_,
                                      config=config_dir),
     ).resolved()  # bad arguments fail before the face detector (or its model download) is set up
-    face_stage = face_stage_from(face_settings) if faces else None
+    face_stage = FaceStage(FaceStageConfig(**face_settings)) if faces else None
     try:
         summary = generate(config, face_stage=face_stage, progress=progress, overwrite=overwrite)
     finally:

@@ -247,12 +247,12 @@ def test_a_training_folder_with_foreign_files_is_refused(tmp_path):
 
 def test_a_second_crop_on_the_same_output_is_refused(tmp_path):
     from fer_synth.faces.crop import crop_folder
-    from fer_synth.faces.stage import FaceStage
+    from fer_synth.faces.stage import FaceStage, FaceStageConfig
 
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "a.png")
-    with FaceStage("haar") as stage, output_lock(tmp_path / "faces"):
+    with FaceStage(FaceStageConfig("haar")) as stage, output_lock(tmp_path / "faces"):
         with pytest.raises(BusyError, match="in use by process"):
             crop_folder(photos, tmp_path / "faces", stage)
     assert not (tmp_path / "faces" / "manifest.jsonl").exists()

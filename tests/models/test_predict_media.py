@@ -18,7 +18,7 @@ from fer_models.inference.media import find_media, predict_media, write_rows
 from fer_synth.core.errors import FerError
 from fer_synth.core.images import save_png
 from fer_synth.faces import blazeface
-from fer_synth.faces.stage import FaceStage
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
 from tests.conftest import SHARED
 
 MODEL = SHARED / "models" / blazeface.FACE_MODEL_NAME
@@ -49,7 +49,7 @@ def photos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stage():
-    with FaceStage("mediapipe", filters="photo", policy="all", face_model=str(MODEL)) as s:
+    with FaceStage(FaceStageConfig("mediapipe", filters="photo", policy="all", face_model=str(MODEL))) as s:
         yield s
 
 
@@ -90,13 +90,13 @@ def test_the_photo_filters_keep_real_faces_the_strict_ones_drop():
     face = data.astronaut()[40:220, 140:320]
     blurry = cv2.resize(cv2.resize(face, (40, 40), interpolation=cv2.INTER_AREA), (240, 240),
                         interpolation=cv2.INTER_CUBIC)
-    with FaceStage("mediapipe", face_model=str(MODEL)) as strict, \
-            FaceStage("mediapipe", filters="photo", face_model=str(MODEL)) as lenient:
+    with FaceStage(FaceStageConfig("mediapipe", face_model=str(MODEL))) as strict, \
+            FaceStage(FaceStageConfig("mediapipe", filters="photo", face_model=str(MODEL))) as lenient:
         assert strict(blurry).reason == "blurry"
         assert lenient(blurry).kept
         assert lenient.settings["filters"] == "photo" and lenient.blur_threshold == 0
     with pytest.raises(FerError, match="photo"):
-        FaceStage("haar", filters="lenient")
+        FaceStage(FaceStageConfig("haar", filters="lenient"))
 
 
 def test_cli_predict_writes_json_and_csv_and_refuses_to_replace_them(photos, tmp_path):

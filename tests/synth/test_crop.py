@@ -17,7 +17,7 @@ from fer_synth.cli import main
 from fer_synth.core.manifest import MANIFEST
 from fer_synth.faces.crop import crop_folder
 from fer_synth.core.manifest import read_records
-from fer_synth.faces.stage import FaceStage
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
 
 from tests.conftest import SHARED
 
@@ -123,7 +123,7 @@ def test_all_faces_policy_and_clashing_names(tmp_path, photo):
 
 def test_resume_skips_done_images_without_duplicates(per_class, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    with FaceStage("mediapipe", face_model=MODEL) as stage:
+    with FaceStage(FaceStageConfig("mediapipe", face_model=MODEL)) as stage:
         first = crop_folder(per_class, out, stage)
     assert first.processed == 5 and first.resumed == 0
     # A crash mid-write leaves a torn last line: it is dropped and that image is done again.
@@ -134,7 +134,7 @@ def test_resume_skips_done_images_without_duplicates(per_class, tmp_path, monkey
     real = crop_module.read_rgb
     monkeypatch.setattr(crop_module, "read_rgb", lambda path: seen.append(path.relative_to(per_class).as_posix())
                         or real(path))
-    with FaceStage("mediapipe", face_model=MODEL) as stage:
+    with FaceStage(FaceStageConfig("mediapipe", face_model=MODEL)) as stage:
         second = crop_folder(per_class, out, stage)
     assert sorted(seen) == sorted(["happy/new.png", json.loads(lines[-1])["input"]])
     assert second.resumed == 4 and second.processed == 2

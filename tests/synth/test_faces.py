@@ -15,7 +15,7 @@ from fer_synth.faces import blazeface as face_model
 from fer_synth.faces.detectors import Detection, Framing, create_detector, list_detectors, merge_overlapping
 from fer_synth.core.env import ENV_OFFLINE
 from fer_synth.core.errors import FerError
-from fer_synth.faces.stage import REASONS, FaceResult, FaceStage, crop_face, face_frame
+from fer_synth.faces.stage import REASONS, FaceResult, FaceStage, FaceStageConfig, crop_face, face_frame
 
 from tests.conftest import SHARED
 
@@ -45,7 +45,7 @@ def astronaut() -> np.ndarray:
 
 
 def stage(backend: str, **options) -> FaceStage:
-    return FaceStage(backend, **backend_options(backend), **options)
+    return FaceStage(FaceStageConfig(backend, **backend_options(backend), **options))
 
 
 def centre_in_face(box: tuple[int, int, int, int]) -> bool:
@@ -189,11 +189,11 @@ def test_settings_are_json_and_name_everything():
 def test_unknown_backend_and_policy_list_the_valid_ones():
     assert list_detectors() == ["haar", "mediapipe"]
     with pytest.raises(FerError, match="haar, mediapipe"):
-        FaceStage("dlib")
+        FaceStage(FaceStageConfig("dlib"))
     with pytest.raises(FerError, match="largest, single, all"):
-        FaceStage("haar", policy="biggest")
+        FaceStage(FaceStageConfig("haar", policy="biggest"))
     with pytest.raises(FerError, match="uint8"):
-        FaceStage("haar")(np.zeros((8, 8, 3), np.float32))
+        FaceStage(FaceStageConfig("haar"))(np.zeros((8, 8, 3), np.float32))
 
 
 def test_reasons_are_the_agreed_ones():
@@ -242,7 +242,7 @@ def test_offline_without_a_file_names_the_option(empty_cache, monkeypatch):
     with pytest.raises(FerError, match="--face-model PATH"):
         face_model.resolve_face_model()
     with pytest.raises(FerError, match="--face-model PATH"):
-        FaceStage("mediapipe")
+        FaceStage(FaceStageConfig("mediapipe"))
     with pytest.raises(FerError, match="does not exist"):
         face_model.resolve_face_model(empty_cache / "missing.tflite")
 

@@ -14,7 +14,7 @@ from PIL import Image
 from skimage import data
 
 from fer_synth.cli import main
-from fer_synth.faces.stage import REASONS, FaceStage
+from fer_synth.faces.stage import REASONS, FaceStage, FaceStageConfig
 from fer_synth.generation.config import GenerateConfig
 from fer_synth.generation.run import generate as run_generation
 from fer_synth.core.manifest import read_records
@@ -52,7 +52,7 @@ def test_every_attempt_is_recorded_and_the_shortfall_reported(tmp_path):
         assert face["kept"] is False and face["reason"] in REASONS and face["backend"] == "mediapipe"
         assert record["files"] == []
     assert not list(out.glob("happy/*.png")) and len(list(out.glob("raw/*/*.png"))) == 8
-    with FaceStage("mediapipe", face_model=MODEL) as stage:
+    with FaceStage(FaceStageConfig("mediapipe", face_model=MODEL)) as stage:
         assert json.loads((out / "run.json").read_text())["faces"] == stage.settings
 
     # Resuming spends nothing more; other face settings are refused, naming them.
@@ -90,7 +90,7 @@ def test_n_counts_kept_faces_and_every_attempt_is_recorded(tmp_path):
     def run(n: int):
         config = GenerateConfig(emotions=["disgust"], n=n, seed=1, out=tmp_path, batch_size=2, max_attempts=10,
                                 pipeline=PipelineOptions(model="tiny-random"))
-        with FaceStage("mediapipe", face_model=MODEL) as stage:
+        with FaceStage(FaceStageConfig("mediapipe", face_model=MODEL)) as stage:
             return run_generation(config, pipe=PhotoPipeline(), face_stage=stage, progress=False)
 
     summary = run(3)
