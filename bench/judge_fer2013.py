@@ -43,7 +43,7 @@ from fer_synth.core import store  # noqa: E402
 from fer_synth.core.classes import CLASSES  # noqa: E402
 from fer_synth.core.dataset import Split  # noqa: E402
 from fer_synth.core.judgement import DEFAULT_POLICY, JUDGEMENT_FILE, SelectionPolicy, read_judgement  # noqa: E402
-from fer_synth.data.balance import balance  # noqa: E402
+from fer_synth.data.balance import BalanceConfig, balance  # noqa: E402
 from fer_synth.data.splits import stratified_holdout  # noqa: E402
 
 POLICIES = [SelectionPolicy("agree"), *(SelectionPolicy("min-prob", p) for p in (0.1, 0.2, 0.3, 0.5))]
@@ -166,7 +166,7 @@ def main() -> None:
         arms = {"real-only": base}
         for name, policy in (("balanced", None), ("judged", DEFAULT_POLICY)):
             out = work / f"{name}.h5"
-            balance(base, pool, out, allow_shortfall=True, judged=policy, overwrite=True)
+            balance(BalanceConfig(base, out, pool=pool, allow_shortfall=True, judged=policy, overwrite=True))
             arms[name] = out
         settings = dict(epochs=args.compare_epochs, threads=args.threads)
         variants = [v for v in args.variants.split(",") if v]

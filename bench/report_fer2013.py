@@ -30,7 +30,7 @@ import numpy as np
 
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.manifest import read_records
-from fer_synth.data.balance import balance, pack
+from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
 from fer_synth.data.stats import split_stats
 from fer_synth.core import store
 from fer_synth.core.dataset import Split
@@ -124,7 +124,7 @@ def main() -> None:
 
     if not packed.exists():
         print("packing FER2013 ...", flush=True)
-        pack(args.csv, packed)
+        pack(PackConfig(args.csv, packed))
     train = store.read_split(packed, "train", provenance=False)
     deficits = split_stats(train).deficits
     if not (pool / "judgement.jsonl").exists():
@@ -133,7 +133,7 @@ def main() -> None:
         write_judgement(pool, args.seed)
     if not balanced.exists():
         print("balancing ...", flush=True)
-        balance(packed, pool, balanced, seed=args.seed)
+        balance(BalanceConfig(packed, balanced, pool=pool, seed=args.seed))
     attrs = store.read_attrs(balanced)
     sizes = {s: attrs["plan"]["counts"][s] for s in attrs["plan"]["counts"]}
     records = read_records(pool)

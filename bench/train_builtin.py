@@ -34,7 +34,7 @@ from fer_models.evaluation.evaluate import evaluate  # noqa: E402
 from fer_models.models.builtin import BUILTIN_JSON, BUILTIN_WEIGHTS  # noqa: E402
 from fer_models.training.loop import train  # noqa: E402
 from fer_synth.core.atomic import atomic_file  # noqa: E402
-from fer_synth.data.balance import pack  # noqa: E402
+from fer_synth.data.balance import PackConfig, pack  # noqa: E402
 
 
 
@@ -72,7 +72,7 @@ def main() -> None:
     p.add_argument("--install", action="store_true", help="replace the shipped built-in model with this run's")
     args = p.parse_args()
     if not args.h5.exists():
-        pack(args.csv, args.h5)
+        pack(PackConfig(args.csv, args.h5))
     config = make_config("builtin", data=str(args.h5), out=str(args.out), time_budget=args.time_budget,
                          epochs=args.epochs, seed=args.seed, progress=False)
     load = os.getloadavg()

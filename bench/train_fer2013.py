@@ -42,7 +42,7 @@ from fer_models.training.precision import autocast_dtype, to_layout, uses_channe
 from fer_models.training.loop import train  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.core.classes import FER2013, FERPLUS  # noqa: E402
-from fer_synth.data.balance import pack  # noqa: E402
+from fer_synth.data.balance import PackConfig, pack  # noqa: E402
 
 CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 VGG_ANCHOR = 0.7328
@@ -58,7 +58,7 @@ def packed(h5: Path, ferplus: Path | None = None, label_mode: str = "majority") 
             raise SystemExit(f"{h5} holds the {store.classes_of(h5).name} classes, not {want.name}; give another --h5")
     else:
         started = time.perf_counter()
-        pack(CSV, h5, ferplus=ferplus, label_mode=label_mode)
+        pack(PackConfig(CSV, h5, ferplus=ferplus, label_mode=label_mode))
         print(f"packed {CSV} -> {h5} in {time.perf_counter() - started:.1f} s (fer_synth.data.balance.pack"
               f"{f', FER+ {label_mode}' if ferplus else ''})")
     return h5

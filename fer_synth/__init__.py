@@ -2,7 +2,8 @@
 
 The main functions, importable from here (each loads its module on first use)::
 
-    from fer_synth import read_dataset, dataset_stats, pack, balance, export # data
+    from fer_synth import read_dataset, dataset_stats, export                # data
+    from fer_synth import PackConfig, pack, BalanceConfig, balance
     from fer_synth import GenerateConfig, PipelineOptions, generate          # generation
     from fer_synth import FaceStageConfig, FaceStage, crop_folder            # faces
 """
@@ -18,7 +19,9 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "protocol_splits": "fer_synth.data.splits",
     "dataset_stats": "fer_synth.data.stats",
     "balance": "fer_synth.data.balance",
+    "BalanceConfig": "fer_synth.data.balance",
     "pack": "fer_synth.data.balance",
+    "PackConfig": "fer_synth.data.balance",
     "plan_topup": "fer_synth.data.balance",
     "write_folders": "fer_synth.data.export",
     "export": "fer_synth.data.export",

@@ -26,7 +26,7 @@ from fer_synth.core import atomic, store
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import BusyError, OutputError, output_lock
 from fer_synth.data import balance as balance_module
-from fer_synth.data.balance import pack
+from fer_synth.data.balance import PackConfig, pack
 from fer_synth.generation.config import GenerateConfig, PipelineOptions
 from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.run import generate
@@ -77,14 +77,14 @@ def test_dead_writers_temp_files_are_removed_live_ones_kept(tmp_path, csv):
     live = tmp_path / f".o.h5.{os.getpid()}.abc.tmp"
     dead.write_bytes(b"x" * 1000)
     live.write_bytes(b"x")
-    pack(csv, out)
+    pack(PackConfig(csv, out))
     assert not dead.exists() and live.exists() and store.read_attrs(out)["format"]
 
 
 def test_a_disk_too_small_is_refused_before_writing(tmp_path, csv, monkeypatch):
     monkeypatch.setattr(balance_module.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
     with pytest.raises(OutputError, match="MB are needed"):
-        pack(csv, tmp_path / "o.h5")
+        pack(PackConfig(csv, tmp_path / "o.h5"))
     assert not (tmp_path / "o.h5").exists()
 
 
@@ -108,7 +108,7 @@ def test_every_dropped_row_is_reported_and_strict_makes_it_an_error(tmp_path):
              "1," + " ".join(["300"] * 2304) + ",Training",  # out of range
              "1," + " ".join(["9"] * 2304) + ",Other")  # unknown Usage
     path = write_csv(tmp_path / "bad.csv", rows, extra_lines=extra)
-    result = pack(path, tmp_path / "o.h5")
+    result = pack(PackConfig(path, tmp_path / "o.h5"))
     assert len(result.skipped) == 5
     assert store.read_attrs(tmp_path / "o.h5")["skipped_source_files"] == 5
     reasons = " ".join(reason for _, reason in result.skipped)

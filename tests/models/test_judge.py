@@ -23,7 +23,7 @@ from fer_synth.core.classes import CLASSES, FERPLUS
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 from fer_synth.core.judgement import JUDGEMENT_FILE, JudgementError, SelectionPolicy, read_judgement
-from fer_synth.data.balance import balance
+from fer_synth.data.balance import BalanceConfig, balance
 from tests.models.helpers import separable_h5, separable_split, tiny_config
 
 
@@ -137,10 +137,9 @@ def test_judged_balance_takes_trusted_faces_best_first_and_records_them(tmp_path
     truth = write_pool(tmp_path / "pool", per_class=8, wrong=3)
     source = separable_h5(tmp_path / "source.h5")  # 24 train faces per class: the target 30 needs 6 of each
     with pytest.raises(JudgementError, match="never judged"):
-        balance(source, tmp_path / "pool", tmp_path / "b.h5", target=30, judged=SelectionPolicy("agree"))
+        balance(BalanceConfig(source, tmp_path / "b.h5", pool=tmp_path / "pool", target=30, judged=SelectionPolicy("agree")))
     judge_pool(tmp_path / "pool", judge)
-    result = balance(source, tmp_path / "pool", tmp_path / "b.h5", target=30, judged=SelectionPolicy("top-k", 5),
-                     allow_shortfall=True)
+    result = balance(BalanceConfig(source, tmp_path / "b.h5", pool=tmp_path / "pool", target=30, judged=SelectionPolicy("top-k", 5), allow_shortfall=True))
     train_split = store.read_split(tmp_path / "b.h5", "train")
     synthetic = train_split.source == 1
     assert synthetic.sum() == 35  # 5 trusted per class, the shortfall of 1 allowed
@@ -169,8 +168,7 @@ def test_new_faces_without_a_judgement_are_refused(tmp_path, toy):
     judge_pool(tmp_path / "pool", judge)
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(tmp_path / "pool" / "fear" / "late.png")
     with pytest.raises(JudgementError, match="no judgement.*fear/late.png"):
-        balance(separable_h5(tmp_path / "s.h5"), tmp_path / "pool", tmp_path / "b.h5", target=26,
-                judged=SelectionPolicy("agree"), allow_shortfall=True)
+        balance(BalanceConfig(separable_h5(tmp_path / "s.h5"), tmp_path / "b.h5", pool=tmp_path / "pool", target=26, judged=SelectionPolicy("agree"), allow_shortfall=True))
 
 
 def test_judge_command_line(tmp_path, toy):

@@ -3,7 +3,7 @@ import pytest
 
 from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, tree_digest, write_csv, write_kaggle, write_pool
 from fer_synth.core import store
-from fer_synth.data.balance import ShortfallError, balance, default_output, plan_topup
+from fer_synth.data.balance import BalanceConfig, ShortfallError, balance, default_output, plan_topup
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import FerError
 from fer_synth.data.readers import read_dataset
@@ -36,7 +36,7 @@ def sources(tmp_path):
 def test_balance_tops_up_train_only_and_records_provenance(tmp_path, sources):
     csv, pool = sources
     before = tree_digest(tmp_path)
-    result = balance(csv, pool, tmp_path / "out" / "b.h5", seed=0)
+    result = balance(BalanceConfig(csv, tmp_path / "out" / "b.h5", pool=pool, seed=0))
     ds = store.read(result.out)
     assert ds["train"].counts().tolist() == [9] * 7
     assert ds["val"].n_synthetic == 0 and ds["test"].n_synthetic == 0
@@ -56,9 +56,9 @@ def test_balance_tops_up_train_only_and_records_provenance(tmp_path, sources):
 
 def test_balance_is_deterministic_and_seeded(tmp_path, sources):
     csv, pool = sources
-    a = store.read(balance(csv, pool, tmp_path / "a.h5", seed=1).out)
-    b = store.read(balance(csv, pool, tmp_path / "a.h5", seed=1).out)  # run again over its own output
-    c = store.read(balance(csv, pool, tmp_path / "c.h5", seed=2).out)
+    a = store.read(balance(BalanceConfig(csv, tmp_path / "a.h5", pool=pool, seed=1)).out)
+    b = store.read(balance(BalanceConfig(csv, tmp_path / "a.h5", pool=pool, seed=1)).out)  # run again over its own output
+    c = store.read(balance(BalanceConfig(csv, tmp_path / "c.h5", pool=pool, seed=2)).out)
     assert a.attrs["fingerprint"] == b.attrs["fingerprint"]
     assert list(a["train"].origin) == list(b["train"].origin)
     assert list(a["train"].origin) != list(c["train"].origin)
@@ -68,17 +68,17 @@ def test_shortfall_is_an_error_naming_classes(tmp_path, sources):
     csv, _ = sources
     pool = write_pool(tmp_path / "small", [10, 2, 10, 0, 10, 10, 0])
     with pytest.raises(ShortfallError, match=r"disgust short by 5.*neutral short by 2"):
-        balance(csv, pool, tmp_path / "x.h5")
+        balance(BalanceConfig(csv, tmp_path / "x.h5", pool=pool))
     assert not (tmp_path / "x.h5").exists()
-    result = balance(csv, pool, tmp_path / "x.h5", allow_shortfall=True)
+    result = balance(BalanceConfig(csv, tmp_path / "x.h5", pool=pool, allow_shortfall=True))
     assert store.read(result.out)["train"].counts().tolist() == [9, 4, 9, 9, 9, 9, 7]
 
 
 def test_synthetic_in_eval_needs_force_and_is_recorded(tmp_path, sources):
     csv, pool = sources
     with pytest.raises(FerError, match="--force-synthetic-eval"):
-        balance(csv, pool, tmp_path / "x.h5", splits=("train", "test"))
-    result = balance(csv, pool, tmp_path / "x.h5", splits=("train", "test"), force_synthetic_eval=True)
+        balance(BalanceConfig(csv, tmp_path / "x.h5", pool=pool, splits=("train", "test")))
+    result = balance(BalanceConfig(csv, tmp_path / "x.h5", pool=pool, splits=("train", "test"), force_synthetic_eval=True))
     ds = store.read(result.out)
     assert ds["test"].n_synthetic > 0 and ds.attrs["synthetic_in_eval"] and ds.attrs["forced_synthetic_eval"]
     assert any(n.startswith("WARNING") for n in result.notes)
@@ -86,14 +86,14 @@ def test_synthetic_in_eval_needs_force_and_is_recorded(tmp_path, sources):
 
 def test_dry_run_writes_nothing(tmp_path, sources):
     csv, pool = sources
-    result = balance(csv, pool, tmp_path / "x.h5", dry_run=True)
+    result = balance(BalanceConfig(csv, tmp_path / "x.h5", pool=pool, dry_run=True))
     assert result.plan.total_take == 63 - sum(DEFAULT_COUNTS["Training"])
     assert not (tmp_path / "x.h5").exists()
 
 
 def test_folder_output_round_trips_with_provenance(tmp_path, sources):
     csv, pool = sources
-    out = balance(csv, pool, tmp_path / "balanced").out
+    out = balance(BalanceConfig(csv, tmp_path / "balanced", pool=pool)).out
     ds = read_dataset(out)
     assert list(ds) == ["test", "train", "val"]
     assert ds["train"].counts().tolist() == [9] * 7
@@ -105,7 +105,7 @@ def test_folder_output_round_trips_with_provenance(tmp_path, sources):
 def test_kaggle_source_and_missing_pool(tmp_path):
     root = write_kaggle(tmp_path / "fer2013", fer_rows(DEFAULT_COUNTS))
     with pytest.raises(FileNotFoundError, match="fer-synth generate"):
-        balance(root, tmp_path / "generated", tmp_path / "x.h5")
+        balance(BalanceConfig(root, tmp_path / "x.h5", pool=tmp_path / "generated"))
     assert default_output(root) == default_output(tmp_path / "fer2013.csv.gz")
     assert str(default_output(root)) == "fer2013_balanced.h5"
     # Named after what the user typed: a link's name, not its target's.
@@ -119,6 +119,6 @@ def test_drop_duplicates_removes_leaked_train_images(tmp_path):
     rows.insert(0, (leaked[0], leaked[1].copy(), "Training"))
     csv = write_csv(tmp_path / "f.csv", rows)
     pool = write_pool(tmp_path / "pool", [20] * 7)
-    kept = store.read(balance(csv, pool, tmp_path / "a.h5", drop_duplicates=True).out)
-    plain = store.read(balance(csv, pool, tmp_path / "b.h5").out)
+    kept = store.read(balance(BalanceConfig(csv, tmp_path / "a.h5", pool=pool, drop_duplicates=True)).out)
+    plain = store.read(balance(BalanceConfig(csv, tmp_path / "b.h5", pool=pool)).out)
     assert (plain["train"].source == 0).sum() - (kept["train"].source == 0).sum() == 1

@@ -9,7 +9,7 @@ import pytest
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES, FER2013, FERPLUS, NUM_CLASSES, UnknownClassError, class_list, known_list
 from fer_synth.core.dataset import Split
-from fer_synth.data.balance import balance
+from fer_synth.data.balance import BalanceConfig, balance
 from fer_synth.data.readers import DatasetError, read_dataset
 
 from tests.conftest import make_split
@@ -89,6 +89,6 @@ def test_folders_take_their_class_list(tmp_path):
     pool = write_pool(tmp_path / "gen", [9] * 7)
     (pool / "contempt").mkdir()
     (pool / "contempt" / "x.png").write_bytes((pool / "happy" / "00000.png").read_bytes())
-    result = balance(csv, pool, tmp_path / "out.h5", allow_shortfall=True)
+    result = balance(BalanceConfig(csv, tmp_path / "out.h5", pool=pool, allow_shortfall=True))
     assert any("left out 1 pool faces of contempt" in note for note in result.notes)
     assert store.classes_of(result.out) == FER2013

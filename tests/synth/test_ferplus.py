@@ -12,7 +12,7 @@ from fer_synth.cli import main
 from fer_synth.core import store
 from fer_synth.core.classes import FERPLUS
 from fer_synth.core.errors import FerError
-from fer_synth.data.balance import balance, pack
+from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
 from fer_synth.data.ferplus import FerPlusError, label_votes, read_votes
 from fer_synth.data.readers import read_dataset
 
@@ -107,14 +107,14 @@ def test_misaligned_files_are_refused(fer_and_votes, tmp_path):
 
 def test_pack_distribution_mode_writes_soft_labels(fer_and_votes, tmp_path):
     csv, votes, _ = fer_and_votes
-    out = pack(csv, tmp_path / "plus.h5", ferplus=votes, label_mode="distribution").out
+    out = pack(PackConfig(csv, tmp_path / "plus.h5", ferplus=votes, label_mode="distribution")).out
     assert store.read_attrs(out)["classes"] == list(FERPLUS) and store.classes_of(out) == FERPLUS
     ds = store.read(out)
     train = ds["train"]
     assert train.soft_labels is not None and train.soft_labels.shape == (len(train), 8)
     assert np.allclose(train.soft_labels.sum(1), 1) and (train.soft_labels.argmax(1) == train.labels).all()
     # val/test: strict-majority rows only, in every mode
-    majority = store.read(pack(csv, tmp_path / "maj.h5", ferplus=votes).out)
+    majority = store.read(pack(PackConfig(csv, tmp_path / "maj.h5", ferplus=votes)).out)
     assert len(ds["test"]) == len(majority["test"]) and len(train) > len(majority["train"])
     assert majority["train"].soft_labels is None
 
@@ -125,7 +125,7 @@ def test_balance_tops_up_all_eight_classes_from_a_pool_with_contempt(fer_and_vot
     (pool / "contempt").mkdir()
     for i in range(20):
         (pool / "contempt" / f"{i}.png").write_bytes((pool / "happy" / f"{i:05d}.png").read_bytes())
-    result = balance(csv, pool, tmp_path / "plus_balanced.h5", ferplus=votes)
+    result = balance(BalanceConfig(csv, tmp_path / "plus_balanced.h5", pool=pool, ferplus=votes))
     assert result.plan.classes == FERPLUS.names
     train = store.read(result.out)["train"]
     assert train.classes == FERPLUS and len(set(train.counts().tolist())) == 1  # every class at the largest

@@ -14,7 +14,7 @@ from skimage import data
 from fer_synth.cli import main
 from fer_synth.core import store
 from fer_synth.core.dataset import Split
-from fer_synth.data.balance import balance, pack
+from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, close_pairs, near_duplicate_stats, near_mask, phash
 
 from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
@@ -88,8 +88,8 @@ def near_copy_sources(tmp_path, photos):
 
 def test_drop_near_duplicates_drops_what_exact_matching_misses(tmp_path, photos):
     csv = near_copy_sources(tmp_path, photos)
-    exact = pack(csv, tmp_path / "exact.h5", drop_duplicates=True)
-    near = pack(csv, tmp_path / "near.h5", drop_near_duplicates=True)
+    exact = pack(PackConfig(csv, tmp_path / "exact.h5", drop_duplicates=True))
+    near = pack(PackConfig(csv, tmp_path / "near.h5", drop_near_duplicates=True))
     assert len(near.splits["train"]) == len(exact.splits["train"]) - 1
     assert "0" not in set(near.splits["train"].origin) and "0" in set(exact.splits["train"].origin)
     assert any("nearly identical" in note for note in store.read_attrs(near.out)["notes"])
@@ -97,14 +97,14 @@ def test_drop_near_duplicates_drops_what_exact_matching_misses(tmp_path, photos)
 
 def test_pool_faces_near_a_test_face_are_refused_unless_allowed(tmp_path, photos):
     csv = write_csv(tmp_path / "fer2013.csv", fer_rows(DEFAULT_COUNTS))
-    test_face = store.read(pack(csv, tmp_path / "p.h5").out)["test"].images[0]
+    test_face = store.read(pack(PackConfig(csv, tmp_path / "p.h5")).out)["test"].images[0]
     pool = write_pool(tmp_path / "generated", [20] * 7, size=48)
     leak = np.clip(test_face.astype(int) + 20, 0, 255).astype(np.uint8)  # a cropped real photo, re-encoded
     cv2.imwrite(str(pool / "disgust" / "00000.png"), leak)
-    refused = balance(csv, pool, tmp_path / "b.h5", target=3, allow_shortfall=True)
+    refused = balance(BalanceConfig(csv, tmp_path / "b.h5", pool=pool, target=3, allow_shortfall=True))
     assert any(note.startswith("refused 1 pool faces") and "disgust/00000.png" in note for note in refused.notes)
     assert "disgust/00000.png" not in set(store.read(refused.out)["train"].origin)
-    allowed = balance(csv, pool, tmp_path / "c.h5", target=3, allow_shortfall=True, allow_pool_leakage=True)
+    allowed = balance(BalanceConfig(csv, tmp_path / "c.h5", pool=pool, target=3, allow_shortfall=True, allow_pool_leakage=True))
     assert any(note.startswith("WARNING: used 1 pool faces") for note in allowed.notes)
     assert "WARNING: used 1" in " ".join(store.read_attrs(allowed.out)["notes"])
 

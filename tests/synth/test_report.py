@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from fer_synth.cli import main
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError
-from fer_synth.data.balance import balance
+from fer_synth.data.balance import BalanceConfig, balance
 from fer_synth.report import dataset_report
 from tests.report_checks import check_page
 from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
@@ -59,7 +59,7 @@ def inputs(tmp_path_factory) -> dict:
     (pool / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (pool / "run.json").write_text(json.dumps({"seed": 0, "model": "tiny-random", "steps": 4, "prompts": "d1"}))
     (pool / "judgement.jsonl").write_text("".join(json.dumps(r) + "\n" for r in judgement))
-    h5 = balance(csv, pool, root / "balanced.h5", seed=0).out
+    h5 = balance(BalanceConfig(csv, root / "balanced.h5", pool=pool, seed=0)).out
     return {"root": root, "csv": csv, "pool": pool, "h5": h5, "records": records, "judgement": judgement}
 
 
