@@ -25,10 +25,10 @@ from fer_models.training.config import make_config
 from fer_models.evaluation.evaluate import evaluate
 from fer_models.training.loop import train
 from fer_synth.core import store
-from fer_synth.core.atomic import atomic_file
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, InvalidOptionError
 from fer_synth.core.outputs import make_dir
+from fer_synth.ui import plots
 
 logger = logging.getLogger(__name__)
 
@@ -130,27 +130,8 @@ def _summary(per_seed: list[dict]) -> dict:
 
 def plot_recall(path: Path, comparison: dict) -> Path:
     """Per-class recall of every arm side by side (mean over seeds, bars of one standard deviation)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    classes, arms = comparison["classes"], list(comparison["arms"])
-    width = 0.8 / len(arms)
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(classes) * max(1, len(arms) / 2)), 4.5))
-    for k, name in enumerate(arms):
-        recall = comparison["arms"][name]["recall"]
-        x = np.arange(len(classes)) + (k - (len(arms) - 1) / 2) * width
-        ax.bar(x, [recall[c]["mean"] for c in classes], width, yerr=[recall[c]["std"] for c in classes],
-               label=f"{name} (acc {100 * comparison['arms'][name]['accuracy']['mean']:.1f}%)", capsize=2)
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_ylabel("test recall")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"per-class recall, mean of {comparison['seeds']} seed(s)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    classes, arms = comparison["classes"], comparison["arms"]
+    label = {name: f"{name} (acc {100 * arm['accuracy']['mean']:.1f}%)" for name, arm in arms.items()}
+    return plots.grouped_bars(path, classes, {label[n]: [a["recall"][c]["mean"] for c in classes] for n, a in arms.items()},
+                              f"Test recall per class, mean of {comparison['seeds']} seed(s)", ylabel="recall",
+                              errors={label[n]: [a["recall"][c]["std"] for c in classes] for n, a in arms.items()})

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_models import checkpoint as ckpt
-from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE
+from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE, plot_recall
 from fer_models.evaluation.evaluate import load_predictions
 from fer_models.training.history import plot_curves
 from fer_synth.core import store
@@ -277,10 +277,7 @@ def comparisons_section(entries: list[Entry], comparisons: list[dict], images: h
                         html.pct(diff["ci95"], f"{key}.vs_first.{metric}.ci95") if diff["ci95"] is not None
                         and name != c["first"] else ""]
             rows.append(row)
-        classes = c["classes"]
-        plots.grouped_bars(images.path(f"compare-{k}.png"), classes,
-                           {name: [arm["recall"][cls]["mean"] for cls in classes] for name, arm in arms},
-                           f"Test recall per class, mean of {c['seeds']} seed(s)", ylabel="recall")
+        plot_recall(images.path(f"compare-{k}.png"), c)
         body = [html.note(f"Recipe {c.get('recipe') or 'default'}; {c['seeds']} seed(s) per arm; every arm evaluated "
                           f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Differences are paired "
                           "seed by seed against the first arm."),

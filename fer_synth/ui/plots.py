@@ -126,15 +126,17 @@ def class_metric_bars(path: str | Path, classes: Sequence[str], metrics: Mapping
 
 
 def grouped_bars(path: str | Path, classes: Sequence[str], series: Mapping[str, Sequence[float]], title: str = "",
-                 ylabel: str = "score") -> Path:
-    """Per class, one bar per series (e.g. models), series told apart by grey level; class names on the axis."""
+                 ylabel: str = "score", errors: Mapping[str, Sequence[float]] | None = None) -> Path:
+    """Per class, one bar per series (e.g. models), series told apart by grey level; class names on the axis.
+    ``errors``: an error bar's half-length per series and class (e.g. a standard deviation over seeds)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(min(11.0, 3.0 + 0.35 * len(classes) * len(series)), 3.6))
     x = np.arange(len(classes))
     width = 0.8 / max(1, len(series))
     shades = plt.cm.viridis(np.linspace(0.15, 0.85, len(series)))
     for k, ((name, values), shade) in enumerate(zip(series.items(), shades)):
-        ax.bar(x - 0.4 + width * (k + 0.5), values, width, label=name, color=shade, edgecolor="black", linewidth=0.3)
+        ax.bar(x - 0.4 + width * (k + 0.5), values, width, label=name, color=shade, edgecolor="black", linewidth=0.3,
+               yerr=None if errors is None else errors[name], capsize=2)
     ax.set_xticks(x, classes, rotation=35, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.0)
