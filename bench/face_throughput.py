@@ -27,11 +27,11 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import CSV, FACE_MODEL  # noqa: E402
 from fer_synth.faces.crop import crop_folder  # noqa: E402
 from fer_synth.faces.detectors import create_detector  # noqa: E402
 from fer_synth.faces.stage import FaceStage, FaceStageConfig  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
 
@@ -163,10 +163,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=300, help="images per backend for the throughput run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best is reported")
-    parser.add_argument("--face-model", default=str(SHARED / "models" / "face_detection_short_range.tflite"))
+    parser.add_argument("--face-model", default=str(FACE_MODEL))
     parser.add_argument("--quality", action="store_true", help="also measure kept rates on FER2013 faces")
     parser.add_argument("--calibrate", action="store_true", help="only measure each backend's FER2013 framing")
-    parser.add_argument("--fer", type=Path, default=SHARED / "data" / "fer2013" / "fer2013.csv.gz")
+    parser.add_argument("--fer", type=Path, default=CSV)
     parser.add_argument("--fer-n", type=int, default=1000)
     args = parser.parse_args()
     if args.calibrate:

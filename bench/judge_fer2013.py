@@ -33,7 +33,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.train_fer2013 import packed  # noqa: E402
+from bench.common import CACHE, packed  # noqa: E402
 from fer_models.evaluation.compare import compare  # noqa: E402
 from fer_models.training.config import make_config  # noqa: E402
 from fer_models.inference.classifier import load_classifier  # noqa: E402
@@ -84,7 +84,7 @@ def filter_quality(records: dict, right: dict[str, bool], policy: SelectionPolic
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work", type=Path, default=ROOT / "bench" / ".cache" / "judge")
+    p.add_argument("--work", type=Path, default=CACHE / "judge")
     p.add_argument("--judge", help="use this model (run folder, checkpoint, ensemble) as the judge for 1-2")
     p.add_argument("--judge-epochs", type=int, default=6, help="epochs of the half-train judge (cpu-fast recipe); "
                    "epochs, not seconds, so that a loaded machine gives the same judge")
@@ -103,7 +103,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     summary: dict = {"command": " ".join(sys.argv), "threads": args.threads}
 
-    data = store.read(packed(ROOT / "bench" / ".cache" / "fer2013.h5"))  # the benches' shared pack of the CSV
+    data = store.read(packed())  # the benches' shared pack of the CSV
     half, rest = stratified_holdout(data["train"], 0.5, seed=0)  # rest = the second half: never seen by the judge
     base = store.write(work / "half.h5", {"train": half, "val": data["val"], "test": data["test"]},
                        {"note": "first half of FER2013 Training (bench/judge_fer2013.py)"})

@@ -35,22 +35,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import FACE_MODEL, packed  # noqa: E402
 from fer_models.inference.classifier import load_classifier  # noqa: E402
 from fer_models.inference.media import predict_media  # noqa: E402
 from fer_synth.core.images import save_png  # noqa: E402
-from bench.train_fer2013 import packed  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.faces.stage import FILTERS, FaceStage, FaceStageConfig  # noqa: E402
 
-H5 = ROOT / "bench" / ".cache" / "fer2013.h5"  # FER2013 packed from ../shared (bench/train_fer2013.py's cache)
-FACE_MODEL = ROOT.parent / "shared" / "models" / "face_detection_short_range.tflite"
 
 
 def check_set(n: int, seed: int) -> list[tuple[str, np.ndarray]]:
     """(name, RGB image) of real faces: ``n`` FER2013 train faces, each tight and LFW-framed, plus the astronaut."""
     from skimage import data
 
-    train = store.read_split(packed(H5), "train", provenance=False)
+    train = store.read_split(packed(), "train", provenance=False)
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(train.images), n, replace=False)
     images = []

@@ -28,6 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import CACHE, CSV, FACE_MODEL, ROOT  # noqa: E402
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.manifest import read_records
 from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
@@ -35,9 +38,6 @@ from fer_synth.data.stats import split_stats
 from fer_synth.core import store
 from fer_synth.core.dataset import Split
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-FACE_MODEL = SHARED / "models" / "face_detection_short_range.tflite"
 
 
 def jittered_photo(face: np.ndarray, rng: np.random.Generator, side: int = 96, border: int = 48) -> np.ndarray:
@@ -112,8 +112,8 @@ def timed(command: list[str], repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("csv", type=Path, nargs="?", default=SHARED / "data" / "fer2013" / "fer2013.csv.gz")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / ".cache" / "report")
+    parser.add_argument("csv", type=Path, nargs="?", default=CSV)
+    parser.add_argument("--work", type=Path, default=CACHE / "report")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
