@@ -30,8 +30,8 @@ from fer_synth.data.balance import PackConfig, pack
 from fer_synth.generation.config import GenerateConfig, PipelineOptions
 from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.run import generate
-from tests.models.helpers import separable_h5, tiny_config
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+from tests.fer_models.helpers import separable_h5, tiny_config
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 
 # --- folders that exist, inputs, pools ----------------------------------------------------------------------
 

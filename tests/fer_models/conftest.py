@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fer_models.training.loop import train
-from tests.models.helpers import separable_h5, tiny_config
+from tests.fer_models.helpers import separable_h5, tiny_config
 
 
 @pytest.fixture(scope="module")

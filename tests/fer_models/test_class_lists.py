@@ -15,7 +15,7 @@ from fer_synth.core.classes import FERPLUS
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 
-from tests.models.helpers import separable_h5, tiny_config
+from tests.fer_models.helpers import separable_h5, tiny_config
 
 
 def separable_8(per_class: int, seed: int, soft_shift: int = 0) -> Split:

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from fer_models.cli import main
-from tests.models.helpers import separable_h5
+from tests.fer_models.helpers import separable_h5
 
 FAST = ["--epochs", "1", "--batch-size", "16", "--no-progress", "--device", "cpu"]
 

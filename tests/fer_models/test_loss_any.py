@@ -19,7 +19,7 @@ from fer_models.training.loop import train
 from fer_synth.core import store
 from fer_synth.core.errors import FerError
 from tests.conftest import make_split
-from tests.models.helpers import tiny_config
+from tests.fer_models.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

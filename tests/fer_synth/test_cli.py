@@ -3,7 +3,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
 from fer_synth.core import store
 from fer_synth.cli import main
 

@@ -10,7 +10,7 @@ import pytest
 from fer_models.inference.export import export
 from fer_models.inference.classifier import load_classifier
 from fer_synth.core.errors import FerError
-from tests.models.test_inference import faces, save_tiny
+from tests.fer_models.inference.test_classifier import faces, save_tiny
 
 ort = pytest.importorskip("onnxruntime")  # the dev extra installs it; see pyproject's `onnx` extra
 

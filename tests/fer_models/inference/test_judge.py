@@ -24,7 +24,7 @@ from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 from fer_synth.core.judgement import JUDGEMENT_FILE, JudgementError, SelectionPolicy, read_judgement
 from fer_synth.data.balance import BalanceConfig, balance
-from tests.models.helpers import separable_h5, separable_split, tiny_config
+from tests.fer_models.helpers import separable_h5, separable_split, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from fer_synth.faces.stage import FaceStage, FaceStageConfig
 from tests.conftest import SHARED
 
 MODEL = SHARED / "models" / blazeface.FACE_MODEL_NAME
-FACE_REGION = (175, 60, 275, 185)  # the astronaut's face, x0, y0, x1, y1 (see tests/synth/test_faces.py)
+FACE_REGION = (175, 60, 275, 185)  # the astronaut's face, x0, y0, x1, y1 (see tests/fer_synth/faces/test_stage.py)
 
 
 @pytest.fixture(autouse=True)

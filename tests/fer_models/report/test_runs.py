@@ -14,7 +14,7 @@ from fer_models.evaluation.evaluate import evaluate, load_predictions
 from fer_models.report.runs import runs_report
 from fer_models.training.loop import train
 from fer_synth.core.classes import CLASSES
-from tests.models.helpers import tiny_config
+from tests.fer_models.helpers import tiny_config
 from tests.report_checks import check_page
 
 
@@ -117,7 +117,7 @@ def test_dataset_report_agrees_with_the_judge(runs, tmp_path):
 
     from fer_models.inference.judge import REPORT_FILE, judge_pool
     from fer_synth.report import dataset_report
-    from tests.models.helpers import separable_split
+    from tests.fer_models.helpers import separable_split
 
     data, root = runs
     faces = separable_split(3, seed=9)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
@@ -23,7 +23,7 @@ def test_two_process_ddp_with_gloo(tiny_h5, tmp_path, loss):
     script.write_text(textwrap.dedent(f"""
         import os, torch
         torch.set_num_threads(1)
-        from tests.models.helpers import tiny_config
+        from tests.fer_models.helpers import tiny_config
         from fer_models.training.loop import train
         result = train(tiny_config({str(tiny_h5)!r}, {str(tmp_path / "run")!r}, epochs=2, batch_size=8,
                                    loss={loss!r}))

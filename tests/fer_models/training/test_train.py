@@ -16,7 +16,7 @@ from fer_models.training.config import make_config
 from fer_models.training.optim import lr_factor
 from fer_models.training.loop import train
 from fer_synth.core.errors import FerError
-from tests.models.helpers import separable_h5, tiny_config
+from tests.fer_models.helpers import separable_h5, tiny_config
 
 
 @pytest.fixture

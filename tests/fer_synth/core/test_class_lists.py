@@ -13,7 +13,7 @@ from fer_synth.data.balance import BalanceConfig, balance
 from fer_synth.data.readers import DatasetError, read_dataset
 
 from tests.conftest import make_split
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
 
 
 def eight_class_split(n: int, seed: int = 0, soft: bool = False) -> Split:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, tree_digest, write_csv, write_kaggle, write_pool
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, tree_digest, write_csv, write_kaggle, write_pool
 from fer_synth.core import store
 from fer_synth.data.balance import BalanceConfig, ShortfallError, balance, default_output, plan_topup
 from fer_synth.core.dataset import SYNTHETIC

@@ -17,7 +17,7 @@ from fer_synth.data.ferplus import FerPlusError, label_votes, read_votes
 from fer_synth.data.readers import read_dataset
 
 from tests.conftest import SHARED
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
 
 HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
 # FER+ column order: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF

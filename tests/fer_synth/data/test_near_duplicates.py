@@ -17,7 +17,7 @@ from fer_synth.core.dataset import Split
 from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, close_pairs, near_duplicate_stats, near_mask, phash
 
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "horse", "retina", "clock")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
 from fer_synth.data.readers import DatasetError, read_dataset
 from fer_synth.data.splits import protocol_splits
 

@@ -15,7 +15,7 @@ from fer_synth.core.classes import EMOTIONS, UnknownClassError
 from fer_synth.cli import main
 from fer_synth.generation.prompts import PromptFileError, default_prompts_path, load_prompts, parse_prompts
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 MINIMAL = """\
 template: "{context} photo, {emotion}, {word1} and {word2}"

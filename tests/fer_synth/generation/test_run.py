@@ -27,7 +27,7 @@ from fer_synth.generation.pipeline import PipelineOptions, build_pipeline
 from fer_synth.generation.tiny import tiny_random_pipeline
 from fer_synth.generation.prompts import load_prompts
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = dict(steps=2, guidance=5.0, height=32, width=32)
 CLI_SMALL = ["--model", "tiny-random", "--steps", "2", "--guidance", "5", "--size", "32", "--no-faces", "--no-progress"]
 

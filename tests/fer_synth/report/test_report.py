@@ -17,7 +17,7 @@ from fer_synth.core.errors import FerError
 from fer_synth.data.balance import BalanceConfig, balance
 from fer_synth.report import dataset_report
 from tests.report_checks import check_page
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 
 REJECTIONS = {"angry": ["no_face", "no_face"], "disgust": ["blurry", "nsfw_blank"], "sad": ["low_confidence"]}
 MISJUDGED = "happy"  # each class's first face is judged as this (and happy's as neutral)

@@ -11,7 +11,7 @@ from fer_models.cli import main as models_cli
 from fer_models.training.loop import train
 from fer_synth.ui.console import NON_TERMINAL_WIDTH, AdaptiveConsole
 from fer_synth.ui.log import native_stderr_silenced, setup_logging
-from tests.models.helpers import separable_h5, tiny_config
+from tests.fer_models.helpers import separable_h5, tiny_config
 
 
 def test_train_logs_and_prints_nothing(tmp_path, capsys, caplog):
