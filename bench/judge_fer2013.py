@@ -175,8 +175,9 @@ def main() -> None:
         summary["compare"] = {name: {m: result["arms"][name][m] for m in ("accuracy", "balanced_accuracy", "macro_f1")}
                               | {"vs_first": result["arms"][name]["vs_first"]} for name in result["arms"]}
         for name, arm in result["arms"].items():
-            print(f"compare {name:>10}: accuracy {100 * arm['accuracy']['mean']:.2f} +- {100 * arm['accuracy']['std']:.2f}, "
-                  f"balanced {100 * arm['balanced_accuracy']['mean']:.2f}, macro-F1 {100 * arm['macro_f1']['mean']:.2f}")
+            print(f"compare {name:>10}: accuracy {100 * arm['accuracy']['mean']:.2f} "
+                  f"+- {100 * arm['accuracy']['std']:.2f}, balanced {100 * arm['balanced_accuracy']['mean']:.2f}, "
+                  f"macro-F1 {100 * arm['macro_f1']['mean']:.2f}")
     (work / "bench.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"summary: {work / 'bench.json'}")
 

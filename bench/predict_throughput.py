@@ -136,9 +136,9 @@ def main() -> None:
     summary["kept"] = [] if args.skip_kept else [kept_fraction(images, backend, filters)
                                                  for backend in ("mediapipe", "haar") for filters in FILTERS]
     for r in summary["kept"]:
+        by_kind = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["kept_by_kind"].items())
         print(f"{r['backend']:>9} {r['filters']:>9} filters: kept {r['kept']}/{r['images']} "
-              f"({100 * r['kept_fraction']:.1f}%; by kind {', '.join(f'{k} {100 * v:.0f}%' for k, v in r['kept_by_kind'].items())}) "
-              f"reasons {r['reasons']}")
+              f"({100 * r['kept_fraction']:.1f}%; by kind {by_kind}) reasons {r['reasons']}")
     summary["model_speed"] = model_speed(args.model, threads, args.batch_size, args.rounds)
     for r in summary["model_speed"]:
         print(f"bare model, {r['threads']} thread(s), amp {r['amp']:>4}, TTA {r['tta']:<16}: {r['faces_per_s']:7.0f} "

@@ -142,9 +142,10 @@ def stats(dataset: Path, as_json: bool, ferplus: Path | None, label_mode: str, n
     links = ", ".join(f"{pair.replace('~', ' and ')} {count:,}" for pair, count in n["split_pairs"].items())
     console.print(
         f"Nearly identical images (pHash distance <= {n['max_distance']}, identical ones included): "
-        f"{n['groups']:,} groups with {n['extra_images']:,} extra images; {n['within_split_groups']:,} within one split, "
-        f"[bold red]{n['cross_split_groups']:,}[/] across splits ({links or 'none'}), {n['cross_split_not_identical']:,} "
-        f"of them beyond identical copies; {n['pairs_not_identical']:,} near pairs are not pixel-identical.",
+        f"{n['groups']:,} groups with {n['extra_images']:,} extra images; "
+        f"{n['within_split_groups']:,} within one split, [bold red]{n['cross_split_groups']:,}[/] across splits "
+        f"({links or 'none'}), {n['cross_split_not_identical']:,} of them beyond identical copies; "
+        f"{n['pairs_not_identical']:,} near pairs are not pixel-identical.",
         soft_wrap=True)
     for group in n["examples"]:
         console.print(f"  [dim]near, cross_split: {_group(group, ' ~ ')}[/]", soft_wrap=True)

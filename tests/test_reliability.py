@@ -252,7 +252,7 @@ def test_a_second_crop_on_the_same_output_is_refused(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "a.png")
-    with FaceStage(FaceStageConfig("haar")) as stage, output_lock(tmp_path / "faces"):
-        with pytest.raises(BusyError, match="in use by process"):
-            crop_folder(photos, tmp_path / "faces", stage)
+    with FaceStage(FaceStageConfig("haar")) as stage, output_lock(tmp_path / "faces"), \
+            pytest.raises(BusyError, match="in use by process"):
+        crop_folder(photos, tmp_path / "faces", stage)
     assert not (tmp_path / "faces" / "manifest.jsonl").exists()

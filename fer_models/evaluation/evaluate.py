@@ -45,8 +45,9 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
     """Evaluate ``path`` (run folder, checkpoint or ensemble file) on ``split`` of ``data``.
 
     Reports no TTA and, unless ``tta`` is ``none``, the given TTA (default: the one the checkpoint's recipe
-    names, else flip; for an ensemble, the one it was built with, else each member's own). Writes ``evaluation-<split>.json``,
-    ``confusion-<split>.png`` and each row's probabilities (``evaluation-<split>.npz``) into ``out`` when given; an ensemble's file names start with its own (``<name>.``).
+    names, else flip; for an ensemble, the one it was built with, else each member's own). Writes
+    ``evaluation-<split>.json``, ``confusion-<split>.png`` and each row's probabilities (``evaluation-<split>.npz``)
+    into ``out`` when given; an ensemble's file names start with its own (``<name>.``).
     """
     if tta is not None:
         check_tta(tta)

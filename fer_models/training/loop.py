@@ -11,7 +11,8 @@
 * ``snapshot-NN.*`` per cycle of the ``cyclic-snapshots`` schedule (snapshot ensembles),
 * ``metrics.csv``/``metrics.json`` per epoch, ``curves.png``, ``config.json``.
 
-Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE`` > 1) it trains with DDP (:mod:`fer_models.training.distributed`).
+Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE`` > 1) it trains with DDP
+(:mod:`fer_models.training.distributed`).
 The pieces: :func:`train_one_epoch`, :func:`validate`, and the checkpoint helpers :func:`save_epoch` and
 :func:`restore`; :func:`train` wires them together.
 """

@@ -203,7 +203,7 @@ def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | No
 
 
 def prepare(config: PackConfig) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
-    """Read ``config.dataset`` and map it to train/val/test, dropping leaked train images if asked (:class:`PackConfig`).
+    """Read ``config.dataset`` and map it to train/val/test, dropping leaked train images if asked.
 
     Returns the splits and every source row or file left out with its reason; with ``strict`` any such row
     is an error instead."""

@@ -55,7 +55,8 @@ class Filters:
 #: failures must not enter a dataset. ``photo``: for real photographs, where every face the detector reports is a
 #: face: blur is no reason to drop it (a low-resolution photo is still a face), any score the detector reports
 #: (MediaPipe reports nothing under its floor, 0.5), frames down to 24 px, and a second look with a 20% border
-#: when the detector finds nothing (tightly framed portraits). Measured on real faces: ``python bench/predict_throughput.py``.
+#: when the detector finds nothing (tightly framed portraits). Measured on real faces:
+#: ``python bench/predict_throughput.py``.
 FILTERS: dict[str, Filters] = {
     "generated": Filters(min_face=DEFAULT_MIN_FACE, min_score=None, blur_threshold=DEFAULT_BLUR_THRESHOLD),
     "photo": Filters(min_face=24, min_score=0.0, blur_threshold=0.0, pad=0.2),

@@ -1,4 +1,4 @@
-"""--amp on CPUs: bf16 autocast + channels_last where the CPU has native bf16, float32 otherwise; the CPU-time budget."""
+"""--amp on CPUs: bf16 autocast + channels_last where the CPU has native bf16, float32 otherwise; the CPU budget."""
 
 from __future__ import annotations
 
