@@ -24,8 +24,8 @@ from fer_synth.core import store
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.images import save_png
 from tests.conftest import make_split
-from tests.models.helpers import separable_h5
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+from tests.fer_models.helpers import separable_h5
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts" / "default.yaml"
 VOTES_HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"

@@ -23,19 +23,19 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from fer_models import checkpoint as ckpt
-from fer_models import training
+from fer_models.training import loop as training
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import atomic, store
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import BusyError, OutputError, output_lock
 from fer_synth.data import balance as balance_module
-from fer_synth.data.balance import pack
+from fer_synth.data.balance import PackConfig, pack
 from fer_synth.generation.config import GenerateConfig, PipelineOptions
 from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.run import generate
-from tests.models.helpers import separable_h5, tiny_config
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+from tests.fer_models.helpers import separable_h5, tiny_config
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 
 # --- folders that exist, inputs, pools ----------------------------------------------------------------------
 
@@ -81,14 +81,14 @@ def test_dead_writers_temp_files_are_removed_live_ones_kept(tmp_path, csv):
     live = tmp_path / f".o.h5.{os.getpid()}.abc.tmp"
     dead.write_bytes(b"x" * 1000)
     live.write_bytes(b"x")
-    pack(csv, out)
+    pack(PackConfig(csv, out))
     assert not dead.exists() and live.exists() and store.read_attrs(out)["format"]
 
 
 def test_a_disk_too_small_is_refused_before_writing(tmp_path, csv, monkeypatch):
     monkeypatch.setattr(balance_module.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
     with pytest.raises(OutputError, match="MB are needed"):
-        pack(csv, tmp_path / "o.h5")
+        pack(PackConfig(csv, tmp_path / "o.h5"))
     assert not (tmp_path / "o.h5").exists()
 
 
@@ -112,7 +112,7 @@ def test_every_dropped_row_is_reported_and_strict_makes_it_an_error(tmp_path):
              "1," + " ".join(["300"] * 2304) + ",Training",  # out of range
              "1," + " ".join(["9"] * 2304) + ",Other")  # unknown Usage
     path = write_csv(tmp_path / "bad.csv", rows, extra_lines=extra)
-    result = pack(path, tmp_path / "o.h5")
+    result = pack(PackConfig(path, tmp_path / "o.h5"))
     assert len(result.skipped) == 5
     assert store.read_attrs(tmp_path / "o.h5")["skipped_source_files"] == 5
     reasons = " ".join(reason for _, reason in result.skipped)
@@ -251,14 +251,14 @@ def test_a_training_folder_with_foreign_files_is_refused(tmp_path):
 
 def test_a_second_crop_on_the_same_output_is_refused(tmp_path):
     from fer_synth.faces.crop import crop_folder
-    from fer_synth.faces.stage import FaceStage
+    from fer_synth.faces.stage import FaceStage, FaceStageConfig
 
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "a.png")
-    with FaceStage("haar") as stage, output_lock(tmp_path / "faces"):
-        with pytest.raises(BusyError, match="in use by process"):
-            crop_folder(photos, tmp_path / "faces", stage)
+    with FaceStage(FaceStageConfig("haar")) as stage, output_lock(tmp_path / "faces"), \
+            pytest.raises(BusyError, match="in use by process"):
+        crop_folder(photos, tmp_path / "faces", stage)
     assert not (tmp_path / "faces" / "manifest.jsonl").exists()
 
 
@@ -357,7 +357,7 @@ REPLACE_FAILS = {
     "balance": (["balance", "{w}/fer.csv", "--pool", "{w}/tiny_pool", "--out", "{old}", "--overwrite"], None),
     "export": (["export", "{w}/d.h5", "{old}", "--overwrite"], ("fer_synth.data.export", "png_bytes", 5)),
     "report": (["report", "{w}/fer.csv", "--pool", "{w}/no_pool", "--out", "{old}", "--overwrite"], None),
-    "runs report": (["report", "{w}/run", "--out", "{old}", "--overwrite"], ("fer_synth.core.html", "write_page", 1)),
+    "runs report": (["report", "{w}/run", "--out", "{old}", "--overwrite"], ("fer_synth.ui.html", "write_page", 1)),
     "generate": (["generate", "-e", "fear", "--n", "1", "--model", "nobody/no-such-model", "--no-faces", "--out",
                   "{old}", "--overwrite"], None),
     "crop": (["crop", "{w}/faces", "--out", "{old}", "--overwrite", "--backend", "haar"],
@@ -367,7 +367,7 @@ REPLACE_FAILS = {
               ("fer_models.checkpoint", "save_state", 2)),
     "predict": (["predict", "{w}/faces", "--model", "{w}/nowhere", "--annotate", "{old}", "--overwrite"], None),
     "judge": (["judge", "{w}/faces", "--model", "builtin", "--overwrite", "--batch-size", "4"],
-              ("fer_models.judge", "ManifestWriter.append", 2)),
+              ("fer_models.inference.judge", "ManifestWriter.append", 2)),
 }
 
 
@@ -389,7 +389,7 @@ def test_overwrite_that_fails_midway_leaves_the_old_output_whole(tmp_path, monke
         training.train(tiny_config(tmp_path / "d.h5", tmp_path / "run", epochs=1))
     old = tmp_path / "faces" if command == "judge" else tmp_path / "old"
     if command == "judge":
-        from fer_models.judge import judge_pool
+        from fer_models.inference.judge import judge_pool
 
         judge_pool(old, "builtin", batch_size=4)
     else:
@@ -415,15 +415,15 @@ def test_overwrite_that_fails_midway_leaves_the_old_output_whole(tmp_path, monke
 KILL_POINTS = {
     # command: (arguments, output, (module, function, call that kills), prepare the old output with the command)
     "report": (["fer_synth.cli", "report", "{w}/fer.csv", "--out", "{w}/out"], "out",
-               ("fer_synth.core.html", "write_page", 1), True),
+               ("fer_synth.ui.html", "write_page", 1), True),
     "export": (["fer_synth.cli", "export", "{w}/d.h5", "{w}/out"], "out", ("fer_synth.data.export", "png_bytes", 9),
                True),
     "pack into folders": (["fer_synth.cli", "pack", "{w}/fer.csv", "--out", "{w}/out"], "out",
                           ("fer_synth.data.export", "png_bytes", 9), True),
     "annotate": (["fer_models.cli", "predict", "{w}/faces", "--annotate", "{w}/out", "--backend", "haar"], "out",
-                 ("fer_models.media", "_annotate", 3), True),
+                 ("fer_models.inference.media", "_annotate", 3), True),
     "runs report": (["fer_models.cli", "report", "{w}/run", "--out", "{w}/out"], "out",
-                    ("fer_synth.core.html", "write_page", 1), True),
+                    ("fer_synth.ui.html", "write_page", 1), True),
     "onnx export": (["fer_models.cli", "export", "{w}/run", "--out", "{w}/out.onnx", "--overwrite"], "out.onnx",
                     ("onnx", "save", 1), False),
     "evaluate": (["fer_models.cli", "evaluate", "{w}/run", "--data", "{w}/d.h5", "--tta", "none"],
@@ -526,9 +526,9 @@ def test_a_swap_where_names_cannot_be_exchanged_is_undone_after_a_kill_between_i
 # --- class 3: judgements are bound to the content of the faces ---------------------------------------------------
 
 def test_a_replaced_face_is_judged_again_a_deleted_one_leaves_and_balance_never_uses_a_stale_score(tmp_path):
-    from fer_models.judge import judge_pool
+    from fer_models.inference.judge import judge_pool
     from fer_synth.core.judgement import JudgementError, SelectionPolicy, current_judgement, read_judgement
-    from fer_synth.data.balance import balance
+    from fer_synth.data.balance import BalanceConfig, balance
     from fer_synth.report.inputs import read_pool
 
     pool = _faces(tmp_path / "pool", {"happy": 4, "sad": 4})
@@ -542,10 +542,11 @@ def test_a_replaced_face_is_judged_again_a_deleted_one_leaves_and_balance_never_
     assert stale == ["happy/0.png"] and len(current) == 6
     assert len(read_pool(pool, list(CLASSES)).judgement) == 6  # the report shows current judgements only
     with pytest.raises(JudgementError, match="1 of them changed since they were judged"):
-        balance(csv, pool, None, dry_run=True, allow_shortfall=True, judged=SelectionPolicy("agree"))
+        balance(BalanceConfig(csv, None, pool=pool, dry_run=True, allow_shortfall=True, judged=SelectionPolicy("agree")))
     again = judge_pool(pool, "builtin")
     assert again["faces"] == 7 and len((pool / "judgement.jsonl").read_text().splitlines()) == 9  # one judged again
-    balance(csv, pool, None, dry_run=True, allow_shortfall=True, judged=SelectionPolicy("min-prob", 0.0))
+    balance(BalanceConfig(csv, None, pool=pool, dry_run=True, allow_shortfall=True,
+                          judged=SelectionPolicy("min-prob", 0.0)))
 
 
 # --- class 4: outputs never collide -------------------------------------------------------------------------------
@@ -695,7 +696,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_the_same_command_
 
 
 def test_a_full_disk_while_judging_is_one_line_and_the_same_command_finishes(tmp_path, monkeypatch):
-    from fer_models import judge
+    from fer_models.inference import judge
     from fer_models.cli import main as models_cli
     from fer_synth.core.judgement import read_judgement
 
@@ -734,7 +735,7 @@ def test_a_low_memory_limit_is_one_line_or_enough(tmp_path, command, gib):
 
 def test_damaged_evaluation_reports_are_left_out_with_a_warning(run_dir):
     from fer_models.cli import main as models_cli
-    from fer_models.evaluation import evaluate
+    from fer_models.evaluation.evaluate import evaluate
 
     evaluate(run_dir / "run", run_dir / "d.h5", "test", "none", out=run_dir / "run")
     (run_dir / "run" / "evaluation-val.json").write_text("{broken")
@@ -813,9 +814,9 @@ def test_the_suite_does_not_depend_on_the_users_environment(tmp_path):
     hostile = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "FER_SYNTH_OFFLINE": "1",
                "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "COLUMNS": "30", "FORCE_COLOR": "1",
                "FER_SYNTH_FACE_MODEL": str(tmp_path / "missing.tflite")}
-    tests = ["tests/synth/test_faces.py::test_download_is_verified_and_lands_in_the_cache",
-             "tests/synth/test_faces.py::test_failed_download_names_the_option",
-             "tests/synth/test_generate.py::test_generate_command"]
+    tests = ["tests/fer_synth/faces/test_stage.py::test_download_is_verified_and_lands_in_the_cache",
+             "tests/fer_synth/faces/test_stage.py::test_failed_download_names_the_option",
+             "tests/fer_synth/generation/test_run.py::test_generate_command"]
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=root,
                             env=hostile, capture_output=True, text=True, timeout=900, check=False)

@@ -160,7 +160,8 @@ def read_attrs(path: str | os.PathLike) -> dict:
     version = version.item() if isinstance(version, np.generic) else version
     if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
         raise FormatError(
-            f"{path}: format version {version!r}, this fer_synth {package_version('fer-synth')} reads version {FORMAT_VERSION}; "
+            f"{path}: format version {version!r}, this fer_synth {package_version('fer-synth')} reads version "
+            f"{FORMAT_VERSION}; "
             "rewrite the file with this version's `fer-synth pack`/`balance` or install a matching fer_synth"
         )
     names = attrs.get("classes")

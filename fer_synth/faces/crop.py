@@ -30,7 +30,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from fer_synth.core.classes import VOCABULARY, UnknownClassError
-from fer_synth.core.console import progress_bar
+from fer_synth.ui.console import progress_bar
 from fer_synth.core.errors import FerError
 from fer_synth.core.folders import FolderWalk, describe_skipped
 from fer_synth.core.images import IMAGE_SUFFIXES, load_image, printable, save_png
