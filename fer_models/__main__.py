@@ -1,4 +1,5 @@
-"""``fer-models`` and ``python -m fer_models``: the command line, loaded behind the guard of :mod:`fer_synth.core.entry`."""
+"""``fer-models`` and ``python -m fer_models``: the command line, loaded behind the guard of
+:mod:`fer_synth.core.entry`."""
 
 from fer_synth.core.entry import run_command_line
 

@@ -1,4 +1,5 @@
-"""``fer-synth`` and ``python -m fer_synth``: the command line, loaded behind the guard of :mod:`fer_synth.core.entry`."""
+"""``fer-synth`` and ``python -m fer_synth``: the command line, loaded behind the guard of
+:mod:`fer_synth.core.entry`."""
 
 from fer_synth.core.entry import run_command_line
 

@@ -20,10 +20,30 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 #: Variables of the user's shell that change what the tools do: offline flags and caches (a test that needs one
 #: sets it), the ranks of a launcher (they shard generate and start DDP), and the terminal's size and colours (the
 #: tests read what the commands print).
-USER_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "DIFFUSERS_OFFLINE", "HF_HOME",
-                  "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME", "FER_SYNTH_OFFLINE",
-                  "FER_SYNTH_FACE_MODEL", "FER_SYNTH_CACHE", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-                  "MASTER_ADDR", "MASTER_PORT", "COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE")
+USER_VARIABLES = (
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "DIFFUSERS_OFFLINE",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "XDG_CACHE_HOME",
+    "FER_SYNTH_OFFLINE",
+    "FER_SYNTH_FACE_MODEL",
+    "FER_SYNTH_CACHE",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "COLUMNS",
+    "LINES",
+    "FORCE_COLOR",
+    "NO_COLOR",
+    "TTY_COMPATIBLE",
+)
 _CACHE: str | None = None
 
 
@@ -35,8 +55,14 @@ def pytest_configure(config) -> None:
     for name in USER_VARIABLES:
         os.environ.pop(name, None)
     _CACHE = tempfile.mkdtemp(prefix="fer-tests-cache-")
-    os.environ.update({"FER_SYNTH_OFFLINE": "1", "FER_SYNTH_CACHE": os.path.join(_CACHE, "fer-synth"),
-                       "HF_HOME": os.path.join(_CACHE, "huggingface"), "XDG_CACHE_HOME": _CACHE})
+    os.environ.update(
+        {
+            "FER_SYNTH_OFFLINE": "1",
+            "FER_SYNTH_CACHE": os.path.join(_CACHE, "fer-synth"),
+            "HF_HOME": os.path.join(_CACHE, "huggingface"),
+            "XDG_CACHE_HOME": _CACHE,
+        }
+    )
     if "huggingface_hub.constants" in sys.modules:  # it reads HF_HUB_OFFLINE once, when first imported
         sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = False
 

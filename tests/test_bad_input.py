@@ -51,7 +51,8 @@ def world(tmp_path: Path) -> Path:
     (tmp_path / "bad_ensemble.json").write_text("{not json")
     (tmp_path / "empty_ensemble.json").write_text('{"format": "fer-models-ensemble", "format_version": 1}')
     (tmp_path / "votes_short.csv").write_text(  # FER+ votes for one row: do not align with fer.csv
-        f"{VOTES_HEADER}\nTraining,fer0000000.png,10,0,0,0,0,0,0,0,0,0\n")
+        f"{VOTES_HEADER}\nTraining,fer0000000.png,10,0,0,0,0,0,0,0,0,0\n"
+    )
     gz = gzip.compress((tmp_path / "fer.csv").read_bytes())
     (tmp_path / "corrupt.csv.gz").write_bytes(gz[: len(gz) // 2] + b"\0" * 64)
     nine = store.read(tmp_path / "data.h5")
@@ -62,11 +63,31 @@ def world(tmp_path: Path) -> Path:
         f["train/labels"][...] = labels
     # A checkpoint whose tensors do not fit its model: small-cnn's JSON, narrower weights.
     narrow = create_model("small-cnn", widths=[8, 16])
-    ckpt.save_checkpoint(tmp_path / "misfit" / "best", narrow, {"model": "small-cnn", "model_options": {},
-                         "classes": list(CLASSES), "input_size": 48, "in_chans": 1, "tta": "none"})
+    ckpt.save_checkpoint(
+        tmp_path / "misfit" / "best",
+        narrow,
+        {
+            "model": "small-cnn",
+            "model_options": {},
+            "classes": list(CLASSES),
+            "input_size": 48,
+            "in_chans": 1,
+            "tta": "none",
+        },
+    )
     fit = create_model("small-cnn")
-    ckpt.save_checkpoint(tmp_path / "fit" / "best", fit, {"model": "small-cnn", "model_options": {},
-                         "classes": list(CLASSES), "input_size": 48, "in_chans": 1, "tta": "none"})
+    ckpt.save_checkpoint(
+        tmp_path / "fit" / "best",
+        fit,
+        {
+            "model": "small-cnn",
+            "model_options": {},
+            "classes": list(CLASSES),
+            "input_size": 48,
+            "in_chans": 1,
+            "tta": "none",
+        },
+    )
     # Other names of the data file, a data file named like an evaluation output, files a command reads.
     (tmp_path / "link.h5").symlink_to(tmp_path / "data.h5")
     os.link(tmp_path / "data.h5", tmp_path / "hard.h5")
@@ -89,8 +110,15 @@ def world(tmp_path: Path) -> Path:
     pool = tmp_path / "jpool" / "happy"
     pool.mkdir(parents=True)
     save_png(make.images[0], pool / "a.png")
-    record = {"file": "happy/a.png", "class": "happy", "judged": "happy", "p_intended": 0.9, "probs": [0.1] * 7,
-              "classes": list(CLASSES), "judge": {"model": "m", "fingerprint": "f"}}
+    record = {
+        "file": "happy/a.png",
+        "class": "happy",
+        "judged": "happy",
+        "p_intended": 0.9,
+        "probs": [0.1] * 7,
+        "classes": list(CLASSES),
+        "judge": {"model": "m", "fingerprint": "f"},
+    }
     (tmp_path / "jpool" / "judgement.jsonl").write_text(json.dumps(record) + "\n" + json.dumps([record]) + "\n")
     # FER+ votes aligned with fer.csv, but for two Training rows swapped (their Usage still agrees).
     usages = [line.rsplit(",", 1)[1] for line in (tmp_path / "fer.csv").read_text().splitlines()[1:]]
@@ -102,8 +130,7 @@ def world(tmp_path: Path) -> Path:
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under root with its size and modification time."""
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in root.rglob("*") if p.is_file()}
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
 CASES = [
@@ -118,8 +145,11 @@ CASES = [
     (synth_cli, ["pack", "{w}/fer.csv"], "--out"),
     (synth_cli, ["balance", "{w}/missing"], "no such file"),
     (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/nopool", "--out", "{w}/b.h5"], "nopool"),
-    (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/b.h5", "--splits", "train,bogus"],
-     "bogus"),
+    (
+        synth_cli,
+        ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/b.h5", "--splits", "train,bogus"],
+        "bogus",
+    ),
     (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/b.h5", "--target", "lots"], "lots"),
     (synth_cli, ["prompts", "-e", "grumpy"], "unknown emotion 'grumpy'"),
     (synth_cli, ["prompts", "-e", "fear", "--prompts", "{w}/missing.yaml"], "missing.yaml"),
@@ -127,8 +157,24 @@ CASES = [
     (synth_cli, ["generate", "-e", "grumpy", "--n", "1"], "unknown emotion 'grumpy'"),
     (synth_cli, ["generate", "-e", "fear", "--n", "0"], "--n"),
     (synth_cli, ["generate", "-e", "fear", "--n", "1", "--steps", "0"], "--steps"),
-    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--size", "100", "--model", "tiny-random", "--no-faces",
-                 "--out", "{w}/g"], "multiple of 8"),
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--size",
+            "100",
+            "--model",
+            "tiny-random",
+            "--no-faces",
+            "--out",
+            "{w}/g",
+        ],
+        "multiple of 8",
+    ),
     (synth_cli, ["generate", "-e", "fear", "--n", "1", "--scheduler", "magic"], "--scheduler"),
     (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "{w}/missing.safetensors"], "no such file"),
     (synth_cli, ["generate", "-e", "fear", "--n", "1", "--no-faces", "--keep-raw"], "--keep-raw"),
@@ -195,18 +241,49 @@ CASES = [
     (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/afile/o.h5"], "afile"),
     (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/afile/folder"], "afile"),
     (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/afile/b.h5"], "afile"),
-    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
-                 "--out", "{w}/afile/g"], "afile"),
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--model",
+            "tiny-random",
+            "--no-faces",
+            "--size",
+            "32",
+            "--out",
+            "{w}/afile/g",
+        ],
+        "afile",
+    ),
     (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/afile/c", "--backend", "haar"], "afile"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/afile/run"], "afile"),
     (models_cli, ["evaluate", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/afile/e"], "afile"),
-    (models_cli, ["ensemble", "{w}/fit", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/afile/e.json"],
-     "afile"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/afile/e.json"], "afile"),
     # folders that hold something else, and inputs as outputs
     (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/only_test"], "not an earlier"),
     (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/only_test", "--backend", "haar"], "overlaps"),
-    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
-                 "--out", "{w}/only_test"], "not an earlier"),
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--model",
+            "tiny-random",
+            "--no-faces",
+            "--size",
+            "32",
+            "--out",
+            "{w}/only_test",
+        ],
+        "not an earlier",
+    ),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/only_test"], "not an earlier"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/run", "--resume", "--overwrite"], "choose one"),
     (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/afile/r"], "afile"),
@@ -215,27 +292,59 @@ CASES = [
     # everything a command reads is an input: the data, checkpoints and their weights, members, recipes, prompts,
     # the face model, pools; as given, through a symbolic or a hard link, or as the folder holding them
     (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/data.h5"], "overlaps"),
-    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/fit/best.json"],
-     "overlaps"),
-    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/misfit/best.safetensors"],
-     "overlaps"),
+    (
+        models_cli,
+        ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/fit/best.json"],
+        "overlaps",
+    ),
+    (
+        models_cli,
+        ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/misfit/best.safetensors"],
+        "overlaps",
+    ),
     (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/link.h5", "--out", "{w}/data.h5"], "overlaps"),
     (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/hard.h5"], "overlaps"),
-    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/fit/e.json"],
-     "overlaps"),
-    (models_cli, ["predict", "{w}/only_test", "--model", "{w}/fit", "--annotate", "{w}/fit", "--overwrite"], "overlaps"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/misfit", "--data", "{w}/data.h5", "--out", "{w}/fit/e.json"], "overlaps"),
+    (
+        models_cli,
+        ["predict", "{w}/only_test", "--model", "{w}/fit", "--annotate", "{w}/fit", "--overwrite"],
+        "overlaps",
+    ),
     (models_cli, ["predict", "{w}/only_test", "--model", "{w}/fit", "--annotate", "{w}", "--overwrite"], "overlaps"),
-    (models_cli, ["predict", "{w}/only_test", "--model", "{w}/fit", "--csv", "{w}/fit/best.json", "--overwrite"],
-     "overlaps"),
+    (
+        models_cli,
+        ["predict", "{w}/only_test", "--model", "{w}/fit", "--csv", "{w}/fit/best.json", "--overwrite"],
+        "overlaps",
+    ),
     (models_cli, ["predict", "{w}/only_test", "--json", "{w}/only_test/p.json"], "overlaps"),
-    (models_cli, ["predict", "{w}/only_test", "--annotate", "{w}/models", "--overwrite", "--face-model",
-                  "{w}/models/face.tflite"], "overlaps"),
-    (models_cli, ["evaluate", "{w}/fit", "--data", "{w}/evalout/evaluation-test.npz", "--out", "{w}/evalout"],
-     "overlaps"),
-    (models_cli, ["train", "--data", "{w}/data.h5", "--weights", "{w}/fit/best.safetensors", "--out", "{w}/fit",
-                  "--overwrite"], "overlaps"),
-    (models_cli, ["train", "--data", "{w}/data.h5", "--recipe", "{w}/recipes/mine.yaml", "--out", "{w}/recipes",
-                  "--overwrite"], "overlaps"),
+    (
+        models_cli,
+        [
+            "predict",
+            "{w}/only_test",
+            "--annotate",
+            "{w}/models",
+            "--overwrite",
+            "--face-model",
+            "{w}/models/face.tflite",
+        ],
+        "overlaps",
+    ),
+    (
+        models_cli,
+        ["evaluate", "{w}/fit", "--data", "{w}/evalout/evaluation-test.npz", "--out", "{w}/evalout"],
+        "overlaps",
+    ),
+    (
+        models_cli,
+        ["train", "--data", "{w}/data.h5", "--weights", "{w}/fit/best.safetensors", "--out", "{w}/fit", "--overwrite"],
+        "overlaps",
+    ),
+    (
+        models_cli,
+        ["train", "--data", "{w}/data.h5", "--recipe", "{w}/recipes/mine.yaml", "--out", "{w}/recipes", "--overwrite"],
+        "overlaps",
+    ),
     (models_cli, ["train", "--data", "{w}/link.h5", "--out", "{w}", "--overwrite"], "overlaps"),
     (models_cli, ["export", "{w}/fit", "--out", "{w}/fit/best.json", "--overwrite"], "overlaps"),
     (models_cli, ["judge", "{w}/fit", "--model", "{w}/fit"], "overlaps"),
@@ -244,19 +353,55 @@ CASES = [
     (synth_cli, ["export", "{w}/data.h5", "{w}", "--overwrite"], "overlaps"),
     (synth_cli, ["pack", "{w}/data.h5", "--out", "{w}/link.h5"], "overlaps"),
     (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/fer.csv"], "overlaps"),
-    (synth_cli, ["pack", "{w}/fer.csv", "--ferplus", "{w}/votes_short.csv", "--out", "{w}/votes_short.csv"],
-     "overlaps"),
+    (
+        synth_cli,
+        ["pack", "{w}/fer.csv", "--ferplus", "{w}/votes_short.csv", "--out", "{w}/votes_short.csv"],
+        "overlaps",
+    ),
     (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/jpool", "--out", "{w}/jpool/judgement.jsonl"], "overlaps"),
     (synth_cli, ["report", "{w}/fer.csv", "--pool", "{w}/jpool", "--out", "{w}/jpool/r"], "overlaps"),
-    (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/models", "--overwrite", "--face-model",
-                 "{w}/models/face.tflite"], "overlaps"),
-    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
-                 "--prompts", "{w}/prompts/mine.yaml", "--out", "{w}/prompts", "--overwrite"], "overlaps"),
+    (
+        synth_cli,
+        [
+            "crop",
+            "{w}/only_test/test/happy",
+            "--out",
+            "{w}/models",
+            "--overwrite",
+            "--face-model",
+            "{w}/models/face.tflite",
+        ],
+        "overlaps",
+    ),
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--model",
+            "tiny-random",
+            "--no-faces",
+            "--size",
+            "32",
+            "--prompts",
+            "{w}/prompts/mine.yaml",
+            "--out",
+            "{w}/prompts",
+            "--overwrite",
+        ],
+        "overlaps",
+    ),
     # two outputs of one command in one place
     (models_cli, ["predict", "{w}/only_test", "--json", "{w}/p.out", "--csv", "{w}/p.out"], "same place"),
     (models_cli, ["predict", "{w}/only_test", "--json", "{w}/ann/p.json", "--annotate", "{w}/ann"], "same place"),
-    (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/c", "--keep-rejects", "{w}/c/rejects", "--backend",
-                 "haar"], "same place"),
+    (
+        synth_cli,
+        ["crop", "{w}/only_test/test/happy", "--out", "{w}/c", "--keep-rejects", "{w}/c/rejects", "--backend", "haar"],
+        "same place",
+    ),
     # devices that are not, or not here
     (models_cli, ["evaluate", "{w}/fit", "--data", "{w}/data.h5", "--device", "nonsense"], "--device 'nonsense'"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/r", "--device", "cuda:99"], "--device cuda:99"),
@@ -264,18 +409,42 @@ CASES = [
     (models_cli, ["predict", "{w}/only_test", "--device", "gpu"], "--device 'gpu'"),
     (models_cli, ["judge", "{w}/jpool", "--device", "nonsense"], "--device 'nonsense'"),
     (models_cli, ["compare", "{w}/data.h5", "--out", "{w}/cmp", "--device", "cuda:99"], "--device cuda:99"),
-    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
-                 "--device", "nonsense", "--out", "{w}/g"], "--device 'nonsense'"),
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--model",
+            "tiny-random",
+            "--no-faces",
+            "--size",
+            "32",
+            "--device",
+            "nonsense",
+            "--out",
+            "{w}/g",
+        ],
+        "--device 'nonsense'",
+    ),
     # versions that are not whole numbers, judgements of the wrong shape, FER+ rows moved within a split
     (synth_cli, ["stats", "{w}/badver.h5"], "format version 'one'"),
     (models_cli, ["train", "--data", "{w}/badver.h5", "--out", "{w}/r"], "format version 'one'"),
     (models_cli, ["evaluate", "{w}/strver", "--data", "{w}/data.h5"], "format version '1'"),
-    (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/jpool", "--judged", "--out", "{w}/b.h5",
-                 "--allow-shortfall"], "judgement.jsonl:2: not a judgement record"),
+    (
+        synth_cli,
+        ["balance", "{w}/fer.csv", "--pool", "{w}/jpool", "--judged", "--out", "{w}/b.h5", "--allow-shortfall"],
+        "judgement.jsonl:2: not a judgement record",
+    ),
     (synth_cli, ["report", "{w}/fer.csv", "--pool", "{w}/jpool", "--out", "{w}/r"], "judgement.jsonl:2"),
     (models_cli, ["judge", "{w}/jpool", "--model", "{w}/fit"], "judgement.jsonl:2"),
-    (synth_cli, ["pack", "{w}/fer.csv", "--ferplus", "{w}/votes_swapped.csv", "--out", "{w}/o.h5"],
-     "out of the Image name order"),
+    (
+        synth_cli,
+        ["pack", "{w}/fer.csv", "--ferplus", "{w}/votes_swapped.csv", "--out", "{w}/o.h5"],
+        "out of the Image name order",
+    ),
     (synth_cli, ["stats", "{w}/fer.csv", "--ferplus", "{w}/votes_swapped.csv"], "row 1 (fer0000004.png"),
 ]
 

@@ -69,8 +69,9 @@ def test_the_input_and_the_pool_are_never_written_over_even_with_overwrite(tmp_p
             Image.fromarray(np.full((48, 48), 40 * i, np.uint8)).save(folder / f"{i}.png")
     out = {"input": data, "pool": pool, "inside-input": data / "train"}[where]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    result = CliRunner().invoke(synth_cli, ["balance", str(data), "--pool", str(pool), "--out", str(out),
-                                            "--overwrite", "--allow-shortfall"])
+    result = CliRunner().invoke(
+        synth_cli, ["balance", str(data), "--pool", str(pool), "--out", str(out), "--overwrite", "--allow-shortfall"]
+    )
     assert result.exit_code == 2 and "overlaps the input" in result.output, result.output
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
@@ -95,9 +96,8 @@ def test_a_disk_too_small_is_refused_before_writing(tmp_path, csv, monkeypatch):
 def test_a_full_disk_during_a_write_is_one_line_and_leaves_nothing(tmp_path):
     import errno
 
-    with pytest.raises(OutputError, match="disk is full"):
-        with atomic.atomic_file(tmp_path / "x.bin"):
-            raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OutputError, match="disk is full"), atomic.atomic_file(tmp_path / "x.bin"):
+        raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -106,11 +106,13 @@ def test_a_full_disk_during_a_write_is_one_line_and_leaves_nothing(tmp_path):
 
 def test_every_dropped_row_is_reported_and_strict_makes_it_an_error(tmp_path):
     rows = fer_rows(DEFAULT_COUNTS)
-    extra = ("3," + " ".join(["7"] * 2303) + ",Training",  # 2,303 values
-             "7," + " ".join(["7"] * 2304) + ",Training",  # label 7
-             "2," + " ".join(["x"] * 2304) + ",Training",  # not numbers
-             "1," + " ".join(["300"] * 2304) + ",Training",  # out of range
-             "1," + " ".join(["9"] * 2304) + ",Other")  # unknown Usage
+    extra = (
+        "3," + " ".join(["7"] * 2303) + ",Training",  # 2,303 values
+        "7," + " ".join(["7"] * 2304) + ",Training",  # label 7
+        "2," + " ".join(["x"] * 2304) + ",Training",  # not numbers
+        "1," + " ".join(["300"] * 2304) + ",Training",  # out of range
+        "1," + " ".join(["9"] * 2304) + ",Other",
+    )  # unknown Usage
     path = write_csv(tmp_path / "bad.csv", rows, extra_lines=extra)
     result = pack(PackConfig(path, tmp_path / "o.h5"))
     assert len(result.skipped) == 5
@@ -144,16 +146,17 @@ def _hold_lock_then_die(folder: str, name: str, ready) -> None:
 
 def test_a_second_generate_on_the_same_output_is_refused_and_a_dead_holder_is_taken_over(tmp_path):
     out = tmp_path / "gen"
-    config = GenerateConfig(emotions=["fear"], n=2, out=out, steps=1, height=32, width=32,
-                            pipeline=PipelineOptions(model="tiny-random"))
+    config = GenerateConfig(
+        emotions=["fear"], n=2, out=out, steps=1, height=32, width=32, pipeline=PipelineOptions(model="tiny-random")
+    )
     pipe = build_pipeline(config.pipeline)
-    with output_lock(out, ".manifest.jsonl.lock"):
-        with pytest.raises(BusyError, match=f"process {os.getpid()}"):
-            generate(config, pipe=pipe, progress=False)
+    with output_lock(out, ".manifest.jsonl.lock"), pytest.raises(BusyError, match=f"process {os.getpid()}"):
+        generate(config, pipe=pipe, progress=False)
     assert not (out / "manifest.jsonl").exists()
     ready = multiprocessing.get_context("fork").Event()
-    holder = multiprocessing.get_context("fork").Process(target=_hold_lock_then_die,
-                                                         args=(str(out), ".manifest.jsonl.lock", ready))
+    holder = multiprocessing.get_context("fork").Process(
+        target=_hold_lock_then_die, args=(str(out), ".manifest.jsonl.lock", ready)
+    )
     holder.start()
     holder.join()
     assert ready.is_set()
@@ -163,9 +166,8 @@ def test_a_second_generate_on_the_same_output_is_refused_and_a_dead_holder_is_ta
 
 def test_a_second_training_on_the_same_run_folder_is_refused(tmp_path):
     data = separable_h5(tmp_path / "d.h5")
-    with output_lock(tmp_path / "run"):
-        with pytest.raises(BusyError):
-            training.train(tiny_config(data, tmp_path / "run", epochs=1))
+    with output_lock(tmp_path / "run"), pytest.raises(BusyError):
+        training.train(tiny_config(data, tmp_path / "run", epochs=1))
 
 
 # --- training runs: existing folders, kills, other data -----------------------------------------------------
@@ -186,8 +188,10 @@ def test_a_training_run_killed_at_any_point_ends_where_an_uninterrupted_run_ends
     def killing_checkpoint(stem, model, meta):
         real_checkpoint(stem, model, meta)
         # epoch 1 always improves, so it writes best; later epochs may not
-        if meta["epoch"] == (1 if cut == "after-best" else 2) and Path(stem).name == {"after-best": "best",
-                                                                                       "after-last": "last"}.get(cut):
+        if meta["epoch"] == (1 if cut == "after-best" else 2) and Path(stem).name == {
+            "after-best": "best",
+            "after-last": "last",
+        }.get(cut):
             raise KeyboardInterrupt
 
     def killing_state(path, state, meta):
@@ -256,14 +260,18 @@ def test_a_second_crop_on_the_same_output_is_refused(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "a.png")
-    with FaceStage(FaceStageConfig("haar")) as stage, output_lock(tmp_path / "faces"), \
-            pytest.raises(BusyError, match="in use by process"):
+    with (
+        FaceStage(FaceStageConfig("haar")) as stage,
+        output_lock(tmp_path / "faces"),
+        pytest.raises(BusyError, match="in use by process"),
+    ):
         crop_folder(photos, tmp_path / "faces", stage)
     assert not (tmp_path / "faces" / "manifest.jsonl").exists()
 
 
 # === round two (issue 21) ===================================================================================
 # Each class of failure is walked over every command it can reach; helpers build tiny inputs in the test.
+
 
 def _faces(folder: Path, per_class: dict[str, int], seed: int = 0, size: int = 48) -> Path:
     """Random faces as PNG files in class folders."""
@@ -278,9 +286,13 @@ def _faces(folder: Path, per_class: dict[str, int], seed: int = 0, size: int = 4
 def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
     """Every file, link and folder under ``root`` (hidden ones too, lock files aside): a file's size, modification
     time and bytes; a folder's existence."""
-    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns, p.read_bytes())
-            if p.is_file() and not p.is_symlink() else (0, 0, os.readlink(p).encode() if p.is_symlink() else b"")
-            for p in sorted(root.rglob("*")) if not p.name.endswith(".lock")}
+    return {
+        str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns, p.read_bytes())
+        if p.is_file() and not p.is_symlink()
+        else (0, 0, os.readlink(p).encode() if p.is_symlink() else b"")
+        for p in sorted(root.rglob("*"))
+        if not p.name.endswith(".lock")
+    }
 
 
 def _temps_beside(target: Path) -> list[Path]:
@@ -305,8 +317,10 @@ def run_dir(tmp_path) -> Path:
 
 # --- class 1: everything a command reads is an input, whatever name it is given ---------------------------------
 
-@pytest.mark.parametrize("how", ["same", "symbolic link", "hard link", "dot-dot", "linked parent", "holding it",
-                                 "inside it"])
+
+@pytest.mark.parametrize(
+    "how", ["same", "symbolic link", "hard link", "dot-dot", "linked parent", "holding it", "inside it"]
+)
 def test_the_resolver_refuses_an_input_under_any_name(tmp_path, how):
     from fer_synth.core.outputs import refuse_inputs
 
@@ -317,10 +331,15 @@ def test_the_resolver_refuses_an_input_under_any_name(tmp_path, how):
     (tmp_path / "link.h5").symlink_to(data)
     os.link(data, tmp_path / "hard.h5")
     (tmp_path / "linked").symlink_to(folder)
-    out, given = {"same": (data, data), "symbolic link": (tmp_path / "link.h5", data),
-                  "hard link": (tmp_path / "hard.h5", data), "dot-dot": (folder / ".." / "inputs" / "data.h5", data),
-                  "linked parent": (tmp_path / "linked" / "data.h5", data), "holding it": (folder, data),
-                  "inside it": (folder / "new.h5", folder)}[how]
+    out, given = {
+        "same": (data, data),
+        "symbolic link": (tmp_path / "link.h5", data),
+        "hard link": (tmp_path / "hard.h5", data),
+        "dot-dot": (folder / ".." / "inputs" / "data.h5", data),
+        "linked parent": (tmp_path / "linked" / "data.h5", data),
+        "holding it": (folder, data),
+        "inside it": (folder / "new.h5", folder),
+    }[how]
     with pytest.raises(OutputError, match="overlaps the input"):
         refuse_inputs(out, [given])
     if how == "inside it":  # beside an input (evaluate's reports beside a checkpoint) is allowed, over it never
@@ -331,6 +350,7 @@ def test_the_resolver_refuses_an_input_under_any_name(tmp_path, how):
 
 # --- class 2: replacing is atomic --------------------------------------------------------------------------------
 
+
 def _enospc(*args, **kwargs):
     import errno
 
@@ -339,6 +359,7 @@ def _enospc(*args, **kwargs):
 
 def _after(count: int, action):
     """A stand-in that lets ``count - 1`` calls through to ``real`` and runs ``action`` on the next."""
+
     def wrap(real):
         calls = [0]
 
@@ -347,7 +368,9 @@ def _after(count: int, action):
             if calls[0] == count:
                 return action(*args, **kwargs)
             return real(*args, **kwargs)
+
         return stand_in
+
     return wrap
 
 
@@ -358,16 +381,53 @@ REPLACE_FAILS = {
     "export": (["export", "{w}/d.h5", "{old}", "--overwrite"], ("fer_synth.data.export", "png_bytes", 5)),
     "report": (["report", "{w}/fer.csv", "--pool", "{w}/no_pool", "--out", "{old}", "--overwrite"], None),
     "runs report": (["report", "{w}/run", "--out", "{old}", "--overwrite"], ("fer_synth.ui.html", "write_page", 1)),
-    "generate": (["generate", "-e", "fear", "--n", "1", "--model", "nobody/no-such-model", "--no-faces", "--out",
-                  "{old}", "--overwrite"], None),
-    "crop": (["crop", "{w}/faces", "--out", "{old}", "--overwrite", "--backend", "haar"],
-             ("fer_synth.faces.crop", "ManifestWriter.append", 1)),
-    "train": (["train", "--data", "{w}/d.h5", "--out", "{old}", "--overwrite", "--model", "small-cnn", "--epochs", "2",
-               "--batch-size", "16", "--no-progress", "--device", "cpu", "--amp", "none"],
-              ("fer_models.checkpoint", "save_state", 2)),
+    "generate": (
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--model",
+            "nobody/no-such-model",
+            "--no-faces",
+            "--out",
+            "{old}",
+            "--overwrite",
+        ],
+        None,
+    ),
+    "crop": (
+        ["crop", "{w}/faces", "--out", "{old}", "--overwrite", "--backend", "haar"],
+        ("fer_synth.faces.crop", "ManifestWriter.append", 1),
+    ),
+    "train": (
+        [
+            "train",
+            "--data",
+            "{w}/d.h5",
+            "--out",
+            "{old}",
+            "--overwrite",
+            "--model",
+            "small-cnn",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--amp",
+            "none",
+        ],
+        ("fer_models.checkpoint", "save_state", 2),
+    ),
     "predict": (["predict", "{w}/faces", "--model", "{w}/nowhere", "--annotate", "{old}", "--overwrite"], None),
-    "judge": (["judge", "{w}/faces", "--model", "builtin", "--overwrite", "--batch-size", "4"],
-              ("fer_models.inference.judge", "ManifestWriter.append", 2)),
+    "judge": (
+        ["judge", "{w}/faces", "--model", "builtin", "--overwrite", "--batch-size", "4"],
+        ("fer_models.inference.judge", "ManifestWriter.append", 2),
+    ),
 }
 
 
@@ -414,20 +474,48 @@ def test_overwrite_that_fails_midway_leaves_the_old_output_whole(tmp_path, monke
 
 KILL_POINTS = {
     # command: (arguments, output, (module, function, call that kills), prepare the old output with the command)
-    "report": (["fer_synth.cli", "report", "{w}/fer.csv", "--out", "{w}/out"], "out",
-               ("fer_synth.ui.html", "write_page", 1), True),
-    "export": (["fer_synth.cli", "export", "{w}/d.h5", "{w}/out"], "out", ("fer_synth.data.export", "png_bytes", 9),
-               True),
-    "pack into folders": (["fer_synth.cli", "pack", "{w}/fer.csv", "--out", "{w}/out"], "out",
-                          ("fer_synth.data.export", "png_bytes", 9), True),
-    "annotate": (["fer_models.cli", "predict", "{w}/faces", "--annotate", "{w}/out", "--backend", "haar"], "out",
-                 ("fer_models.inference.media", "_annotate", 3), True),
-    "runs report": (["fer_models.cli", "report", "{w}/run", "--out", "{w}/out"], "out",
-                    ("fer_synth.ui.html", "write_page", 1), True),
-    "onnx export": (["fer_models.cli", "export", "{w}/run", "--out", "{w}/out.onnx", "--overwrite"], "out.onnx",
-                    ("onnx", "save", 1), False),
-    "evaluate": (["fer_models.cli", "evaluate", "{w}/run", "--data", "{w}/d.h5", "--tta", "none"],
-                 "run/evaluation-test.npz", ("numpy", "savez_compressed", 1), True),
+    "report": (
+        ["fer_synth.cli", "report", "{w}/fer.csv", "--out", "{w}/out"],
+        "out",
+        ("fer_synth.ui.html", "write_page", 1),
+        True,
+    ),
+    "export": (
+        ["fer_synth.cli", "export", "{w}/d.h5", "{w}/out"],
+        "out",
+        ("fer_synth.data.export", "png_bytes", 9),
+        True,
+    ),
+    "pack into folders": (
+        ["fer_synth.cli", "pack", "{w}/fer.csv", "--out", "{w}/out"],
+        "out",
+        ("fer_synth.data.export", "png_bytes", 9),
+        True,
+    ),
+    "annotate": (
+        ["fer_models.cli", "predict", "{w}/faces", "--annotate", "{w}/out", "--backend", "haar"],
+        "out",
+        ("fer_models.inference.media", "_annotate", 3),
+        True,
+    ),
+    "runs report": (
+        ["fer_models.cli", "report", "{w}/run", "--out", "{w}/out"],
+        "out",
+        ("fer_synth.ui.html", "write_page", 1),
+        True,
+    ),
+    "onnx export": (
+        ["fer_models.cli", "export", "{w}/run", "--out", "{w}/out.onnx", "--overwrite"],
+        "out.onnx",
+        ("onnx", "save", 1),
+        False,
+    ),
+    "evaluate": (
+        ["fer_models.cli", "evaluate", "{w}/run", "--data", "{w}/d.h5", "--tta", "none"],
+        "run/evaluation-test.npz",
+        ("numpy", "savez_compressed", 1),
+        True,
+    ),
 }
 _KILLER = """
 import importlib, os, signal, sys
@@ -465,8 +553,14 @@ def test_a_replacement_killed_midway_leaves_the_old_output_and_the_same_command_
     else:
         out.write_bytes(b"the previous export")
     before = _snapshot(tmp_path) if out.is_dir() else {out.name: out.read_bytes()}
-    killed = subprocess.run([sys.executable, "-c", _KILLER, module, name, str(count), args[0], *arguments],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, module, name, str(count), args[0], *arguments],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert _temps_beside(out), "the killed writer left nothing beside the output: the kill came too early"
     now = _snapshot(tmp_path) if out.is_dir() else {out.name: out.read_bytes()}
@@ -484,8 +578,11 @@ def test_temporaries_of_dead_writers_are_cleaned_live_ones_and_other_hosts_kept(
 
     target = tmp_path / "out"
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
-        dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=False,
-                                  capture_output=True, text=True).stdout)
+        dead = int(
+            subprocess.run(
+                [sys.executable, "-c", "import os; print(os.getpid())"], check=False, capture_output=True, text=True
+            ).stdout
+        )
         host = temp_prefix(target).split("@")[1].rstrip(".")
         beside = {who: tmp_path / f".out.{pid}@{host}.x1.tmp" for who, pid in (("dead", dead), ("alive", alive.pid))}
         beside["other host"] = tmp_path / f".out.{dead}@elsewhere.x1.tmp"
@@ -495,8 +592,10 @@ def test_temporaries_of_dead_writers_are_cleaned_live_ones_and_other_hosts_kept(
         assert remove_stale_temps(target) == [beside["dead"]]
         assert all(p.exists() for who, p in beside.items() if who != "dead")
         target.mkdir()
-        inside = {"dead": target / f".a.png.{dead}@{host}.x1.tmp",
-                  "alive": target / f".b.png.{alive.pid}@{host}.x1.tmp"}
+        inside = {
+            "dead": target / f".a.png.{dead}@{host}.x1.tmp",
+            "alive": target / f".b.png.{alive.pid}@{host}.x1.tmp",
+        }
         for path in inside.values():
             path.write_bytes(b"half")
         assert remove_dead_temps_in(target) == [inside["dead"]] and inside["alive"].exists()
@@ -514,8 +613,11 @@ def test_a_swap_where_names_cannot_be_exchanged_is_undone_after_a_kill_between_i
         (work / "index.html").write_text("new")
     assert (target / "index.html").read_text() == "new" and _temps_beside(target) == []
     # Killed between "old aside" and "new in place": the next run puts the old one back, then replaces it.
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=False,
-                              capture_output=True, text=True).stdout)
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], check=False, capture_output=True, text=True
+        ).stdout
+    )
     host = outputs.temp_prefix(target).split("@")[1].rstrip(".")
     aside = tmp_path / f".report.{dead}@{host}.ab12-previous.tmp"
     os.rename(target, aside)
@@ -524,6 +626,7 @@ def test_a_swap_where_names_cannot_be_exchanged_is_undone_after_a_kill_between_i
 
 
 # --- class 3: judgements are bound to the content of the faces ---------------------------------------------------
+
 
 def test_a_replaced_face_is_judged_again_a_deleted_one_leaves_and_balance_never_uses_a_stale_score(tmp_path):
     from fer_models.inference.judge import judge_pool
@@ -542,14 +645,18 @@ def test_a_replaced_face_is_judged_again_a_deleted_one_leaves_and_balance_never_
     assert stale == ["happy/0.png"] and len(current) == 6
     assert len(read_pool(pool, list(CLASSES)).judgement) == 6  # the report shows current judgements only
     with pytest.raises(JudgementError, match="1 of them changed since they were judged"):
-        balance(BalanceConfig(csv, None, pool=pool, dry_run=True, allow_shortfall=True, judged=SelectionPolicy("agree")))
+        balance(
+            BalanceConfig(csv, None, pool=pool, dry_run=True, allow_shortfall=True, judged=SelectionPolicy("agree"))
+        )
     again = judge_pool(pool, "builtin")
     assert again["faces"] == 7 and len((pool / "judgement.jsonl").read_text().splitlines()) == 9  # one judged again
-    balance(BalanceConfig(csv, None, pool=pool, dry_run=True, allow_shortfall=True,
-                          judged=SelectionPolicy("min-prob", 0.0)))
+    balance(
+        BalanceConfig(csv, None, pool=pool, dry_run=True, allow_shortfall=True, judged=SelectionPolicy("min-prob", 0.0))
+    )
 
 
 # --- class 4: outputs never collide -------------------------------------------------------------------------------
+
 
 def test_inputs_that_would_share_an_annotation_keep_their_own(tmp_path):
     import cv2
@@ -566,13 +673,22 @@ def test_inputs_that_would_share_an_annotation_keep_their_own(tmp_path):
         for _ in range(3):
             writer.write(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
         writer.release()
-    result = CliRunner().invoke(models_cli, ["predict", str(photos), "--annotate", str(tmp_path / "a"), "--backend",
-                                             "haar", "--every", "1"])
+    result = CliRunner().invoke(
+        models_cli, ["predict", str(photos), "--annotate", str(tmp_path / "a"), "--backend", "haar", "--every", "1"]
+    )
     assert result.exit_code == 0, result.output
     written = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*.png"))
-    assert written == ["clip_avi/frame-000000.png", "clip_avi/frame-000001.png", "clip_avi/frame-000002.png",
-                       "clip_mp4/frame-000000.png", "clip_mp4/frame-000001.png", "clip_mp4/frame-000002.png",
-                       "x_jpg.png", "x_png.png", "y.png"]
+    assert written == [
+        "clip_avi/frame-000000.png",
+        "clip_avi/frame-000001.png",
+        "clip_avi/frame-000002.png",
+        "clip_mp4/frame-000000.png",
+        "clip_mp4/frame-000001.png",
+        "clip_mp4/frame-000002.png",
+        "x_jpg.png",
+        "x_png.png",
+        "y.png",
+    ]
 
 
 # --- class 5: names and environments ------------------------------------------------------------------------------
@@ -592,15 +708,53 @@ def test_file_names_that_are_not_utf8_pass_every_folder_reader(tmp_path):
     runs = [
         (synth_cli, ["stats", str(data)]),
         (synth_cli, ["pack", str(data), "--out", str(tmp_path / "p.h5")]),
-        (synth_cli, ["balance", str(csv), "--pool", str(pool), "--out", str(tmp_path / "b.h5"), "--allow-shortfall",
-                     "--allow-pool-leakage"]),
+        (
+            synth_cli,
+            [
+                "balance",
+                str(csv),
+                "--pool",
+                str(pool),
+                "--out",
+                str(tmp_path / "b.h5"),
+                "--allow-shortfall",
+                "--allow-pool-leakage",
+            ],
+        ),
         (synth_cli, ["crop", str(pool), "--out", str(tmp_path / "c"), "--backend", "haar", "--haar-min-size", "8"]),
         (models_cli, ["judge", str(pool), "--model", "builtin"]),
-        (synth_cli, ["balance", str(csv), "--pool", str(pool), "--out", str(tmp_path / "j.h5"), "--allow-shortfall",
-                     "--allow-pool-leakage", "--judged", "--min-prob", "0"]),
+        (
+            synth_cli,
+            [
+                "balance",
+                str(csv),
+                "--pool",
+                str(pool),
+                "--out",
+                str(tmp_path / "j.h5"),
+                "--allow-shortfall",
+                "--allow-pool-leakage",
+                "--judged",
+                "--min-prob",
+                "0",
+            ],
+        ),
         (synth_cli, ["report", str(tmp_path / "p.h5"), "--pool", str(pool), "--out", str(tmp_path / "r")]),
-        (models_cli, ["predict", str(pool), "--backend", "haar", "--csv", str(tmp_path / "p.csv"), "--json",
-                      str(tmp_path / "p.json"), "--annotate", str(tmp_path / "a")]),
+        (
+            models_cli,
+            [
+                "predict",
+                str(pool),
+                "--backend",
+                "haar",
+                "--csv",
+                str(tmp_path / "p.csv"),
+                "--json",
+                str(tmp_path / "p.json"),
+                "--annotate",
+                str(tmp_path / "a"),
+            ],
+        ),
     ]
     for cli, args in runs:
         result = CliRunner().invoke(cli, args)
@@ -638,11 +792,16 @@ def test_unreadable_folders_link_loops_and_broken_links_are_named_in_a_warning(t
     _unreadable(monkeypatch, data / "fear")
     result = CliRunner().invoke(synth_cli, ["stats", str(data)])
     assert result.exit_code == 0, result.output
-    assert "fear (unreadable folder (permission denied))" in result.output and "gone.png (a broken symbolic link)" in \
-        result.output and "loop (a folder inside a class folder" in result.output
+    assert (
+        "fear (unreadable folder (permission denied))" in result.output
+        and "gone.png (a broken symbolic link)" in result.output
+        and "loop (a folder inside a class folder" in result.output
+    )
     _unreadable(monkeypatch, photos / "home")
-    for cli, args in ((synth_cli, ["crop", str(photos), "--out", str(tmp_path / "c"), "--backend", "haar"]),
-                      (models_cli, ["predict", str(photos), "--backend", "haar"])):
+    for cli, args in (
+        (synth_cli, ["crop", str(photos), "--out", str(tmp_path / "c"), "--backend", "haar"]),
+        (models_cli, ["predict", str(photos), "--backend", "haar"]),
+    ):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
         assert "home (unreadable folder" in result.output and "again (a folder already read" in result.output
@@ -661,11 +820,17 @@ def test_one_image_too_large_for_memory_is_skipped_with_a_warning(tmp_path, monk
             if raw.size == (data / "happy" / "huge.png").stat().st_size:
                 raise MemoryError
             return real(raw)
+
         monkeypatch.setattr(images, name, decode)
-    runs = [(synth_cli, ["stats", str(data)], "huge.png (too large to decode in memory)"),
-            (synth_cli, ["crop", str(data), "--out", str(tmp_path / "c"), "--backend", "haar"],
-             "huge.png (too large to decode in memory)"),
-            (models_cli, ["predict", str(data), "--backend", "haar"], "(too_large), e.g.")]
+    runs = [
+        (synth_cli, ["stats", str(data)], "huge.png (too large to decode in memory)"),
+        (
+            synth_cli,
+            ["crop", str(data), "--out", str(tmp_path / "c"), "--backend", "haar"],
+            "huge.png (too large to decode in memory)",
+        ),
+        (models_cli, ["predict", str(data), "--backend", "haar"], "(too_large), e.g."),
+    ]
     for cli, args, warning in runs:
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0 and warning in result.output, (args, result.output)
@@ -677,8 +842,24 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_the_same_command_
     from fer_models.cli import main as models_cli
 
     data = separable_h5(tmp_path / "d.h5")
-    args = ["train", "--data", str(data), "--out", str(tmp_path / "cut"), "--model", "small-cnn", "--epochs", "3",
-            "--batch-size", "16", "--no-progress", "--device", "cpu", "--amp", "none"]
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "cut"),
+        "--model",
+        "small-cnn",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--amp",
+        "none",
+    ]
     whole = CliRunner().invoke(models_cli, [*args[:4], str(tmp_path / "whole"), *args[5:]])
     assert whole.exit_code == 0, whole.output
 
@@ -696,8 +877,8 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_the_same_command_
 
 
 def test_a_full_disk_while_judging_is_one_line_and_the_same_command_finishes(tmp_path, monkeypatch):
-    from fer_models.inference import judge
     from fer_models.cli import main as models_cli
+    from fer_models.inference import judge
     from fer_synth.core.judgement import read_judgement
 
     pool = _faces(tmp_path / "pool", {"happy": 5, "sad": 5})
@@ -710,8 +891,9 @@ def test_a_full_disk_while_judging_is_one_line_and_the_same_command_finishes(tmp
     assert len(read_judgement(pool)) == 10 and len((pool / "judgement.jsonl").read_text().splitlines()) == 10
 
 
-@pytest.mark.parametrize("command", [["-m", "fer_synth", "stats", "{csv}"],
-                                     ["-m", "fer_models", "evaluate", "builtin", "--data", "{h5}"]])
+@pytest.mark.parametrize(
+    "command", [["-m", "fer_synth", "stats", "{csv}"], ["-m", "fer_models", "evaluate", "builtin", "--data", "{h5}"]]
+)
 @pytest.mark.parametrize("gib", [0.4, 1.5, 3.0])
 def test_a_low_memory_limit_is_one_line_or_enough(tmp_path, command, gib):
     """Under ``ulimit -v`` the libraries may not even load: one line and exit 2, or the command works."""
@@ -724,9 +906,15 @@ def test_a_low_memory_limit_is_one_line_or_enough(tmp_path, command, gib):
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    result = subprocess.run([sys.executable, *(a.format(csv=csv, h5=h5) for a in command)], check=False,
-                            capture_output=True,
-                            text=True, preexec_fn=limited, cwd=tmp_path, timeout=600)
+    result = subprocess.run(
+        [sys.executable, *(a.format(csv=csv, h5=h5) for a in command)],
+        check=False,
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert result.returncode in (0, 2), result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     if result.returncode == 2:
@@ -756,7 +944,7 @@ def test_a_truncated_video_is_named_in_a_warning(tmp_path):
     writer.release()
     data = (tmp_path / "clip.avi").read_bytes()
     (tmp_path / "videos").mkdir()
-    (tmp_path / "videos" / "cut.avi").write_bytes(data[:len(data) // 2])
+    (tmp_path / "videos" / "cut.avi").write_bytes(data[: len(data) // 2])
     result = CliRunner().invoke(models_cli, ["predict", str(tmp_path / "videos"), "--backend", "haar"])
     assert result.exit_code == 0, result.output
     assert "cut.avi: the video ends at frame" in result.output
@@ -765,13 +953,25 @@ def test_a_truncated_video_is_named_in_a_warning(tmp_path):
 def test_a_damaged_face_in_a_pool_is_named_in_a_warning(tmp_path, csv):
     pool = _faces(tmp_path / "pool", {"happy": 3})
     (pool / "happy" / "broken.png").write_bytes(b"\x89PNG half a file")
-    result = CliRunner().invoke(synth_cli, ["balance", str(csv), "--pool", str(pool), "--out", str(tmp_path / "b.h5"),
-                                            "--allow-shortfall", "--allow-pool-leakage"])
+    result = CliRunner().invoke(
+        synth_cli,
+        [
+            "balance",
+            str(csv),
+            "--pool",
+            str(pool),
+            "--out",
+            str(tmp_path / "b.h5"),
+            "--allow-shortfall",
+            "--allow-pool-leakage",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "happy/broken.png (unreadable image)" in result.output
 
 
 # --- class 6: FER+ rows are aligned by Image name too ------------------------------------------------------------
+
 
 def test_ferplus_rows_moved_within_a_split_are_caught_and_microsofts_file_passes():
     from fer_synth.data.ferplus import _rows_out_of_order, read_votes
@@ -791,6 +991,7 @@ def test_ferplus_rows_moved_within_a_split_are_caught_and_microsofts_file_passes
 
 # --- class 7: a finished run is left as it is ---------------------------------------------------------------------
 
+
 def test_a_finished_run_rerun_with_other_settings_is_refused_and_its_files_untouched(run_dir):
     run = run_dir / "run"
     config = json.loads((run / "config.json").read_text())
@@ -809,15 +1010,34 @@ def test_a_finished_run_rerun_with_other_settings_is_refused_and_its_files_untou
 
 # --- class 8: the suite is hermetic ----------------------------------------------------------------------------
 
+
 def test_the_suite_does_not_depend_on_the_users_environment(tmp_path):
     """A user's offline flag, launcher ranks, terminal width and colours change nothing in the tests."""
-    hostile = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "FER_SYNTH_OFFLINE": "1",
-               "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "COLUMNS": "30", "FORCE_COLOR": "1",
-               "FER_SYNTH_FACE_MODEL": str(tmp_path / "missing.tflite")}
-    tests = ["tests/fer_synth/faces/test_stage.py::test_download_is_verified_and_lands_in_the_cache",
-             "tests/fer_synth/faces/test_stage.py::test_failed_download_names_the_option",
-             "tests/fer_synth/generation/test_run.py::test_generate_command"]
+    hostile = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "FER_SYNTH_OFFLINE": "1",
+        "RANK": "1",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "1",
+        "COLUMNS": "30",
+        "FORCE_COLOR": "1",
+        "FER_SYNTH_FACE_MODEL": str(tmp_path / "missing.tflite"),
+    }
+    tests = [
+        "tests/fer_synth/faces/test_stage.py::test_download_is_verified_and_lands_in_the_cache",
+        "tests/fer_synth/faces/test_stage.py::test_failed_download_names_the_option",
+        "tests/fer_synth/generation/test_run.py::test_generate_command",
+    ]
     root = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=root,
-                            env=hostile, capture_output=True, text=True, timeout=900, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=root,
+        env=hostile,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:]

@@ -32,10 +32,18 @@ from fer_synth.core.errors import FerError, MissingPathError
 from fer_synth.core.folders import FolderWalk, describe_skipped
 from fer_synth.core.images import IMAGE_SUFFIXES, load_image, printable, save_png
 from fer_synth.core.images import TOO_LARGE as IMAGE_TOO_LARGE
-from fer_synth.ui.log import native_stderr_silenced
-from fer_synth.core.outputs import (check_output_folder, has_file, make_dir, output_folder, refuse_collisions,
-                                    refuse_existing_file, refuse_inputs, remove_stale_temps)
+from fer_synth.core.outputs import (
+    check_output_folder,
+    has_file,
+    make_dir,
+    output_folder,
+    refuse_collisions,
+    refuse_existing_file,
+    refuse_inputs,
+    remove_stale_temps,
+)
 from fer_synth.faces.stage import TOO_LARGE, FaceStage
+from fer_synth.ui.log import native_stderr_silenced
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +108,10 @@ def find_media(paths: list[str | os.PathLike]) -> list[Path]:
             found += sorted(f for _, files in walk.tree(given) for f in files if _is_media(f))
         elif given.is_file():
             if not _is_media(given):
-                raise FerError(f"{printable(str(given))}: not an image or video file (images: "
-                               f"{', '.join(IMAGE_SUFFIXES)}; videos: {', '.join(VIDEO_SUFFIXES)})")
+                raise FerError(
+                    f"{printable(str(given))}: not an image or video file (images: "
+                    f"{', '.join(IMAGE_SUFFIXES)}; videos: {', '.join(VIDEO_SUFFIXES)})"
+                )
             found.append(given)
         else:
             raise MissingPathError(f"{printable(str(given))}: no such file or folder")
@@ -160,8 +170,10 @@ def video_frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
             index += 1
         # A header's count is estimated in some containers: a frame or two short is not damage.
         if 0 < index < 0.98 * announced - 1:
-            logger.warning(f"{printable(str(path))}: the video ends at frame {index} of the {announced} its header "
-                           "announces (truncated or damaged); the frames before it were used")
+            logger.warning(
+                f"{printable(str(path))}: the video ends at frame {index} of the {announced} its header "
+                "announces (truncated or damaged); the frames before it were used"
+            )
 
 
 def _items(files: list[Path], every: int, summary: MediaSummary) -> Iterator[tuple[str, int | None, np.ndarray]]:
@@ -186,9 +198,13 @@ def _items(files: list[Path], every: int, summary: MediaSummary) -> Iterator[tup
         yield str(path), None, rgb
 
 
-def check_outputs(paths: list[str | os.PathLike], files: dict[str, str | os.PathLike | None] | None = None,
-                  annotate: str | os.PathLike | None = None, overwrite: bool = False,
-                  inputs: list[str | os.PathLike | None] = ()) -> None:
+def check_outputs(
+    paths: list[str | os.PathLike],
+    files: dict[str, str | os.PathLike | None] | None = None,
+    annotate: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    inputs: list[str | os.PathLike | None] = (),
+) -> None:
     """Refuse, before any work, outputs (``files``: option -> file, and the ``annotate`` folder) that exist (unless
     ``overwrite``), that are one another, or that would write over an input: ``paths`` and the other ``inputs``
     (the model's files, the face model)."""
@@ -200,13 +216,25 @@ def check_outputs(paths: list[str | os.PathLike], files: dict[str, str | os.Path
             refuse_inputs(out, inputs, option)
             refuse_existing_file(out, overwrite, option)
     if annotate is not None:
-        check_output_folder(annotate, command=COMMAND, is_own=has_file(ANNOTATED_MARK), overwrite=overwrite,
-                            inputs=inputs, option="--annotate")
+        check_output_folder(
+            annotate,
+            command=COMMAND,
+            is_own=has_file(ANNOTATED_MARK),
+            overwrite=overwrite,
+            inputs=inputs,
+            option="--annotate",
+        )
 
 
-def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage: FaceStage, every: int = DEFAULT_EVERY,
-                  annotate: str | os.PathLike | None = None, overwrite: bool = False,
-                  files: list[Path] | None = None) -> MediaSummary:
+def predict_media(
+    paths: list[str | os.PathLike],
+    classifier: Classifier,
+    stage: FaceStage,
+    every: int = DEFAULT_EVERY,
+    annotate: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    files: list[Path] | None = None,
+) -> MediaSummary:
     """Every face in the images, folders and videos of ``paths``, classified; see the module's docstring.
 
     ``stage`` finds and crops the faces (use ``policy="all"`` for every face of a group photo, and the ``photo``
@@ -220,20 +248,39 @@ def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage:
     """
     if every < 1:
         raise FerError(f"--every must be at least 1, got {every}")
-    model_files = [p for m in classifier.members for p in (m.meta["_path"], Path(m.meta["_path"]).parent /
-                                                           m.meta["weights"])]
+    model_files = [
+        p for m in classifier.members for p in (m.meta["_path"], Path(m.meta["_path"]).parent / m.meta["weights"])
+    ]
     if files is None:
         files = find_media(paths)
         check_outputs(paths, annotate=annotate, overwrite=overwrite, inputs=[*model_files, *stage.files])
     summary = MediaSummary()
-    claim = nullcontext(None) if annotate is None else output_folder(
-        annotate, command=COMMAND, is_own=has_file(ANNOTATED_MARK), overwrite=overwrite, whole=True, lock=None,
-        inputs=[*paths, *model_files, *stage.files], option="--annotate")
+    claim = (
+        nullcontext(None)
+        if annotate is None
+        else output_folder(
+            annotate,
+            command=COMMAND,
+            is_own=has_file(ANNOTATED_MARK),
+            overwrite=overwrite,
+            whole=True,
+            lock=None,
+            inputs=[*paths, *model_files, *stage.files],
+            option="--annotate",
+        )
+    )
     with claim as folder:
         if folder is not None:
             names = annotation_names(files)
-            write_bytes(folder / ANNOTATED_MARK, (json.dumps({"command": COMMAND, "inputs": [str(p) for p in paths],
-                                                              "model": classifier.identity}, indent=1) + "\n").encode())
+            write_bytes(
+                folder / ANNOTATED_MARK,
+                (
+                    json.dumps(
+                        {"command": COMMAND, "inputs": [str(p) for p in paths], "model": classifier.identity}, indent=1
+                    )
+                    + "\n"
+                ).encode(),
+            )
         pending: list[tuple[str, int | None, tuple[int, int, int, int], float]] = []
         crops: list[np.ndarray] = []
         for file, frame, rgb in _items(files, every, summary):
@@ -291,9 +338,20 @@ def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, su
     probs = classifier.predict_proba(np.stack(crops))
     for (file, frame, (x, y, w, h), det_score), p in zip(pending, probs):
         k = int(p.argmax())
-        summary.predictions.append(FacePrediction(
-            file, frame, int(x), int(y), int(w), int(h), round(float(det_score), 4), classifier.classes[k],
-            round(float(p[k]), 6), {c: round(float(v), 6) for c, v in zip(classifier.classes, p)}))
+        summary.predictions.append(
+            FacePrediction(
+                file,
+                frame,
+                int(x),
+                int(y),
+                int(w),
+                int(h),
+                round(float(det_score), 4),
+                classifier.classes[k],
+                round(float(p[k]), 6),
+                {c: round(float(v), 6) for c, v in zip(classifier.classes, p)},
+            )
+        )
 
 
 def _annotate(path: Path, rgb: np.ndarray, faces: list[FacePrediction]) -> Path:
@@ -307,8 +365,16 @@ def _annotate(path: Path, rgb: np.ndarray, faces: list[FacePrediction]) -> Path:
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(face.y - th - base - 2, 0)
         cv2.rectangle(image, (face.x, top), (face.x + tw + 2, top + th + base + 2), (255, 64, 64), -1)
-        cv2.putText(image, text, (face.x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            text,
+            (face.x + 1, top + th + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
     make_dir(path.parent)
     save_png(image, path)
     return path

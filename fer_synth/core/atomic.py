@@ -21,8 +21,14 @@ from fer_synth.core.outputs import current_umask, make_dir, swap_into_place, tem
 def _place_error(target: Path, e: BaseException) -> OutputError | None:
     """A write that failed because of the place (a full disk, a read-only file system, ...), as one line."""
     reason = None if isinstance(e, FerError) else environment_reason(e)
-    return OutputError(f"{target}: cannot write it ({reason}); free space or choose another output path, then run "
-                       "the same command again") if reason else None
+    return (
+        OutputError(
+            f"{target}: cannot write it ({reason}); free space or choose another output path, then run "
+            "the same command again"
+        )
+        if reason
+        else None
+    )
 
 
 @contextmanager

@@ -14,8 +14,13 @@ import subprocess
 import sys
 
 #: What a library that could not be loaded into the memory left says (the dynamic loader, CPython, PyTorch).
-_NO_MEMORY = ("failed to map segment", "cannot allocate memory", "out of memory", "returned null without setting",
-              "memoryerror")
+_NO_MEMORY = (
+    "failed to map segment",
+    "cannot allocate memory",
+    "out of memory",
+    "returned null without setting",
+    "memoryerror",
+)
 
 
 def _out_of_memory(error: BaseException) -> bool:
@@ -52,8 +57,12 @@ def _probe(module: str) -> None:
     if probe.returncode == 0:
         return
     last = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
-    if probe.returncode < 0 or probe.returncode == 127 or any(p in probe.stderr.lower() for p in _NO_MEMORY) \
-            or "MemoryError" in probe.stderr:
+    if (
+        probe.returncode < 0
+        or probe.returncode == 127
+        or any(p in probe.stderr.lower() for p in _NO_MEMORY)
+        or "MemoryError" in probe.stderr
+    ):
         _refuse(last)
     # Anything else is not the limit: the import below shows it as it is.
 
@@ -61,6 +70,8 @@ def _probe(module: str) -> None:
 def _refuse(detail: str) -> None:
     limit = _limit()
     shown = "" if limit is None else f" (the address-space limit is {limit / 2**30:.1f} GiB)"
-    sys.stderr.write(f"Error: not enough memory to load the libraries{shown}: {detail[:160]}; raise the limit "
-                     "(`ulimit -v`) or free memory, then run the command again\n")
+    sys.stderr.write(
+        f"Error: not enough memory to load the libraries{shown}: {detail[:160]}; raise the limit "
+        "(`ulimit -v`) or free memory, then run the command again\n"
+    )
     sys.exit(2)

@@ -31,14 +31,18 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> str:
         raise InvalidOptionError(f"--device {name!r} is not a device; use {DEVICE_HELP}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InvalidOptionError(f"--device {name}: no CUDA GPU is usable here (torch.cuda.is_available() is "
-                                     "False); use --device cpu or auto")
+            raise InvalidOptionError(
+                f"--device {name}: no CUDA GPU is usable here (torch.cuda.is_available() is "
+                "False); use --device cpu or auto"
+            )
         count = torch.cuda.device_count()
         if device.index is None:
             return f"cuda:{local_rank % count}"
         if device.index >= count:
-            raise InvalidOptionError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to "
-                                     f"cuda:{count - 1}; use one of them, or auto")
+            raise InvalidOptionError(
+                f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to "
+                f"cuda:{count - 1}; use one of them, or auto"
+            )
     elif device.type == "mps" and not has_mps:
         raise InvalidOptionError(f"--device {name}: MPS (Apple GPU) is not available here; use --device cpu or auto")
     elif device.type != "cpu":

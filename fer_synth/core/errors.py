@@ -39,12 +39,19 @@ class OutputError(FerError):
 
 
 #: OS errors that mean "this machine or place cannot do it", not a bug: each becomes one clear line.
-ENVIRONMENT_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                      errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-                      errno.EPERM: "permission denied", errno.EIO: "an input/output error of the disk",
-                      errno.EMFILE: "too many open files (ulimit -n)", errno.ENFILE: "too many open files",
-                      errno.ENOMEM: "out of memory", errno.ENAMETOOLONG: "the file name is too long",
-                      errno.ELOOP: "too many levels of symbolic links"}
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EIO: "an input/output error of the disk",
+    errno.EMFILE: "too many open files (ulimit -n)",
+    errno.ENFILE: "too many open files",
+    errno.ENOMEM: "out of memory",
+    errno.ENAMETOOLONG: "the file name is too long",
+    errno.ELOOP: "too many levels of symbolic links",
+}
 # Native writers (safetensors, HDF5) report the OS error inside their message only.
 _ERRNO_IN_TEXT = re.compile(r"(?:os error|errno =?)\s*(\d+)", re.IGNORECASE)
 
@@ -59,8 +66,9 @@ def environment_errno(error: BaseException) -> int | None:
 
 
 # What PyTorch's and OpenCV's allocators raise (a RuntimeError, a cv2.error) when memory runs out.
-_NO_MEMORY_TEXT = re.compile(r"can't allocate memory|cannot allocate memory|insufficient memory|out of memory",
-                             re.IGNORECASE)
+_NO_MEMORY_TEXT = re.compile(
+    r"can't allocate memory|cannot allocate memory|insufficient memory|out of memory", re.IGNORECASE
+)
 
 
 def environment_reason(error: BaseException) -> str | None:

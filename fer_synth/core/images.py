@@ -94,9 +94,11 @@ def read_gray(path: str | Path) -> np.ndarray | None:
 def _escape_bytes(error: UnicodeEncodeError) -> tuple[str, int]:
     """The codec error handler ``fer-escape``: the undecodable bytes of a file name (which Python holds as lone
     surrogates U+DC80..U+DCFF) as ``\\xNN``, any other unencodable character as ``\\uNNNN``."""
-    text = error.object[error.start:error.end]
-    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
-                   c.encode("ascii", "backslashreplace").decode() for c in text), error.end
+    text = error.object[error.start : error.end]
+    return "".join(
+        f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("ascii", "backslashreplace").decode()
+        for c in text
+    ), error.end
 
 
 codecs.register_error("fer-escape", _escape_bytes)

@@ -49,13 +49,19 @@ def _problem(record: object) -> str | None:
     """What is wrong with one record, or None."""
     if not isinstance(record, dict):
         return f"a JSON {type(record).__name__}, not a record"
-    checks = (("file", lambda v: isinstance(v, str) and v), ("class", lambda v: isinstance(v, str)),
-              ("judged", lambda v: isinstance(v, str)), ("p_intended", lambda v: _is_number(v) and 0 <= v <= 1),
-              ("probs", lambda v: isinstance(v, list) and all(map(_is_number, v))),
-              ("classes", lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v)),
-              ("judge", lambda v: isinstance(v, dict) and isinstance(v.get("model"), str)
-               and isinstance(v.get("fingerprint"), str)),
-              ("sha256", lambda v: v is None or isinstance(v, str)))
+    checks = (
+        ("file", lambda v: isinstance(v, str) and v),
+        ("class", lambda v: isinstance(v, str)),
+        ("judged", lambda v: isinstance(v, str)),
+        ("p_intended", lambda v: _is_number(v) and 0 <= v <= 1),
+        ("probs", lambda v: isinstance(v, list) and all(map(_is_number, v))),
+        ("classes", lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v)),
+        (
+            "judge",
+            lambda v: isinstance(v, dict) and isinstance(v.get("model"), str) and isinstance(v.get("fingerprint"), str),
+        ),
+        ("sha256", lambda v: v is None or isinstance(v, str)),
+    )
     for key, valid in checks:
         if key not in record and key != "sha256":
             return f"no {key!r}"
@@ -78,13 +84,16 @@ def read_judgement(pool: str | os.PathLike) -> dict[str, dict]:
     try:
         numbered = read_numbered(path)
     except ManifestError as e:
-        raise JudgementError(f"{e}; or judge the pool again: `fer-models judge {printable(str(pool))} --overwrite`") \
-            from None
+        raise JudgementError(
+            f"{e}; or judge the pool again: `fer-models judge {printable(str(pool))} --overwrite`"
+        ) from None
     records = {}
     for number, record in numbered:
         if (problem := _problem(record)) is not None:
-            raise JudgementError(f"{printable(str(path))}:{number}: not a judgement record ({problem}); judge the pool "
-                                 f"again: `fer-models judge {printable(str(pool))} --overwrite`")
+            raise JudgementError(
+                f"{printable(str(path))}:{number}: not a judgement record ({problem}); judge the pool "
+                f"again: `fer-models judge {printable(str(pool))} --overwrite`"
+            )
         records[record["file"]] = record
     return records
 
@@ -100,8 +109,12 @@ def pool_digests(pool: str | os.PathLike, files: Iterable[str]) -> dict[str, str
     return digests
 
 
-def current_judgement(pool: str | os.PathLike, files: Iterable[str], records: Mapping[str, dict] | None = None,
-                      digests: Mapping[str, str | None] | None = None) -> tuple[dict[str, dict], list[str]]:
+def current_judgement(
+    pool: str | os.PathLike,
+    files: Iterable[str],
+    records: Mapping[str, dict] | None = None,
+    digests: Mapping[str, str | None] | None = None,
+) -> tuple[dict[str, dict], list[str]]:
     """(the records of ``files`` that hold for the bytes the files hold now, the files judged when they held other
     bytes). Records of files not among ``files`` (deleted faces) are left out; a record without a hash (an older
     judgement) counts as stale. ``records`` and ``digests`` (:func:`pool_digests`) when the caller has them."""
@@ -124,8 +137,10 @@ def judge_of(records: Mapping[str, dict]) -> dict:
     """The one judge that made ``records``; a pool judged by several is an error (their scores do not compare)."""
     judges = {(r["judge"]["model"], r["judge"]["fingerprint"]) for r in records.values()}
     if len(judges) > 1:
-        raise JudgementError(f"the judgement mixes {len(judges)} judges; judge the pool again with one "
-                             "(`fer-models judge POOL --overwrite`)")
+        raise JudgementError(
+            f"the judgement mixes {len(judges)} judges; judge the pool again with one "
+            "(`fer-models judge POOL --overwrite`)"
+        )
     model, fingerprint = judges.pop() if judges else (None, None)
     return {"model": model, "fingerprint": fingerprint}
 
@@ -158,9 +173,10 @@ class SelectionPolicy:
         for record in sorted(records, key=lambda r: (-r["p_intended"], r["file"])):
             by_class.setdefault(record["class"], []).append(record)
         if self.kind == "top-k":
-            return {c: rs[:int(self.value)] for c, rs in by_class.items()}
-        keep = (lambda r: r["judged"] == r["class"]) if self.kind == "agree" else (
-            lambda r: r["p_intended"] >= self.value)
+            return {c: rs[: int(self.value)] for c, rs in by_class.items()}
+        keep = (
+            (lambda r: r["judged"] == r["class"]) if self.kind == "agree" else (lambda r: r["p_intended"] >= self.value)
+        )
         return {c: [r for r in rs if keep(r)] for c, rs in by_class.items()}
 
 

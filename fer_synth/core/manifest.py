@@ -78,8 +78,10 @@ def read_shard(path: Path) -> list[dict]:
     records = []
     for number, record in read_numbered(path):
         if not isinstance(record, dict):
-            raise ManifestError(f"{path}:{number}: a JSON {type(record).__name__}, not a record; the file was edited "
-                                "or damaged: remove that line to make its item again")
+            raise ManifestError(
+                f"{path}:{number}: a JSON {type(record).__name__}, not a record; the file was edited "
+                "or damaged: remove that line to make its item again"
+            )
         records.append(record)
     return records
 

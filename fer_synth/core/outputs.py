@@ -43,6 +43,7 @@ class BusyError(FerError):
 
 # --- inputs and outputs ------------------------------------------------------------------------------------------
 
+
 def _real(path: str | os.PathLike) -> Path:
     """The path with ``~`` expanded and every symbolic link of its existing part resolved."""
     return Path(os.path.realpath(Path(path).expanduser()))
@@ -68,8 +69,9 @@ def overlap(out: str | os.PathLike, given: str | os.PathLike) -> str | None:
     return None
 
 
-def refuse_inputs(out: str | os.PathLike, inputs: Iterable[Given], option: str = "--out", *,
-                  beside: bool = False) -> None:
+def refuse_inputs(
+    out: str | os.PathLike, inputs: Iterable[Given], option: str = "--out", *, beside: bool = False
+) -> None:
     """Raise when ``out`` is, contains or lies inside one of ``inputs`` (everything the command reads): writing
     there could destroy them. ``beside``: ``out`` may lie inside a folder input (a report written beside the
     checkpoint it is about), though never be or contain an input."""
@@ -79,8 +81,10 @@ def refuse_inputs(out: str | os.PathLike, inputs: Iterable[Given], option: str =
         how = overlap(out, given)
         if how is None or (beside and how == "lies inside"):
             continue
-        raise OutputError(f"{option} {out} overlaps the input {given} (it {how} it); write the output somewhere "
-                          "else (an input is never replaced, not even with --overwrite)")
+        raise OutputError(
+            f"{option} {out} overlaps the input {given} (it {how} it); write the output somewhere "
+            "else (an input is never replaced, not even with --overwrite)"
+        )
 
 
 def refuse_collisions(outputs: dict[str, Given]) -> None:
@@ -88,10 +92,12 @@ def refuse_collisions(outputs: dict[str, Given]) -> None:
     second would replace the first."""
     given = [(option, path) for option, path in outputs.items() if path is not None]
     for i, (option, path) in enumerate(given):
-        for other, other_path in given[i + 1:]:
+        for other, other_path in given[i + 1 :]:
             if overlap(path, other_path):
-                raise OutputError(f"{option} {path} and {other} {other_path} are the same place (or one holds the "
-                                  "other), so one output would replace the other; give them different names")
+                raise OutputError(
+                    f"{option} {path} and {other} {other_path} are the same place (or one holds the "
+                    "other), so one output would replace the other; give them different names"
+                )
 
 
 def refuse_existing_file(out: str | os.PathLike, overwrite: bool, option: str = "--out") -> None:
@@ -113,14 +119,16 @@ def make_dir(folder: str | os.PathLike) -> Path:
     except NotADirectoryError:
         raise OutputError(f"{folder}: a parent of it is a file, not a folder; choose another output path") from None
     except OSError as e:
-        raise OutputError(f"{folder}: cannot create it ({environment_reason(e) or e.strerror}); choose a writable "
-                          "output path") from None
+        raise OutputError(
+            f"{folder}: cannot create it ({environment_reason(e) or e.strerror}); choose a writable output path"
+        ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{folder} is not writable; choose a writable output path")
     return folder
 
 
 # --- the temporaries of a writer ----------------------------------------------------------------------------------
+
 
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
@@ -259,13 +267,21 @@ def swap_into_place(built: Path, target: Path) -> None:
 
 # --- output folders ---------------------------------------------------------------------------------------------
 
+
 def is_lock_file(path: Path) -> bool:
     """A lock file of :func:`output_lock` (hidden, ``.lock`` suffix): not content of the folder."""
     return path.name.startswith(".") and path.name.endswith(".lock")
 
 
-def check_output_folder(folder: str | os.PathLike, *, command: str, is_own: Callable[[Path], bool],
-                        overwrite: bool = False, inputs: Iterable[Given] = (), option: str = "--out") -> bool:
+def check_output_folder(
+    folder: str | os.PathLike,
+    *,
+    command: str,
+    is_own: Callable[[Path], bool],
+    overwrite: bool = False,
+    inputs: Iterable[Given] = (),
+    option: str = "--out",
+) -> bool:
     """Check ``folder`` by the output-folder rule without changing anything; True when it holds content (which
     the command then resumes, extends or, with ``overwrite``, replaces)."""
     folder = Path(folder)
@@ -275,19 +291,30 @@ def check_output_folder(folder: str | os.PathLike, *, command: str, is_own: Call
     try:
         content = sorted(p for p in folder.iterdir() if not is_lock_file(p)) if folder.is_dir() else []
     except OSError as e:
-        raise OutputError(f"{folder}: cannot read it ({environment_reason(e) or e.strerror}); choose another "
-                          f"{option}") from None
+        raise OutputError(
+            f"{folder}: cannot read it ({environment_reason(e) or e.strerror}); choose another {option}"
+        ) from None
     if content and not overwrite and not is_own(folder):
         shown = ", ".join(p.name for p in content[:3]) + (f" and {len(content) - 3} more" if len(content) > 3 else "")
-        raise OutputError(f"{folder} holds files that are not an earlier `{command}` output ({shown}); choose a new "
-                          "or empty folder, or pass --overwrite to replace its contents")
+        raise OutputError(
+            f"{folder} holds files that are not an earlier `{command}` output ({shown}); choose a new "
+            "or empty folder, or pass --overwrite to replace its contents"
+        )
     return bool(content)
 
 
 @contextmanager
-def output_folder(folder: str | os.PathLike, *, command: str, is_own: Callable[[Path], bool], overwrite: bool = False,
-                  inputs: Iterable[Given] = (), whole: bool = False, lock: str | None = LOCK_NAME,
-                  option: str = "--out") -> Iterator[Path]:
+def output_folder(
+    folder: str | os.PathLike,
+    *,
+    command: str,
+    is_own: Callable[[Path], bool],
+    overwrite: bool = False,
+    inputs: Iterable[Given] = (),
+    whole: bool = False,
+    lock: str | None = LOCK_NAME,
+    option: str = "--out",
+) -> Iterator[Path]:
     """Claim ``folder`` by the output-folder rule and yield where to write.
 
     A command that resumes (``whole=False``) writes in place into a new, empty or earlier own folder. A
@@ -298,14 +325,17 @@ def output_folder(folder: str | os.PathLike, *, command: str, is_own: Callable[[
     """
     folder = Path(folder)
     inputs = list(inputs)
-    content = check_output_folder(folder, command=command, is_own=is_own, overwrite=overwrite, inputs=inputs,
-                                  option=option)
+    content = check_output_folder(
+        folder, command=command, is_own=is_own, overwrite=overwrite, inputs=inputs, option=option
+    )
     make_dir(folder.parent)
     remove_stale_temps(folder)
     staged = whole or (content and overwrite)
     if staged and overlap(Path.cwd(), folder) in ("is", "lies inside"):
-        raise OutputError(f"{option} {folder} holds the current folder, which a replacement would move away; run "
-                          "the command from another folder, or choose another output")
+        raise OutputError(
+            f"{option} {folder} holds the current folder, which a replacement would move away; run "
+            "the command from another folder, or choose another output"
+        )
     if not staged:
         make_dir(folder)
     with output_lock(folder, lock) if lock and folder.is_dir() else nullcontext():
@@ -316,8 +346,9 @@ def output_folder(folder: str | os.PathLike, *, command: str, is_own: Callable[[
         try:
             work = Path(tempfile.mkdtemp(prefix=temp_prefix(folder), suffix=".tmp", dir=folder.absolute().parent))
         except OSError as e:
-            raise OutputError(f"{folder}: cannot write beside it ({environment_reason(e) or e.strerror}); choose a "
-                              f"writable {option}") from None
+            raise OutputError(
+                f"{folder}: cannot write beside it ({environment_reason(e) or e.strerror}); choose a writable {option}"
+            ) from None
         try:
             yield work
             swap_into_place(work, folder)
@@ -328,6 +359,7 @@ def output_folder(folder: str | os.PathLike, *, command: str, is_own: Callable[[
 
 def has_settings_of(command: str, settings_file: str = "run.json") -> Callable[[Path], bool]:
     """An ``is_own`` test: the folder's settings file names ``command`` (what generate and crop write)."""
+
     def is_own(folder: Path) -> bool:
         try:
             return json.loads((folder / settings_file).read_text()).get("command") == command
@@ -356,9 +388,13 @@ def output_lock(folder: str | os.PathLike, name: str = LOCK_NAME) -> Iterator[Pa
             if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-            raise BusyError(f"{folder} is in use by {holder}; wait for it to finish or stop it, then run again") from None
+            raise BusyError(
+                f"{folder} is in use by {holder}; wait for it to finish or stop it, then run again"
+            ) from None
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
-        info = f"process {os.getpid()} on {socket.gethostname()} (`{command}`, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
+        info = (
+            f"process {os.getpid()} on {socket.gethostname()} (`{command}`, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode(errors="backslashreplace"), 0)
         yield path

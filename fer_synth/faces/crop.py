@@ -30,7 +30,6 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from fer_synth.core.classes import VOCABULARY, UnknownClassError
-from fer_synth.ui.console import progress_bar
 from fer_synth.core.errors import FerError
 from fer_synth.core.folders import FolderWalk, describe_skipped
 from fer_synth.core.images import IMAGE_SUFFIXES, load_image, printable, save_png
@@ -38,6 +37,7 @@ from fer_synth.core.images import TOO_LARGE as IMAGE_TOO_LARGE
 from fer_synth.core.manifest import MANIFEST, ManifestWriter, check_settings, read_records
 from fer_synth.core.outputs import check_output_folder, has_settings_of, output_folder, refuse_collisions
 from fer_synth.faces.stage import REASONS, TOO_LARGE, FaceStage
+from fer_synth.ui.console import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,12 @@ UNREADABLE = "unreadable"
 class CropSummary:
     """Counts over every record in the manifest (this run's and earlier runs')."""
 
-    images: Counter = field(default_factory=Counter)   # class -> images recorded
-    kept: Counter = field(default_factory=Counter)     # class -> images with at least one face kept
-    faces: Counter = field(default_factory=Counter)    # class -> face crops written
+    images: Counter = field(default_factory=Counter)  # class -> images recorded
+    kept: Counter = field(default_factory=Counter)  # class -> images with at least one face kept
+    faces: Counter = field(default_factory=Counter)  # class -> face crops written
     rejected: Counter = field(default_factory=Counter)  # (class, reason) -> images
-    resumed: int = 0                                    # records found from an earlier run
-    processed: int = 0                                  # images handled by this run
+    resumed: int = 0  # records found from an earlier run
+    processed: int = 0  # images handled by this run
 
     def add(self, record: dict) -> None:
         label = record["class"] or UNLABELLED
@@ -84,8 +84,9 @@ def find_images(input_dir: Path) -> list[Source]:
     sub-folder at any depth (unlabelled, output in the same relative layout under ``unlabelled/``); stable order.
     Linked folders are followed once; an unreadable folder, a link loop or a broken link is named in a warning."""
     if not input_dir.is_dir():
-        raise FerError(f"input folder {printable(str(input_dir))} does not exist or is not a folder; give a folder of "
-                       "images")
+        raise FerError(
+            f"input folder {printable(str(input_dir))} does not exist or is not a folder; give a folder of images"
+        )
     walk = FolderWalk()
     subfolders, files = walk.listing(input_dir)
     groups: list[tuple[str | None, str, list[Path]]] = [(None, UNLABELLED, _images(files))]
@@ -109,8 +110,10 @@ def find_images(input_dir: Path) -> list[Source]:
             stem = p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
             sources.append(Source(p.relative_to(input_dir).as_posix(), label, stem, out_folder))
     if not sources:
-        raise FerError(f"no images in {printable(str(input_dir))} or its sub-folders (looked for "
-                       f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise FerError(
+            f"no images in {printable(str(input_dir))} or its sub-folders (looked for "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
     return sources
 
 
@@ -118,9 +121,15 @@ def _images(files: list[Path]) -> list[Path]:
     return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: FaceStage,
-                keep_rejects: str | os.PathLike | None = None, progress: bool = False,
-                sources: list[Source] | None = None, overwrite: bool = False) -> CropSummary:
+def crop_folder(
+    input_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    stage: FaceStage,
+    keep_rejects: str | os.PathLike | None = None,
+    progress: bool = False,
+    sources: list[Source] | None = None,
+    overwrite: bool = False,
+) -> CropSummary:
     """Run ``stage`` on every image under ``input_dir``; write kept faces and the manifest under ``out_dir``.
 
     Images already in the manifest are skipped. ``keep_rejects`` copies each rejected image to
@@ -132,8 +141,9 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     sources = find_images(input_dir) if sources is None else sources
     check_outputs(input_dir, out_dir, keep_rejects, overwrite, stage.files)
-    with output_folder(out_dir, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite,
-                       inputs=[input_dir, *stage.files]) as work:
+    with output_folder(
+        out_dir, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite, inputs=[input_dir, *stage.files]
+    ) as work:
         check_settings(work, {"command": COMMAND, "input": str(input_dir.resolve()), **stage.settings})
         summary = CropSummary()
         done = set()
@@ -142,8 +152,17 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
             summary.add(record)
         summary.resumed = len(done)
         todo = [s for s in sources if s.relpath not in done]
-        with progress_bar(progress, TextColumn("cropping faces"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), transient=True) as bar, ManifestWriter(work / MANIFEST) as log:
+        with (
+            progress_bar(
+                progress,
+                TextColumn("cropping faces"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            ) as bar,
+            ManifestWriter(work / MANIFEST) as log,
+        ):
             task = bar.add_task("crop", total=len(todo))
             unread = []
             for source, (rgb, why) in prefetch(lambda s: load_image(input_dir / s.relpath), todo):
@@ -159,8 +178,13 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
     return summary
 
 
-def check_outputs(input_dir: Path, out_dir: str | os.PathLike, keep_rejects: str | os.PathLike | None = None,
-                  overwrite: bool = False, model_files: Iterable[str | os.PathLike] = ()) -> None:
+def check_outputs(
+    input_dir: Path,
+    out_dir: str | os.PathLike,
+    keep_rejects: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    model_files: Iterable[str | os.PathLike] = (),
+) -> None:
     """Before any work (the command line: before the detector loads): ``out_dir`` new, empty, an earlier crop's
     output or ``overwrite``; ``keep_rejects`` new, empty or an earlier one; neither over the input, the detector's
     ``model_files`` or the other output."""
@@ -168,8 +192,9 @@ def check_outputs(input_dir: Path, out_dir: str | os.PathLike, keep_rejects: str
     check_output_folder(out_dir, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite, inputs=inputs)
     if keep_rejects is not None:
         refuse_collisions({"--out": out_dir, "--keep-rejects": keep_rejects})
-        check_output_folder(keep_rejects, command=COMMAND, is_own=_holds_rejects, inputs=inputs,
-                            option="--keep-rejects")
+        check_output_folder(
+            keep_rejects, command=COMMAND, is_own=_holds_rejects, inputs=inputs, option="--keep-rejects"
+        )
 
 
 def _holds_rejects(folder: Path) -> bool:
@@ -194,8 +219,15 @@ def prefetch(load: Callable, items: Iterable, depth: int = 4) -> Iterator[tuple]
             yield first, future.result()
 
 
-def _crop_one(source: Source, rgb: np.ndarray | None, why: str, input_dir: Path, out_dir: Path, stage: FaceStage,
-              keep_rejects: str | os.PathLike | None) -> dict:
+def _crop_one(
+    source: Source,
+    rgb: np.ndarray | None,
+    why: str,
+    input_dir: Path,
+    out_dir: Path,
+    stage: FaceStage,
+    keep_rejects: str | os.PathLike | None,
+) -> dict:
     """One image's record; its faces are written first. ``why``: why ``rgb`` is None (:func:`load_image`)."""
     path = input_dir / source.relpath
     record = {"input": source.relpath, "class": source.label, "files": []}
@@ -210,8 +242,11 @@ def _crop_one(source: Source, rgb: np.ndarray | None, why: str, input_dir: Path,
     folder = out_dir / source.folder
     if result.kept:
         folder.mkdir(parents=True, exist_ok=True)
-        names = [f"{source.stem}.png"] if len(result.faces) == 1 else [
-            f"{source.stem}_{k}.png" for k in range(len(result.faces))]
+        names = (
+            [f"{source.stem}.png"]
+            if len(result.faces) == 1
+            else [f"{source.stem}_{k}.png" for k in range(len(result.faces))]
+        )
         for name, face in zip(names, result.faces):
             save_png(face, folder / name)
         record["files"] = [(folder / name).relative_to(out_dir).as_posix() for name in names]

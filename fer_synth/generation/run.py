@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fer_synth.ui.console import progress_bar
 from fer_synth.core.errors import InvalidOptionError
 from fer_synth.core.images import save_png
 from fer_synth.core.manifest import ManifestWriter, check_settings, read_records, shard_name
@@ -42,6 +41,7 @@ from fer_synth.core.outputs import check_output_folder, has_settings_of, output_
 from fer_synth.generation.config import GenerateConfig
 from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.prompts import Prompt, PromptSet, load_prompts
+from fer_synth.ui.console import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ def run_settings(config: GenerateConfig, prompt_set: PromptSet, face_stage: Face
 
 # --- what an attempt produces: raw images, or face crops ----------------------------------------------
 
+
 class RawImages:
     """Without a face stage: index i is one full-size image, ``OUT/<class>/<name>.png``; n indices in all."""
 
@@ -203,6 +204,7 @@ Output = RawImages | FaceCrops
 
 # --- the worker thread ----------------------------------------------------------------------------------
 
+
 @dataclass
 class _Batch:
     prompts: list[Prompt]
@@ -218,8 +220,15 @@ class _Writer:
     A context manager: leaving it normally waits for every queued batch and re-raises a worker error;
     leaving it by an exception stops the worker without waiting for the rest."""
 
-    def __init__(self, config: GenerateConfig, output: Output, manifest: ManifestWriter, base_record: dict,
-                 summary: dict[str, ClassSummary], on_done: Callable[[str, int], None]):
+    def __init__(
+        self,
+        config: GenerateConfig,
+        output: Output,
+        manifest: ManifestWriter,
+        base_record: dict,
+        summary: dict[str, ClassSummary],
+        on_done: Callable[[str, int], None],
+    ):
         self.config, self.output, self.manifest = config, output, manifest
         self.base_record, self.summary, self.on_done = base_record, summary, on_done
         self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
@@ -274,10 +283,16 @@ class _Writer:
             name = image_name(prompt.emotion, self.config.seed, prompt.index)
             fields, files = self.output.process(prompt, name, image, bool(nsfw))
             record = {
-                "class": prompt.emotion, "index": prompt.index, "seed": prompt.seed, "prompt": prompt.text,
-                "negative_prompt": prompt.negative, **self.base_record, "nsfw": nsfw,
+                "class": prompt.emotion,
+                "index": prompt.index,
+                "seed": prompt.seed,
+                "prompt": prompt.text,
+                "negative_prompt": prompt.negative,
+                **self.base_record,
+                "nsfw": nsfw,
                 "time_s": round(batch.seconds / len(batch.images), 4),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **fields,
             }
             kept = self.output.outputs_of(record)
             records.append(record)
@@ -292,6 +307,7 @@ class _Writer:
 
 
 # --- the run --------------------------------------------------------------------------------------------
+
 
 def generate(
     config: GenerateConfig,
@@ -313,8 +329,10 @@ def generate(
     if rank is None or world_size is None:
         rank, world_size = shard_from_env()
     if overwrite and world_size > 1:
-        raise InvalidOptionError("--overwrite empties the output folder, which ranks of one run share; empty it "
-                                 "before starting a sharded run")
+        raise InvalidOptionError(
+            "--overwrite empties the output folder, which ranks of one run share; empty it "
+            "before starting a sharded run"
+        )
     model_files = face_stage.files if face_stage is not None else ()
     check_output(config, overwrite, model_files)
     prompt_set = load_prompts(config.prompts)
@@ -326,8 +344,14 @@ def generate(
     # 2. The output folder: resumed in place, or with --overwrite built beside the old one and swapped in at the end
     #    (a failed or killed run leaves the old one whole). One process per shard: its lock is held until the run
     #    ends (a dead holder's lock is free at once).
-    with output_folder(config.out, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite,
-                       inputs=_inputs(config, model_files), lock=f".{shard}.lock") as work:
+    with output_folder(
+        config.out,
+        command=COMMAND,
+        is_own=has_settings_of(COMMAND),
+        overwrite=overwrite,
+        inputs=_inputs(config, model_files),
+        lock=f".{shard}.lock",
+    ) as work:
         check_settings(work, settings, create=False)
         placed = dataclasses.replace(config, out=work)  # where the files go now: --out, or the replacement's folder
         output: Output = RawImages(placed) if face_stage is None else FaceCrops(placed, face_stage)
@@ -345,37 +369,54 @@ def generate(
         if pipe is None and any(s.kept < quota and s.attempts_total < max_total for s in summary.values()):
             pipe = build_pipeline(config.pipeline, local_rank=int(os.environ.get("LOCAL_RANK", rank)))
         check_settings(work, settings)
-        base_record = {k: v for k, v in run_settings(config, prompt_set, None).items()
-                       if k not in ("faces", "prompts", "command")}
+        base_record = {
+            k: v for k, v in run_settings(config, prompt_set, None).items() if k not in ("faces", "prompts", "command")
+        }
         base_record.update(run_seed=base_record.pop("seed"), prompts_digest=prompt_set.digest, rank=rank)
 
         # 5. Batches through the pipeline; the writer keeps or rejects each image and records it.
         started = time.perf_counter()
         with _progress(progress) as bar, ManifestWriter(work / shard) as manifest:
             tasks = {e: bar.add_task(e, total=quota, completed=min(quota, summary[e].kept)) for e in config.emotions}
-            with _Writer(config, output, manifest, base_record, summary,
-                         on_done=lambda e, k: bar.advance(tasks[e], k)) as writer:
+            with _Writer(
+                config, output, manifest, base_record, summary, on_done=lambda e, k: bar.advance(tasks[e], k)
+            ) as writer:
                 for emotion in config.emotions:
                     indices = _undone(done[emotion], rank, world_size, limit=config.n if face_stage is None else None)
                     scheduled = summary[emotion].attempts_total
                     while writer.kept(emotion) < quota and scheduled < max_total:
-                        batch = [prompt_set.prompt(config.seed, emotion, i)
-                                 for i in _take(indices, min(config.batch_size, max_total - scheduled))]
+                        batch = [
+                            prompt_set.prompt(config.seed, emotion, i)
+                            for i in _take(indices, min(config.batch_size, max_total - scheduled))
+                        ]
                         if not batch:
                             break
                         scheduled += len(batch)
                         writer.put(_call(pipe, batch, config))
 
     # 6. What this rank did.
-    return RunSummary(out=config.out, rank=rank, world_size=world_size, seconds=time.perf_counter() - started,
-                      per_class=summary, max_attempts=config.max_attempts if face_stage is not None else None)
+    return RunSummary(
+        out=config.out,
+        rank=rank,
+        world_size=world_size,
+        seconds=time.perf_counter() - started,
+        per_class=summary,
+        max_attempts=config.max_attempts if face_stage is not None else None,
+    )
 
 
-def check_output(config: GenerateConfig, overwrite: bool = False, model_files: Iterable[str | os.PathLike] = ()) -> None:
+def check_output(
+    config: GenerateConfig, overwrite: bool = False, model_files: Iterable[str | os.PathLike] = ()
+) -> None:
     """Before anything loads: ``config.out`` new, empty, an earlier generation run's or ``overwrite``; never over
     what the run reads (local model files, the prompt file, the face stage's ``model_files``)."""
-    check_output_folder(config.out, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite,
-                        inputs=_inputs(config, model_files))
+    check_output_folder(
+        config.out,
+        command=COMMAND,
+        is_own=has_settings_of(COMMAND),
+        overwrite=overwrite,
+        inputs=_inputs(config, model_files),
+    )
 
 
 def _inputs(config: GenerateConfig, model_files: Iterable[str | os.PathLike]) -> list:
@@ -419,8 +460,14 @@ def _call(pipe: Any, batch: list[Prompt], config: GenerateConfig) -> _Batch:
 
 
 def _progress(enabled: bool):
-    from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class Rate(ProgressColumn):
@@ -428,5 +475,13 @@ def _progress(enabled: bool):
             speed = task.finished_speed or task.speed
             return Text(f"{speed:.2f} img/s" if speed else "-- img/s")
 
-    return progress_bar(enabled, TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    return progress_bar(
+        enabled,
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )

@@ -65,8 +65,10 @@ class ReportInputs:
         """Real and synthetic images per class of one split."""
         split = self.dataset[name]
         size = len(self.classes)
-        return (np.bincount(split.labels[split.source == REAL], minlength=size),
-                np.bincount(split.labels[split.source == SYNTHETIC], minlength=size))
+        return (
+            np.bincount(split.labels[split.source == REAL], minlength=size),
+            np.bincount(split.labels[split.source == SYNTHETIC], minlength=size),
+        )
 
 
 def read_pool(path: str | os.PathLike, classes: Sequence[str]) -> Pool:

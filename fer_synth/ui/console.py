@@ -78,10 +78,20 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> No
 
 def _verbosity_options() -> list[click.Option]:
     return [
-        click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_set_verbosity,
-                     help="More detail (debug logs, native libraries' start-up lines)."),
-        click.Option(["-q", "--quiet"], count=True, expose_value=False, callback=_set_verbosity,
-                     help="Warnings and errors only; no progress bars."),
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="More detail (debug logs, native libraries' start-up lines).",
+        ),
+        click.Option(
+            ["-q", "--quiet"],
+            count=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Warnings and errors only; no progress bars.",
+        ),
     ]
 
 
@@ -114,8 +124,10 @@ class FriendlyGroup(click.Group):
                 raise
             where = getattr(e, "filename", None)
             detail = (str(e).splitlines() or [type(e).__name__])[0][:200]
-            message = (f"{f'{where}: ' if where else ''}{reason} ({detail}); fix that and run the same command "
-                       "again: what was done is kept")
+            message = (
+                f"{f'{where}: ' if where else ''}{reason} ({detail}); fix that and run the same command "
+                "again: what was done is kept"
+            )
         err = click.ClickException(printable(message))
         err.exit_code = 2
         raise err from None
@@ -123,8 +135,10 @@ class FriendlyGroup(click.Group):
 
 def with_options(options: list) -> Callable:
     """Apply a list of click options to a command, in the listed order."""
+
     def decorator(f):
         for option in reversed(options):
             f = option(f)
         return f
+
     return decorator
