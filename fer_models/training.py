@@ -31,14 +31,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fer_models import checkpoint as ckpt
 from fer_models.config import BUDGET_CLOCKS, DEFAULT_DATA, TrainConfig
-from fer_models.data import Augment, TensorSplit, augment_batch, batches, data_identity, epoch_order, load_split, mix_batch
+from fer_models.data import (TTA_MODES, Augment, TensorSplit, augment_batch, batches, data_identity, epoch_order,
+                             load_split, mix_batch)
 from fer_models.distributed import Dist, agree, barrier, broadcast_from_main, init_distributed, sum_over_ranks
 from fer_models.losses import build_loss, class_weights
 from fer_models.metrics import classification_metrics
 from fer_models.models import create_model, get_spec
 from fer_models.optim import create_optimizer, create_scheduler, cycle_ends
 from fer_models.precision import autocast_dtype, to_layout, uses_channels_last
-from fer_models.predict import predict_probs
+from fer_models.calibration import calibration_record
+from fer_models.predict import predict_probs, predict_view_logits
 from fer_models.reporting import epoch_line, plot_curves, write_history
 from fer_synth.core.console import progress_bar
 from fer_synth.core.env import resolve_device
@@ -382,6 +384,7 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
     if d.main and state.history:
         write_history(out, state.history)
         plot_curves(out / "curves.png", state.history)
+        calibrate_checkpoint(out / "best.json", val_split)
     logger.info(f"done ({stopped_by}): best val {config.monitor} "
                 f"{state.best if state.best is None else round(state.best, 4)} at epoch {state.best_epoch}; "
                 f"{out / 'best.safetensors'}")
@@ -389,6 +392,21 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
     # The returned model in the standard layout: it then computes exactly what the saved weights, loaded, compute.
     return RunResult(out, state.epoch, state.best_epoch, state.best, state.history, stopped_by,
                      state.eval_model.to(memory_format=torch.contiguous_format), state.loss)
+
+
+def calibrate_checkpoint(path: str | Path, split: TensorSplit) -> dict:
+    """Fit the checkpoint's temperature for each TTA mode on ``split`` (the run's val) and store it in its JSON
+    (:mod:`fer_models.calibration`); a checkpoint calibrated before is left as it is. Float32, so that the
+    temperatures are those of the default (exact) inference."""
+    meta = ckpt.read_meta(path)
+    if "calibration" not in meta:
+        model, meta = ckpt.load_model(path, split.images.device)
+        logits = {tta: predict_view_logits(model, split.images, meta["input_size"], meta["in_chans"], tta)
+                  for tta in TTA_MODES}
+        meta["calibration"] = calibration_record(logits, split.labels.cpu().numpy(), split.name)
+        ckpt.write_json(meta.pop("_path"), meta)
+        logger.info("calibrated %s on %s: temperature %s", path, split.name, meta["calibration"]["temperature"])
+    return meta["calibration"]
 
 
 def _headline(metrics: dict) -> dict:
