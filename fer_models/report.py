@@ -159,9 +159,12 @@ def _entry_body(e: Entry, images: html.Images) -> str:
 
 
 def _evaluation(e: Entry, split: str, report: dict, images: html.Images) -> str:
-    classes = e.classes
+    classes = report.get("classes", e.classes)  # the classes evaluated: those the model shares with the data
     key = f"{e.key}.evaluations.{split}"
     parts = [f"<h3>{html.esc(split)}: {report['n']:,} rows, TTA {html.esc(report['tta'])}</h3>"]
+    if "class_mapping" in report:
+        parts.append(html.note(f"Evaluated on the {len(classes)} classes the model shares with the data: "
+                               f"{report['class_mapping']['note']}.", warn=True))
     if report.get("n_synthetic"):
         parts.append(html.note(f"The {split} split holds {report['n_synthetic']:,} SYNTHETIC rows: the 'all' numbers "
                                "are not a FER2013 result; quote the 'real' rows.", warn=True))
@@ -201,12 +204,13 @@ def _worst_confused(e: Entry, split: str, report: dict, images: html.Images) -> 
     if not predictions.is_file() or data is None:
         return title + html.note("Needs the evaluation's probabilities (evaluation-<split>.npz, written by this "
                                  "version's `fer-models evaluate`) and its data file; not found.")
-    probs, labels = load_predictions(predictions)
+    probs, labels, rows = load_predictions(predictions)
+    classes = report.get("classes", e.classes)
     faces = store.read_split(data, split, provenance=False)
-    if not np.array_equal(faces.labels, labels):
+    if rows.max(initial=-1) >= len(faces) or [faces.classes[i] for i in faces.labels[rows]] != [classes[i] for i in labels]:
         return title + html.note(f"{data} has changed since the evaluation (labels differ); evaluate again.", warn=True)
+    faces = faces.take(rows)
     predicted = probs.argmax(1)
-    classes = e.classes
     blocks = []
     for label, name in enumerate(classes):
         wrong = np.flatnonzero((labels == label) & (predicted != label))

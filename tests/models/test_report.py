@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 
 import numpy as np
@@ -58,11 +60,11 @@ def test_page_numbers_are_the_evaluation_reports(runs, tmp_path):
         assert f"img/{name}" in parser.images
     assert "img/curves-2.png" not in parser.images
     # The worst-confused faces: one row per true class that has mistakes, from the saved probabilities.
-    probs, labels = load_predictions(root / "weak" / "evaluation-test.npz")
+    probs, labels, rows = load_predictions(root / "weak" / "evaluation-test.npz")
     wrong_classes = {int(c) for c in labels[probs.argmax(1) != labels]}
     shown = {int(src.split("-")[3]) for src in parser.images if src.startswith("img/worst-1-test-")}
     assert wrong_classes and shown == wrong_classes
-    assert len(probs) == 42 and np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert len(probs) == 42 and np.allclose(probs.sum(1), 1, atol=1e-4) and np.array_equal(rows, np.arange(42))
 
 
 def test_cli_and_missing_evaluations(runs, tmp_path):
@@ -90,6 +92,9 @@ def test_an_ensemble_with_the_builtin_model_and_its_evaluation(runs, tmp_path, m
     assert set(facts["entries"][0]["evaluations"]) == {"test"}
     assert (tmp_path / "runs" / "builtin" / "evaluation-test.json").exists()
     assert len(facts["entries"][1]["members"]) == 2
+    # The eight-class built-in model on seven-class data: evaluated on the shared classes, and the page says so.
+    assert facts["entries"][0]["evaluations"]["test"]["classes"] == list(CLASSES)
+    assert "contempt dropped" in Path(page).read_text()
 
 
 def test_a_comparison_on_the_page(runs, tmp_path):
