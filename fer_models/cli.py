@@ -15,6 +15,7 @@ from fer_models.data import TTA_MODES
 from fer_models.losses import list_losses
 from fer_models.optim import OPTIMIZERS, SCHEDULES
 from fer_models.export import FORMATS as EXPORT_FORMATS
+from fer_models.judge import JUDGE_AMP, JUDGE_TTA
 from fer_models.media import DEFAULT_EVERY
 from fer_models.models.builtin import BUILTIN
 from fer_synth.faces.options import face_options, face_stage_from
@@ -265,11 +266,15 @@ def export_command(model_spec, fmt, out, tta, overwrite) -> None:
               "folder, checkpoint or ensemble .json trained on real faces")
 @click.option("--clip", help="also CLIP's opinion: a hub id or local folder of a CLIP model (skipped offline when "
               "not cached)")
+@click.option("--tta", type=click.Choice(TTA_MODES), default=JUDGE_TTA, show_default=True,
+              help="test-time views per face (ten-crop: 5x the time for a few tenths of a point; docs/judging.md)")
+@click.option("--amp", type=click.Choice(AMP_MODES), default=JUDGE_AMP, show_default=True,
+              help="auto: bf16 where the CPU has it natively (labels >= 99%% equal to float32's), none: float32")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--overwrite", is_flag=True, help="judge again a pool judged by another model")
+@click.option("--overwrite", is_flag=True, help="judge again a pool judged by another model or other settings")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> None:
+def judge_command(pool, model, clip, tta, amp, batch_size, device, overwrite, as_json) -> None:
     """Score every face of POOL with an independent model: does it show its folder's class?
 
     Writes POOL/judgement.jsonl (what `fer-synth balance --judged` uses), a report and a confusion PNG.
@@ -278,8 +283,8 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
 
     from fer_models.judge import CONFUSION_FILE, judge_pool
 
-    report = judge_pool(pool, model, device=resolve_device(device), batch_size=batch_size, overwrite=overwrite,
-                        clip=clip)
+    report = judge_pool(pool, model, device=resolve_device(device), tta=tta, amp=amp, batch_size=batch_size,
+                        overwrite=overwrite, clip=clip)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -293,6 +298,8 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
     table.add_section()
     table.add_row("all", str(report["faces"]), f"{100 * report['agreement']:.1f}%", "", "")
     console.print(table)
+    if "class_mapping" in report:
+        console.print(f"[yellow]judged on the pool's classes: {escape(report['class_mapping']['note'])}[/]")
     console.print("kept by policy: " + ", ".join(f"{policy} {n}" for policy, n in report["policies"].items()))
     if "clip" in report:
         c = report["clip"]

@@ -25,6 +25,8 @@ import torch
 from fer_models.checkpoint import write_json
 from fer_models.evaluation import plot_confusion
 from fer_models.inference import Classifier, load_classifier
+from fer_models.models.builtin import BUILTIN
+from fer_synth.core.classes import known_list_holding
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 from fer_synth.core.folders import read_pool_faces
@@ -35,26 +37,35 @@ from fer_synth.core.outputs import output_lock
 logger = logging.getLogger(__name__)
 
 CLIP_TEMPLATE = "a photo of a {} face"
+#: The judge's defaults: flip TTA in bf16 where the CPU has it natively (docs/judging.md: speed and agreement with
+#: float32 ten-crop measured by bench/judge_speed.py).
+JUDGE_TTA, JUDGE_AMP = "flip", "auto"
 REPORT_FILE = "judgement-report.json"
 CONFUSION_FILE = "judgement-confusion.png"
 #: What the report says each of these policies would keep (top-k keeps k per class whatever the scores).
 PREVIEW_POLICIES = (SelectionPolicy("agree"), SelectionPolicy("min-prob", 0.3), SelectionPolicy("min-prob", 0.5))
 
 
-def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str | torch.device = "cpu",
-               batch_size: int = 512, overwrite: bool = False, clip: str | None = None) -> dict:
+def judge_pool(pool: str | os.PathLike, model: str | os.PathLike = BUILTIN, *, device: str | torch.device = "cpu",
+               tta: str | None = JUDGE_TTA, amp: str = JUDGE_AMP, batch_size: int = 512, overwrite: bool = False,
+               clip: str | None = None) -> dict:
     """Score every face of ``pool`` not judged yet with ``model``; write its records and the report (JSON, PNG).
 
-    A pool judged by another model is refused unless ``overwrite`` (which judges it again from scratch)."""
+    The judge scores the pool's classes: a judge with more classes (the eight-class built-in model on a
+    seven-class pool) has its other classes' probability dropped and the rest renormalised, as the records and
+    the report say. ``tta`` (None: the model's own) and ``amp`` are :func:`~fer_models.inference.load_classifier`'s;
+    the defaults are the fast ones docs/judging.md measured. A pool judged by another model (or with other
+    settings) is refused unless ``overwrite`` (which judges it again from scratch)."""
     pool = Path(pool)
-    classifier = load_classifier(model, device)
+    classifier = load_classifier(model, device, tta=tta, amp=amp, batch_size=batch_size)
     identity = classifier.identity
     faces = read_pool_faces(pool)  # any known emotion (FER+'s contempt too): the judge must predict the pool's
-    missing = sorted({faces.classes[label] for label in faces.labels} - set(classifier.classes))
-    if missing:
-        raise FerError(f"{model} does not predict {', '.join(missing)}, which the pool holds; judge with a model of "
-                       "the pool's classes")
-    clip_judge = _clip_judge(clip, classifier.classes, device) if clip else None
+    # The pool's class list: FER2013's seven unless it holds contempt (its folders may cover only some classes).
+    mapping = classifier.class_mapping(known_list_holding(faces.classes[label] for label in set(faces.labels)),
+                                       str(pool))
+    if not mapping.identity:
+        logger.info(f"judging {pool} on its {len(mapping.shared)} classes: {mapping.note()}")
+    clip_judge = _clip_judge(clip, mapping.shared, device) if clip else None
     with output_lock(pool, ".judgement.lock"):
         done = read_judgement(pool)
         if done and judge_of(done) != identity:
@@ -69,27 +80,31 @@ def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str
         with ManifestWriter(pool / JUDGEMENT_FILE) as out:
             for start in range(0, len(todo), batch_size):
                 index = todo[start:start + batch_size]
-                out.append(judge_records(faces.take(index), classifier, identity, clip_judge))
+                out.append(judge_records(faces.take(index), classifier, identity, mapping.shared, clip_judge))
     records = read_judgement(pool)
-    report = summarise(records, classifier.classes)
+    report = summarise(records, mapping.shared)
+    if not mapping.identity:
+        report["class_mapping"] = {**mapping.describe(), "note": mapping.note()}
     _write_report(pool, report)
     return report
 
 
-def judge_records(faces: Split, classifier: Classifier, identity: dict, clip_judge=None) -> list[dict]:
-    """One judgement record per face (``origin`` is its file, ``labels`` its intended class)."""
-    probs = classifier.predict_proba(faces.images)
+def judge_records(faces: Split, classifier: Classifier, identity: dict, classes: Sequence[str],
+                  clip_judge=None) -> list[dict]:
+    """One judgement record per face (``origin`` is its file, ``labels`` its intended class), with the judge's
+    probabilities over ``classes`` (the pool's, renormalised when the judge has more)."""
+    classes = list(classes)
+    probs = classifier.predict_proba(faces.images, classes=classes)
     clip_probs = clip_judge(faces.images) if clip_judge is not None else None
     records = []
     for i, (file, label) in enumerate(zip(faces.origin, faces.labels)):
         intended = faces.classes[label]
-        record = {"file": str(file), "class": intended, "judged": classifier.classes[int(probs[i].argmax())],
-                  "p_intended": round(float(probs[i][classifier.classes.index(intended)]), 6),
-                  "probs": [round(float(p), 6) for p in probs[i]], "classes": list(classifier.classes),
-                  "judge": identity}
+        record = {"file": str(file), "class": intended, "judged": classes[int(probs[i].argmax())],
+                  "p_intended": round(float(probs[i][classes.index(intended)]), 6),
+                  "probs": [round(float(p), 6) for p in probs[i]], "classes": classes, "judge": identity}
         if clip_probs is not None:
-            record["clip"] = {"judged": classifier.classes[int(clip_probs[i].argmax())],
-                              "p_intended": round(float(clip_probs[i][classifier.classes.index(intended)]), 6)}
+            record["clip"] = {"judged": classes[int(clip_probs[i].argmax())],
+                              "p_intended": round(float(clip_probs[i][classes.index(intended)]), 6)}
         records.append(record)
     return records
 

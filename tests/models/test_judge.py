@@ -15,7 +15,7 @@ from PIL import Image
 from fer_models.cli import main as models_cli
 from fer_models.compare import compare, paired_interval, parse_variant
 from fer_models.inference import load_classifier
-from fer_models.judge import judge_pool
+from fer_models.judge import JUDGE_AMP, JUDGE_TTA, judge_pool
 from fer_models.training import train
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import store
@@ -65,7 +65,7 @@ def test_true_labels_agree_and_wrong_labels_are_caught(tmp_path, toy):
     assert np.mean([r["p_intended"] for r in right]) > np.mean([r["p_intended"] for r in wrong]) + 0.4
     record = next(iter(records.values()))
     assert record["classes"] == list(CLASSES) and abs(sum(record["probs"]) - 1) < 1e-4
-    assert record["judge"] == load_classifier(judge).identity
+    assert record["judge"] == load_classifier(judge, tta=JUDGE_TTA, amp=JUDGE_AMP).identity
     assert (tmp_path / "pool" / "judgement-confusion.png").stat().st_size > 1000
     assert json.loads((tmp_path / "pool" / "judgement-report.json").read_text())["faces"] == 42
     # The agree policy keeps mostly right faces and drops mostly wrong ones.
@@ -119,6 +119,26 @@ def test_an_eight_class_judge_judges_a_pool_with_contempt(tmp_path):
     assert report["faces"] == 4 and set(report["per_class"]) == {"contempt", "happy"}
     assert report["intended"] == list(FERPLUS) and np.asarray(report["confusion"]).shape == (8, 8)
     assert {r["class"] for r in read_judgement(tmp_path / "pool").values()} == {"contempt", "happy"}
+    assert "class_mapping" not in report
+
+    # A seven-class pool: the eight-class judge scores it on FER2013's seven, contempt dropped and renormalised.
+    for name in ("fear", "happy"):
+        (tmp_path / "pool7" / name).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(tmp_path / "pool7" / name / "0.png")
+    report = judge_pool(tmp_path / "pool7", tmp_path / "judge")
+    assert report["intended"] == list(CLASSES) and np.asarray(report["confusion"]).shape == (7, 7)
+    assert report["class_mapping"]["dropped_model_classes"] == ["contempt"] and report["class_mapping"]["renormalised"]
+    records = read_judgement(tmp_path / "pool7")
+    classifier = load_classifier(tmp_path / "judge", tta="flip", amp="auto")
+    faces = np.stack([np.asarray(Image.open(tmp_path / "pool7" / f)) for f in records])
+    eight = classifier.predict_proba(faces)
+    expected = eight[:, :7] / eight[:, :7].sum(1, keepdims=True)
+    for record, row in zip(records.values(), expected):
+        assert record["classes"] == list(CLASSES) and record["judged"] != "contempt"
+        assert np.allclose(record["probs"], row, atol=1e-5)
+    result = CliRunner().invoke(models_cli, ["judge", str(tmp_path / "pool7"), "--model", str(tmp_path / "judge"),
+                                             "--overwrite"])
+    assert result.exit_code == 0 and "contempt dropped" in result.output
 
 
 def test_policies():
