@@ -178,8 +178,9 @@ def restore(out: Path, config: TrainConfig, state: TrainingState, data_id: dict)
 
 def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, config: TrainConfig, aug: Augment,
                     input_size: int, in_chans: int, d: Dist, device: torch.device, epoch: int,
-                    deadline: float | None) -> EpochStats:
-    """One pass over this rank's batches of ``split``; stops early (on every rank) past ``deadline``."""
+                    budget_left: float | None) -> EpochStats:
+    """One pass over this rank's batches of ``split``; stops early (on every rank) once it has taken
+    ``budget_left`` seconds on the run's budget clock (then its recorded time is at least that)."""
     # Every random draw of an epoch comes from (seed, epoch): resuming replays exactly.
     torch.manual_seed(config.seed * 1_000_003 + epoch)
     g = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + epoch)
@@ -188,6 +189,7 @@ def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, co
     clock = BUDGET_CLOCKS[config.budget_clock]
     net.train()
     start, cpu_start = time.perf_counter(), time.process_time()
+    deadline = None if budget_left is None else clock() + budget_left
     seen, loss_sum, correct = 0, torch.zeros((), device=device), torch.zeros((), device=device)
     out_of_time = False
     steps = batches(order, config.batch_size, d.rank, d.world_size)
@@ -317,9 +319,9 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
     state = build_state(config, train_split, steps_per_epoch, device)
     if (out / STATE_FILE).exists():
         meta = restore(out, config, state, data_id)
-        logger.info(f"the run in {out} is complete ({state.epoch} epochs); nothing to train"
-                    if state.epoch >= config.epochs else
-                    f"continuing the run in {out} after epoch {state.epoch} of {config.epochs}")
+        over = stop_reason(state, config)
+        logger.info(f"the run in {out} is complete ({state.epoch} epochs, stopped by {over}); nothing to train"
+                    if over else f"continuing the run in {out} after epoch {state.epoch} of {config.epochs}")
         if d.main:
             write_derived(out, state, meta)
     start_epoch = state.epoch
@@ -345,12 +347,14 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
                  "in_chans": spec.in_chans, "classes": list(train_split.classes),
                  "num_classes": len(train_split.classes), "soft_labels": train_split.soft_labels is not None,
                  "tta": config.tta, "config": asdict(config), "data": data_id}
-    clock = BUDGET_CLOCKS[config.budget_clock]
-    deadline = None if config.time_budget is None else clock() + config.time_budget
-    stopped_by = "epochs"
+    stopped_by = stop_reason(state, config) or "epochs"
     for epoch in range(start_epoch + 1, config.epochs + 1):
+        if stop_reason(state, config):
+            break
+        # The budget counts the training epochs' time, recorded in the history: a continued run has what is left.
+        budget_left = None if config.time_budget is None else config.time_budget - budget_used(state, config)
         stats = train_one_epoch(net, state, train_split, config, aug, input_size, spec.in_chans, d, device, epoch,
-                                deadline)
+                                budget_left)
         # BN statistics drift apart per rank; evaluate rank 0's on every rank.
         broadcast_from_main([*state.model.buffers(), *(state.ema.buffers() if state.ema is not None else ())], d)
         val = validate(state.eval_model, val_split, config, input_size, spec.in_chans, state.amp_dtype)
@@ -375,12 +379,7 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
             meta = {**meta_base, "epoch": epoch, "metrics": {"val": _headline(val)}, "history": state.history,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             save_epoch(out, state, meta, improved, config, steps_per_epoch)
-        if stats.out_of_time:
-            stopped_by = "time-budget"
-            break
-        if config.early_stop is not None and state.stale >= config.early_stop:
-            stopped_by = "early-stop"
-            break
+        stopped_by = stop_reason(state, config) or stopped_by
     if d.main and state.history:
         write_history(out, state.history)
         plot_curves(out / "curves.png", state.history)
@@ -392,6 +391,24 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
     # The returned model in the standard layout: it then computes exactly what the saved weights, loaded, compute.
     return RunResult(out, state.epoch, state.best_epoch, state.best, state.history, stopped_by,
                      state.eval_model.to(memory_format=torch.contiguous_format), state.loss)
+
+
+def budget_used(state: TrainingState, config: TrainConfig) -> float:
+    """Seconds of ``config.time_budget`` spent: the recorded epochs' training time on the budget's clock."""
+    key = "cpu_seconds" if config.budget_clock == "cpu" else "seconds"
+    return sum(h[key] for h in state.history)
+
+
+def stop_reason(state: TrainingState, config: TrainConfig) -> str | None:
+    """Why the run is over (``epochs``, ``time-budget``, ``early-stop``), or None while it has epochs to train.
+    A function of the saved state, so the same command after an interruption stops where an uninterrupted run does."""
+    if state.epoch >= config.epochs:
+        return "epochs"
+    if config.time_budget is not None and state.history and budget_used(state, config) >= config.time_budget - 1e-6:
+        return "time-budget"
+    if config.early_stop is not None and state.stale >= config.early_stop:
+        return "early-stop"
+    return None
 
 
 def calibrate_checkpoint(path: str | Path, split: TensorSplit) -> dict:
