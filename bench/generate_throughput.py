@@ -29,11 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_synth.generation.config import GenerateConfig  # noqa: E402
-from fer_synth.generation.run import generate  # noqa: E402
-from fer_synth.generation.pipeline import SCHEDULERS, PipelineOptions, build_pipeline  # noqa: E402
-from fer_synth.generation.prompts import load_prompts  # noqa: E402
-
+from fer_synth.generation.config import GenerateConfig
+from fer_synth.generation.pipeline import SCHEDULERS, PipelineOptions, build_pipeline
+from fer_synth.generation.prompts import load_prompts
+from fer_synth.generation.run import generate
 
 # --- CPU: tool vs bare loop ---------------------------------------------------------------------
 
@@ -87,8 +86,8 @@ def cpu_benchmark(args: argparse.Namespace) -> None:
           f"{args.threads} torch thread(s), best of {args.repeats} alternating runs:")
     for name, label in (("bare", "bare diffusers loop"), ("tool", "fer-synth generate")):
         best = min(times[name])
-        print(f"  {label:<20}: {best:6.2f} s wall ({images / best:6.2f} img/s), median {statistics.median(times[name]):.2f} s,"
-              f" CPU {min(cpu[name]):.2f} s; runs: {_fmt(times[name])}")
+        print(f"  {label:<20}: {best:6.2f} s wall ({images / best:6.2f} img/s), "
+              f"median {statistics.median(times[name]):.2f} s, CPU {min(cpu[name]):.2f} s; runs: {_fmt(times[name])}")
     print(f"  ratio tool/bare     : {tool / bare:.3f} wall (best), "
           f"{statistics.median(times['tool']) / statistics.median(times['bare']):.3f} wall (median), "
           f"{min(cpu['tool']) / min(cpu['bare']):.3f} CPU time (target <= 1.10); "
@@ -168,7 +167,7 @@ def gpu_benchmark(args: argparse.Namespace, device: str, toy: bool) -> None:
     size = 64 if toy else 512
     dtype = torch.float32 if toy else torch.float16
     images_per_case = 2 if toy else args.gpu_images
-    steps_scale = (lambda s: 2) if toy else (lambda s: s)  # noqa: E731
+    steps_scale = (lambda s: 2) if toy else (lambda s: s)
     peak = matmul_peak_tflops(device, torch.float32 if toy else torch.bfloat16, 512 if toy else 8192)
     print(f"\n{'GPU code path on CPU at toy size (smoke, figures meaningless)' if toy else torch.cuda.get_device_name()}:"
           f" measured {'fp32' if toy else 'bf16'} matmul peak {peak:.3g} TFLOP/s")

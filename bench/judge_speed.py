@@ -29,17 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.train_fer2013 import packed  # noqa: E402
-from fer_models.inference import load_classifier  # noqa: E402
-from fer_models.judge import JUDGE_AMP, JUDGE_TTA, judge_pool  # noqa: E402
-from fer_synth.core import store  # noqa: E402
-from fer_synth.core.classes import CLASSES  # noqa: E402
-from fer_synth.core.images import save_png  # noqa: E402
+from bench.common import CACHE, FER2013_H5, ROOT, packed
+from fer_models.inference.classifier import load_classifier
+from fer_models.inference.judge import JUDGE_AMP, JUDGE_TTA, judge_pool
+from fer_synth.core import store
+from fer_synth.core.classes import CLASSES
+from fer_synth.core.images import save_png
 
-H5 = ROOT / "bench" / ".cache" / "fer2013.h5"
 SETTINGS = [  # (tta, amp, threads)
     ("ten-crop", "none", 1), ("ten-crop", "auto", 2), ("flip", "none", 2), ("flip", "auto", 1), ("flip", "auto", 2),
     ("none", "auto", 2),
@@ -48,7 +46,7 @@ SETTINGS = [  # (tta, amp, threads)
 
 def deficit_pool(folder: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Write the pool (if absent) and return its faces and labels: per class, FER2013 train's deficit to happy."""
-    train = store.read_split(packed(H5), "train", provenance=False)
+    train = store.read_split(packed(FER2013_H5), "train", provenance=False)
     counts = np.bincount(train.labels, minlength=len(CLASSES))
     rng = np.random.default_rng(seed)
     rows = np.concatenate([rng.choice(np.flatnonzero(train.labels == c), counts.max() - counts[c],
@@ -95,7 +93,7 @@ def classify_speed(model: str, faces: np.ndarray, rounds: int, slow_n: int) -> t
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="builtin")
-    p.add_argument("--work", type=Path, default=ROOT / "bench" / ".cache" / "judge-speed")
+    p.add_argument("--work", type=Path, default=CACHE / "judge-speed")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--slow-n", type=int, default=3000, help="faces timed for float32 ten-crop on one thread")
     p.add_argument("--seed", type=int, default=0)

@@ -12,7 +12,7 @@ two on the same faces is the cost of the photo path (the issue's bound: a drop o
 
 Printed: faces found, accuracy on the 48 px faces and through the pipeline on the found faces (paired), and with
 faces the detector missed counted as errors. A seven-class model is scored on FER+ test without its contempt rows
-(fer_models.class_mapping). Figures also go to ``--out`` (JSON).
+(fer_models.inference.class_mapping). Figures also go to ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -26,17 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.train_fer2013 import packed  # noqa: E402
-from fer_models.class_mapping import class_mapping  # noqa: E402
-from fer_models.inference import load_classifier  # noqa: E402
-from fer_synth.core import store  # noqa: E402
-from fer_synth.faces.stage import FaceStage  # noqa: E402
+from bench.common import FACE_MODEL, FERPLUS_CSV, FERPLUS_H5, ROOT, packed
+from fer_models.inference.class_mapping import class_mapping
+from fer_models.inference.classifier import load_classifier
+from fer_synth.core import store
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
 
-FERPLUS_CSV = ROOT.parent / "shared" / "data" / "fer2013" / "ferplus-fer2013new.csv"
-FACE_MODEL = ROOT.parent / "shared" / "models" / "face_detection_short_range.tflite"
 #: Background added around the upscaled face, as fractions of its side: a head-and-shoulders portrait.
 BORDER = {"top": 0.30, "bottom": 0.55, "left": 0.35, "right": 0.35}
 
@@ -53,7 +50,7 @@ def crop_through_stage(faces: np.ndarray, side: int) -> tuple[np.ndarray, np.nda
     """(found mask [N], crops [found, 48, 48], seconds) of the face stage on each face's portrait."""
     found, crops = np.zeros(len(faces), bool), []
     started = time.perf_counter()
-    with FaceStage("mediapipe", filters="photo", face_model=str(FACE_MODEL)) as stage:
+    with FaceStage(FaceStageConfig("mediapipe", filters="photo", face_model=str(FACE_MODEL))) as stage:
         for i, face in enumerate(faces):
             result = stage(portrait(face, side))
             if result.kept:
@@ -87,7 +84,7 @@ def score(model: str, faces: np.ndarray, labels: np.ndarray, classes: tuple[str,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="builtin,builtin-fer2013", help="comma-separated model specs")
-    p.add_argument("--h5", type=Path, default=ROOT / "bench" / ".cache" / "ferplus-distribution.h5")
+    p.add_argument("--h5", type=Path, default=FERPLUS_H5)
     p.add_argument("--n", type=int, default=None, help="the first N test faces [default: all]")
     p.add_argument("--side", type=int, default=256, help="pixels of the upscaled face")
     p.add_argument("--tta", default=None, help="[default: each model's own]")

@@ -13,7 +13,7 @@ distribution``: the vote distributions are the training targets, val and test ke
 reference protocol), train the recipe of the model's name (one thread, bf16, the budget counted in this process's
 CPU seconds), select the epoch and fit the calibration temperature on val only, then evaluate the selected weights
 once on the model's own test split (FER+ test, or FER2013 PrivateTest) and on the other one over the classes they
-share (``fer_models.class_mapping``), with and without the recipe's TTA. Printed: each seed, the mean and the spread.
+share (``fer_models.inference.class_mapping``), with and without the recipe's TTA. Printed: each seed, the mean and the spread.
 ``--install`` ships the seed with the best val accuracy (never chosen on test) as ``fer_models/models/weights/
 <model>.*``, its metadata extended with every figure; docs/builtin-model.md quotes what this prints.
 """
@@ -28,32 +28,29 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.train_fer2013 import CSV, packed  # noqa: E402
-from fer_models import checkpoint as ckpt  # noqa: E402
-from fer_models.class_mapping import class_mapping  # noqa: E402
-from fer_models.config import make_config  # noqa: E402
-from fer_models.data import load_split  # noqa: E402
-from fer_models.evaluation import evaluate  # noqa: E402
-from fer_models.metrics import expected_calibration_error  # noqa: E402
-from fer_models.models.builtin import BUILTIN, SHIPPED, shipped_json, shipped_weights  # noqa: E402
-from fer_models.predict import predict_probs  # noqa: E402
-from fer_models.training import train  # noqa: E402
-from fer_synth.core.atomic import atomic_file  # noqa: E402
+from bench.common import CSV, FER2013_H5, FERPLUS_CSV, FERPLUS_H5, packed
+from fer_models import checkpoint as ckpt
+from fer_models.data import load_split
+from fer_models.evaluation.evaluate import evaluate
+from fer_models.evaluation.metrics import expected_calibration_error
+from fer_models.inference.class_mapping import class_mapping
+from fer_models.inference.probabilities import predict_proba
+from fer_models.models.builtin import BUILTIN, BUILTIN_FER2013, SHIPPED, shipped_json, shipped_weights
+from fer_models.training.config import make_config
+from fer_models.training.loop import calibrate_checkpoint, train
+from fer_synth.core.atomic import atomic_file
 
-FERPLUS_CSV = ROOT.parent / "shared" / "data" / "fer2013" / "ferplus-fer2013new.csv"
-CACHE = ROOT / "bench" / ".cache"
 #: Per shipped model: its packed data, and the other test set it is also evaluated on.
-DATA = {BUILTIN: ("ferplus-distribution.h5", "fer2013.h5"), "builtin-fer2013": ("fer2013.h5", "ferplus-distribution.h5")}
+DATA = {BUILTIN: (FERPLUS_H5, FER2013_H5), BUILTIN_FER2013: (FER2013_H5, FERPLUS_H5)}
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "ece", "nll")
 
 
-def data_file(name: str) -> Path:
+def data_file(h5: Path) -> Path:
     """A packed file of the bench cache: FER2013's labels, or FER+'s vote distributions."""
-    ferplus = name.startswith("ferplus")
-    return packed(CACHE / name, FERPLUS_CSV if ferplus else None, "distribution" if ferplus else "majority")
+    ferplus = h5 == FERPLUS_H5
+    return packed(h5, FERPLUS_CSV if ferplus else None, "distribution" if ferplus else "majority")
 
 
 def figures(report: dict, tta: str) -> dict:
@@ -76,7 +73,7 @@ def ece_uncalibrated(spec: str | Path, data: Path, tta: str) -> float:
     split = load_split(data, "test")
     mapping = class_mapping(meta["classes"], split.classes)
     kept, labels = mapping.rows(split.labels.numpy())
-    probs = mapping.probs(predict_probs(model, split.images, meta["input_size"], meta["in_chans"], tta))[kept]
+    probs = mapping.probs(predict_proba(model, split.images, meta["input_size"], meta["in_chans"], tta))[kept]
     return expected_calibration_error(probs, labels)
 
 
@@ -123,8 +120,6 @@ def install(model: str, chosen: dict, summary: dict) -> None:
 def shipped(model: str, own: Path, other: Path) -> None:
     """The shipped weights as they are: calibrated on val if they are not yet, evaluated on both test sets, the
     figures written into their metadata."""
-    from fer_models.training import calibrate_checkpoint
-
     meta = ckpt.read_meta(model)
     calibration = calibrate_checkpoint(shipped_json(model), load_split(own, "val"))
     reports = [figures(evaluate(model, data, "test", meta["tta"], "cpu"), meta["tta"]) for data in (own, other)]

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import SHARED, make_split
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 from fer_models.cli import main as fer_models
-from fer_synth.core import store
 from fer_synth.cli import main as fer_synth
+from fer_synth.core import store
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.manifest import read_records
+from tests.conftest import SHARED, make_split
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 
 FACE_MODEL = SHARED / "models" / "face_detection_short_range.tflite"
 

@@ -38,8 +38,8 @@ import numpy as np
 
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import ClassList, class_list
-from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError, SplitNotFoundError
 from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split, shared_classes
+from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError, SplitNotFoundError
 
 FORMAT = "fer-synth-hdf5"
 FORMAT_VERSION = 1
@@ -158,7 +158,8 @@ def read_attrs(path: str | os.PathLike) -> dict:
     version = int(attrs.get("format_version", -1))
     if version != FORMAT_VERSION:
         raise FormatError(
-            f"{path}: format version {version}, this fer_synth {package_version('fer-synth')} reads version {FORMAT_VERSION}; "
+            f"{path}: format version {version}, this fer_synth {package_version('fer-synth')} reads version "
+            f"{FORMAT_VERSION}; "
             "rewrite the file with this version's `fer-synth pack`/`balance` or install a matching fer_synth"
         )
     names = attrs.get("classes")

@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fer_synth.core.console import progress_bar
 from fer_synth.core.errors import InvalidOptionError
 from fer_synth.core.images import save_png
 from fer_synth.core.manifest import ManifestWriter, check_settings, read_records, remove_stale_temp_files, shard_name
@@ -41,6 +40,7 @@ from fer_synth.core.outputs import has_settings_of, output_lock, prepare_output_
 from fer_synth.generation.config import GenerateConfig
 from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.prompts import Prompt, PromptSet, load_prompts
+from fer_synth.ui.console import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -401,8 +401,14 @@ def _call(pipe: Any, batch: list[Prompt], config: GenerateConfig) -> _Batch:
 
 
 def _progress(enabled: bool):
-    from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class Rate(ProgressColumn):

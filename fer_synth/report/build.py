@@ -9,10 +9,10 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from fer_synth.core import html
 from fer_synth.core.atomic import write_bytes
 from fer_synth.report.inputs import load_inputs
 from fer_synth.report.sections import SECTIONS
+from fer_synth.ui import html
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_synth.core import html, plots
 from fer_synth.core.dataset import REAL, Split
 from fer_synth.core.images import read_rgb
 from fer_synth.core.manifest import outcome
 from fer_synth.data.balance import plan_topup
 from fer_synth.data.stats import dataset_stats, identical_groups, split_stats
 from fer_synth.report.inputs import ReportInputs
+from fer_synth.ui import html, plots
 
 SHEET_COLUMNS, SHEET_ROWS = 6, 4
 GROUPS_SHOWN = 12  # duplicate groups shown per kind
