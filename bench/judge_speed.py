@@ -39,7 +39,11 @@ from fer_synth.core.classes import CLASSES
 from fer_synth.core.images import save_png
 
 SETTINGS = [  # (tta, amp, threads)
-    ("ten-crop", "none", 1), ("ten-crop", "auto", 2), ("flip", "none", 2), ("flip", "auto", 1), ("flip", "auto", 2),
+    ("ten-crop", "none", 1),
+    ("ten-crop", "auto", 2),
+    ("flip", "none", 2),
+    ("flip", "auto", 1),
+    ("flip", "auto", 2),
     ("none", "auto", 2),
 ]
 
@@ -49,8 +53,16 @@ def deficit_pool(folder: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
     train = store.read_split(packed(FER2013_H5), "train", provenance=False)
     counts = np.bincount(train.labels, minlength=len(CLASSES))
     rng = np.random.default_rng(seed)
-    rows = np.concatenate([rng.choice(np.flatnonzero(train.labels == c), counts.max() - counts[c],
-                                      replace=counts.max() - counts[c] > counts[c]) for c in range(len(CLASSES))])
+    rows = np.concatenate(
+        [
+            rng.choice(
+                np.flatnonzero(train.labels == c),
+                counts.max() - counts[c],
+                replace=counts.max() - counts[c] > counts[c],
+            )
+            for c in range(len(CLASSES))
+        ]
+    )
     if not folder.exists():
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -83,10 +95,17 @@ def classify_speed(model: str, faces: np.ndarray, rounds: int, slow_n: int) -> t
     rows = []
     for (tta, amp, threads), measured in times.items():
         per_s = statistics.median(m[0] for m in measured)
-        rows.append({"tta": tta, "amp": amp, "threads": threads, "faces_per_s": per_s,
-                     "faces_per_cpu_s": statistics.median(m[1] for m in measured),
-                     "seconds_for_pool": len(faces) / per_s, "timed_on": slow_n if (tta, amp) == ("ten-crop", "none")
-                     else len(faces)})
+        rows.append(
+            {
+                "tta": tta,
+                "amp": amp,
+                "threads": threads,
+                "faces_per_s": per_s,
+                "faces_per_cpu_s": statistics.median(m[1] for m in measured),
+                "seconds_for_pool": len(faces) / per_s,
+                "timed_on": slow_n if (tta, amp) == ("ten-crop", "none") else len(faces),
+            }
+        )
     return rows, labels
 
 
@@ -101,32 +120,62 @@ def main() -> None:
     args = p.parse_args()
     pool = args.work / "pool"
     faces, _ = deficit_pool(pool, args.seed)
-    print(f"pool: {len(faces)} faces in {pool}; torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"pool: {len(faces)} faces in {pool}; torch {torch.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     rows, labels = classify_speed(args.model, faces, args.rounds, args.slow_n)
     for row in rows:
-        same_tta = float((labels.get((row["tta"], row["amp"]), labels[(row["tta"], "none")])
-                          == labels[(row["tta"], "none")]).mean()) if row["tta"] in ("ten-crop", "flip") else None
+        same_tta = (
+            float(
+                (
+                    labels.get((row["tta"], row["amp"]), labels[(row["tta"], "none")]) == labels[(row["tta"], "none")]
+                ).mean()
+            )
+            if row["tta"] in ("ten-crop", "flip")
+            else None
+        )
         row["labels_equal_float32_same_tta"] = same_tta
         if (row["tta"], row["amp"]) in labels:
-            row["labels_equal_float32_ten_crop"] = float((labels[(row["tta"], row["amp"])]
-                                                          == labels[("ten-crop", "none")]).mean())
-        print(f"{row['tta']:>8} {row['amp']:>4} x{row['threads']} thread(s): {row['faces_per_s']:7.0f} faces/s "
-              f"({row['faces_per_cpu_s']:.0f}/CPU-s) -> {row['seconds_for_pool']:6.1f} s for the pool; labels = float32 "
-              f"same TTA {row['labels_equal_float32_same_tta']}, = float32 ten-crop "
-              f"{row.get('labels_equal_float32_ten_crop')}")
+            row["labels_equal_float32_ten_crop"] = float(
+                (labels[(row["tta"], row["amp"])] == labels[("ten-crop", "none")]).mean()
+            )
+        print(
+            f"{row['tta']:>8} {row['amp']:>4} x{row['threads']} thread(s): {row['faces_per_s']:7.0f} faces/s "
+            f"({row['faces_per_cpu_s']:.0f}/CPU-s) -> {row['seconds_for_pool']:6.1f} s for the pool; labels = float32 "
+            f"same TTA {row['labels_equal_float32_same_tta']}, = float32 ten-crop "
+            f"{row.get('labels_equal_float32_ten_crop')}"
+        )
     for judged in pool.glob("judgement*"):
         judged.unlink()
     torch.set_num_threads(os.cpu_count() or 1)
     wall, cpu = time.perf_counter(), time.process_time()
     judge_pool(pool, args.model)
-    end_to_end = {"tta": JUDGE_TTA, "amp": JUDGE_AMP, "faces": len(faces), "wall_s": time.perf_counter() - wall,
-                  "cpu_s": time.process_time() - cpu}
-    print(f"judge_pool end to end with the defaults ({JUDGE_TTA}, amp {JUDGE_AMP}): {end_to_end['wall_s']:.1f} s wall, "
-          f"{end_to_end['cpu_s']:.1f} CPU-s for {len(faces)} faces (reading the PNGs and writing the records included)")
+    end_to_end = {
+        "tta": JUDGE_TTA,
+        "amp": JUDGE_AMP,
+        "faces": len(faces),
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+    }
+    print(
+        f"judge_pool end to end with the defaults ({JUDGE_TTA}, amp {JUDGE_AMP}): {end_to_end['wall_s']:.1f} s wall, "
+        f"{end_to_end['cpu_s']:.1f} CPU-s for {len(faces)} faces (reading the PNGs and writing the records included)"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": " ".join(sys.argv), "faces": len(faces), "settings": rows,
-                                    "end_to_end": end_to_end, "load_average": os.getloadavg()}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": " ".join(sys.argv),
+                "faces": len(faces),
+                "settings": rows,
+                "end_to_end": end_to_end,
+                "load_average": os.getloadavg(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ BORDER = {"top": 0.30, "bottom": 0.55, "left": 0.35, "right": 0.35}
 def portrait(face: np.ndarray, side: int) -> np.ndarray:
     """A 48x48 gray face -> an RGB portrait photograph: upscaled to ``side``, background around it."""
     big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
-    framed = cv2.copyMakeBorder(big, *(round(BORDER[k] * side) for k in ("top", "bottom", "left", "right")),
-                                cv2.BORDER_REPLICATE)
+    framed = cv2.copyMakeBorder(
+        big, *(round(BORDER[k] * side) for k in ("top", "bottom", "left", "right")), cv2.BORDER_REPLICATE
+    )
     return np.repeat(framed[..., None], 3, axis=2)
 
 
@@ -59,8 +60,15 @@ def crop_through_stage(faces: np.ndarray, side: int) -> tuple[np.ndarray, np.nda
     return found, np.stack(crops), time.perf_counter() - started
 
 
-def score(model: str, faces: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], found: np.ndarray,
-          crops: np.ndarray, tta: str | None) -> dict:
+def score(
+    model: str,
+    faces: np.ndarray,
+    labels: np.ndarray,
+    classes: tuple[str, ...],
+    found: np.ndarray,
+    crops: np.ndarray,
+    tta: str | None,
+) -> dict:
     """Accuracy of ``model`` on the 48 px faces and on their crops through the face stage, paired."""
     classifier = load_classifier(model, tta=tta)
     mapping = class_mapping(classifier.classes, classes, model, "FER+ test")
@@ -69,16 +77,22 @@ def score(model: str, faces: np.ndarray, labels: np.ndarray, classes: tuple[str,
     through = np.full(len(labels), -1)  # -1: the detector missed the face
     through[found] = classifier.predict_proba(crops, classes=mapping.shared).argmax(1)
     through, hit = through[kept], found[kept]
-    return {"model": model, "tta": classifier.members[0].tta, "classes": list(mapping.shared),
-            "rows_left_out": int(len(labels) - len(kept)), "faces": int(len(kept)), "found": int(hit.sum()),
-            "found_fraction": float(hit.mean()),
-            "accuracy_48px_all": float((direct == truth).mean()),
-            "accuracy_48px_found": float((direct == truth)[hit].mean()),
-            "accuracy_pipeline_found": float((through == truth)[hit].mean()),
-            "drop_points_found": float(100 * ((direct == truth)[hit].mean() - (through == truth)[hit].mean())),
-            "accuracy_pipeline_misses_as_errors": float((through == truth).mean()),
-            "drop_points_misses_as_errors": float(100 * ((direct == truth).mean() - (through == truth).mean())),
-            "label_agreement_48px_vs_pipeline": float((direct == through)[hit].mean())}
+    return {
+        "model": model,
+        "tta": classifier.members[0].tta,
+        "classes": list(mapping.shared),
+        "rows_left_out": int(len(labels) - len(kept)),
+        "faces": int(len(kept)),
+        "found": int(hit.sum()),
+        "found_fraction": float(hit.mean()),
+        "accuracy_48px_all": float((direct == truth).mean()),
+        "accuracy_48px_found": float((direct == truth)[hit].mean()),
+        "accuracy_pipeline_found": float((through == truth)[hit].mean()),
+        "drop_points_found": float(100 * ((direct == truth)[hit].mean() - (through == truth)[hit].mean())),
+        "accuracy_pipeline_misses_as_errors": float((through == truth).mean()),
+        "drop_points_misses_as_errors": float(100 * ((direct == truth).mean() - (through == truth).mean())),
+        "label_agreement_48px_vs_pipeline": float((direct == through)[hit].mean()),
+    }
 
 
 def main() -> None:
@@ -91,21 +105,37 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "runs" / "photo_proxy.json")
     args = p.parse_args()
     test = store.read_split(packed(args.h5, FERPLUS_CSV, "distribution"), "test", provenance=False)
-    faces, labels = test.images[:args.n], test.labels[:args.n]
+    faces, labels = test.images[: args.n], test.labels[: args.n]
     found, crops, seconds = crop_through_stage(faces, args.side)
-    print(f"face stage: found {found.sum()} of {len(faces)} faces in their {args.side}-px portraits "
-          f"({seconds / len(faces) * 1000:.1f} ms per photo)")
+    print(
+        f"face stage: found {found.sum()} of {len(faces)} faces in their {args.side}-px portraits "
+        f"({seconds / len(faces) * 1000:.1f} ms per photo)"
+    )
     results = [score(m, faces, labels, tuple(test.classes), found, crops, args.tta) for m in args.models.split(",")]
     for r in results:
-        print(f"{r['model']} ({r['tta']} TTA, {len(r['classes'])} classes, {r['faces']} faces): 48 px "
-              f"{100 * r['accuracy_48px_found']:.2f}% -> through the pipeline {100 * r['accuracy_pipeline_found']:.2f}% "
-              f"on the {r['found']} found faces (drop {r['drop_points_found']:.2f} points; labels agree "
-              f"{100 * r['label_agreement_48px_vs_pipeline']:.1f}%); misses counted as errors: "
-              f"{100 * r['accuracy_48px_all']:.2f}% -> {100 * r['accuracy_pipeline_misses_as_errors']:.2f}%")
+        print(
+            f"{r['model']} ({r['tta']} TTA, {len(r['classes'])} classes, {r['faces']} faces): 48 px "
+            f"{100 * r['accuracy_48px_found']:.2f}% -> through the pipeline {100 * r['accuracy_pipeline_found']:.2f}% "
+            f"on the {r['found']} found faces (drop {r['drop_points_found']:.2f} points; labels agree "
+            f"{100 * r['label_agreement_48px_vs_pipeline']:.1f}%); misses counted as errors: "
+            f"{100 * r['accuracy_48px_all']:.2f}% -> {100 * r['accuracy_pipeline_misses_as_errors']:.2f}%"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"command": " ".join(sys.argv), "side": args.side, "border": BORDER,
-                                    "faces": len(faces), "found": int(found.sum()), "stage_seconds": seconds,
-                                    "results": results}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": " ".join(sys.argv),
+                "side": args.side,
+                "border": BORDER,
+                "faces": len(faces),
+                "found": int(found.sum()),
+                "stage_seconds": seconds,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
 
 
-def predict_file(path: str | os.PathLike, split: TensorSplit, tta: str,
-                 device: str | torch.device = "cpu") -> tuple[np.ndarray, ClassMapping]:
+def predict_file(
+    path: str | os.PathLike, split: TensorSplit, tta: str, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, ClassMapping]:
     """Probabilities of a checkpoint or an ensemble file on ``split`` with ``tta``, over the classes the model
     shares with the split (:mod:`fer_models.inference.class_mapping`), and that mapping."""
     meta = ckpt.read_meta(path)
@@ -47,8 +48,14 @@ def predict_file(path: str | os.PathLike, split: TensorSplit, tta: str,
     return mapping.probs(checkpoint_proba(model, meta, split.images, tta)), mapping
 
 
-def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "test", tta: str | None = None,
-             device: str | torch.device = "cpu", out: str | os.PathLike | None = None) -> dict:
+def evaluate(
+    path: str | os.PathLike,
+    data: str | os.PathLike,
+    split: str = "test",
+    tta: str | None = None,
+    device: str | torch.device = "cpu",
+    out: str | os.PathLike | None = None,
+) -> dict:
     """Evaluate ``path`` (run folder, checkpoint or ensemble file) on ``split`` of ``data``.
 
     Reports no TTA and, unless ``tta`` is ``none``, the given TTA (default: the one the checkpoint's recipe
@@ -81,25 +88,39 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
         logger.warning(f"{meta['_path']} on {split}: {mapping.note()} ({len(evaluated) - len(kept)} rows left out)")
     trained_on = meta.get("data", {}).get("fingerprint")
     report = {
-        "checkpoint": meta["_path"], "kind": meta["format"], "model": meta.get("model", "ensemble"),
-        "data": str(data), "data_path": str(Path(data).resolve()), "data_fingerprint": attrs.get("fingerprint"),
+        "checkpoint": meta["_path"],
+        "kind": meta["format"],
+        "model": meta.get("model", "ensemble"),
+        "data": str(data),
+        "data_path": str(Path(data).resolve()),
+        "data_fingerprint": attrs.get("fingerprint"),
         "same_data_as_training": trained_on == attrs.get("fingerprint") if trained_on else None,
-        "split": split, "n": len(labels), "n_synthetic": int(synthetic.sum()), "tta": tta,
-        "classes": list(classes), "results": results,
+        "split": split,
+        "n": len(labels),
+        "n_synthetic": int(synthetic.sum()),
+        "tta": tta,
+        "classes": list(classes),
+        "results": results,
     }
     if not mapping.identity:
-        report["class_mapping"] = {**mapping.describe(), "note": mapping.note(),
-                                   "rows_left_out": len(evaluated) - len(kept)}
+        report["class_mapping"] = {
+            **mapping.describe(),
+            "note": mapping.note(),
+            "rows_left_out": len(evaluated) - len(kept),
+        }
     if out is not None:
         out = Path(out)
         prefix = output_prefix(meta)
-        report["predictions_file"] = str(save_predictions(out / f"{prefix}evaluation-{split}.npz", probs, labels,
-                                                                 kept))
+        report["predictions_file"] = str(save_predictions(out / f"{prefix}evaluation-{split}.npz", probs, labels, kept))
         report["report_file"] = str(ckpt.write_json(out / f"{prefix}evaluation-{split}.json", report))
-        report["confusion_png"] = str(plot_confusion(out / f"{prefix}confusion-{split}.png",
-                                                     results[tta]["all"]["confusion"],
-                                                     f"{report['model']} on {split} (TTA {tta})",
-                                                     rows=list(classes)))
+        report["confusion_png"] = str(
+            plot_confusion(
+                out / f"{prefix}confusion-{split}.png",
+                results[tta]["all"]["confusion"],
+                f"{report['model']} on {split} (TTA {tta})",
+                rows=list(classes),
+            )
+        )
     return report
 
 
@@ -113,18 +134,26 @@ def save_predictions(path: Path, probs: np.ndarray, labels: np.ndarray, rows: np
     """Each scored row's class probabilities (with the report's TTA), label (into the report's classes) and row
     in the split, for reports that show faces."""
     with atomic_file(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, probs=probs.astype(np.float32), labels=labels.astype(np.int64),
-                            rows=rows.astype(np.int64))
+        np.savez_compressed(
+            f, probs=probs.astype(np.float32), labels=labels.astype(np.int64), rows=rows.astype(np.int64)
+        )
     return path
 
 
-def plot_confusion(path: Path, confusion: list[list[int]], title: str = "", rows: list[str] | None = None,
-                   columns: list[str] | None = None, axes: tuple[str, str] = ("predicted", "true")) -> Path:
+def plot_confusion(
+    path: Path,
+    confusion: list[list[int]],
+    title: str = "",
+    rows: list[str] | None = None,
+    columns: list[str] | None = None,
+    axes: tuple[str, str] = ("predicted", "true"),
+) -> Path:
     """The confusion matrix as a PNG: counts and row-normalised rates side by side. ``rows`` and ``columns``
     name the classes (default: FER2013's); ``axes`` names the x and y axes."""
     rows = list(rows or CLASSES)
-    return confusion_figure(path, confusion, rows, title, true_label=axes[1], predicted_label=axes[0],
-                            columns=list(columns or rows))
+    return confusion_figure(
+        path, confusion, rows, title, true_label=axes[1], predicted_label=axes[0], columns=list(columns or rows)
+    )
 
 
 def load_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

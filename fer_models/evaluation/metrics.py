@@ -55,8 +55,12 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Seque
         "nll": nll,
         "ece": expected_calibration_error(probs, labels),
         "per_class": {
-            c: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]), "f1": float(pc["f1"][i]),
-                "support": int(pc["support"][i])}
+            c: {
+                "precision": float(pc["precision"][i]),
+                "recall": float(pc["recall"][i]),
+                "f1": float(pc["f1"][i]),
+                "support": int(pc["support"][i]),
+            }
             for i, c in enumerate(classes)
         },
         "confusion": confusion.tolist(),

@@ -63,12 +63,20 @@ def calibration_record(view_logits: dict[str, Tensor], labels: np.ndarray, split
     """What a checkpoint stores: per TTA mode, the temperature fit on ``split`` and the NLL and ECE before and
     after (``view_logits``: mode -> logits [V, N, C] of that split)."""
     labels_t = torch.as_tensor(labels, dtype=torch.int64)
-    record: dict = {"method": "temperature scaling (Guo et al. 2017)", "fit_on": split, "n": len(labels),
-                    "temperature": {}, "nll": {}, "ece": {}}
+    record: dict = {
+        "method": "temperature scaling (Guo et al. 2017)",
+        "fit_on": split,
+        "n": len(labels),
+        "temperature": {},
+        "nll": {},
+        "ece": {},
+    }
     for tta, logits in view_logits.items():
         t = fit_temperature(logits, labels_t)
         record["temperature"][tta] = round(t, 4)
         record["nll"][tta] = {"before": nll(logits, labels_t, 1.0), "after": nll(logits, labels_t, t)}
-        record["ece"][tta] = {"before": expected_calibration_error(tta_probs(logits).numpy(), labels),
-                              "after": expected_calibration_error(tta_probs(logits, t).numpy(), labels)}
+        record["ece"][tta] = {
+            "before": expected_calibration_error(tta_probs(logits).numpy(), labels),
+            "after": expected_calibration_error(tta_probs(logits, t).numpy(), labels),
+        }
     return record

@@ -63,26 +63,35 @@ class ClassMapping:
 
     def describe(self) -> dict:
         """What outputs record about the mapping (empty lists when model and data agree)."""
-        return {"classes": list(self.shared), "model_classes": list(self.model),
-                "dropped_model_classes": list(self.dropped), "unscorable_data_classes": list(self.unscorable),
-                "renormalised": bool(self.dropped)}
+        return {
+            "classes": list(self.shared),
+            "model_classes": list(self.model),
+            "dropped_model_classes": list(self.dropped),
+            "unscorable_data_classes": list(self.unscorable),
+            "renormalised": bool(self.dropped),
+        }
 
     def note(self) -> str:
         """One sentence for logs and reports, or '' when model and data agree."""
         parts = []
         if self.dropped:
-            parts.append(f"the model's {', '.join(self.dropped)} dropped and its probabilities renormalised over the "
-                         f"{len(self.shared)} shared classes")
+            parts.append(
+                f"the model's {', '.join(self.dropped)} dropped and its probabilities renormalised over the "
+                f"{len(self.shared)} shared classes"
+            )
         if self.unscorable:
             parts.append(f"rows labelled {', '.join(self.unscorable)} (which the model does not predict) left out")
         return "; ".join(parts)
 
 
-def class_mapping(model_classes: Sequence[str], data_classes: Sequence[str], model: str = "the model",
-                  data: str = "the data") -> ClassMapping:
+def class_mapping(
+    model_classes: Sequence[str], data_classes: Sequence[str], model: str = "the model", data: str = "the data"
+) -> ClassMapping:
     """The mapping of a model's classes onto the data's; an error when they share fewer than :data:`MIN_SHARED`."""
     mapping = ClassMapping(tuple(model_classes), tuple(data_classes))
     if len(mapping.shared) < MIN_SHARED:
-        raise FerError(f"{model} predicts {', '.join(mapping.model)} but {data} has {', '.join(mapping.data)}: "
-                       f"they share {len(mapping.shared)} class(es); use a model trained on these classes")
+        raise FerError(
+            f"{model} predicts {', '.join(mapping.model)} but {data} has {', '.join(mapping.data)}: "
+            f"they share {len(mapping.shared)} class(es); use a model trained on these classes"
+        )
     return mapping

@@ -51,15 +51,18 @@ class Classifier:
     """Class probabilities of a model or an ensemble for uint8 faces [N, 48, 48]; build it with
     :func:`load_classifier`."""
 
-    def __init__(self, spec: str, members: list[LoadedModel], weights: list[float], method: str, kind: str,
-                 batch_size: int = 512):
+    def __init__(
+        self, spec: str, members: list[LoadedModel], weights: list[float], method: str, kind: str, batch_size: int = 512
+    ):
         self.spec, self.members, self.weights, self.method, self.kind = spec, members, weights, method, kind
         self.batch_size = batch_size
         self.classes: tuple[str, ...] = tuple(members[0].meta["classes"])
         for m in members[1:]:
             if tuple(m.meta["classes"]) != self.classes:
-                raise FerError(f"{spec}: the ensemble's members predict different classes "
-                               f"({', '.join(self.classes)} vs {', '.join(m.meta['classes'])})")
+                raise FerError(
+                    f"{spec}: the ensemble's members predict different classes "
+                    f"({', '.join(self.classes)} vs {', '.join(m.meta['classes'])})"
+                )
 
     @functools.cached_property
     def identity(self) -> dict:
@@ -81,12 +84,15 @@ class Classifier:
         the classifier does not predict, since its faces could not be judged."""
         mapping = class_mapping(self.classes, classes, self.spec, data)
         if mapping.unscorable:
-            raise FerError(f"{self.spec} does not predict {', '.join(mapping.unscorable)}, which {data} holds; use a "
-                           "model that predicts every class of it")
+            raise FerError(
+                f"{self.spec} does not predict {', '.join(mapping.unscorable)}, which {data} holds; use a "
+                "model that predicts every class of it"
+            )
         return mapping
 
-    def predict_proba(self, faces: np.ndarray | Tensor, batch_size: int | None = None,
-                      classes: Sequence[str] | None = None) -> np.ndarray:
+    def predict_proba(
+        self, faces: np.ndarray | Tensor, batch_size: int | None = None, classes: Sequence[str] | None = None
+    ) -> np.ndarray:
         """Probabilities [N, C] (float32, in the order of :attr:`classes`) for uint8 grayscale faces [N, 48, 48].
 
         ``classes``: a subset of :attr:`classes` (a seven-class pool for the eight-class built-in model): the
@@ -109,8 +115,13 @@ class Classifier:
         return combine(probs, self.weights, self.method).astype(np.float32)
 
 
-def load_classifier(spec: str | os.PathLike = BUILTIN, device: str | torch.device = "cpu", tta: str | None = None,
-                    amp: str = "none", batch_size: int = 512) -> Classifier:
+def load_classifier(
+    spec: str | os.PathLike = BUILTIN,
+    device: str | torch.device = "cpu",
+    tta: str | None = None,
+    amp: str = "none",
+    batch_size: int = 512,
+) -> Classifier:
     """The classifier a spec names: ``builtin``, a run folder, a checkpoint or an ensemble file.
 
     ``tta``: None uses each model's own (the one its recipe names; an ensemble's, else its members'); else

@@ -14,5 +14,13 @@ from fer_models.models import builtin, cbam, emonext, patt_lite, resemotenet, rm
 from fer_models.models._factory import create_model, load_weights
 from fer_models.models._registry import TIMM_PREFIX, ModelSpec, UnknownModelError, get_spec, list_models, register_model
 
-__all__ = ["TIMM_PREFIX", "ModelSpec", "UnknownModelError", "create_model", "get_spec", "list_models", "load_weights",
-           "register_model"]
+__all__ = [
+    "TIMM_PREFIX",
+    "ModelSpec",
+    "UnknownModelError",
+    "create_model",
+    "get_spec",
+    "list_models",
+    "load_weights",
+    "register_model",
+]

@@ -59,19 +59,37 @@ def _build_shipped(name: str, num_classes: int | None, **kwargs) -> nn.Module:
     # Another class count keeps the shipped features and starts a new classifier: load_weights skips tensors of
     # another shape, as timm does for a pretrained model.
     if num_classes is not None and num_classes != len(meta["classes"]):
-        logger.info("%s: %d classes asked for, it was trained on %d; its classifier starts afresh", name, num_classes,
-                    len(meta["classes"]))
-    return create_model(meta["model"], num_classes=num_classes or len(meta["classes"]), weights=shipped_weights(name),
-                        **{**meta.get("model_options", {}), **kwargs})
+        logger.info(
+            "%s: %d classes asked for, it was trained on %d; its classifier starts afresh",
+            name,
+            num_classes,
+            len(meta["classes"]),
+        )
+    return create_model(
+        meta["model"],
+        num_classes=num_classes or len(meta["classes"]),
+        weights=shipped_weights(name),
+        **{**meta.get("model_options", {}), **kwargs},
+    )
 
 
-@register_model(BUILTIN, input_size=40, in_chans=1, recipe=BUILTIN,
-                paper="the shipped pretrained model, FER+ votes (eight classes): docs/builtin-model.md")
+@register_model(
+    BUILTIN,
+    input_size=40,
+    in_chans=1,
+    recipe=BUILTIN,
+    paper="the shipped pretrained model, FER+ votes (eight classes): docs/builtin-model.md",
+)
 def builtin(num_classes: int | None = None, **kwargs) -> nn.Module:
     return _build_shipped(BUILTIN, num_classes, **kwargs)
 
 
-@register_model(BUILTIN_FER2013, input_size=40, in_chans=1, recipe=BUILTIN_FER2013,
-                paper="the shipped pretrained model, FER2013 labels (seven classes): docs/builtin-model.md")
+@register_model(
+    BUILTIN_FER2013,
+    input_size=40,
+    in_chans=1,
+    recipe=BUILTIN_FER2013,
+    paper="the shipped pretrained model, FER2013 labels (seven classes): docs/builtin-model.md",
+)
 def builtin_fer2013(num_classes: int | None = None, **kwargs) -> nn.Module:
     return _build_shipped(BUILTIN_FER2013, num_classes, **kwargs)

@@ -47,8 +47,17 @@ def create_scheduler(name: str, config: dict) -> Any:
 #: Scheduler name -> factory from the model's scheduler config.
 SCHEDULERS: dict[str, Callable[[dict], Any]] = {name: partial(create_scheduler, name) for name in SCHEDULER_SPECS}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-__all__ = ["DEFAULT_MODEL", "DEFAULT_VAE", "DTYPES", "SCHEDULERS", "ModelLoadError", "PipelineOptions", "build_pipeline",
-           "create_scheduler", "resolved_vae"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_VAE",
+    "DTYPES",
+    "SCHEDULERS",
+    "ModelLoadError",
+    "PipelineOptions",
+    "build_pipeline",
+    "create_scheduler",
+    "resolved_vae",
+]
 
 
 def _load(kind: str, name: str, loader: Callable[..., Any], **kwargs: Any) -> Any:

@@ -28,8 +28,9 @@ def separable_8(per_class: int, seed: int, soft_shift: int = 0) -> Split:
 
 
 def test_an_eight_class_file_trains_an_eight_class_model(tmp_path):
-    data = store.write(tmp_path / "plus.h5", {"train": separable_8(24, 0), "val": separable_8(6, 1),
-                                              "test": separable_8(6, 2)})
+    data = store.write(
+        tmp_path / "plus.h5", {"train": separable_8(24, 0), "val": separable_8(6, 1), "test": separable_8(6, 2)}
+    )
     train(tiny_config(data, tmp_path / "run", epochs=4))
     meta = ckpt.read_meta(tmp_path / "run")
     assert meta["classes"] == list(FERPLUS) and meta["num_classes"] == 8 and meta["soft_labels"] is False
@@ -53,8 +54,9 @@ def test_a_model_is_evaluated_on_the_classes_it_shares_with_the_data(tmp_path):
     # Seven-class model on FER+ data: contempt rows cannot be scored and are left out, loudly.
     seven = separable_h5(tmp_path / "seven.h5")
     train(tiny_config(seven, tmp_path / "run7", epochs=1))
-    plus = store.write(tmp_path / "plus.h5", {"train": separable_8(4, 0), "val": separable_8(2, 1),
-                                              "test": separable_8(3, 2)})
+    plus = store.write(
+        tmp_path / "plus.h5", {"train": separable_8(4, 0), "val": separable_8(2, 1), "test": separable_8(3, 2)}
+    )
     report = evaluate(tmp_path / "run7", plus, "test", "none")
     assert report["classes"] == list(FERPLUS)[:7] and report["n"] == 21
     assert report["class_mapping"]["unscorable_data_classes"] == ["contempt"]
@@ -72,8 +74,11 @@ def test_a_model_sharing_too_few_classes_with_the_data_is_refused(tmp_path):
     seven = separable_h5(tmp_path / "seven.h5")
     train(tiny_config(seven, tmp_path / "run", epochs=1))
     rng = np.random.default_rng(0)
-    other = Split(rng.integers(0, 255, (4, 48, 48), dtype=np.uint8), np.array([0, 1, 0, 1]),
-                  classes=ClassList("custom", ["happy", "pain"]))
+    other = Split(
+        rng.integers(0, 255, (4, 48, 48), dtype=np.uint8),
+        np.array([0, 1, 0, 1]),
+        classes=ClassList("custom", ["happy", "pain"]),
+    )
     data = store.write(tmp_path / "other.h5", {"train": other, "val": other, "test": other})
     with pytest.raises(FerError, match="share 1 class"):
         evaluate(tmp_path / "run", data, "test", "none")

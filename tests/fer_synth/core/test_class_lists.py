@@ -35,8 +35,11 @@ def test_the_public_constants_stay_fer2013s():
 
 
 def test_an_eight_class_file_with_soft_labels_round_trips(tmp_path):
-    splits = {"train": eight_class_split(16, 0, soft=True), "val": eight_class_split(8, 1, soft=True),
-              "test": eight_class_split(8, 2)}
+    splits = {
+        "train": eight_class_split(16, 0, soft=True),
+        "val": eight_class_split(8, 1, soft=True),
+        "test": eight_class_split(8, 2),
+    }
     path = store.write(tmp_path / "plus.h5", splits)
     attrs = store.read_attrs(path)
     assert attrs["format_version"] == 1 and attrs["classes"] == list(FERPLUS)  # older readers refuse it by its list

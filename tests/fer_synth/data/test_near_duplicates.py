@@ -103,7 +103,9 @@ def test_pool_faces_near_a_test_face_are_refused_unless_allowed(tmp_path, photos
     refused = balance(BalanceConfig(csv, tmp_path / "b.h5", pool=pool, target=3, allow_shortfall=True))
     assert any(note.startswith("refused 1 pool faces") and "disgust/00000.png" in note for note in refused.notes)
     assert "disgust/00000.png" not in set(store.read(refused.out)["train"].origin)
-    allowed = balance(BalanceConfig(csv, tmp_path / "c.h5", pool=pool, target=3, allow_shortfall=True, allow_pool_leakage=True))
+    allowed = balance(
+        BalanceConfig(csv, tmp_path / "c.h5", pool=pool, target=3, allow_shortfall=True, allow_pool_leakage=True)
+    )
     assert any(note.startswith("WARNING: used 1 pool faces") for note in allowed.notes)
     assert "WARNING: used 1" in " ".join(store.read_attrs(allowed.out)["notes"])
 
