@@ -14,8 +14,9 @@ reference protocol), train the recipe of the model's name (one thread, bf16, the
 CPU seconds), select the epoch and fit the calibration temperature on val only, then evaluate the selected weights
 once on the model's own test split (FER+ test, or FER2013 PrivateTest) and on the other one over the classes they
 share (``fer_models.inference.class_mapping``), with and without the recipe's TTA. Printed: each seed, the mean and
-the spread. ``--install`` ships the seed with the best val accuracy (never chosen on test) as ``fer_models/models/weights/
-<model>.*``, its metadata extended with every figure; docs/builtin-model.md quotes what this prints.
+the spread. ``--install`` ships the seed with the best val accuracy (never chosen on test) as
+``fer_models/models/weights/<model>.*``, its metadata extended with every figure; docs/builtin-model.md quotes
+what this prints.
 """
 
 from __future__ import annotations
@@ -175,8 +176,8 @@ def shipped(model: str, own: Path, other: Path) -> None:
         before = f" (uncalibrated {r['ece_uncalibrated']:.3f})" if "ece_uncalibrated" in r else ""
         print(
             f"{model} on {r['data']} test: {100 * r['accuracy']:.2f}% with {r['tta']} "
-            f"({100 * r['accuracy_without_tta']:.2f}% without), macro-F1 {100 * r['macro_f1']:.2f}%, ECE {r['ece']:.3f}{before}, "
-            f"{len(r['per_class_recall'])} classes"
+            f"({100 * r['accuracy_without_tta']:.2f}% without), macro-F1 {100 * r['macro_f1']:.2f}%, "
+            f"ECE {r['ece']:.3f}{before}, {len(r['per_class_recall'])} classes"
         )
     print(f"temperature {calibration['temperature']} (val ECE {calibration['ece']})")
 
@@ -220,14 +221,15 @@ def main() -> None:
     }
     for r in results:
         t, o, c = r["test"], r["other_test"], r["calibration"]
+        val_ece = c["ece"][t["tta"]]
         print(
             f"seed {r['seed']}: {r['epochs_done']} epochs, {r['train_cpu_minutes']:.1f} CPU-min "
             f"({r['train_wall_minutes']:.0f} min wall), best val {100 * r['val_accuracy']:.2f}% at epoch "
             f"{r['best_epoch']}; {t['data']} test {100 * t['accuracy']:.2f}% with {t['tta']} "
             f"({100 * t['accuracy_without_tta']:.2f}% without), macro-F1 {100 * t['macro_f1']:.2f}%, ECE "
             f"{t['ece']:.3f} (uncalibrated {t['ece_uncalibrated']:.3f}); {o['data']} test "
-            f"{100 * o['accuracy']:.2f}% on {len(o['per_class_recall'])} classes; temperature {c['temperature'][t['tta']]:.3f} (val ECE {c['ece'][t['tta']]['before']:.3f} -> "
-            f"{c['ece'][t['tta']]['after']:.3f})"
+            f"{100 * o['accuracy']:.2f}% on {len(o['per_class_recall'])} classes; "
+            f"temperature {c['temperature'][t['tta']]:.3f} (val ECE {val_ece['before']:.3f} -> {val_ece['after']:.3f})"
         )
     acc, f1 = summary["test_accuracy"], summary["test_macro_f1"]
     print(
