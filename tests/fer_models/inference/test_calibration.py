@@ -13,7 +13,7 @@ from fer_models.inference.classifier import load_classifier
 from fer_models.inference.probabilities import predict_proba
 from fer_models.training.loop import train
 from fer_synth.core import store
-from tests.models.helpers import separable_h5, tiny_config
+from tests.fer_models.helpers import separable_h5, tiny_config
 
 
 def sampled(n: int, temperature: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
