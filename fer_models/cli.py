@@ -198,6 +198,8 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write one record per face (pandas.read_json)")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write one row per face (pandas.read_csv)")
 @click.option("--annotate", type=click.Path(file_okay=False), help="write the images with boxes and labels to DIR")
+@click.option("--explain", type=click.Path(file_okay=False),
+              help="write the images with each face's Grad-CAM heatmap (where the model looks) to DIR")
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: the model's own]")
 @click.option("--amp", type=click.Choice(AMP_MODES), default="none", show_default=True,
               help="none: float32, exact; auto: bf16 where the device has it (about 3.5x faster on a CPU with native "
@@ -205,21 +207,22 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 @click.option("--overwrite", is_flag=True, help="replace existing --json/--csv files and --annotate contents")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @face_options("photo", policy="all")
-def predict_command(paths, model_spec, every, json_out, csv_out, annotate, tta, amp, overwrite, device,
+def predict_command(paths, model_spec, every, json_out, csv_out, annotate, explain, tta, amp, overwrite, device,
                     **face_settings) -> None:
-    """Expressions of the faces in images, folders (recursive) and videos: a table, and --json/--csv/--annotate."""
+    """Expressions of the faces in images, folders (recursive) and videos: a table, and
+    --json/--csv/--annotate/--explain."""
     from fer_models.inference import load_classifier
     from fer_models.media import check_outputs, find_media, predict_media, write_rows
 
     files = find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
-    check_outputs(list(paths), [json_out, csv_out], annotate, overwrite)
+    check_outputs(list(paths), [json_out, csv_out], annotate, overwrite, explain)
     classifier = load_classifier(model_spec, resolve_device(device), tta, amp)
     with face_stage_from(face_settings) as stage:
-        summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files)
+        summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files, explain)
     for out, fmt in ((json_out, "json"), (csv_out, "csv")):
         if out is not None:
             write_rows(summary.predictions, classifier.classes, out, fmt)
-    _print_predictions(summary, classifier.classes, [o for o in (json_out, csv_out, annotate) if o])
+    _print_predictions(summary, classifier.classes, [o for o in (json_out, csv_out, annotate, explain) if o])
 
 
 SHOWN_FACES = 40  # rows of the table; --json/--csv hold them all
