@@ -15,6 +15,7 @@ from fer_models.data import TTA_MODES
 from fer_models.losses import list_losses
 from fer_models.optim import OPTIMIZERS, SCHEDULES
 from fer_models.export import FORMATS as EXPORT_FORMATS
+from fer_models.demo import DEFAULT_HOST as DEMO_HOST, DEFAULT_PORT as DEMO_PORT, SHARE_MODES
 from fer_models.media import DEFAULT_EVERY
 from fer_models.models.builtin import BUILTIN
 from fer_synth.faces.options import face_options, face_stage_from
@@ -245,6 +246,36 @@ def _print_predictions(summary, classes: tuple[str, ...], outputs: list[str]) ->
         logger.warning(f"{count} image(s)/frame(s) gave no face ({reason}), e.g. {escape(examples)}")
     for out in outputs:
         console.print(f"wrote {escape(str(out))}")
+
+
+@main.command("demo")
+@click.option("--model", "model_spec", default=BUILTIN, show_default=True,
+              help="builtin, a run folder, a checkpoint (.json/.safetensors) or an ensemble .json")
+@click.option("--host", default=DEMO_HOST, show_default=True, help="address to serve on (0.0.0.0: every network)")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEMO_PORT, show_default=True)
+@click.option("--share", type=click.Choice(SHARE_MODES), default="off", show_default=True,
+              help="on: a public link through Gradio's servers (needs the internet)")
+@click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
+              help="none keeps the webcam fast")
+@click.option("--amp", type=click.Choice(AMP_MODES), default="auto", show_default=True,
+              help="auto: bf16 where the CPU has it natively")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch CPU threads (one face at a time runs fastest on one)")
+@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@face_options("photo", policy="all")
+def demo_command(model_spec, host, port, share, tta, amp, threads, device, **face_settings) -> None:
+    """A local web app: webcam, photo and video tabs, every face's expression and, on demand, where the model
+    looks (Grad-CAM). Needs the extra: pip install -e ".[demo]"."""
+    from fer_models.demo import serve
+
+    face_stage_from(face_settings).close()  # a wrong face option fails here, before the server starts
+    app, url = serve(model_spec, lambda: face_stage_from(face_settings), host=host, port=port, share=share,
+                     device=resolve_device(device), tta=tta, amp=amp, threads=threads)
+    console.print(f"fer-models demo of {escape(model_spec)}: open [bold]{url}[/] in a browser; Ctrl-C stops it")
+    try:
+        app.block_thread()
+    finally:
+        app.close()
 
 
 @main.command("export")

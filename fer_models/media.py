@@ -222,11 +222,17 @@ def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, su
     if not crops:
         return
     probs = classifier.predict_proba(np.stack(crops))
-    for (file, frame, (x, y, w, h), det_score), p in zip(pending, probs):
-        k = int(p.argmax())
-        summary.predictions.append(FacePrediction(
-            file, frame, int(x), int(y), int(w), int(h), round(float(det_score), 4), classifier.classes[k],
-            round(float(p[k]), 6), {c: round(float(v), 6) for c, v in zip(classifier.classes, p)}))
+    for (file, frame, box, det_score), p in zip(pending, probs):
+        summary.predictions.append(classified(file, frame, box, det_score, p, classifier.classes))
+
+
+def classified(file: str, frame: int | None, box: tuple[int, int, int, int], detector_score: float, probs: np.ndarray,
+               classes: tuple[str, ...]) -> FacePrediction:
+    """The row of one face: where it is and its class probabilities ``probs`` over ``classes``."""
+    x, y, w, h = box
+    k = int(probs.argmax())
+    return FacePrediction(file, frame, int(x), int(y), int(w), int(h), round(float(detector_score), 4), classes[k],
+                          round(float(probs[k]), 6), {c: round(float(v), 6) for c, v in zip(classes, probs)})
 
 
 def _annotated_path(folder: Path, root: Path, file: str, frame: int | None) -> Path:

@@ -1,0 +1,176 @@
+"""Benchmark: the demo's webcam frame path at 640x480 with one face, stage by stage (decode, detect, crop, classify,
+draw, and the JPEG encode of the drawn frame that goes back to the browser).
+
+The frames: scikit-image's astronaut (one real face) scaled into a 640x480 frame, shifted a few pixels from frame
+to frame, and JPEG-encoded at quality 92 as a browser streams a webcam (``canvas.toDataURL('image/jpeg')``).
+Each frame is decoded, run through :class:`fer_models.demo.live.FramePath` (MediaPipe BlazeFace, the classifier
+without TTA) and encoded again. Modes, alternating in rounds so that the machine's noise falls on all alike:
+
+* ``live``: the demo's path, ``--amp auto`` (bf16 where the CPU has it natively, else float32), no TTA;
+* ``live-fp32``: the same in float32;
+* ``live-explain``: the same as ``live`` with Grad-CAM painted on every frame (the demo's checkbox);
+* ``predict``: the baseline, ``fer-models predict``'s per-image path on the same frames (the face stage's own
+  call, the model's own TTA, float32).
+
+Per mode: the median over rounds of wall-clock frames/s, CPU-seconds per frame (this process, all threads: the
+machine's other work does not count), the milliseconds of each stage, and the ratio to the baseline.
+
+    python bench/webcam_speed.py                        # the built-in model, 2 threads
+    python bench/webcam_speed.py --model runs/vgg --rounds 10 --frames 60 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fer_models.demo.live import EXPLAIN, STAGES, FramePath, decode_jpeg  # noqa: E402
+from fer_models.inference import load_classifier  # noqa: E402
+from fer_models.media import draw_faces, classified  # noqa: E402
+from fer_synth.faces.stage import FaceStage  # noqa: E402
+
+FACE_MODEL = ROOT.parent / "shared" / "models" / "face_detection_short_range.tflite"
+WIDTH, HEIGHT = 640, 480
+TARGET_FPS = 15.0
+ENCODE = "encode"
+
+
+def webcam_frames(n: int) -> list[bytes]:
+    """``n`` JPEG frames of 640x480 with the astronaut's face, each shifted a little from the last."""
+    from skimage import data
+
+    scene = cv2.resize(data.astronaut(), (WIDTH, WIDTH), interpolation=cv2.INTER_AREA)[:HEIGHT]
+    frames = []
+    for i in range(n):
+        shifted = np.roll(scene, (i % 7 - 3, i % 5 - 2), axis=(0, 1))
+        buffer = io.BytesIO()
+        Image.fromarray(shifted).save(buffer, format="JPEG", quality=92)
+        frames.append(buffer.getvalue())
+    return frames
+
+
+def encode_jpeg(rgb: np.ndarray) -> bytes:
+    """The drawn frame as the demo sends it back (a JPEG, Pillow's default quality, as Gradio writes it)."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def run_live(path: FramePath, frames: list[bytes], explain: bool) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {}
+    for data in frames:
+        start = time.perf_counter()
+        rgb = decode_jpeg(data)
+        decoded = time.perf_counter()
+        frame = path(rgb, explain=explain)
+        encoded = time.perf_counter()
+        encode_jpeg(frame.image)
+        end = time.perf_counter()
+        if len(frame.faces) != 1:
+            raise SystemExit(f"expected one face per frame, found {len(frame.faces)}")
+        for name, value in {"decode": decoded - start, **frame.seconds, ENCODE: end - encoded}.items():
+            times.setdefault(name, []).append(value)
+    return times
+
+
+def run_predict(stage: FaceStage, classifier, frames: list[bytes]) -> dict[str, list[float]]:
+    """``predict``'s per-image work: the face stage's call (detect + crop + filters), the classifier, drawing."""
+    times: dict[str, list[float]] = {}
+    for data in frames:
+        clock = [time.perf_counter()]
+
+        def lap(name: str) -> None:
+            now = time.perf_counter()
+            times.setdefault(name, []).append(now - clock[0])
+            clock[0] = now
+
+        rgb = decode_jpeg(data)
+        lap("decode")
+        result = stage(rgb)
+        lap("detect")  # detect + crop + filters: the face stage does them in one call
+        probs = classifier.predict_proba(np.stack(result.faces))
+        lap("classify")
+        faces = [classified("frame", None, box, score, p, classifier.classes)
+                 for box, score, p in zip(result.kept_boxes, result.kept_scores, probs)]
+        image = draw_faces(rgb, faces)
+        lap("draw")
+        encode_jpeg(image)
+        lap(ENCODE)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="builtin")
+    parser.add_argument("--frames", type=int, default=60, help="frames per round and mode")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--face-model", default=str(FACE_MODEL))
+    parser.add_argument("--out", help="also write the figures as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    frames = webcam_frames(args.frames)
+    stage_options = dict(filters="photo", policy="all", face_model=args.face_model)
+    with FaceStage("mediapipe", **stage_options) as live_stage, FaceStage("mediapipe", **stage_options) as stage:
+        live = load_classifier(args.model, tta="none", amp="auto")
+        fp32 = load_classifier(args.model, tta="none", amp="none")
+        own = load_classifier(args.model)
+        runs = {
+            "live": lambda: run_live(FramePath(live, live_stage), frames, explain=False),
+            "live-fp32": lambda: run_live(FramePath(fp32, live_stage), frames, explain=False),
+            "live-explain": lambda: run_live(FramePath(live, live_stage), frames, explain=True),
+            "predict": lambda: run_predict(stage, own, frames),
+        }
+        for run in runs.values():  # warm-up: native graphs, oneDNN kernels
+            run()
+        rounds: dict[str, list[dict]] = {mode: [] for mode in runs}
+        for _ in range(args.rounds):
+            for mode, run in runs.items():
+                cpu, wall = time.process_time(), time.perf_counter()
+                times = run()
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                rounds[mode].append({"fps": len(frames) / wall, "cpu_ms": 1000 * cpu / len(frames),
+                                     "stages_ms": {k: 1000 * statistics.median(v) for k, v in times.items()}})
+
+    amp = "bf16" if live.members[0].amp == torch.bfloat16 else "float32"
+    print(f"model {args.model}, {WIDTH}x{HEIGHT} JPEG frames with one face, {args.rounds} rounds x {args.frames} "
+          f"frames per mode, torch threads {args.threads}; live = no TTA, {amp}; predict = the model's own TTA "
+          f"({own.members[0].tta}), float32")
+    columns = ("decode", "detect", "crop", "classify", "draw", EXPLAIN, ENCODE)
+    print(f"{'mode':13s} {'frames/s':>9s} {'CPU ms/fr':>9s} {'x predict':>9s} " +
+          " ".join(f"{c:>8s}" for c in columns) + "   (stage: median ms per frame)")
+    base = statistics.median(r["fps"] for r in rounds["predict"])
+    figures = {}
+    for mode, results in rounds.items():
+        fps = statistics.median(r["fps"] for r in results)
+        cpu_ms = statistics.median(r["cpu_ms"] for r in results)
+        stages = {c: statistics.median(r["stages_ms"][c] for r in results) for c in columns if c in results[0]["stages_ms"]}
+        figures[mode] = {"fps": fps, "fps_rounds": [r["fps"] for r in results], "cpu_ms_per_frame": cpu_ms,
+                         "ratio_to_predict": fps / base, "stages_ms": stages}
+        print(f"{mode:13s} {fps:9.1f} {cpu_ms:9.1f} {fps / base:9.2f} " +
+              " ".join(f"{stages[c]:8.2f}" if c in stages else f"{'-':>8s}" for c in columns))
+    live_fps = figures["live"]["fps"]
+    print(f"webcam target {TARGET_FPS:.0f} frames/s: live {live_fps:.1f} frames/s wall "
+          f"({'met' if live_fps >= TARGET_FPS else 'NOT met'}); by CPU time alone "
+          f"{1000 / figures['live']['cpu_ms_per_frame']:.1f} frames/s of this process's CPU")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"args": vars(args), "amp": amp, "stages": STAGES, "modes": figures},
+                                             indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
