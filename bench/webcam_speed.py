@@ -8,6 +8,7 @@ without TTA) and encoded again. Modes, alternating in rounds so that the machine
 
 * ``live``: the demo's path, ``--amp auto`` (bf16 where the CPU has it natively, else float32), no TTA;
 * ``live-fp32``: the same in float32;
+* ``live-2-threads``: the same as ``live`` with torch on two threads (the demo uses one: ``--threads``);
 * ``live-explain``: the same as ``live`` with Grad-CAM painted on every frame (the demo's checkbox);
 * ``predict``: the baseline, ``fer-models predict``'s per-image path on the same frames (the face stage's own
   call, the model's own TTA, float32).
@@ -15,8 +16,8 @@ without TTA) and encoded again. Modes, alternating in rounds so that the machine
 Per mode: the median over rounds of wall-clock frames/s, CPU-seconds per frame (this process, all threads: the
 machine's other work does not count), the milliseconds of each stage, and the ratio to the baseline.
 
-    python bench/webcam_speed.py                        # the built-in model, 2 threads
-    python bench/webcam_speed.py --model runs/vgg --rounds 10 --frames 60 --threads 1
+    python bench/webcam_speed.py                        # the built-in model, torch on 1 thread (the demo's default)
+    python bench/webcam_speed.py --model runs/vgg --rounds 10 --frames 60
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -37,6 +37,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fer_models.demo.browser import webcam_scene  # noqa: E402
 from fer_models.demo.live import EXPLAIN, STAGES, FramePath, decode_jpeg  # noqa: E402
 from fer_models.inference import load_classifier  # noqa: E402
 from fer_models.media import draw_faces, classified  # noqa: E402
@@ -50,14 +51,10 @@ ENCODE = "encode"
 
 def webcam_frames(n: int) -> list[bytes]:
     """``n`` JPEG frames of 640x480 with the astronaut's face, each shifted a little from the last."""
-    from skimage import data
-
-    scene = cv2.resize(data.astronaut(), (WIDTH, WIDTH), interpolation=cv2.INTER_AREA)[:HEIGHT]
     frames = []
-    for i in range(n):
-        shifted = np.roll(scene, (i % 7 - 3, i % 5 - 2), axis=(0, 1))
+    for rgb in webcam_scene(n, WIDTH, HEIGHT):
         buffer = io.BytesIO()
-        Image.fromarray(shifted).save(buffer, format="JPEG", quality=92)
+        Image.fromarray(rgb).save(buffer, format="JPEG", quality=92)
         frames.append(buffer.getvalue())
     return frames
 
@@ -117,7 +114,7 @@ def main() -> None:
     parser.add_argument("--model", default="builtin")
     parser.add_argument("--frames", type=int, default=60, help="frames per round and mode")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the demo's --threads)")
     parser.add_argument("--face-model", default=str(FACE_MODEL))
     parser.add_argument("--out", help="also write the figures as JSON here")
     args = parser.parse_args()
@@ -129,8 +126,16 @@ def main() -> None:
         live = load_classifier(args.model, tta="none", amp="auto")
         fp32 = load_classifier(args.model, tta="none", amp="none")
         own = load_classifier(args.model)
+        def two_threads():
+            torch.set_num_threads(2)
+            try:
+                return run_live(FramePath(live, live_stage), frames, explain=False)
+            finally:
+                torch.set_num_threads(args.threads)
+
         runs = {
             "live": lambda: run_live(FramePath(live, live_stage), frames, explain=False),
+            "live-2-threads": two_threads,
             "live-fp32": lambda: run_live(FramePath(fp32, live_stage), frames, explain=False),
             "live-explain": lambda: run_live(FramePath(live, live_stage), frames, explain=True),
             "predict": lambda: run_predict(stage, own, frames),
@@ -151,7 +156,7 @@ def main() -> None:
           f"frames per mode, torch threads {args.threads}; live = no TTA, {amp}; predict = the model's own TTA "
           f"({own.members[0].tta}), float32")
     columns = ("decode", "detect", "crop", "classify", "draw", EXPLAIN, ENCODE)
-    print(f"{'mode':13s} {'frames/s':>9s} {'CPU ms/fr':>9s} {'x predict':>9s} " +
+    print(f"{'mode':14s} {'frames/s':>9s} {'CPU ms/fr':>9s} {'x predict':>9s} " +
           " ".join(f"{c:>8s}" for c in columns) + "   (stage: median ms per frame)")
     base = statistics.median(r["fps"] for r in rounds["predict"])
     figures = {}
@@ -161,7 +166,7 @@ def main() -> None:
         stages = {c: statistics.median(r["stages_ms"][c] for r in results) for c in columns if c in results[0]["stages_ms"]}
         figures[mode] = {"fps": fps, "fps_rounds": [r["fps"] for r in results], "cpu_ms_per_frame": cpu_ms,
                          "ratio_to_predict": fps / base, "stages_ms": stages}
-        print(f"{mode:13s} {fps:9.1f} {cpu_ms:9.1f} {fps / base:9.2f} " +
+        print(f"{mode:14s} {fps:9.1f} {cpu_ms:9.1f} {fps / base:9.2f} " +
               " ".join(f"{stages[c]:8.2f}" if c in stages else f"{'-':>8s}" for c in columns))
     live_fps = figures["live"]["fps"]
     print(f"webcam target {TARGET_FPS:.0f} frames/s: live {live_fps:.1f} frames/s wall "

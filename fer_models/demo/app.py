@@ -9,6 +9,7 @@ on the server and shown as one line: the page never shows a traceback, and the s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -24,6 +25,7 @@ from fer_models.demo.live import FramePath, Rate
 from fer_models.inference import Classifier
 from fer_models.media import (VIDEO_SUFFIXES, FacePrediction, MediaSummary, is_video, predict_media, write_rows)
 from fer_synth.core.errors import FerError
+from fer_synth.core.plots import class_colours
 from fer_synth.faces.stage import FaceStage
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ MAX_PIXELS = 40_000_000  # a 40-megapixel photo; a larger one is refused with a 
 SHOWN_SIDE = 1280  # photos are shown at most this wide or high (the faces are found at full size)
 VIDEO_EVERY = 5  # videos: every 5th frame by default (6 per second at 30 fps)
 TITLE = "fer-models demo"
+TIMELINE = ("seconds", "expression", "probability")  # the timeline's columns
 
 
 class DemoInputError(FerError):
@@ -88,13 +91,12 @@ class Demo:
     """What the demo's tabs do, for one classifier; ``make_stage`` builds a face stage (one for the webcam, one for
     uploads: MediaPipe's detector serves one caller at a time)."""
 
-    def __init__(self, classifier: Classifier, make_stage: Callable[[], FaceStage], every: int = VIDEO_EVERY,
-                 workdir: str | Path | None = None):
+    def __init__(self, classifier: Classifier, make_stage: Callable[[], FaceStage], every: int = VIDEO_EVERY):
         self.classifier = classifier
         self.webcam_path = FramePath(classifier, make_stage())
         self.upload_path = FramePath(classifier, make_stage())
         self.every = every
-        self._workdir = Path(workdir or tempfile.mkdtemp(prefix="fer-demo-"))
+        self._workdir = tempfile.TemporaryDirectory(prefix="fer-demo-")  # the CSVs offered for download
         self._rate = Rate()
         self._video_lock = threading.Lock()
 
@@ -105,6 +107,7 @@ class Demo:
     def close(self) -> None:
         for path in (self.webcam_path, self.upload_path):
             path.stage.close()
+        self._workdir.cleanup()
 
     # --- webcam -------------------------------------------------------------------------------------------------
 
@@ -145,8 +148,7 @@ class Demo:
     # --- video --------------------------------------------------------------------------------------------------
 
     def video(self, path: str | None, every: int | None = None) -> tuple[list[dict], str | None, str]:
-        """An uploaded video -> (the timeline rows: time, class, probability of the largest face per sampled frame;
-        a CSV with every face; a message)."""
+        """An uploaded video -> (the :func:`timeline` rows, a CSV with every face, a message)."""
         if not path:
             return [], None, "Upload a video."
         name = Path(path).name
@@ -161,9 +163,10 @@ class Demo:
             if not summary.predictions:
                 raise DemoInputError(f"no face found in any of the {summary.frames} frames looked at in {name} "
                                      f"(every {every}th frame)")
-            out = self._workdir / uuid.uuid4().hex / f"{Path(name).stem}-faces.csv"
+            out = Path(self._workdir.name) / uuid.uuid4().hex / f"{Path(name).stem}-faces.csv"
             out.parent.mkdir(parents=True)
-            write_rows(summary.predictions, self.classes, out, "csv")
+            # The rows name the file as uploaded, not as the server stored it.
+            write_rows([dataclasses.replace(p, file=name) for p in summary.predictions], self.classes, out, "csv")
         except Exception as e:  # noqa: BLE001
             return [], None, _problem(e)
         return timeline(summary, _fps(path)), str(out), _video_message(summary, name, every)
@@ -179,12 +182,13 @@ def _fps(path: str | Path) -> float:
 
 
 def timeline(summary: MediaSummary, fps: float) -> list[dict]:
-    """Per sampled frame with a face: time (s), class and probability of its largest face, one row per class."""
+    """Per sampled frame with a face, one row per class: the frame's time (seconds), the class (expression) and its
+    probability on the frame's largest face."""
     largest: dict[int, FacePrediction] = {}
     for face in summary.predictions:
         if face.frame not in largest or face.w * face.h > largest[face.frame].w * largest[face.frame].h:
             largest[face.frame] = face
-    return [{"time (s)": round(frame / fps, 3), "class": c, "probability": p}
+    return [dict(zip(TIMELINE, (round(frame / fps, 3), c, p)))
             for frame, face in sorted(largest.items()) for c, p in face.probabilities.items()]
 
 
@@ -242,13 +246,14 @@ def build_app(demo: Demo, model_name: str):
                     with gr.Column():
                         video_status = gr.Markdown("Upload a short video.", elem_id="video-status")
                         video_csv = gr.File(label="Every face (CSV)", elem_id="video-csv")
-                video_plot = gr.LinePlot(pd.DataFrame({"time (s)": [], "class": [], "probability": []}),
-                                         x="time (s)", y="probability", color="class", y_lim=[0, 1],
+                seconds, expression, probability = TIMELINE
+                video_plot = gr.LinePlot(None, x=seconds, y=probability, color=expression, y_lim=[0, 1],
+                                         color_map=dict(zip(classes, class_colours(classes))),
                                          label="Expressions over time (largest face)", elem_id="video-timeline")
 
                 def analyse(path: str | None, step: int):
                     rows, csv_file, message = demo.video(path, step)
-                    return pd.DataFrame(rows, columns=["time (s)", "class", "probability"]), csv_file, message
+                    return pd.DataFrame(rows, columns=list(TIMELINE)), csv_file, message
 
                 video_in.change(analyse, [video_in, every], [video_plot, video_csv, video_status])
     return app
