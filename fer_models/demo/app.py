@@ -52,6 +52,8 @@ def read_photo(path: str | Path) -> np.ndarray:
                 raise DemoInputError(f"{name} is too large: {width}x{height} pixels ({width * height / 1e6:.0f} MP); "
                                      f"the demo reads photos up to {MAX_PIXELS / 1e6:.0f} MP: make it smaller first")
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except FileNotFoundError:
+        raise DemoInputError(f"{name}: no such file; upload it again") from None
     except (UnidentifiedImageError, Image.DecompressionBombError):
         raise DemoInputError(f"{name} is not an image that can be read (PNG, JPEG, WebP, BMP, TIFF, GIF...)") from None
     except OSError as e:
