@@ -217,7 +217,8 @@ def build_app(demo: Demo, model_name: str):
                     with gr.Column():
                         camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
                                           elem_id="webcam-input")
-                        webcam_explain = gr.Checkbox(label="Show where the model looks (Grad-CAM)", value=False)
+                        webcam_explain = gr.Checkbox(label="Show where the model looks (Grad-CAM)", value=False,
+                                                     elem_id="webcam-explain")
                     with gr.Column():
                         webcam_out = gr.Image(label="Faces", format="jpeg", buttons=["fullscreen"], elem_id="webcam-output")
                         webcam_status = gr.Markdown("Start the webcam.", elem_id="webcam-status")
@@ -229,7 +230,8 @@ def build_app(demo: Demo, model_name: str):
                 with gr.Row():
                     with gr.Column():
                         photo_in = gr.File(label="Photo", type="filepath", elem_id="photo-input")
-                        photo_explain = gr.Checkbox(label="Show where the model looks (Grad-CAM)", value=False)
+                        photo_explain = gr.Checkbox(label="Show where the model looks (Grad-CAM)", value=False,
+                                                    elem_id="photo-explain")
                     with gr.Column():
                         photo_out = gr.Image(label="Faces", format="png", buttons=["download", "fullscreen"], elem_id="photo-output")
                         photo_status = gr.Markdown("Upload a photo.", elem_id="photo-status")
