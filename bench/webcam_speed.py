@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from fer_models.demo.browser import webcam_scene  # noqa: E402
 from fer_models.demo.live import EXPLAIN, STAGES, FramePath, decode_jpeg  # noqa: E402
 from fer_models.inference import load_classifier  # noqa: E402
-from fer_models.media import draw_faces, classified  # noqa: E402
+from fer_models.media import classified, draw_faces  # noqa: E402
 from fer_synth.faces.stage import FaceStage  # noqa: E402
 
 FACE_MODEL = ROOT.parent / "shared" / "models" / "face_detection_short_range.tflite"
@@ -88,24 +88,20 @@ def run_predict(stage: FaceStage, classifier, frames: list[bytes]) -> dict[str, 
     times: dict[str, list[float]] = {}
     for data in frames:
         clock = [time.perf_counter()]
-
-        def lap(name: str) -> None:
-            now = time.perf_counter()
-            times.setdefault(name, []).append(now - clock[0])
-            clock[0] = now
-
         rgb = decode_jpeg(data)
-        lap("decode")
-        result = stage(rgb)
-        lap("detect")  # detect + crop + filters: the face stage does them in one call
+        clock.append(time.perf_counter())
+        result = stage(rgb)  # detect + crop + filters: the face stage does them in one call
+        clock.append(time.perf_counter())
         probs = classifier.predict_proba(np.stack(result.faces))
-        lap("classify")
+        clock.append(time.perf_counter())
         faces = [classified("frame", None, box, score, p, classifier.classes)
                  for box, score, p in zip(result.kept_boxes, result.kept_scores, probs)]
         image = draw_faces(rgb, faces)
-        lap("draw")
+        clock.append(time.perf_counter())
         encode_jpeg(image)
-        lap(ENCODE)
+        clock.append(time.perf_counter())
+        for name, start, end in zip(("decode", "detect", "classify", "draw", ENCODE), clock, clock[1:]):
+            times.setdefault(name, []).append(end - start)
     return times
 
 
@@ -121,7 +117,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     frames = webcam_frames(args.frames)
-    stage_options = dict(filters="photo", policy="all", face_model=args.face_model)
+    stage_options = {"filters": "photo", "policy": "all", "face_model": args.face_model}
     with FaceStage("mediapipe", **stage_options) as live_stage, FaceStage("mediapipe", **stage_options) as stage:
         live = load_classifier(args.model, tta="none", amp="auto")
         fp32 = load_classifier(args.model, tta="none", amp="none")
@@ -163,7 +159,8 @@ def main() -> None:
     for mode, results in rounds.items():
         fps = statistics.median(r["fps"] for r in results)
         cpu_ms = statistics.median(r["cpu_ms"] for r in results)
-        stages = {c: statistics.median(r["stages_ms"][c] for r in results) for c in columns if c in results[0]["stages_ms"]}
+        stages = {c: statistics.median(r["stages_ms"][c] for r in results)
+                  for c in columns if c in results[0]["stages_ms"]}
         figures[mode] = {"fps": fps, "fps_rounds": [r["fps"] for r in results], "cpu_ms_per_frame": cpu_ms,
                          "ratio_to_predict": fps / base, "stages_ms": stages}
         print(f"{mode:14s} {fps:9.1f} {cpu_ms:9.1f} {fps / base:9.2f} " +

@@ -26,7 +26,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from fer_models.demo import serve  # noqa: E402
-from fer_models.demo.browser import find_chromium, launch_chromium, webcam_scene, write_y4m  # noqa: E402
+from fer_models.demo.browser import (  # noqa: E402
+    find_chromium,
+    launch_chromium,
+    webcam_scene,
+    write_y4m,
+)
 from fer_synth.faces.stage import FaceStage  # noqa: E402
 
 PHOTO = HERE / "photos" / "astronaut.jpg"

@@ -268,7 +268,6 @@ def demo_command(model_spec, host, port, share, tta, amp, threads, device, **fac
     looks (Grad-CAM). Needs the extra: pip install -e ".[demo]"."""
     from fer_models.demo import serve
 
-    face_stage_from(face_settings).close()  # a wrong face option fails here, before the server starts
     app, url = serve(model_spec, lambda: face_stage_from(face_settings), host=host, port=port, share=share,
                      device=resolve_device(device), tta=tta, amp=amp, threads=threads)
     console.print(f"fer-models demo of {escape(model_spec)}: open [bold]{url}[/] in a browser; Ctrl-C stops it")

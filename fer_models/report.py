@@ -4,8 +4,8 @@ It reads, and never recomputes: a run's ``best.json`` (settings) and ``metrics.j
 ``evaluation-<split>.json`` reports that ``fer-models evaluate`` wrote beside a checkpoint or ensemble file, and
 their ``evaluation-<split>.npz`` probabilities (for the worst-confused faces). Every number on the page is one of
 those reports' numbers (``report.json`` holds them as shown). The one thing computed here is a picture: where the
-model looks per class (the mean Grad-CAM over correctly classified faces, :mod:`fer_models.explain`). Sections are plain functions of the loaded reports,
-so a ``compare`` section (issue 12) is one more function in :data:`SECTIONS`.
+model looks per class (the mean Grad-CAM over correctly classified faces, :mod:`fer_models.explain`). Sections are
+plain functions of the loaded reports, so a ``compare`` section (issue 12) is one more function in :data:`SECTIONS`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ FACTS = "report.json"
 HEADLINE = (("accuracy", "accuracy %"), ("balanced_accuracy", "balanced acc %"), ("macro_f1", "macro-F1 %"),
             ("top2_accuracy", "top-2 %"), ("top3_accuracy", "top-3 %"))
 WORST_PER_CLASS = 5  # two classes side by side on a laptop screen
-CAM_FACES_PER_CLASS = 32  # faces per class in the mean Grad-CAM: a stable picture, in minutes even for big models on a CPU
+CAM_FACES_PER_CLASS = 32  # faces per class in the mean Grad-CAM: a stable picture; minutes for big models on a CPU
 CAM_SIDE = 144  # its thumbnails' side (3x the faces)
 SETTINGS = ("model", "recipe", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "loss",
             "label_smoothing", "class_weighting", "balanced_sampler", "augment", "ema", "tta", "seed", "time_budget")

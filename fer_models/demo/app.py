@@ -23,7 +23,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer_models.demo.live import FramePath, Rate
 from fer_models.inference import Classifier
-from fer_models.media import (VIDEO_SUFFIXES, FacePrediction, MediaSummary, is_video, predict_media, write_rows)
+from fer_models.media import (
+    VIDEO_SUFFIXES,
+    FacePrediction,
+    MediaSummary,
+    is_video,
+    predict_media,
+    write_rows,
+)
 from fer_synth.core.errors import FerError
 from fer_synth.core.plots import class_colours
 from fer_synth.faces.stage import FaceStage
@@ -220,7 +227,8 @@ def build_app(demo: Demo, model_name: str):
                         webcam_explain = gr.Checkbox(label="Show where the model looks (Grad-CAM)", value=False,
                                                      elem_id="webcam-explain")
                     with gr.Column():
-                        webcam_out = gr.Image(label="Faces", format="jpeg", buttons=["fullscreen"], elem_id="webcam-output")
+                        webcam_out = gr.Image(label="Faces", format="jpeg", buttons=["fullscreen"],
+                                              elem_id="webcam-output")
                         webcam_status = gr.Markdown("Start the webcam.", elem_id="webcam-status")
                         webcam_probs = gr.Label(label="Largest face", num_top_classes=len(classes),
                                                 elem_id="webcam-probabilities")
@@ -233,7 +241,8 @@ def build_app(demo: Demo, model_name: str):
                         photo_explain = gr.Checkbox(label="Show where the model looks (Grad-CAM)", value=False,
                                                     elem_id="photo-explain")
                     with gr.Column():
-                        photo_out = gr.Image(label="Faces", format="png", buttons=["download", "fullscreen"], elem_id="photo-output")
+                        photo_out = gr.Image(label="Faces", format="png", buttons=["download", "fullscreen"],
+                                             elem_id="photo-output")
                         photo_status = gr.Markdown("Upload a photo.", elem_id="photo-status")
                         photo_probs = gr.Label(label="Largest face", num_top_classes=len(classes),
                                                elem_id="photo-probabilities")

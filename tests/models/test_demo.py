@@ -89,8 +89,8 @@ def test_a_photo_gives_every_face_a_row_and_its_probabilities(demo, files):
 
 @pytest.mark.parametrize("name, says", [
     ("notes.png", "notes.png is not an image that can be read"),
-    ("huge.png", f"huge.png is too large: 10000x5000 pixels (50 MP); the demo reads photos up to "
-                 f"{MAX_PIXELS / 1e6:.0f} MP"),
+    ("huge.png", (f"huge.png is too large: 10000x5000 pixels (50 MP); the demo reads photos up to "
+                  f"{MAX_PIXELS / 1e6:.0f} MP")),
 ])
 def test_a_bad_photo_is_a_message(demo, files, name, says):
     image, probs, rows, message = demo.photo(str(files / name))
@@ -101,7 +101,8 @@ def test_a_bad_photo_is_a_message(demo, files, name, says):
 def test_a_photo_without_a_face_says_so(demo, tmp_path):
     Image.fromarray(np.full((300, 400, 3), 120, np.uint8)).save(tmp_path / "wall.png")
     image, probs, rows, message = demo.photo(str(tmp_path / "wall.png"))
-    assert image.shape == (300, 400, 3) and rows == [] and message == "No face found in wall.png (400x300)."
+    assert image.shape == (300, 400, 3) and probs == {} and rows == []
+    assert message == "No face found in wall.png (400x300)."
 
 
 def test_a_video_gives_a_timeline_and_a_csv_of_every_face(demo, files):

@@ -14,7 +14,14 @@ from skimage import data
 from torch import nn
 
 from fer_models.cli import main
-from fer_models.explain import CamLayer, cam_layer, grad_cams, member_cams, overlay, paint
+from fer_models.explain import (
+    CamLayer,
+    cam_layer,
+    grad_cams,
+    member_cams,
+    overlay,
+    paint,
+)
 from fer_models.inference import Classifier, LoadedModel, load_classifier
 from fer_models.models import create_model, get_spec, list_models
 from fer_synth.core.errors import FerError
@@ -80,7 +87,7 @@ def test_an_ensemble_map_is_the_weighted_mean_of_its_members():
 
 
 @pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")  # builtin's weights onto meta
-@pytest.mark.parametrize("name", [spec.name for spec in list_models()] + ["timm:resnet10t", "timm:vit_tiny_patch16_224"])
+@pytest.mark.parametrize("name", [s.name for s in list_models()] + ["timm:resnet10t", "timm:vit_tiny_patch16_224"])
 def test_every_model_has_a_layer_with_a_spatial_map(name):
     with torch.device("meta"):  # shapes only: costs no memory
         model = create_model(name, num_classes=3)
