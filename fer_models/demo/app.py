@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -106,8 +105,6 @@ class Demo:
         self.upload_path = FramePath(classifier, make_stage())
         self.every = every
         self._workdir = tempfile.TemporaryDirectory(prefix="fer-demo-")  # the CSVs offered for download
-        self._rate = Rate()
-        self._video_lock = threading.Lock()
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -120,15 +117,16 @@ class Demo:
 
     # --- webcam -------------------------------------------------------------------------------------------------
 
-    def webcam(self, frame: np.ndarray | None, explain: bool = False) -> tuple[np.ndarray | None, dict, str]:
-        """A webcam frame -> (the frame drawn, the largest face's probabilities, a line with the frame rate)."""
+    def webcam(self, frame: np.ndarray | None, explain: bool, rate: Rate) -> tuple[np.ndarray | None, dict, str]:
+        """A webcam frame -> (the frame drawn, the largest face's probabilities, a line with the frame rate);
+        ``rate`` counts this viewer's frames."""
         if frame is None:
             return None, {}, "Waiting for the webcam..."
         try:
             result = self.webcam_path(frame, explain=explain)
         except Exception as e:  # noqa: BLE001 (the page shows a line; the stream goes on)
             return None, {}, _problem(e)
-        fps = self._rate.tick()
+        fps = rate.tick()
         stages = ", ".join(f"{name} {1000 * s:.0f}" for name, s in result.seconds.items())
         rate = f"**{fps:.1f} frames/s**" if fps else "**... frames/s**"
         faces = f"{len(result.faces)} face(s)" if result.faces else "no face in view"
@@ -165,7 +163,7 @@ class Demo:
         try:
             if not is_video(Path(path)):
                 raise DemoInputError(f"{name} is not a video file the demo reads ({', '.join(VIDEO_SUFFIXES)})")
-            with self._video_lock:
+            with self.upload_path.lock:
                 summary = predict_media([path], self.classifier, self.upload_path.stage, every)
             if not summary.frames:
                 raise DemoInputError(f"{name}: no frame could be read; is it a complete video file?")
@@ -232,7 +230,12 @@ def build_app(demo: Demo, model_name: str):
                         webcam_status = gr.Markdown("Start the webcam.", elem_id="webcam-status")
                         webcam_probs = gr.Label(label="Largest face", num_top_classes=len(classes),
                                                 elem_id="webcam-probabilities")
-                camera.stream(demo.webcam, [camera, webcam_explain], [webcam_out, webcam_probs, webcam_status],
+                rate = gr.State(Rate)  # one per viewer
+
+                def stream(frame: np.ndarray | None, explain: bool, viewer_rate: Rate):
+                    return *demo.webcam(frame, explain, viewer_rate), viewer_rate
+
+                camera.stream(stream, [camera, webcam_explain, rate], [webcam_out, webcam_probs, webcam_status, rate],
                               stream_every=0.04, concurrency_limit=4, show_progress="hidden")
             with gr.Tab("Photo", id="photo"):
                 with gr.Row():

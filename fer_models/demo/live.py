@@ -40,11 +40,12 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 
 
 class FramePath:
-    """``path(rgb)`` -> :class:`Frame`; callable from several threads (the face detector is used by one at a time)."""
+    """``path(rgb)`` -> :class:`Frame`; callable from several threads: ``lock`` guards the face stage (MediaPipe's
+    detector serves one caller at a time), and whoever else uses ``stage`` holds it too."""
 
     def __init__(self, classifier: Classifier, stage: FaceStage):
         self.classifier, self.stage = classifier, stage
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def __call__(self, rgb: np.ndarray, explain: bool = False, source: str = "webcam") -> Frame:
         seconds: dict[str, float] = {}
@@ -57,7 +58,7 @@ class FramePath:
             clock = now
 
         rgb = to_rgb_array(rgb)
-        with self._lock:
+        with self.lock:
             detections = self.stage.detect(rgb)
         lap("detect")
         crops, kept = [], []

@@ -68,12 +68,13 @@ def test_the_frame_path_times_each_stage_and_finds_the_face(demo):
 
 
 def test_the_webcam_tab_shows_the_frame_the_bars_and_the_frame_rate(demo):
-    assert demo.webcam(None) == (None, {}, "Waiting for the webcam...")
+    rate = live.Rate()
+    assert demo.webcam(None, False, rate) == (None, {}, "Waiting for the webcam...")
     for frame in webcam_scene(3):
-        image, probs, status = demo.webcam(frame)
+        image, probs, status = demo.webcam(frame, False, rate)
     assert image.shape == (480, 640, 3) and set(probs) == set(demo.classes)
     assert "frames/s" in status and "1 face(s)" in status and "classify" in status
-    _, probs, status = demo.webcam(np.zeros((480, 640, 3), np.uint8))
+    _, probs, status = demo.webcam(np.zeros((480, 640, 3), np.uint8), False, rate)
     assert probs == {} and "no face in view" in status
 
 
