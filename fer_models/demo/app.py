@@ -128,10 +128,10 @@ class Demo:
             return None, {}, _problem(e)
         fps = rate.tick()
         stages = ", ".join(f"{name} {1000 * s:.0f}" for name, s in result.seconds.items())
-        rate = f"**{fps:.1f} frames/s**" if fps else "**... frames/s**"
         faces = f"{len(result.faces)} face(s)" if result.faces else "no face in view"
-        return result.image, probabilities(result.faces[0] if result.faces else None), \
-            f"{rate} · {faces} · server ms per frame: {stages}"
+        status = f"**{fps:.1f} frames/s**" if fps else "**... frames/s**"
+        status += f" · {faces} · server ms per frame: {stages}"
+        return result.image, probabilities(result.faces[0] if result.faces else None), status
 
     # --- photo --------------------------------------------------------------------------------------------------
 
