@@ -94,8 +94,10 @@ def run_predict(stage: FaceStage, classifier, frames: list[bytes]) -> dict[str, 
         clock.append(time.perf_counter())
         probs = classifier.predict_proba(np.stack(result.faces))
         clock.append(time.perf_counter())
-        faces = [classified("frame", None, box, score, p, classifier.classes)
-                 for box, score, p in zip(result.kept_boxes, result.kept_scores, probs)]
+        faces = [
+            classified("frame", None, box, score, p, classifier.classes)
+            for box, score, p in zip(result.kept_boxes, result.kept_scores, probs)
+        ]
         image = draw_faces(rgb, faces)
         clock.append(time.perf_counter())
         encode_jpeg(image)
@@ -122,6 +124,7 @@ def main() -> None:
         live = load_classifier(args.model, tta="none", amp="auto")
         fp32 = load_classifier(args.model, tta="none", amp="none")
         own = load_classifier(args.model)
+
         def two_threads():
             torch.set_num_threads(2)
             try:
@@ -144,34 +147,55 @@ def main() -> None:
                 cpu, wall = time.process_time(), time.perf_counter()
                 times = run()
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-                rounds[mode].append({"fps": len(frames) / wall, "cpu_ms": 1000 * cpu / len(frames),
-                                     "stages_ms": {k: 1000 * statistics.median(v) for k, v in times.items()}})
+                rounds[mode].append(
+                    {
+                        "fps": len(frames) / wall,
+                        "cpu_ms": 1000 * cpu / len(frames),
+                        "stages_ms": {k: 1000 * statistics.median(v) for k, v in times.items()},
+                    }
+                )
 
     amp = "bf16" if live.members[0].amp == torch.bfloat16 else "float32"
-    print(f"model {args.model}, {WIDTH}x{HEIGHT} JPEG frames with one face, {args.rounds} rounds x {args.frames} "
-          f"frames per mode, torch threads {args.threads}; live = no TTA, {amp}; predict = the model's own TTA "
-          f"({own.members[0].tta}), float32")
+    print(
+        f"model {args.model}, {WIDTH}x{HEIGHT} JPEG frames with one face, {args.rounds} rounds x {args.frames} "
+        f"frames per mode, torch threads {args.threads}; live = no TTA, {amp}; predict = the model's own TTA "
+        f"({own.members[0].tta}), float32"
+    )
     columns = ("decode", "detect", "crop", "classify", "draw", EXPLAIN, ENCODE)
-    print(f"{'mode':14s} {'frames/s':>9s} {'CPU ms/fr':>9s} {'x predict':>9s} " +
-          " ".join(f"{c:>8s}" for c in columns) + "   (stage: median ms per frame)")
+    print(
+        f"{'mode':14s} {'frames/s':>9s} {'CPU ms/fr':>9s} {'x predict':>9s} "
+        + " ".join(f"{c:>8s}" for c in columns)
+        + "   (stage: median ms per frame)"
+    )
     base = statistics.median(r["fps"] for r in rounds["predict"])
     figures = {}
     for mode, results in rounds.items():
         fps = statistics.median(r["fps"] for r in results)
         cpu_ms = statistics.median(r["cpu_ms"] for r in results)
-        stages = {c: statistics.median(r["stages_ms"][c] for r in results)
-                  for c in columns if c in results[0]["stages_ms"]}
-        figures[mode] = {"fps": fps, "fps_rounds": [r["fps"] for r in results], "cpu_ms_per_frame": cpu_ms,
-                         "ratio_to_predict": fps / base, "stages_ms": stages}
-        print(f"{mode:14s} {fps:9.1f} {cpu_ms:9.1f} {fps / base:9.2f} " +
-              " ".join(f"{stages[c]:8.2f}" if c in stages else f"{'-':>8s}" for c in columns))
+        stages = {
+            c: statistics.median(r["stages_ms"][c] for r in results) for c in columns if c in results[0]["stages_ms"]
+        }
+        figures[mode] = {
+            "fps": fps,
+            "fps_rounds": [r["fps"] for r in results],
+            "cpu_ms_per_frame": cpu_ms,
+            "ratio_to_predict": fps / base,
+            "stages_ms": stages,
+        }
+        print(
+            f"{mode:14s} {fps:9.1f} {cpu_ms:9.1f} {fps / base:9.2f} "
+            + " ".join(f"{stages[c]:8.2f}" if c in stages else f"{'-':>8s}" for c in columns)
+        )
     live_fps = figures["live"]["fps"]
-    print(f"webcam target {TARGET_FPS:.0f} frames/s: live {live_fps:.1f} frames/s wall "
-          f"({'met' if live_fps >= TARGET_FPS else 'NOT met'}); by CPU time alone "
-          f"{1000 / figures['live']['cpu_ms_per_frame']:.1f} frames/s of this process's CPU")
+    print(
+        f"webcam target {TARGET_FPS:.0f} frames/s: live {live_fps:.1f} frames/s wall "
+        f"({'met' if live_fps >= TARGET_FPS else 'NOT met'}); by CPU time alone "
+        f"{1000 / figures['live']['cpu_ms_per_frame']:.1f} frames/s of this process's CPU"
+    )
     if args.out:
-        Path(args.out).write_text(json.dumps({"args": vars(args), "amp": amp, "stages": STAGES, "modes": figures},
-                                             indent=1) + "\n")
+        Path(args.out).write_text(
+            json.dumps({"args": vars(args), "amp": amp, "stages": STAGES, "modes": figures}, indent=1) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,10 @@ def cam_layer(model: nn.Module) -> CamLayer:
         if grid is not None:
             return CamLayer(module, tuple(grid), int(getattr(model, "num_prefix_tokens", 0)))
         return CamLayer(module)
-    raise FerError(f"{type(model).__name__}: no layer for Grad-CAM; give the model a get_cam_layer() method returning "
-                   "the module whose output is its last spatial feature map [B, C, H, W]")
+    raise FerError(
+        f"{type(model).__name__}: no layer for Grad-CAM; give the model a get_cam_layer() method returning "
+        "the module whose output is its last spatial feature map [B, C, H, W]"
+    )
 
 
 class _TokenGrid(nn.Module):
@@ -99,8 +101,9 @@ def member_cams(member: LoadedModel, faces: Tensor, targets: Tensor) -> Tensor:
     model.eval()
     try:
         with _readable(cam_layer(model)) as layer, torch.enable_grad():
-            cam = LayerGradCam(model, layer).attribute(render(faces, theta, size, in_chans), target=targets,
-                                                       relu_attributions=True)
+            cam = LayerGradCam(model, layer).attribute(
+                render(faces, theta, size, in_chans), target=targets, relu_attributions=True
+            )
     finally:
         model.train(was_training)
     cam = F.interpolate(cam.detach().float(), size=(size, size), mode="bilinear", align_corners=False)
@@ -115,8 +118,12 @@ def member_cams(member: LoadedModel, faces: Tensor, targets: Tensor) -> Tensor:
     return (cam / peak).cpu()
 
 
-def grad_cams(classifier: Classifier, faces: np.ndarray | Tensor, targets: Sequence[int] | np.ndarray | None = None,
-              batch_size: int = 64) -> np.ndarray:
+def grad_cams(
+    classifier: Classifier,
+    faces: np.ndarray | Tensor,
+    targets: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
     """Where ``classifier`` looks on each uint8 face [N, 48, 48] to see class ``targets[i]`` (default: the class it
     predicts): float32 [N, 48, 48] in 0..1. An ensemble's map is its members' weighted mean."""
     if isinstance(faces, np.ndarray):
@@ -163,12 +170,13 @@ def paint(image: np.ndarray, frame: tuple[int, int, int], cam: np.ndarray, alpha
     if x1 <= x0 or y1 <= y0:
         return
     full = cv2.resize(cam.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
-    part = full[y0 - y:y1 - y, x0 - x:x1 - x]
+    part = full[y0 - y : y1 - y, x0 - x : x1 - x]
     image[y0:y1, x0:x1] = cv2.addWeighted(image[y0:y1, x0:x1], 1 - alpha, heat_colours(part), alpha, 0)
 
 
-def class_mean_cams(classifier: Classifier, faces: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
-                    per_class: int) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
+def class_mean_cams(
+    classifier: Classifier, faces: np.ndarray, labels: np.ndarray, predicted: np.ndarray, per_class: int
+) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
     """Per class k: (mean face, mean Grad-CAM for k, n) over the first ``per_class`` faces of class k (row order)
     that were predicted correctly; classes with none are left out."""
     means = {}

@@ -34,8 +34,18 @@ def offline_gradio():
     return gradio
 
 
-def serve(model: str, make_stage: Callable[[], FaceStage], *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          share: str = "off", device: str = "cpu", tta: str = "none", amp: str = "auto", threads: int | None = 1):
+def serve(
+    model: str,
+    make_stage: Callable[[], FaceStage],
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    share: str = "off",
+    device: str = "cpu",
+    tta: str = "none",
+    amp: str = "auto",
+    threads: int | None = 1,
+):
     """Start the demo for ``model`` (``builtin``, a run, a checkpoint or an ensemble) on http://host:port/.
 
     ``tta`` none and ``amp`` auto (bf16 where the CPU has it natively) keep the webcam fast; ``threads``: torch's CPU
@@ -57,12 +67,25 @@ def serve(model: str, make_stage: Callable[[], FaceStage], *, host: str = DEFAUL
     demo = Demo(classifier, make_stage)
     app = build_app(demo, str(model))
     if share == "on":
-        logger.warning("--share on: Gradio makes a public link through its own servers; anyone with it can use the "
-                       "demo and your webcam stream passes through them")
+        logger.warning(
+            "--share on: Gradio makes a public link through its own servers; anyone with it can use the "
+            "demo and your webcam stream passes through them"
+        )
     try:
-        _, url, _ = app.launch(server_name=host, server_port=port, share=share == "on", prevent_thread_lock=True,
-                               quiet=True, ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
-                               max_file_size=MAX_UPLOAD, inbrowser=False, theme=gr.themes.Default())
+        _, url, _ = app.launch(
+            server_name=host,
+            server_port=port,
+            share=share == "on",
+            prevent_thread_lock=True,
+            quiet=True,
+            ssr_mode=False,
+            mcp_server=False,
+            pwa=False,
+            enable_monitoring=False,
+            max_file_size=MAX_UPLOAD,
+            inbrowser=False,
+            theme=gr.themes.Default(),
+        )
     except OSError as e:
         demo.close()
         raise FerError(f"cannot serve on {host}:{port} ({e}); pick another --port") from None

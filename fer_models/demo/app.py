@@ -55,8 +55,10 @@ def read_photo(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:  # reads the header only: the size is known before decoding
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise DemoInputError(f"{name} is too large: {width}x{height} pixels ({width * height / 1e6:.0f} MP); "
-                                     f"the demo reads photos up to {MAX_PIXELS / 1e6:.0f} MP: make it smaller first")
+                raise DemoInputError(
+                    f"{name} is too large: {width}x{height} pixels ({width * height / 1e6:.0f} MP); "
+                    f"the demo reads photos up to {MAX_PIXELS / 1e6:.0f} MP: make it smaller first"
+                )
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except FileNotFoundError:
         raise DemoInputError(f"{name}: no such file; upload it again") from None
@@ -82,8 +84,16 @@ def probabilities(face: FacePrediction | None) -> dict[str, float]:
 
 def face_table(faces: list[FacePrediction], classes: tuple[str, ...]) -> list[list]:
     """One row per face: number, box, label, its probability, every class's probability."""
-    return [[i + 1, f"{f.x},{f.y},{f.w},{f.h}", f.label, round(f.score, 3),
-             *(round(f.probabilities[c], 3) for c in classes)] for i, f in enumerate(faces)]
+    return [
+        [
+            i + 1,
+            f"{f.x},{f.y},{f.w},{f.h}",
+            f.label,
+            round(f.score, 3),
+            *(round(f.probabilities[c], 3) for c in classes),
+        ]
+        for i, f in enumerate(faces)
+    ]
 
 
 def _problem(e: Exception) -> str:
@@ -91,8 +101,10 @@ def _problem(e: Exception) -> str:
     if isinstance(e, FerError):
         return f"**Cannot use this input.** {e}"
     logger.exception("the demo failed on an input")
-    return (f"**Something went wrong** ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); the server "
-            "log has the details, and the demo goes on working")
+    return (
+        f"**Something went wrong** ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); the server "
+        "log has the details, and the demo goes on working"
+    )
 
 
 class Demo:
@@ -124,7 +136,7 @@ class Demo:
             return None, {}, "Waiting for the webcam..."
         try:
             result = self.webcam_path(frame, explain=explain)
-        except Exception as e:  # noqa: BLE001 (the page shows a line; the stream goes on)
+        except Exception as e:  # the page shows a line; the stream goes on
             return None, {}, _problem(e)
         fps = rate.tick()
         stages = ", ".join(f"{name} {1000 * s:.0f}" for name, s in result.seconds.items())
@@ -142,14 +154,15 @@ class Demo:
         try:
             rgb = read_photo(path)
             result = self.upload_path(rgb, explain=explain, source=Path(path).name)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # any error becomes a line in the page (_problem)
             return None, {}, [], _problem(e)
         if not result.faces:
             return shown(rgb), {}, [], f"No face found in {Path(path).name} ({rgb.shape[1]}x{rgb.shape[0]})."
         largest = result.faces[0]
-        message = (f"{len(result.faces)} face(s) in {Path(path).name}; the largest looks **{largest.label}** "
-                   f"({100 * largest.score:.0f}%)" + (" · heatmap: where the model looks for that class" if explain
-                                                      else ""))
+        message = (
+            f"{len(result.faces)} face(s) in {Path(path).name}; the largest looks **{largest.label}** "
+            f"({100 * largest.score:.0f}%)" + (" · heatmap: where the model looks for that class" if explain else "")
+        )
         return shown(result.image), probabilities(largest), face_table(result.faces, self.classes), message
 
     # --- video --------------------------------------------------------------------------------------------------
@@ -168,13 +181,14 @@ class Demo:
             if not summary.frames:
                 raise DemoInputError(f"{name}: no frame could be read; is it a complete video file?")
             if not summary.predictions:
-                raise DemoInputError(f"no face found in any of the {summary.frames} frames looked at in {name} "
-                                     f"(every {every}th frame)")
+                raise DemoInputError(
+                    f"no face found in any of the {summary.frames} frames looked at in {name} (every {every}th frame)"
+                )
             out = Path(self._workdir.name) / uuid.uuid4().hex / f"{Path(name).stem}-faces.csv"
             out.parent.mkdir(parents=True)
             # The rows name the file as uploaded, not as the server stored it.
             write_rows([dataclasses.replace(p, file=name) for p in summary.predictions], self.classes, out, "csv")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # any error becomes a line in the page (_problem)
             return [], None, _problem(e)
         return timeline(summary, _fps(path)), str(out), _video_message(summary, name, every)
 
@@ -195,16 +209,21 @@ def timeline(summary: MediaSummary, fps: float) -> list[dict]:
     for face in summary.predictions:
         if face.frame not in largest or face.w * face.h > largest[face.frame].w * largest[face.frame].h:
             largest[face.frame] = face
-    return [dict(zip(TIMELINE, (round(frame / fps, 3), c, p)))
-            for frame, face in sorted(largest.items()) for c, p in face.probabilities.items()]
+    return [
+        dict(zip(TIMELINE, (round(frame / fps, 3), c, p)))
+        for frame, face in sorted(largest.items())
+        for c, p in face.probabilities.items()
+    ]
 
 
 def _video_message(summary: MediaSummary, name: str, every: int) -> str:
     with_face = len({p.frame for p in summary.predictions})
     labels = [p.label for p in summary.predictions]
     common = max(set(labels), key=labels.count)
-    return (f"{len(summary.predictions)} face(s) in {with_face} of {summary.frames} frames looked at in {name} "
-            f"(every {every}th); most often **{common}**. The CSV holds every face.")
+    return (
+        f"{len(summary.predictions)} face(s) in {with_face} of {summary.frames} frames looked at in {name} "
+        f"(every {every}th); most often **{common}**. The CSV holds every face."
+    )
 
 
 def build_app(demo: Demo, model_name: str):
@@ -214,43 +233,62 @@ def build_app(demo: Demo, model_name: str):
 
     classes = list(demo.classes)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
-        gr.Markdown(f"## Facial expressions, live\nModel **{model_name}**: {', '.join(classes)}. Everything runs on "
-                    "this computer; nothing is sent anywhere.")
+        gr.Markdown(
+            f"## Facial expressions, live\nModel **{model_name}**: {', '.join(classes)}. Everything runs on "
+            "this computer; nothing is sent anywhere."
+        )
         with gr.Tabs():
             with gr.Tab("Webcam", id="webcam"):
                 with gr.Row():
                     with gr.Column():
-                        camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
-                                          elem_id="webcam-input")
-                        webcam_explain = gr.Checkbox(label="Show where the model looks (Grad-CAM)", value=False,
-                                                     elem_id="webcam-explain")
+                        camera = gr.Image(
+                            sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="webcam-input"
+                        )
+                        webcam_explain = gr.Checkbox(
+                            label="Show where the model looks (Grad-CAM)", value=False, elem_id="webcam-explain"
+                        )
                     with gr.Column():
-                        webcam_out = gr.Image(label="Faces", format="jpeg", buttons=["fullscreen"],
-                                              elem_id="webcam-output")
+                        webcam_out = gr.Image(
+                            label="Faces", format="jpeg", buttons=["fullscreen"], elem_id="webcam-output"
+                        )
                         webcam_status = gr.Markdown("Start the webcam.", elem_id="webcam-status")
-                        webcam_probs = gr.Label(label="Largest face", num_top_classes=len(classes),
-                                                elem_id="webcam-probabilities")
+                        webcam_probs = gr.Label(
+                            label="Largest face", num_top_classes=len(classes), elem_id="webcam-probabilities"
+                        )
                 rate = gr.State(Rate)  # one per viewer
 
                 def stream(frame: np.ndarray | None, explain: bool, viewer_rate: Rate):
                     return *demo.webcam(frame, explain, viewer_rate), viewer_rate
 
-                camera.stream(stream, [camera, webcam_explain, rate], [webcam_out, webcam_probs, webcam_status, rate],
-                              stream_every=0.04, concurrency_limit=4, show_progress="hidden")
+                camera.stream(
+                    stream,
+                    [camera, webcam_explain, rate],
+                    [webcam_out, webcam_probs, webcam_status, rate],
+                    stream_every=0.04,
+                    concurrency_limit=4,
+                    show_progress="hidden",
+                )
             with gr.Tab("Photo", id="photo"):
                 with gr.Row():
                     with gr.Column():
                         photo_in = gr.File(label="Photo", type="filepath", elem_id="photo-input")
-                        photo_explain = gr.Checkbox(label="Show where the model looks (Grad-CAM)", value=False,
-                                                    elem_id="photo-explain")
+                        photo_explain = gr.Checkbox(
+                            label="Show where the model looks (Grad-CAM)", value=False, elem_id="photo-explain"
+                        )
                     with gr.Column():
-                        photo_out = gr.Image(label="Faces", format="png", buttons=["download", "fullscreen"],
-                                             elem_id="photo-output")
+                        photo_out = gr.Image(
+                            label="Faces", format="png", buttons=["download", "fullscreen"], elem_id="photo-output"
+                        )
                         photo_status = gr.Markdown("Upload a photo.", elem_id="photo-status")
-                        photo_probs = gr.Label(label="Largest face", num_top_classes=len(classes),
-                                               elem_id="photo-probabilities")
-                photo_table = gr.Dataframe(headers=["face", "box x,y,w,h", "label", "score", *classes],
-                                           label="Every face", interactive=False, elem_id="photo-table")
+                        photo_probs = gr.Label(
+                            label="Largest face", num_top_classes=len(classes), elem_id="photo-probabilities"
+                        )
+                photo_table = gr.Dataframe(
+                    headers=["face", "box x,y,w,h", "label", "score", *classes],
+                    label="Every face",
+                    interactive=False,
+                    elem_id="photo-table",
+                )
                 photo_outputs = [photo_out, photo_probs, photo_table, photo_status]
                 photo_in.change(demo.photo, [photo_in, photo_explain], photo_outputs)
                 photo_explain.change(demo.photo, [photo_in, photo_explain], photo_outputs)
@@ -263,9 +301,16 @@ def build_app(demo: Demo, model_name: str):
                         video_status = gr.Markdown("Upload a short video.", elem_id="video-status")
                         video_csv = gr.File(label="Every face (CSV)", elem_id="video-csv")
                 seconds, expression, probability = TIMELINE
-                video_plot = gr.LinePlot(None, x=seconds, y=probability, color=expression, y_lim=[0, 1],
-                                         color_map=dict(zip(classes, class_colours(classes))),
-                                         label="Expressions over time (largest face)", elem_id="video-timeline")
+                video_plot = gr.LinePlot(
+                    None,
+                    x=seconds,
+                    y=probability,
+                    color=expression,
+                    y_lim=[0, 1],
+                    color_map=dict(zip(classes, class_colours(classes))),
+                    label="Expressions over time (largest face)",
+                    elem_id="video-timeline",
+                )
 
                 def analyse(path: str | None, step: int):
                     rows, csv_file, message = demo.video(path, step)

@@ -16,8 +16,16 @@ import cv2
 import numpy as np
 
 #: Headless, no sandbox (root in CI), no GPU, and none of Chromium's own background connections.
-CHROMIUM_FLAGS: tuple[str, ...] = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                                   "--disable-background-networking", "--disable-component-update", "--disable-sync")
+CHROMIUM_FLAGS: tuple[str, ...] = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 CHROMIUM_NAMES: tuple[str, ...] = ("chromium", "chromium-browser", "google-chrome")
 
 
@@ -34,8 +42,11 @@ def launch_chromium(playwright, executable: str, fake_webcam: str | os.PathLike 
     allowed without asking."""
     args = list(CHROMIUM_FLAGS)
     if fake_webcam is not None:
-        args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                 f"--use-file-for-fake-video-capture={fake_webcam}"]
+        args += [
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={fake_webcam}",
+        ]
     return playwright.chromium.launch(executable_path=executable, args=args)
 
 

@@ -73,8 +73,9 @@ class FramePath:
         faces = []
         if crops:
             probs = self.classifier.predict_proba(np.stack(crops))
-            faces = [classified(source, None, det.box, det.score, p, self.classifier.classes)
-                     for det, p in zip(kept, probs)]
+            faces = [
+                classified(source, None, det.box, det.score, p, self.classifier.classes) for det, p in zip(kept, probs)
+            ]
         lap("classify")
         if explain:
             image = draw_explained(rgb, faces, crops, self.classifier, self.stage)

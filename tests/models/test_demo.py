@@ -45,8 +45,10 @@ def files(tmp_path_factory):
     Image.fromarray(data.astronaut()).save(root / "astronaut.jpg", quality=95)
     (root / "notes.png").write_text("these are notes, not pixels")
     Image.new("1", (10_000, 5_000)).save(root / "huge.png")  # 50 MP, a few kB on disk
-    for name, frames in (("clip.avi", [np.roll(data.astronaut(), 3 * i, axis=1) for i in range(12)]),
-                         ("wall.avi", [np.full((128, 128, 3), 80 + i, np.uint8) for i in range(12)])):
+    for name, frames in (
+        ("clip.avi", [np.roll(data.astronaut(), 3 * i, axis=1) for i in range(12)]),
+        ("wall.avi", [np.full((128, 128, 3), 80 + i, np.uint8) for i in range(12)]),
+    ):
         height, width = frames[0].shape[:2]
         writer = cv2.VideoWriter(str(root / name), cv2.VideoWriter_fourcc(*"MJPG"), 10, (width, height))
         for frame in frames:
@@ -88,11 +90,19 @@ def test_a_photo_gives_every_face_a_row_and_its_probabilities(demo, files):
     assert np.any(heat != image) and "heatmap" in message
 
 
-@pytest.mark.parametrize("name, says", [
-    ("notes.png", "notes.png is not an image that can be read"),
-    ("huge.png", (f"huge.png is too large: 10000x5000 pixels (50 MP); the demo reads photos up to "
-                  f"{MAX_PIXELS / 1e6:.0f} MP")),
-])
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("notes.png", "notes.png is not an image that can be read"),
+        (
+            "huge.png",
+            (
+                f"huge.png is too large: 10000x5000 pixels (50 MP); the demo reads photos up to "
+                f"{MAX_PIXELS / 1e6:.0f} MP"
+            ),
+        ),
+    ],
+)
 def test_a_bad_photo_is_a_message(demo, files, name, says):
     image, probs, rows, message = demo.photo(str(files / name))
     assert image is None and probs == {} and rows == []
@@ -117,11 +127,14 @@ def test_a_video_gives_a_timeline_and_a_csv_of_every_face(demo, files):
     assert "3 face(s) in 3 of 3 frames" in message
 
 
-@pytest.mark.parametrize("name, says", [
-    ("wall.avi", "no face found in any of the 3 frames looked at in wall.avi"),
-    ("broken.mp4", "broken.mp4: no frame could be read"),
-    ("astronaut.jpg", "astronaut.jpg is not a video file"),
-])
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("wall.avi", "no face found in any of the 3 frames looked at in wall.avi"),
+        ("broken.mp4", "broken.mp4: no frame could be read"),
+        ("astronaut.jpg", "astronaut.jpg is not a video file"),
+    ],
+)
 def test_a_bad_video_is_a_message(demo, files, name, says):
     rows, csv_file, message = demo.video(str(files / name), every=5)
     assert rows == [] and csv_file is None and message.startswith("**Cannot use this input.**") and says in message
@@ -149,7 +162,7 @@ def test_photos_are_read_upright_and_shown_small(tmp_path):
     with pytest.raises(FerError, match="missing.png: no such file"):
         read_photo(tmp_path / "missing.png")
     whole = (tmp_path / "turned.jpg").read_bytes()
-    (tmp_path / "cut.jpg").write_bytes(whole[:len(whole) // 2])
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(FerError, match="cut.jpg could not be decoded .*; is it a complete image file"):
         read_photo(tmp_path / "cut.jpg")
 

@@ -27,8 +27,11 @@ from tests.conftest import SHARED
 
 CHROMIUM = find_chromium()
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install chromium; or set "
-                       "FER_CHROMIUM to its path); the browser test needs one"),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no Chromium installed (Debian: apt-get install chromium; or set "
+        "FER_CHROMIUM to its path); the browser test needs one",
+    ),
     pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio"),  # Gradio's own use of pandas
     pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*"),
 ]
@@ -51,8 +54,10 @@ def uploads(tmp_path_factory):
     Image.fromarray(data.astronaut()).save(root / "astronaut.jpg", quality=95)
     (root / "notes.png").write_text("not pixels")
     Image.new("1", (10_000, 5_000)).save(root / "huge.png")
-    for name, frames in (("clip.avi", [np.roll(data.astronaut(), 4 * i, axis=1) for i in range(10)]),
-                         ("wall.avi", [np.full((128, 128, 3), 90 + i, np.uint8) for i in range(10)])):
+    for name, frames in (
+        ("clip.avi", [np.roll(data.astronaut(), 4 * i, axis=1) for i in range(10)]),
+        ("wall.avi", [np.full((128, 128, 3), 90 + i, np.uint8) for i in range(10)]),
+    ):
         height, width = frames[0].shape[:2]
         writer = cv2.VideoWriter(str(root / name), cv2.VideoWriter_fourcc(*"MJPG"), 10, (width, height))
         for frame in frames:
@@ -67,8 +72,11 @@ def server(monkeypatch_module):
     from fer_models.demo import serve
 
     monkeypatch_module.setenv("FER_SYNTH_OFFLINE", "1")
-    app, url = serve("builtin", lambda: FaceStage("mediapipe", filters="photo", policy="all",
-                                                  face_model=str(FACE_MODEL)), port=_free_port())
+    app, url = serve(
+        "builtin",
+        lambda: FaceStage("mediapipe", filters="photo", policy="all", face_model=str(FACE_MODEL)),
+        port=_free_port(),
+    )
     yield url
     app.close()
 
@@ -90,12 +98,14 @@ def browser(uploads):
 @pytest.fixture
 def page(browser, server):
     """A fresh page on the demo; after the test, nothing it asked for went beyond 127.0.0.1."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"],
-                                  accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, permissions=["camera"], accept_downloads=True
+    )
     page = context.new_page()
     outside: list[str] = []
-    page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-            else outside.append(r.url))
+    page.on(
+        "request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else outside.append(r.url)
+    )
     page.goto(server)
     yield page
     context.close()
@@ -146,11 +156,14 @@ def test_the_webcam_streams_boxes_bars_and_the_frame_rate(page):
     assert page.locator("#webcam-probabilities").inner_text().count("%") >= 2
 
 
-@pytest.mark.parametrize("tab, element, name, says", [
-    ("Photo", "photo", "notes.png", "notes.png is not an image that can be read"),
-    ("Photo", "photo", "huge.png", "huge.png is too large: 10000x5000 pixels"),
-    ("Video", "video", "wall.avi", "no face found in any of the 2 frames looked at in wall.avi"),
-])
+@pytest.mark.parametrize(
+    "tab, element, name, says",
+    [
+        ("Photo", "photo", "notes.png", "notes.png is not an image that can be read"),
+        ("Photo", "photo", "huge.png", "huge.png is too large: 10000x5000 pixels"),
+        ("Video", "video", "wall.avi", "no face found in any of the 2 frames looked at in wall.avi"),
+    ],
+)
 def test_bad_input_is_a_message_in_the_page_and_the_app_goes_on(page, uploads, tab, element, name, says):
     _upload(page, tab, f"{element}-input", uploads / name)
     status = _status(page, f"{element}-status", "Cannot use this input")

@@ -135,8 +135,19 @@ def test_predict_explain_writes_the_heatmaps_beside_the_annotations(tmp_path, mo
     photo = tmp_path / "in" / "astronaut.png"
     save_png(data.astronaut(), photo)
     runner = CliRunner()
-    result = runner.invoke(main, ["predict", str(photo), "--face-model", str(FACE_MODEL), "--annotate",
-                                  str(tmp_path / "boxes"), "--explain", str(tmp_path / "heat")])
+    result = runner.invoke(
+        main,
+        [
+            "predict",
+            str(photo),
+            "--face-model",
+            str(FACE_MODEL),
+            "--annotate",
+            str(tmp_path / "boxes"),
+            "--explain",
+            str(tmp_path / "heat"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     boxes = np.asarray(Image.open(tmp_path / "boxes" / "astronaut.png"))
     heat = np.asarray(Image.open(tmp_path / "heat" / "astronaut.png"))
@@ -145,8 +156,19 @@ def test_predict_explain_writes_the_heatmaps_beside_the_annotations(tmp_path, mo
     assert 150 < xs.mean() < 300 and 50 < ys.mean() < 220  # the heatmap sits on the face, nothing else changed
     assert differs.sum() < 0.1 * differs.size
     assert json.loads((tmp_path / "heat" / "explanations.json").read_text())["command"] == "fer-models predict"
-    same = runner.invoke(main, ["predict", str(photo), "--face-model", str(FACE_MODEL), "--annotate",
-                                str(tmp_path / "both"), "--explain", str(tmp_path / "both")])
+    same = runner.invoke(
+        main,
+        [
+            "predict",
+            str(photo),
+            "--face-model",
+            str(FACE_MODEL),
+            "--annotate",
+            str(tmp_path / "both"),
+            "--explain",
+            str(tmp_path / "both"),
+        ],
+    )
     assert same.exit_code == 2 and "same folder" in same.output
 
 
