@@ -3,7 +3,7 @@ draw, and the JPEG encode of the drawn frame that goes back to the browser).
 
 The frames: scikit-image's astronaut (one real face) scaled into a 640x480 frame, shifted a few pixels from frame
 to frame, and JPEG-encoded at quality 92 as a browser streams a webcam (``canvas.toDataURL('image/jpeg')``).
-Each frame is decoded, run through :class:`fer_models.demo.live.FramePath` (MediaPipe BlazeFace, the classifier
+Each frame is decoded, run through :class:`fer_models.inference.demo.live.FramePath` (MediaPipe BlazeFace, the classifier
 without TTA) and encoded again. Modes, alternating in rounds so that the machine's noise falls on all alike:
 
 * ``live``: the demo's path, ``--amp auto`` (bf16 where the CPU has it natively, else float32), no TTA;
@@ -34,16 +34,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_models.demo.browser import webcam_scene  # noqa: E402
-from fer_models.demo.live import EXPLAIN, STAGES, FramePath, decode_jpeg  # noqa: E402
-from fer_models.inference import load_classifier  # noqa: E402
-from fer_models.media import classified, draw_faces  # noqa: E402
-from fer_synth.faces.stage import FaceStage  # noqa: E402
+from bench.common import FACE_MODEL  # noqa: E402
+from fer_models.inference.demo.browser import webcam_scene  # noqa: E402
+from fer_models.inference.demo.live import EXPLAIN, STAGES, FramePath, decode_jpeg  # noqa: E402
+from fer_models.inference.classifier import load_classifier  # noqa: E402
+from fer_models.inference.media import classified, draw_faces  # noqa: E402
+from fer_synth.faces.stage import FaceStage, FaceStageConfig  # noqa: E402
 
-FACE_MODEL = ROOT.parent / "shared" / "models" / "face_detection_short_range.tflite"
 WIDTH, HEIGHT = 640, 480
 TARGET_FPS = 15.0
 ENCODE = "encode"
@@ -119,8 +118,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     frames = webcam_frames(args.frames)
-    stage_options = {"filters": "photo", "policy": "all", "face_model": args.face_model}
-    with FaceStage("mediapipe", **stage_options) as live_stage, FaceStage("mediapipe", **stage_options) as stage:
+    stage_config = FaceStageConfig("mediapipe", filters="photo", policy="all", face_model=args.face_model)
+    with FaceStage(stage_config) as live_stage, FaceStage(stage_config) as stage:
         live = load_classifier(args.model, tta="none", amp="auto")
         fp32 = load_classifier(args.model, tta="none", amp="none")
         own = load_classifier(args.model)

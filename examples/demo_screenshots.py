@@ -25,14 +25,14 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from fer_models.demo import serve  # noqa: E402
-from fer_models.demo.browser import (  # noqa: E402
+from fer_models.inference.demo import serve  # noqa: E402
+from fer_models.inference.demo.browser import (  # noqa: E402
     find_chromium,
     launch_chromium,
     webcam_scene,
     write_y4m,
 )
-from fer_synth.faces.stage import FaceStage  # noqa: E402
+from fer_synth.faces.stage import FaceStage, FaceStageConfig  # noqa: E402
 
 PHOTO = HERE / "photos" / "astronaut.jpg"
 FACE_MODEL = HERE.parent.parent / "shared" / "models" / "face_detection_short_range.tflite"
@@ -66,7 +66,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app, url = serve(
-        args.model, lambda: FaceStage("mediapipe", filters="photo", policy="all", face_model=args.face_model), port=port
+        args.model, lambda: FaceStage(FaceStageConfig("mediapipe", filters="photo", policy="all", face_model=args.face_model)), port=port
     )
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         webcam = write_y4m(webcam_scene(30), Path(tmp) / "webcam.y4m")

@@ -9,19 +9,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from fer_models import __version__
-from fer_models.config import (AMP_MODES, BUDGET_CLOCKS, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
+from fer_models.training.config import (AMP_MODES, BUDGET_CLOCKS, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
                                make_config)
 from fer_models.data import TTA_MODES
 from fer_models.losses import list_losses
-from fer_models.optim import OPTIMIZERS, SCHEDULES
-from fer_models.export import FORMATS as EXPORT_FORMATS
-from fer_models.demo import DEFAULT_HOST as DEMO_HOST, DEFAULT_PORT as DEMO_PORT, SHARE_MODES
-from fer_models.media import DEFAULT_EVERY
+from fer_models.training.optim import OPTIMIZERS, SCHEDULES
+from fer_models.inference.export import FORMATS as EXPORT_FORMATS
+from fer_models.inference.media import DEFAULT_EVERY
+from fer_models.inference.demo import DEFAULT_HOST as DEMO_HOST, DEFAULT_PORT as DEMO_PORT, SHARE_MODES
 from fer_models.models.builtin import BUILTIN
-from fer_synth.faces.options import face_options, face_stage_from
-from fer_synth.core.console import FriendlyGroup, console
+from fer_synth.faces.options import face_options
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
+from fer_synth.ui.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
-from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
+from fer_synth.ui.html import DEFAULT_OUT as REPORT_OUT
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def main() -> None:
 def train_command(recipe, resume, overwrite, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,
                   **settings) -> None:
     """Train a model; writes best/last checkpoints, metrics.csv/json and curves.png to --out."""
-    from fer_models.training import train
+    from fer_models.training.loop import train
 
     augment = {k: v for k, v in dict(scale=_scale(scale), translate=translate, rotate=rotate, hflip=hflip,
                                      erasing=erasing, noise=noise, mixup=mixup, cutmix=cutmix).items() if v is not None}
@@ -115,7 +116,7 @@ def _scale(text: str | None) -> list[float] | None:
 def evaluate_command(checkpoint, data, split, tta, out, device) -> None:
     """Evaluate a run folder, checkpoint or ensemble file: metrics with and without TTA, real vs synthetic."""
     from fer_models import checkpoint as ckpt
-    from fer_models.evaluation import evaluate
+    from fer_models.evaluation.evaluate import evaluate
 
     out = out or ckpt.report_dir(checkpoint)
     _print_evaluation(evaluate(checkpoint, data, split, tta, resolve_device(device), out))
@@ -172,7 +173,7 @@ def _print_evaluation(report: dict) -> None:
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 def ensemble_command(members, data, method, tta, split, out, device) -> None:
     """Combine run folders/checkpoints; show members and ensemble side by side; save a file evaluate accepts."""
-    from fer_models.ensemble import build_ensemble
+    from fer_models.evaluation.ensemble import build_ensemble
 
     report = build_ensemble(list(members), data, method, tta, out, split, resolve_device(device))
     if report["n_synthetic"]:
@@ -212,13 +213,13 @@ def predict_command(paths, model_spec, every, json_out, csv_out, annotate, expla
                     **face_settings) -> None:
     """Expressions of the faces in images, folders (recursive) and videos: a table, and
     --json/--csv/--annotate/--explain."""
-    from fer_models.inference import load_classifier
-    from fer_models.media import check_outputs, find_media, predict_media, write_rows
+    from fer_models.inference.classifier import load_classifier
+    from fer_models.inference.media import check_outputs, find_media, predict_media, write_rows
 
     files = find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
     check_outputs(list(paths), [json_out, csv_out], annotate, overwrite, explain)
     classifier = load_classifier(model_spec, resolve_device(device), tta, amp)
-    with face_stage_from(face_settings) as stage:
+    with FaceStage(FaceStageConfig(**face_settings)) as stage:
         summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files, explain)
     for out, fmt in ((json_out, "json"), (csv_out, "csv")):
         if out is not None:
@@ -266,9 +267,9 @@ def _print_predictions(summary, classes: tuple[str, ...], outputs: list[str]) ->
 def demo_command(model_spec, host, port, share, tta, amp, threads, device, **face_settings) -> None:
     """A local web app: webcam, photo and video tabs, every face's expression and, on demand, where the model
     looks (Grad-CAM). Needs the extra: pip install -e ".[demo]"."""
-    from fer_models.demo import serve
+    from fer_models.inference.demo import serve
 
-    app, url = serve(model_spec, lambda: face_stage_from(face_settings), host=host, port=port, share=share,
+    app, url = serve(model_spec, lambda: FaceStage(FaceStageConfig(**face_settings)), host=host, port=port, share=share,
                      device=resolve_device(device), tta=tta, amp=amp, threads=threads)
     console.print(f"fer-models demo of {escape(model_spec)}: open [bold]{url}[/] in a browser; Ctrl-C stops it")
     try:
@@ -285,7 +286,7 @@ def demo_command(model_spec, host, port, share, tta, amp, threads, device, **fac
 @click.option("--overwrite", is_flag=True, help="replace an existing --out file")
 def export_command(model_spec, fmt, out, tta, overwrite) -> None:
     """Export a run, checkpoint, ensemble or the built-in model (preprocessing and TTA inside the graph)."""
-    from fer_models.export import default_export_path, export
+    from fer_models.inference.export import default_export_path, export
 
     out = out or default_export_path(model_spec, fmt)
     path = export(model_spec, out, fmt, tta, overwrite=overwrite)
@@ -309,7 +310,7 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
     """
     import json
 
-    from fer_models.judge import CONFUSION_FILE, judge_pool
+    from fer_models.inference.judge import CONFUSION_FILE, judge_pool
 
     report = judge_pool(pool, model, device=resolve_device(device), batch_size=batch_size, overwrite=overwrite,
                         clip=clip)
@@ -347,7 +348,7 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 def compare_command(datasets, recipe, seeds, variants, out, epochs, time_budget, threads, device) -> None:
     """Did the top-up help? Train one recipe on each file (same seeds, same val/test) and compare on test."""
-    from fer_models.compare import METRICS, RECALL_PNG, REPORT_FILE, compare
+    from fer_models.evaluation.compare import METRICS, RECALL_PNG, REPORT_FILE, compare
 
     overrides = {k: v for k, v in dict(epochs=epochs, time_budget=time_budget, threads=threads).items() if v is not None}
     result = compare(list(datasets), out, recipe=recipe, seeds=seeds, variants=list(variants), device=device,
@@ -381,7 +382,7 @@ def report_command(runs, comparisons, out, overwrite) -> None:
     """A static HTML page about RUNS (run folders, checkpoints, ensemble files): curves, confusion matrices,
     per-class scores, members vs ensemble, worst-confused faces, comparisons. Built from what `evaluate` and
     `compare` wrote."""
-    from fer_models.report import runs_report
+    from fer_models.report.runs import runs_report
 
     console.print(f"Wrote [bold]{runs_report(list(runs), out, overwrite, list(comparisons))}[/]")
 

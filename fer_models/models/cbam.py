@@ -13,10 +13,10 @@ features, then spatial attention from a 7x7 convolution over channel-wise averag
 All take 3x224x224 faces and keep timm's parameter names, so ImageNet weights load from a local timm
 ``.safetensors`` file (``--weights PATH``); trained without one, they warn that they start from random
 weights. The seed trained them with label-smoothing cross-entropy 0.1 (focal loss tried), AdamW 3e-4 and
-cosine warm restarts, and averaged their softmax (recipe ``cbam-ensemble``). Deviations: the seed repository publishes no code, so where CBAM sits in
-EfficientNet-B3 and what the "multi-scale" head is are this project's reading of its description; the
-seed's 73.33% was measured on a different, capped dataset, not on FER2013's PrivateTest. Dropout 0.3 before
-each classifier is this project's choice (the seed states none).
+cosine warm restarts, and averaged their softmax (recipe ``cbam-ensemble``). Deviations: the seed repository
+publishes no code, so where CBAM sits in EfficientNet-B3 and what the "multi-scale" head is are this project's
+reading of its description; the seed's 73.33% was measured on a different, capped dataset, not on FER2013's
+PrivateTest. Dropout 0.3 before each classifier is this project's choice (the seed states none).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class CbamResNet(_ResNetTrunk):
         return self.head[-1]
 
     def get_cam_layer(self) -> nn.Module:
-        """The last stage refined by CBAM (Grad-CAM's layer: fer_models.explain)."""
+        """The last stage refined by CBAM (Grad-CAM's layer: fer_models.inference.explain)."""
         return self.cbam[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +89,7 @@ class MultiScaleResNet(_ResNetTrunk):
         return self.head[-1]
 
     def get_cam_layer(self) -> nn.Module:
-        """The deepest scale, refined by CBAM (Grad-CAM's layer: fer_models.explain); the head sees all four."""
+        """The deepest scale, refined by CBAM (Grad-CAM's layer: fer_models.inference.explain); the head sees all four."""
         return self.cbam[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,7 +114,7 @@ class CbamEfficientNet(nn.Module):
         return self.head[-1]
 
     def get_cam_layer(self) -> nn.Module:
-        """The final feature map refined by CBAM (Grad-CAM's layer: fer_models.explain)."""
+        """The final feature map refined by CBAM (Grad-CAM's layer: fer_models.inference.explain)."""
         return self.cbam
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

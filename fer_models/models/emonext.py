@@ -75,7 +75,7 @@ class EmoNeXt(nn.Module):
         return self.head.fc
 
     def get_cam_layer(self) -> nn.Module:
-        """The last stage's blocks (Grad-CAM's layer: fer_models.explain; forward calls them, not the stage)."""
+        """The last stage's blocks (Grad-CAM's layer: fer_models.inference.explain; forward calls them, not the stage)."""
         return self.stages[-1].blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

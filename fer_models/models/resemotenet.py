@@ -73,7 +73,7 @@ class ResEmoteNet(nn.Module):
         return self.head[-1]
 
     def get_cam_layer(self) -> nn.Module:
-        """The SE block's 8x8 map (Grad-CAM's layer: fer_models.explain): the strided residual blocks after it
+        """The SE block's 8x8 map (Grad-CAM's layer: fer_models.inference.explain): the strided residual blocks after it
         shrink a 64x64 face to 1x1."""
         return self.features[5]
 

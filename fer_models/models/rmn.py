@@ -83,7 +83,7 @@ class ResidualMaskingNetwork(nn.Module):
         return self.head[-1]
 
     def get_cam_layer(self) -> nn.Module:
-        """The last stage (Grad-CAM's layer: fer_models.explain); its gradient flows through the mask too."""
+        """The last stage (Grad-CAM's layer: fer_models.inference.explain); its gradient flows through the mask too."""
         return self.layer4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ class SmallCNN(nn.Module):
         return self.head[-1]
 
     def get_cam_layer(self) -> nn.Module:
-        """The last feature map before its pooling (Grad-CAM's layer: fer_models.explain)."""
+        """The last feature map before its pooling (Grad-CAM's layer: fer_models.inference.explain)."""
         return self.features[-2]
 
     def forward(self, x):

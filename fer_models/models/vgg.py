@@ -37,7 +37,7 @@ class KhaireddinVGG(nn.Module):
         return self.classifier[-1]
 
     def get_cam_layer(self) -> nn.Module:
-        """The last feature map before its pooling (Grad-CAM's layer: fer_models.explain)."""
+        """The last feature map before its pooling (Grad-CAM's layer: fer_models.inference.explain)."""
         return self.features[-1][-2]
 
     def forward(self, x):

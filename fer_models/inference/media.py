@@ -1,0 +1,295 @@
+"""Expressions of the faces in photos and videos: find every face with ``fer_synth``'s face stage, crop it in
+FER2013's framing (48x48 grayscale) and classify it with a :class:`fer_models.inference.classifier.Classifier`.
+
+``predict_media(paths, classifier, stage)`` takes image files, folders (searched recursively) and video files
+(every ``every``-th frame) and returns one :class:`FacePrediction` per face, plus what it could not use (files
+that do not decode, images and frames without a usable face, by reason). ``--json``/``--csv`` write the rows
+flat (file, frame, box, label, score, one column per class) so that ``pandas.read_json``/``read_csv`` read them
+as they are; ``annotate`` writes each image (or frame) with its boxes and labels drawn, ``explain`` the same with
+each face's Grad-CAM heatmap (:mod:`fer_models.inference.explain`) painted where its crop came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_models.inference.classifier import Classifier
+from fer_synth.core.atomic import write_bytes
+from fer_synth.core.errors import FerError, MissingPathError
+from fer_synth.core.images import IMAGE_SUFFIXES, read_rgb, save_png
+from fer_synth.core.outputs import has_file, make_dir, prepare_output_folder, refuse_existing_file, refuse_inputs
+from fer_synth.faces.stage import FaceStage, face_frame
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+DEFAULT_EVERY = 10  # video frames: every 10th (3 per second at 30 fps)
+UNREADABLE = "unreadable"
+COMMAND = "fer-models predict"
+ANNOTATED_MARK = "annotations.json"  # written first into an --annotate folder: marks it as this command's
+EXPLAINED_MARK = "explanations.json"  # the same for an --explain folder
+_FLUSH_FACES = 256  # faces classified per batch
+
+
+@dataclass
+class FacePrediction:
+    """One face: where it is (file, video frame or None for a still image, box x, y, w, h in the image's pixels,
+    detector score), and what the classifier says (label, its probability, every class's probability)."""
+
+    file: str
+    frame: int | None
+    x: int
+    y: int
+    w: int
+    h: int
+    detector_score: float
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+    def row(self) -> dict:
+        """Flat: one column per class, named by the class."""
+        row = asdict(self)
+        row.update(row.pop("probabilities"))
+        return row
+
+
+@dataclass
+class MediaSummary:
+    """What ``predict_media`` saw: images and frames read, faces found, and what gave no face, by reason."""
+
+    predictions: list[FacePrediction] = field(default_factory=list)
+    images: int = 0
+    videos: int = 0
+    frames: int = 0
+    without_face: Counter = field(default_factory=Counter)  # reason -> images/frames
+    examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> the first few files
+    annotated: list[str] = field(default_factory=list)
+    explained: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, where: str) -> None:
+        self.without_face[reason] += 1
+        self.examples.setdefault(reason, [])
+        if len(self.examples[reason]) < 5:
+            self.examples[reason].append(where)
+
+
+def find_media(paths: list[str | os.PathLike]) -> list[Path]:
+    """Image and video files among ``paths``, folders searched recursively (hidden files skipped), in a stable
+    order; a path that does not exist, or a file of another kind, is an error naming it."""
+    found: list[Path] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            found += sorted(p for p in given.rglob("*") if p.is_file() and _is_media(p)
+                            and not any(part.startswith(".") for part in p.relative_to(given).parts))
+        elif given.is_file():
+            if not _is_media(given):
+                raise FerError(f"{given}: not an image or video file (images: {', '.join(IMAGE_SUFFIXES)}; videos: "
+                               f"{', '.join(VIDEO_SUFFIXES)})")
+            found.append(given)
+        else:
+            raise MissingPathError(f"{given}: no such file or folder")
+    return found
+
+
+def _is_media(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def video_frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, RGB frame) for every ``every``-th frame of a video, from frame 0."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        index = 0
+        while True:
+            if index % every:
+                if not capture.grab():
+                    return
+            else:
+                ok, bgr = capture.read()
+                if not ok:
+                    return
+                yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        capture.release()
+
+
+def _items(files: list[Path], every: int, summary: MediaSummary) -> Iterator[tuple[str, int | None, np.ndarray]]:
+    """(file, frame or None, RGB pixels) for each image and each sampled video frame."""
+    for path in files:
+        if is_video(path):
+            frames = 0
+            for index, rgb in video_frames(path, every):
+                frames += 1
+                yield str(path), index, rgb
+            if frames:
+                summary.videos += 1
+                summary.frames += frames
+            else:
+                summary.skip(UNREADABLE, str(path))
+            continue
+        rgb = read_rgb(path)
+        if rgb is None:
+            summary.skip(UNREADABLE, str(path))
+            continue
+        summary.images += 1
+        yield str(path), None, rgb
+
+
+def check_outputs(paths: list[str | os.PathLike], files: list[str | os.PathLike | None] = (),
+                  annotate: str | os.PathLike | None = None, overwrite: bool = False,
+                  explain: str | os.PathLike | None = None) -> None:
+    """Refuse, before any work, outputs that exist (unless ``overwrite``) or that would write over an input."""
+    for out in (f for f in files if f is not None):
+        refuse_inputs(out, paths)
+        refuse_existing_file(out, overwrite, "name")
+    if annotate is not None and explain is not None and Path(annotate).resolve() == Path(explain).resolve():
+        raise FerError(f"--annotate and --explain name the same folder {annotate}: give each its own")
+    for folder, mark in ((annotate, ANNOTATED_MARK), (explain, EXPLAINED_MARK)):
+        if folder is not None:
+            prepare_output_folder(folder, command=COMMAND, is_own=has_file(mark), overwrite=overwrite, inputs=paths)
+
+
+def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage: FaceStage, every: int = DEFAULT_EVERY,
+                  annotate: str | os.PathLike | None = None, overwrite: bool = False,
+                  files: list[Path] | None = None, explain: str | os.PathLike | None = None) -> MediaSummary:
+    """Every face in the images, folders and videos of ``paths``, classified; see the module's docstring.
+
+    ``stage`` finds and crops the faces (use ``policy="all"`` for every face of a group photo, and the ``photo``
+    filters for real photographs). ``annotate``: a folder (new, empty, an earlier annotation folder, or any with
+    ``overwrite``) for copies of the images and sampled video frames with boxes and labels drawn, named as
+    the inputs below their common folder; ``explain``: a folder for the same with each face's Grad-CAM heatmap
+    (for the class predicted). ``files``: :func:`find_media`'s list of ``paths`` when the caller has
+    made it and checked the outputs (:func:`check_outputs`) already, as the command line does before it starts
+    the face detector; they are then not done twice.
+    """
+    if every < 1:
+        raise FerError(f"--every must be at least 1, got {every}")
+    if files is None:
+        files = find_media(paths)
+        check_outputs(paths, annotate=annotate, overwrite=overwrite, explain=explain)
+    summary = MediaSummary()
+    pending: list[tuple[str, int | None, tuple[int, int, int, int], float]] = []
+    crops: list[np.ndarray] = []
+    root = Path(os.path.commonpath([p.resolve().parent for p in files])) if files else Path.cwd()
+    for folder, mark in ((annotate, ANNOTATED_MARK), (explain, EXPLAINED_MARK)):
+        if folder is not None:
+            write_bytes(Path(folder) / mark, (json.dumps({"command": COMMAND, "inputs": [str(p) for p in paths],
+                                                          "model": classifier.identity}, indent=1) + "\n").encode())
+    for file, frame, rgb in _items(files, every, summary):
+        result = stage(rgb)
+        where = file if frame is None else f"{file}#{frame}"
+        if not result.kept:
+            summary.skip(result.reason or "no_face", where)
+        for crop, box, score in zip(result.faces, result.kept_boxes, result.kept_scores):
+            pending.append((file, frame, box, score))
+            crops.append(crop)
+        if annotate is not None or explain is not None:
+            start, shown = len(summary.predictions), crops
+            _classify(pending, crops, classifier, summary)
+            pending, crops = [], []
+            faces = summary.predictions[start:]
+            if annotate is not None:
+                summary.annotated.append(str(_save(_annotated_path(Path(annotate), root, file, frame),
+                                                   draw_faces(rgb, faces))))
+            if explain is not None:
+                image = draw_explained(rgb, faces, shown, classifier, stage)
+                summary.explained.append(str(_save(_annotated_path(Path(explain), root, file, frame), image)))
+        elif len(crops) >= _FLUSH_FACES:
+            _classify(pending, crops, classifier, summary)
+            pending, crops = [], []
+    _classify(pending, crops, classifier, summary)
+    return summary
+
+
+def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, summary: MediaSummary) -> None:
+    if not crops:
+        return
+    probs = classifier.predict_proba(np.stack(crops))
+    for (file, frame, box, det_score), p in zip(pending, probs):
+        summary.predictions.append(classified(file, frame, box, det_score, p, classifier.classes))
+
+
+def classified(file: str, frame: int | None, box: tuple[int, int, int, int], detector_score: float, probs: np.ndarray,
+               classes: tuple[str, ...]) -> FacePrediction:
+    """The row of one face: where it is and its class probabilities ``probs`` over ``classes``."""
+    x, y, w, h = box
+    k = int(probs.argmax())
+    return FacePrediction(file, frame, int(x), int(y), int(w), int(h), round(float(detector_score), 4), classes[k],
+                          round(float(probs[k]), 6), {c: round(float(v), 6) for c, v in zip(classes, probs)})
+
+
+def _annotated_path(folder: Path, root: Path, file: str, frame: int | None) -> Path:
+    """``folder`` + the input's path below ``root``; a video frame as ``<name>/frame-NNNNNN.png``."""
+    rel = Path(file).resolve().relative_to(root)
+    if frame is None:
+        return folder / rel.with_suffix(".png")
+    return folder / rel.with_suffix("") / f"frame-{frame:06d}.png"
+
+
+def _save(path: Path, image: np.ndarray) -> Path:
+    make_dir(path.parent)
+    save_png(image, path)
+    return path
+
+
+def draw_explained(rgb: np.ndarray, faces: list[FacePrediction], crops: list[np.ndarray], classifier: Classifier,
+                   stage: FaceStage) -> np.ndarray:
+    """A copy of ``rgb`` with each face's Grad-CAM for its predicted class painted over the frame its crop (in
+    ``crops``, as the face stage cut it) came from, then the boxes and labels drawn."""
+    from fer_models.inference.explain import grad_cams, paint
+
+    image = np.ascontiguousarray(rgb.copy())
+    if faces:
+        cams = grad_cams(classifier, np.stack(crops), [classifier.classes.index(face.label) for face in faces])
+        for face, cam in zip(faces, cams):
+            paint(image, face_frame((face.x, face.y, face.w, face.h), stage.detector.framing, stage.margin), cam)
+    return draw_faces(image, faces)
+
+
+def draw_faces(rgb: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
+    """A copy of ``rgb`` with each face's box and ``label score`` drawn."""
+    image = np.ascontiguousarray(rgb.copy())
+    thickness = max(1, round(max(image.shape[:2]) / 300))
+    for face in faces:
+        cv2.rectangle(image, (face.x, face.y), (face.x + face.w, face.y + face.h), (255, 64, 64), thickness)
+        text = f"{face.label} {face.score:.2f}"
+        scale = max(0.4, face.w / 200)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(face.y - th - base - 2, 0)
+        cv2.rectangle(image, (face.x, top), (face.x + tw + 2, top + th + base + 2), (255, 64, 64), -1)
+        cv2.putText(image, text, (face.x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                    thickness, cv2.LINE_AA)
+    return image
+
+
+def write_rows(predictions: list[FacePrediction], classes: tuple[str, ...], path: str | os.PathLike, fmt: str) -> Path:
+    """The predictions as ``json`` (a list of flat records) or ``csv`` (same columns), written atomically."""
+    rows = [p.row() for p in predictions]
+    if fmt == "json":
+        data = json.dumps(rows, indent=1) + "\n"
+    else:
+        buffer = io.StringIO()
+        columns = [f for f in FacePrediction.__dataclass_fields__ if f != "probabilities"] + list(classes)
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        data = buffer.getvalue()
+    write_bytes(path, data.encode())
+    return Path(path)
