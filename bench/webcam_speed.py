@@ -3,8 +3,8 @@ draw, and the JPEG encode of the drawn frame that goes back to the browser).
 
 The frames: scikit-image's astronaut (one real face) scaled into a 640x480 frame, shifted a few pixels from frame
 to frame, and JPEG-encoded at quality 92 as a browser streams a webcam (``canvas.toDataURL('image/jpeg')``).
-Each frame is decoded, run through :class:`fer_models.inference.demo.live.FramePath` (MediaPipe BlazeFace, the classifier
-without TTA) and encoded again. Modes, alternating in rounds so that the machine's noise falls on all alike:
+Each frame is decoded, run through :class:`fer_models.inference.demo.live.FramePath` (MediaPipe BlazeFace, the
+classifier without TTA) and encoded again. Modes, alternating in rounds so that the machine's noise falls on all alike:
 
 * ``live``: the demo's path, ``--amp auto`` (bf16 where the CPU has it natively, else float32), no TTA;
 * ``live-fp32``: the same in float32;
@@ -36,12 +36,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import FACE_MODEL  # noqa: E402
-from fer_models.inference.demo.browser import webcam_scene  # noqa: E402
-from fer_models.inference.demo.live import EXPLAIN, STAGES, FramePath, decode_jpeg  # noqa: E402
-from fer_models.inference.classifier import load_classifier  # noqa: E402
-from fer_models.inference.media import classified, draw_faces  # noqa: E402
-from fer_synth.faces.stage import FaceStage, FaceStageConfig  # noqa: E402
+from bench.common import FACE_MODEL
+from fer_models.inference.classifier import load_classifier
+from fer_models.inference.demo.browser import webcam_scene
+from fer_models.inference.demo.live import EXPLAIN, STAGES, FramePath, decode_jpeg
+from fer_models.inference.media import classified, draw_faces
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
 
 WIDTH, HEIGHT = 640, 480
 TARGET_FPS = 15.0

@@ -66,7 +66,9 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app, url = serve(
-        args.model, lambda: FaceStage(FaceStageConfig("mediapipe", filters="photo", policy="all", face_model=args.face_model)), port=port
+        args.model,
+        lambda: FaceStage(FaceStageConfig("mediapipe", filters="photo", policy="all", face_model=args.face_model)),
+        port=port,
     )
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         webcam = write_y4m(webcam_scene(30), Path(tmp) / "webcam.y4m")

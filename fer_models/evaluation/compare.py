@@ -21,8 +21,8 @@ import numpy as np
 import yaml
 
 from fer_models.checkpoint import write_json
-from fer_models.training.config import make_config
 from fer_models.evaluation.evaluate import evaluate
+from fer_models.training.config import make_config
 from fer_models.training.loop import train
 from fer_synth.core import store
 from fer_synth.core.env import resolve_device
@@ -36,8 +36,38 @@ METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_f1")
 REPORT_FILE = "compare.json"
 RECALL_PNG = "compare-recall.png"
 #: Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal's 1.96).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def eval_fingerprint(path: str | os.PathLike) -> str:
@@ -55,7 +85,9 @@ def parse_variant(text: str) -> dict:
     """``key=value`` (a training setting and a YAML value) -> {key: value}."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise InvalidOptionError(f"variant {text!r}: write it as setting=value, e.g. loss=focal or balanced_sampler=true")
+        raise InvalidOptionError(
+            f"variant {text!r}: write it as setting=value, e.g. loss=focal or balanced_sampler=true"
+        )
     return {key.strip().replace("-", "_"): yaml.safe_load(value)}
 
 
@@ -69,8 +101,16 @@ def paired_interval(differences: list[float]) -> tuple[float, float | None]:
     return mean, t * float(np.std(differences, ddof=1)) / math.sqrt(n)
 
 
-def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe: str | None = None,
-            seeds: int = 3, variants: list[str] = (), device: str = "auto", **overrides) -> dict:
+def compare(
+    datasets: list[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    recipe: str | None = None,
+    seeds: int = 3,
+    variants: list[str] = (),
+    device: str = "auto",
+    **overrides,
+) -> dict:
     """Train and evaluate every arm with seeds 0..``seeds``-1 under ``out``; return (and save) the comparison."""
     if not datasets:
         raise InvalidOptionError("give at least one data file")
@@ -79,8 +119,10 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
     fingerprints = {str(d): eval_fingerprint(d) for d in datasets}
     if len(set(fingerprints.values())) > 1:
         listing = ", ".join(f"{d} ({f})" for d, f in fingerprints.items())
-        raise FerError(f"the files do not share their val and test splits ({listing}); a comparison on different "
-                       "test data means nothing: make them from the same source with the same --seed")
+        raise FerError(
+            f"the files do not share their val and test splits ({listing}); a comparison on different "
+            "test data means nothing: make them from the same source with the same --seed"
+        )
     out = make_dir(out)
     arms = [(f"{Path(d).stem}", str(d), {}) for d in datasets]
     arms += [(f"{Path(datasets[0]).stem}+{v}", str(datasets[0]), parse_variant(v)) for v in variants]
@@ -91,22 +133,40 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
         per_seed = []
         for seed in range(seeds):
             run = out / _folder(name) / f"seed-{seed}"
-            config = make_config(recipe, data=data, out=str(run), seed=seed, device=device, progress=False,
-                                 **{**overrides, **variant})
+            config = make_config(
+                recipe, data=data, out=str(run), seed=seed, device=device, progress=False, **{**overrides, **variant}
+            )
             logger.info(f"{name}, seed {seed}: training into {run}")
             train(config)
             report = evaluate(run, data, "test", device=resolve_device(device))
             per_seed.append(report["results"][report["tta"]]["all"])
-        results[name] = {"data": data, "variant": variant, "per_seed": [_brief(m) for m in per_seed],
-                         **_summary(per_seed)}
+        results[name] = {
+            "data": data,
+            "variant": variant,
+            "per_seed": [_brief(m) for m in per_seed],
+            **_summary(per_seed),
+        }
     first = arms[0][0]
     for name in results:
         results[name]["vs_first"] = {
-            metric: dict(zip(("mean", "ci95"), paired_interval(
-                [a[metric] - b[metric] for a, b in zip(results[name]["per_seed"], results[first]["per_seed"])])))
-            for metric in METRICS}
-    comparison = {"recipe": recipe, "seeds": seeds, "eval_fingerprint": next(iter(fingerprints.values())),
-                  "first": first, "arms": results, "classes": list(store.classes_of(datasets[0]))}
+            metric: dict(
+                zip(
+                    ("mean", "ci95"),
+                    paired_interval(
+                        [a[metric] - b[metric] for a, b in zip(results[name]["per_seed"], results[first]["per_seed"])]
+                    ),
+                )
+            )
+            for metric in METRICS
+        }
+    comparison = {
+        "recipe": recipe,
+        "seeds": seeds,
+        "eval_fingerprint": next(iter(fingerprints.values())),
+        "first": first,
+        "arms": results,
+        "classes": list(store.classes_of(datasets[0])),
+    }
     write_json(out / REPORT_FILE, comparison)
     plot_recall(out / RECALL_PNG, comparison)
     return comparison
@@ -124,14 +184,21 @@ def _summary(per_seed: list[dict]) -> dict:
     def stats(values: list[float]) -> dict:
         return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
 
-    return {**{m: stats([r[m] for r in per_seed]) for m in METRICS},
-            "recall": {c: stats([r["per_class"][c]["recall"] for r in per_seed]) for c in per_seed[0]["per_class"]}}
+    return {
+        **{m: stats([r[m] for r in per_seed]) for m in METRICS},
+        "recall": {c: stats([r["per_class"][c]["recall"] for r in per_seed]) for c in per_seed[0]["per_class"]},
+    }
 
 
 def plot_recall(path: Path, comparison: dict) -> Path:
     """Per-class recall of every arm side by side (mean over seeds, bars of one standard deviation)."""
     classes, arms = comparison["classes"], comparison["arms"]
     label = {name: f"{name} (acc {100 * arm['accuracy']['mean']:.1f}%)" for name, arm in arms.items()}
-    return plots.grouped_bars(path, classes, {label[n]: [a["recall"][c]["mean"] for c in classes] for n, a in arms.items()},
-                              f"Test recall per class, mean of {comparison['seeds']} seed(s)", ylabel="recall",
-                              errors={label[n]: [a["recall"][c]["std"] for c in classes] for n, a in arms.items()})
+    return plots.grouped_bars(
+        path,
+        classes,
+        {label[n]: [a["recall"][c]["mean"] for c in classes] for n, a in arms.items()},
+        f"Test recall per class, mean of {comparison['seeds']} seed(s)",
+        ylabel="recall",
+        errors={label[n]: [a["recall"][c]["std"] for c in classes] for n, a in arms.items()},
+    )

@@ -91,12 +91,17 @@ def find_media(paths: list[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for given in map(Path, paths):
         if given.is_dir():
-            found += sorted(p for p in given.rglob("*") if p.is_file() and _is_media(p)
-                            and not any(part.startswith(".") for part in p.relative_to(given).parts))
+            found += sorted(
+                p
+                for p in given.rglob("*")
+                if p.is_file() and _is_media(p) and not any(part.startswith(".") for part in p.relative_to(given).parts)
+            )
         elif given.is_file():
             if not _is_media(given):
-                raise FerError(f"{given}: not an image or video file (images: {', '.join(IMAGE_SUFFIXES)}; videos: "
-                               f"{', '.join(VIDEO_SUFFIXES)})")
+                raise FerError(
+                    f"{given}: not an image or video file (images: {', '.join(IMAGE_SUFFIXES)}; videos: "
+                    f"{', '.join(VIDEO_SUFFIXES)})"
+                )
             found.append(given)
         else:
             raise MissingPathError(f"{given}: no such file or folder")
@@ -152,9 +157,13 @@ def _items(files: list[Path], every: int, summary: MediaSummary) -> Iterator[tup
         yield str(path), None, rgb
 
 
-def check_outputs(paths: list[str | os.PathLike], files: list[str | os.PathLike | None] = (),
-                  annotate: str | os.PathLike | None = None, overwrite: bool = False,
-                  explain: str | os.PathLike | None = None) -> None:
+def check_outputs(
+    paths: list[str | os.PathLike],
+    files: list[str | os.PathLike | None] = (),
+    annotate: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    explain: str | os.PathLike | None = None,
+) -> None:
     """Refuse, before any work, outputs that exist (unless ``overwrite``) or that would write over an input."""
     for out in (f for f in files if f is not None):
         refuse_inputs(out, paths)
@@ -166,9 +175,16 @@ def check_outputs(paths: list[str | os.PathLike], files: list[str | os.PathLike 
             prepare_output_folder(folder, command=COMMAND, is_own=has_file(mark), overwrite=overwrite, inputs=paths)
 
 
-def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage: FaceStage, every: int = DEFAULT_EVERY,
-                  annotate: str | os.PathLike | None = None, overwrite: bool = False,
-                  files: list[Path] | None = None, explain: str | os.PathLike | None = None) -> MediaSummary:
+def predict_media(
+    paths: list[str | os.PathLike],
+    classifier: Classifier,
+    stage: FaceStage,
+    every: int = DEFAULT_EVERY,
+    annotate: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    files: list[Path] | None = None,
+    explain: str | os.PathLike | None = None,
+) -> MediaSummary:
     """Every face in the images, folders and videos of ``paths``, classified; see the module's docstring.
 
     ``stage`` finds and crops the faces (use ``policy="all"`` for every face of a group photo, and the ``photo``
@@ -190,8 +206,15 @@ def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage:
     root = Path(os.path.commonpath([p.resolve().parent for p in files])) if files else Path.cwd()
     for folder, mark in ((annotate, ANNOTATED_MARK), (explain, EXPLAINED_MARK)):
         if folder is not None:
-            write_bytes(Path(folder) / mark, (json.dumps({"command": COMMAND, "inputs": [str(p) for p in paths],
-                                                          "model": classifier.identity}, indent=1) + "\n").encode())
+            write_bytes(
+                Path(folder) / mark,
+                (
+                    json.dumps(
+                        {"command": COMMAND, "inputs": [str(p) for p in paths], "model": classifier.identity}, indent=1
+                    )
+                    + "\n"
+                ).encode(),
+            )
     for file, frame, rgb in _items(files, every, summary):
         result = stage(rgb)
         where = file if frame is None else f"{file}#{frame}"
@@ -206,8 +229,9 @@ def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage:
             pending, crops = [], []
             faces = summary.predictions[start:]
             if annotate is not None:
-                summary.annotated.append(str(_save(_annotated_path(Path(annotate), root, file, frame),
-                                                   draw_faces(rgb, faces))))
+                summary.annotated.append(
+                    str(_save(_annotated_path(Path(annotate), root, file, frame), draw_faces(rgb, faces)))
+                )
             if explain is not None:
                 image = draw_explained(rgb, faces, shown, classifier, stage)
                 summary.explained.append(str(_save(_annotated_path(Path(explain), root, file, frame), image)))
@@ -226,13 +250,29 @@ def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, su
         summary.predictions.append(classified(file, frame, box, det_score, p, classifier.classes))
 
 
-def classified(file: str, frame: int | None, box: tuple[int, int, int, int], detector_score: float, probs: np.ndarray,
-               classes: tuple[str, ...]) -> FacePrediction:
+def classified(
+    file: str,
+    frame: int | None,
+    box: tuple[int, int, int, int],
+    detector_score: float,
+    probs: np.ndarray,
+    classes: tuple[str, ...],
+) -> FacePrediction:
     """The row of one face: where it is and its class probabilities ``probs`` over ``classes``."""
     x, y, w, h = box
     k = int(probs.argmax())
-    return FacePrediction(file, frame, int(x), int(y), int(w), int(h), round(float(detector_score), 4), classes[k],
-                          round(float(probs[k]), 6), {c: round(float(v), 6) for c, v in zip(classes, probs)})
+    return FacePrediction(
+        file,
+        frame,
+        int(x),
+        int(y),
+        int(w),
+        int(h),
+        round(float(detector_score), 4),
+        classes[k],
+        round(float(probs[k]), 6),
+        {c: round(float(v), 6) for c, v in zip(classes, probs)},
+    )
 
 
 def _annotated_path(folder: Path, root: Path, file: str, frame: int | None) -> Path:
@@ -249,8 +289,9 @@ def _save(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-def draw_explained(rgb: np.ndarray, faces: list[FacePrediction], crops: list[np.ndarray], classifier: Classifier,
-                   stage: FaceStage) -> np.ndarray:
+def draw_explained(
+    rgb: np.ndarray, faces: list[FacePrediction], crops: list[np.ndarray], classifier: Classifier, stage: FaceStage
+) -> np.ndarray:
     """A copy of ``rgb`` with each face's Grad-CAM for its predicted class painted over the frame its crop (in
     ``crops``, as the face stage cut it) came from, then the boxes and labels drawn."""
     from fer_models.inference.explain import grad_cams, paint
@@ -274,8 +315,16 @@ def draw_faces(rgb: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(face.y - th - base - 2, 0)
         cv2.rectangle(image, (face.x, top), (face.x + tw + 2, top + th + base + 2), (255, 64, 64), -1)
-        cv2.putText(image, text, (face.x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            text,
+            (face.x + 1, top + th + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
     return image
 
 

@@ -89,7 +89,8 @@ class MultiScaleResNet(_ResNetTrunk):
         return self.head[-1]
 
     def get_cam_layer(self) -> nn.Module:
-        """The deepest scale, refined by CBAM (Grad-CAM's layer: fer_models.inference.explain); the head sees all four."""
+        """The deepest scale, refined by CBAM (Grad-CAM's layer:
+        fer_models.inference.explain); the head sees all four."""
         return self.cbam[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,7 +105,12 @@ class CbamEfficientNet(nn.Module):
         super().__init__()
         net = timm.create_model(architecture, pretrained=False, num_classes=0)
         self.conv_stem, self.bn1, self.blocks, self.conv_head, self.bn2 = (
-            net.conv_stem, net.bn1, net.blocks, net.conv_head, net.bn2)
+            net.conv_stem,
+            net.bn1,
+            net.blocks,
+            net.conv_head,
+            net.bn2,
+        )
         self.cbam = CbamModule(net.num_features)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.num_features, num_classes))

@@ -105,7 +105,8 @@ class PAttLite(nn.Module):
         return self.classifier
 
     def get_cam_layer(self) -> nn.Module:
-        """The backbone's 14x14 map (Grad-CAM's layer: fer_models.inference.explain); the patch layers leave only 2x2."""
+        """The backbone's 14x14 map (Grad-CAM's layer:
+        fer_models.inference.explain); the patch layers leave only 2x2."""
         return self.blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

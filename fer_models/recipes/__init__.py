@@ -28,8 +28,10 @@ def recipe_path(name_or_path: str | os.PathLike) -> Path:
     path = RECIPE_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         names = ", ".join(list_recipes())
-        raise FerError(f"unknown recipe {name_or_path!r}; `fer-models list-recipes` shows them ({names}), "
-                       "or give a path to a .yaml file")
+        raise FerError(
+            f"unknown recipe {name_or_path!r}; `fer-models list-recipes` shows them ({names}), "
+            "or give a path to a .yaml file"
+        )
     return path
 
 

@@ -4,8 +4,9 @@ It reads, and never recomputes: a run's ``best.json`` (settings) and ``metrics.j
 ``evaluation-<split>.json`` reports that ``fer-models evaluate`` wrote beside a checkpoint or ensemble file, and
 their ``evaluation-<split>.npz`` probabilities (for the worst-confused faces). Every number on the page is one of
 those reports' numbers (``report.json`` holds them as shown). The one thing computed here is a picture: where the
-model looks per class (the mean Grad-CAM over correctly classified faces, :mod:`fer_models.inference.explain`). Sections are
-plain functions of the loaded reports, so a ``compare`` section (issue 12) is one more function in :data:`SECTIONS`.
+model looks per class (the mean Grad-CAM over correctly classified faces, :mod:`fer_models.inference.explain`).
+Sections are plain functions of the loaded reports, so a ``compare`` section (issue 12) is one more function in
+:data:`SECTIONS`.
 """
 
 from __future__ import annotations
@@ -22,26 +23,49 @@ import numpy as np
 from PIL import Image
 
 from fer_models import checkpoint as ckpt
-from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE, plot_recall
+from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE
+from fer_models.evaluation.compare import plot_recall
 from fer_models.evaluation.evaluate import load_predictions
 from fer_models.training.history import plot_curves
 from fer_synth.core import store
-from fer_synth.ui import html, plots
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, MissingPathError
+from fer_synth.ui import html, plots
 
 logger = logging.getLogger(__name__)
 
 FACTS = "report.json"
-HEADLINE = (("accuracy", "accuracy %"), ("balanced_accuracy", "balanced acc %"), ("macro_f1", "macro-F1 %"),
-            ("top2_accuracy", "top-2 %"), ("top3_accuracy", "top-3 %"))
+HEADLINE = (
+    ("accuracy", "accuracy %"),
+    ("balanced_accuracy", "balanced acc %"),
+    ("macro_f1", "macro-F1 %"),
+    ("top2_accuracy", "top-2 %"),
+    ("top3_accuracy", "top-3 %"),
+)
 WORST_PER_CLASS = 5  # two classes side by side on a laptop screen
 CAM_FACES_PER_CLASS = 32  # faces per class in the mean Grad-CAM: a stable picture; minutes for big models on a CPU
 CAM_SIDE = 144  # its thumbnails' side (3x the faces)
-SETTINGS = ("model", "recipe", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "loss",
-            "label_smoothing", "class_weighting", "balanced_sampler", "augment", "ema", "tta", "seed", "time_budget")
+SETTINGS = (
+    "model",
+    "recipe",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "loss",
+    "label_smoothing",
+    "class_weighting",
+    "balanced_sampler",
+    "augment",
+    "ema",
+    "tta",
+    "seed",
+    "time_budget",
+)
 
 
 @dataclass
@@ -86,8 +110,9 @@ def load_entry(path: str | os.PathLike, index: int) -> Entry:
     name = file.stem if meta["format"] == ckpt.ENSEMBLE_FORMAT else file.parent.name
     history_file = file.parent / "metrics.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else meta.get("history", [])
-    entry = Entry(index, name, file, meta, history if meta["format"] == ckpt.CHECKPOINT_FORMAT else [],
-                  find_evaluations(file))
+    entry = Entry(
+        index, name, file, meta, history if meta["format"] == ckpt.CHECKPOINT_FORMAT else [], find_evaluations(file)
+    )
     if entry.is_ensemble:
         entry.members = [load_entry(member, -1) for member in ckpt.member_checkpoints(meta)]
     return entry
@@ -102,12 +127,14 @@ def _headline_cells(metrics: dict, key: str) -> list[html.Cell]:
     return [html.pct(metrics[m], f"{key}.{m}") for m, _ in HEADLINE]
 
 
-def overview(entries: list[Entry], comparisons: list[dict], images: html.Images,
-             facts: dict) -> list[tuple[str, str, str]]:
+def overview(
+    entries: list[Entry], comparisons: list[dict], images: html.Images, facts: dict
+) -> list[tuple[str, str, str]]:
     if not entries:
         return []
-    header = ["run", "model", "split", "TTA", html.Cell("rows", numeric=True)] + [html.Cell(label, numeric=True)
-                                                                                   for _, label in HEADLINE]
+    header = ["run", "model", "split", "TTA", html.Cell("rows", numeric=True)] + [
+        html.Cell(label, numeric=True) for _, label in HEADLINE
+    ]
     rows, missing = [], []
     for e in entries:
         if not e.evaluations:
@@ -115,43 +142,84 @@ def overview(entries: list[Entry], comparisons: list[dict], images: html.Images,
         for split, report in e.evaluations.items():
             metrics = report["results"][report["tta"]]["all"]
             key = f"{e.key}.evaluations.{split}.results.{report['tta']}.all"
-            rows.append([e.name, report["model"], split, report["tta"], html.num(metrics["n"], f"{key}.n"),
-                         *_headline_cells(metrics, key)])
-    parts = [html.table(header, rows, table_id="overview", caption="Every evaluation found (fer-models evaluate), "
-                        "with each run's own TTA; test is reported, never tuned on")]
+            rows.append(
+                [
+                    e.name,
+                    report["model"],
+                    split,
+                    report["tta"],
+                    html.num(metrics["n"], f"{key}.n"),
+                    *_headline_cells(metrics, key),
+                ]
+            )
+    parts = [
+        html.table(
+            header,
+            rows,
+            table_id="overview",
+            caption="Every evaluation found (fer-models evaluate), "
+            "with each run's own TTA; test is reported, never tuned on",
+        )
+    ]
     trained = [e for e in entries if not e.is_ensemble and e.meta.get("metrics", {}).get("val")]
     if trained:
         val_header = ["run", html.Cell("best epoch", numeric=True), html.Cell("epochs", numeric=True)] + [
-            html.Cell(label, numeric=True) for _, label in HEADLINE[:3]]
-        val_rows = [[e.name, html.num(e.meta["best_epoch"], f"{e.key}.best_epoch"), html.num(len(e.history)),
-                     *(html.pct(e.meta["metrics"]["val"][m], f"{e.key}.best_val.{m}") for m, _ in HEADLINE[:3])]
-                    for e in trained]
-        parts.append(html.table(val_header, val_rows, table_id="best-val",
-                                caption="During training: the selected epoch on val (no TTA)"))
+            html.Cell(label, numeric=True) for _, label in HEADLINE[:3]
+        ]
+        val_rows = [
+            [
+                e.name,
+                html.num(e.meta["best_epoch"], f"{e.key}.best_epoch"),
+                html.num(len(e.history)),
+                *(html.pct(e.meta["metrics"]["val"][m], f"{e.key}.best_val.{m}") for m, _ in HEADLINE[:3]),
+            ]
+            for e in trained
+        ]
+        parts.append(
+            html.table(
+                val_header, val_rows, table_id="best-val", caption="During training: the selected epoch on val (no TTA)"
+            )
+        )
     if missing:
-        parts.append(html.note(f"No evaluation found for {', '.join(missing)}: run `fer-models evaluate RUN --split "
-                               "test` (it writes evaluation-test.json beside the checkpoint).", warn=True))
+        parts.append(
+            html.note(
+                f"No evaluation found for {', '.join(missing)}: run `fer-models evaluate RUN --split "
+                "test` (it writes evaluation-test.json beside the checkpoint).",
+                warn=True,
+            )
+        )
     return [("overview", "Overview", "".join(parts))]
 
 
 def runs(entries: list[Entry], comparisons: list[dict], images: html.Images, facts: dict) -> list[tuple[str, str, str]]:
-    return [(f"run-{e.index}", f"{'Ensemble' if e.is_ensemble else 'Run'}: {e.name}", _entry_body(e, images))
-            for e in entries]
+    return [
+        (f"run-{e.index}", f"{'Ensemble' if e.is_ensemble else 'Run'}: {e.name}", _entry_body(e, images))
+        for e in entries
+    ]
 
 
 def _entry_body(e: Entry, images: html.Images) -> str:
     parts = [html.note(str(e.path))]
     if e.is_ensemble:
         members = ", ".join(f"{m.name} (weight {w['weight']:.3f})" for m, w in zip(e.members, e.meta["members"]))
-        parts.append(html.key_values([("method", e.meta["method"]), ("members", members),
-                                      ("TTA", e.meta.get("tta") or "each member's own"),
-                                      ("weights fit", e.meta.get("weights_fit") or "no (equal weights)")]))
+        parts.append(
+            html.key_values(
+                [
+                    ("method", e.meta["method"]),
+                    ("members", members),
+                    ("TTA", e.meta.get("tta") or "each member's own"),
+                    ("weights fit", e.meta.get("weights_fit") or "no (equal weights)"),
+                ]
+            )
+        )
     else:
         config = e.meta.get("config", {})
         data = e.meta.get("data", {})
         pairs = [(k, config[k]) for k in SETTINGS if config.get(k) is not None]
-        pairs += [("best epoch", f"{e.meta.get('best_epoch')} of {len(e.history)} trained"),
-                  ("data", f"{data.get('path')} (fingerprint {data.get('fingerprint')})")]
+        pairs += [
+            ("best epoch", f"{e.meta.get('best_epoch')} of {len(e.history)} trained"),
+            ("data", f"{data.get('path')} (fingerprint {data.get('fingerprint')})"),
+        ]
         curves = ""
         if e.history:
             plot_curves(images.path(f"curves-{e.index}.png"), e.history, f"{e.name}: training curves")
@@ -169,32 +237,69 @@ def _evaluation(e: Entry, split: str, report: dict, images: html.Images) -> str:
     key = f"{e.key}.evaluations.{split}"
     parts = [f"<h3>{html.esc(split)}: {report['n']:,} rows, TTA {html.esc(report['tta'])}</h3>"]
     if report.get("n_synthetic"):
-        parts.append(html.note(f"The {split} split holds {report['n_synthetic']:,} SYNTHETIC rows: the 'all' numbers "
-                               "are not a FER2013 result; quote the 'real' rows.", warn=True))
+        parts.append(
+            html.note(
+                f"The {split} split holds {report['n_synthetic']:,} SYNTHETIC rows: the 'all' numbers "
+                "are not a FER2013 result; quote the 'real' rows.",
+                warn=True,
+            )
+        )
     if report.get("same_data_as_training") is False:
         parts.append(html.note("Evaluated on a data file other than the one the model was trained on.", warn=True))
-    rows = [[mode, f"{source} ({m['n']:,})", *_headline_cells(m, f"{key}.results.{mode}.{source}")]
-            for mode, by_source in report["results"].items() for source, m in by_source.items()]
-    parts.append(html.table(["TTA", "rows"] + [html.Cell(label, numeric=True) for _, label in HEADLINE], rows,
-                            table_id=f"headline-{e.index}-{split}"))
+    rows = [
+        [mode, f"{source} ({m['n']:,})", *_headline_cells(m, f"{key}.results.{mode}.{source}")]
+        for mode, by_source in report["results"].items()
+        for source, m in by_source.items()
+    ]
+    parts.append(
+        html.table(
+            ["TTA", "rows"] + [html.Cell(label, numeric=True) for _, label in HEADLINE],
+            rows,
+            table_id=f"headline-{e.index}-{split}",
+        )
+    )
     best = report["results"][report["tta"]]["all"]
     stem = f"{e.index}-{split}"
     pc_key = f"{key}.results.{report['tta']}.all.per_class"
     per_class = html.table(
-        ["class", html.Cell("precision %", numeric=True), html.Cell("recall %", numeric=True),
-         html.Cell("F1 %", numeric=True), html.Cell("support", numeric=True)],
-        [[html.Cell(c), *(html.pct(best["per_class"][c][m], f"{pc_key}.{c}.{m}", digits=1)
-                          for m in ("precision", "recall", "f1")),
-          html.num(best["per_class"][c]["support"], f"{pc_key}.{c}.support")] for c in classes],
-        table_id=f"per-class-{e.index}-{split}", caption=f"Per class (TTA {report['tta']})")
-    plots.class_metric_bars(images.path(f"per-class-{stem}.png"), classes,
-                            {m: [best["per_class"][c][m.lower()] for c in classes] for m in ("recall", "F1")},
-                            f"{e.name} on {split}: per class")
+        [
+            "class",
+            html.Cell("precision %", numeric=True),
+            html.Cell("recall %", numeric=True),
+            html.Cell("F1 %", numeric=True),
+            html.Cell("support", numeric=True),
+        ],
+        [
+            [
+                html.Cell(c),
+                *(
+                    html.pct(best["per_class"][c][m], f"{pc_key}.{c}.{m}", digits=1)
+                    for m in ("precision", "recall", "f1")
+                ),
+                html.num(best["per_class"][c]["support"], f"{pc_key}.{c}.support"),
+            ]
+            for c in classes
+        ],
+        table_id=f"per-class-{e.index}-{split}",
+        caption=f"Per class (TTA {report['tta']})",
+    )
+    plots.class_metric_bars(
+        images.path(f"per-class-{stem}.png"),
+        classes,
+        {m: [best["per_class"][c][m.lower()] for c in classes] for m in ("recall", "F1")},
+        f"{e.name} on {split}: per class",
+    )
     parts.append(html.row(per_class, images.figure(f"per-class-{stem}.png", "per-class recall and F1")))
-    plots.confusion_figure(images.path(f"confusion-{stem}.png"), best["confusion"], classes,
-                           f"{e.name} on {split} (TTA {report['tta']})")
-    parts.append(images.figure(f"confusion-{stem}.png", "confusion matrix",
-                               "Rows: true class; columns: predicted. Left: counts; right: share of the row."))
+    plots.confusion_figure(
+        images.path(f"confusion-{stem}.png"), best["confusion"], classes, f"{e.name} on {split} (TTA {report['tta']})"
+    )
+    parts.append(
+        images.figure(
+            f"confusion-{stem}.png",
+            "confusion matrix",
+            "Rows: true class; columns: predicted. Left: counts; right: share of the row.",
+        )
+    )
     evaluated = _evaluated_faces(split, report)
     parts.append(_worst_confused(e, split, evaluated, images))
     parts.append(_where_it_looks(e, split, evaluated, images))
@@ -207,8 +312,10 @@ def _evaluated_faces(split: str, report: dict) -> tuple[np.ndarray, np.ndarray, 
     predictions = Path(report.get("predictions_file", ""))
     data = next((Path(p) for p in (report.get("data_path"), report.get("data")) if p and Path(p).exists()), None)
     if not predictions.is_file() or data is None:
-        return html.note("Needs the evaluation's probabilities (evaluation-<split>.npz, written by this "
-                         "version's `fer-models evaluate`) and its data file; not found.")
+        return html.note(
+            "Needs the evaluation's probabilities (evaluation-<split>.npz, written by this "
+            "version's `fer-models evaluate`) and its data file; not found."
+        )
     probs, labels = load_predictions(predictions)
     faces = store.read_split(data, split, provenance=False)
     if not np.array_equal(faces.labels, labels):
@@ -228,19 +335,32 @@ def _worst_confused(e: Entry, split: str, evaluated: tuple | str, images: html.I
     for label, name in enumerate(classes):
         wrong = np.flatnonzero((labels == label) & (predicted != label))
         worst = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:WORST_PER_CLASS]
-        items = [(images.save_png(f"worst-{e.index}-{split}-{label}-{k}.png", faces[row]),
-                  f"{classes[predicted[row]]} {probs[row, predicted[row]]:.2f} [{row}]") for k, row in enumerate(worst)]
+        items = [
+            (
+                images.save_png(f"worst-{e.index}-{split}-{label}-{k}.png", faces[row]),
+                f"{classes[predicted[row]]} {probs[row, predicted[row]]:.2f} [{row}]",
+            )
+            for k, row in enumerate(worst)
+        ]
         if items:
-            blocks.append((f"{html.swatch(plots.class_colours(classes)[label])}{html.esc(name)}: "
-                           f"{len(wrong):,} of {int((labels == label).sum()):,} wrong", items))
-    return (title + html.note("Under each face: the predicted class, its probability and [the row].") +
-            html.labelled_thumbs(blocks))
+            blocks.append(
+                (
+                    f"{html.swatch(plots.class_colours(classes)[label])}{html.esc(name)}: "
+                    f"{len(wrong):,} of {int((labels == label).sum()):,} wrong",
+                    items,
+                )
+            )
+    return (
+        title
+        + html.note("Under each face: the predicted class, its probability and [the row].")
+        + html.labelled_thumbs(blocks)
+    )
 
 
 def _where_it_looks(e: Entry, split: str, evaluated: tuple | str, images: html.Images) -> str:
     """Per class, the mean Grad-CAM for that class over faces of it classified correctly, over their mean face."""
-    from fer_models.inference.explain import class_mean_cams, overlay
     from fer_models.inference.classifier import load_classifier
+    from fer_models.inference.explain import class_mean_cams, overlay
 
     title = "<h3>Where the model looks</h3>"
     if isinstance(evaluated, str):
@@ -254,9 +374,11 @@ def _where_it_looks(e: Entry, split: str, evaluated: tuple | str, images: html.I
         src = images.save_png(f"cam-{e.index}-{split}-{k}.png", overlay(big, cam))
         items.append((src, f"{e.classes[k]} ({n})"))
     missing = [c for k, c in enumerate(e.classes) if k not in means]
-    notes = html.note(f"Per class: Grad-CAM for that class (red: most weight), averaged over the first "
-                      f"{CAM_FACES_PER_CLASS} {split} faces of it the model got right (their number in brackets), "
-                      "drawn over their mean face. Faces as the model sees them, without TTA.")
+    notes = html.note(
+        f"Per class: Grad-CAM for that class (red: most weight), averaged over the first "
+        f"{CAM_FACES_PER_CLASS} {split} faces of it the model got right (their number in brackets), "
+        "drawn over their mean face. Faces as the model sees them, without TTA."
+    )
     if missing:
         notes += html.note(f"No correctly classified face of {', '.join(missing)}.", warn=True)
     return title + notes + html.labelled_thumbs([("", items)])
@@ -265,8 +387,9 @@ def _where_it_looks(e: Entry, split: str, evaluated: tuple | str, images: html.I
 def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
     parts = ["<h3>Members and ensemble side by side</h3>"]
     for split, report in e.evaluations.items():
-        header = ["model", html.Cell("weight", numeric=True), "TTA"] + [html.Cell(label, numeric=True)
-                                                                          for _, label in HEADLINE]
+        header = ["model", html.Cell("weight", numeric=True), "TTA"] + [
+            html.Cell(label, numeric=True) for _, label in HEADLINE
+        ]
         rows, series, missing = [], {}, []
         for member, spec in zip(e.members, e.meta["members"]):
             theirs = member.evaluations.get(split)
@@ -274,25 +397,48 @@ def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
                 missing.append(member.name)
                 continue
             metrics = theirs["results"][theirs["tta"]]["all"]
-            rows.append([member.name, html.num(spec["weight"], digits=3), theirs["tta"],
-                         *_headline_cells(metrics, f"{e.key}.members.{member.name}.{split}")])
+            rows.append(
+                [
+                    member.name,
+                    html.num(spec["weight"], digits=3),
+                    theirs["tta"],
+                    *_headline_cells(metrics, f"{e.key}.members.{member.name}.{split}"),
+                ]
+            )
             series[member.name] = [metrics["per_class"][c]["f1"] for c in e.classes]
         ours = report["results"][report["tta"]]["all"]
-        rows.append([html.Cell(f"ensemble ({e.meta['method']})"), "", report["tta"],
-                     *_headline_cells(ours, f"{e.key}.evaluations.{split}.results.{report['tta']}.all")])
+        rows.append(
+            [
+                html.Cell(f"ensemble ({e.meta['method']})"),
+                "",
+                report["tta"],
+                *_headline_cells(ours, f"{e.key}.evaluations.{split}.results.{report['tta']}.all"),
+            ]
+        )
         series["ensemble"] = [ours["per_class"][c]["f1"] for c in e.classes]
         parts.append(html.table(header, rows, table_id=f"members-{e.index}-{split}", caption=f"on {split}"))
         if missing:
-            parts.append(html.note(f"No {split} evaluation of {', '.join(missing)}: run `fer-models evaluate` on "
-                                   "each member to see it here.", warn=True))
-        plots.grouped_bars(images.path(f"members-{e.index}-{split}.png"), e.classes, series,
-                           f"F1 per class on {split}: members and ensemble", ylabel="F1")
+            parts.append(
+                html.note(
+                    f"No {split} evaluation of {', '.join(missing)}: run `fer-models evaluate` on "
+                    "each member to see it here.",
+                    warn=True,
+                )
+            )
+        plots.grouped_bars(
+            images.path(f"members-{e.index}-{split}.png"),
+            e.classes,
+            series,
+            f"F1 per class on {split}: members and ensemble",
+            ylabel="F1",
+        )
         parts.append(images.figure(f"members-{e.index}-{split}.png", "F1 per class, members and ensemble"))
     return "".join(parts)
 
 
-def comparisons_section(entries: list[Entry], comparisons: list[dict], images: html.Images,
-                        facts: dict) -> list[tuple[str, str, str]]:
+def comparisons_section(
+    entries: list[Entry], comparisons: list[dict], images: html.Images, facts: dict
+) -> list[tuple[str, str, str]]:
     """``fer-models compare`` results: each arm's mean and spread over seeds, its paired difference to the first
     arm with a 95% interval, and per-class recall side by side."""
     facts["comparisons"] = [{**c, "arms": {_key(name): arm for name, arm in c["arms"].items()}} for c in comparisons]
@@ -302,29 +448,48 @@ def comparisons_section(entries: list[Entry], comparisons: list[dict], images: h
         header = ["arm", "data", html.Cell("seeds", numeric=True)]
         groups = [("", 3)]
         for _, label in HEADLINE[:3]:
-            header += [html.Cell("mean", numeric=True), html.Cell("sd", numeric=True),
-                       html.Cell("Δ first", numeric=True), html.Cell("± 95%", numeric=True)]
+            header += [
+                html.Cell("mean", numeric=True),
+                html.Cell("sd", numeric=True),
+                html.Cell("Δ first", numeric=True),
+                html.Cell("± 95%", numeric=True),
+            ]
             groups.append((label, 4))
         rows = []
         for name, arm in arms:
             key = f"comparisons.{k}.arms.{_key(name)}"
-            row = [name, Path(arm["data"]).name + (f" {arm['variant']}" if arm["variant"] else ""),
-                   html.num(len(arm["per_seed"]))]
+            row = [
+                name,
+                Path(arm["data"]).name + (f" {arm['variant']}" if arm["variant"] else ""),
+                html.num(len(arm["per_seed"])),
+            ]
             for metric, _ in HEADLINE[:3]:
                 diff = arm["vs_first"][metric]
-                row += [html.pct(arm[metric]["mean"], f"{key}.{metric}.mean"),
-                        html.pct(arm[metric]["std"], f"{key}.{metric}.std"),
-                        html.pct(diff["mean"], f"{key}.vs_first.{metric}.mean") if name != c["first"] else "",
-                        html.pct(diff["ci95"], f"{key}.vs_first.{metric}.ci95") if diff["ci95"] is not None
-                        and name != c["first"] else ""]
+                row += [
+                    html.pct(arm[metric]["mean"], f"{key}.{metric}.mean"),
+                    html.pct(arm[metric]["std"], f"{key}.{metric}.std"),
+                    html.pct(diff["mean"], f"{key}.vs_first.{metric}.mean") if name != c["first"] else "",
+                    html.pct(diff["ci95"], f"{key}.vs_first.{metric}.ci95")
+                    if diff["ci95"] is not None and name != c["first"]
+                    else "",
+                ]
             rows.append(row)
         plot_recall(images.path(f"compare-{k}.png"), c)
-        body = [html.note(f"Recipe {c.get('recipe') or 'default'}; {c['seeds']} seed(s) per arm; every arm evaluated "
-                          f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Differences are paired "
-                          "seed by seed against the first arm."),
-                html.table(header, rows, table_id=f"compare-{k}", groups=groups,
-                           caption=f"Test metrics (%) over seeds; Δ first: the paired difference to {c['first']}"),
-                images.figure(f"compare-{k}.png", "per-class recall per arm")]
+        body = [
+            html.note(
+                f"Recipe {c.get('recipe') or 'default'}; {c['seeds']} seed(s) per arm; every arm evaluated "
+                f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Differences are paired "
+                "seed by seed against the first arm."
+            ),
+            html.table(
+                header,
+                rows,
+                table_id=f"compare-{k}",
+                groups=groups,
+                caption=f"Test metrics (%) over seeds; Δ first: the paired difference to {c['first']}",
+            ),
+            images.figure(f"compare-{k}.png", "per-class recall per arm"),
+        ]
         shown.append((f"compare-{k}", f"Comparison: {Path(c['_path']).parent.name}", "".join(body)))
     return shown
 
@@ -339,8 +504,9 @@ def load_comparison(path: str | os.PathLike) -> dict:
     path = Path(path)
     file = path / COMPARE_FILE if path.is_dir() else path
     if not file.is_file():
-        raise MissingPathError(f"{file}: no such comparison (give `fer-models compare`'s --out folder or its "
-                               f"{COMPARE_FILE})")
+        raise MissingPathError(
+            f"{file}: no such comparison (give `fer-models compare`'s --out folder or its {COMPARE_FILE})"
+        )
     try:
         comparison = json.loads(file.read_text())
     except ValueError:
@@ -355,8 +521,12 @@ def load_comparison(path: str | os.PathLike) -> dict:
 SECTIONS: tuple[Section, ...] = (overview, comparisons_section, runs)
 
 
-def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = html.DEFAULT_OUT,
-                overwrite: bool = False, comparisons: Sequence[str | os.PathLike] = ()) -> Path:
+def runs_report(
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike = html.DEFAULT_OUT,
+    overwrite: bool = False,
+    comparisons: Sequence[str | os.PathLike] = (),
+) -> Path:
     """Write ``out/index.html`` (+ ``img/``, ``report.json``) about run folders, checkpoints and ensemble files,
     and ``fer-models compare`` results (``comparisons``: their folders or compare.json files).
 
@@ -373,12 +543,16 @@ def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = htm
             e.name = f"{e.name} [{e.index + 1}]"
     facts = {"entries": [_facts(e) for e in entries]}
     for e in entries:
-        facts["entries"][e.index]["members"] = {m.name: {split: r["results"][r["tta"]]["all"]
-                                                         for split, r in m.evaluations.items()} for m in e.members}
-    page = html.Page("Runs report: " + ", ".join([e.name for e in entries] + [Path(c["_path"]).parent.name
-                                                                          for c in compared]),
-                     [f"{len(entries)} run(s) and ensemble(s), {len(compared)} comparison(s); "
-                      f"made by fer-models {version('fer-synth')}"])
+        facts["entries"][e.index]["members"] = {
+            m.name: {split: r["results"][r["tta"]]["all"] for split, r in m.evaluations.items()} for m in e.members
+        }
+    page = html.Page(
+        "Runs report: " + ", ".join([e.name for e in entries] + [Path(c["_path"]).parent.name for c in compared]),
+        [
+            f"{len(entries)} run(s) and ensemble(s), {len(compared)} comparison(s); "
+            f"made by fer-models {version('fer-synth')}"
+        ],
+    )
     with html.report_images(out) as images:
         for section in SECTIONS:
             for shown in section(entries, compared, images, facts):
@@ -388,7 +562,14 @@ def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = htm
 
 
 def _facts(e: Entry) -> dict:
-    return {"name": e.name, "path": str(e.path), "kind": e.meta["format"],
-            "evaluations": {split: {k: v for k, v in r.items() if not k.startswith("_")}
-                            for split, r in e.evaluations.items()},
-            "history": e.history, "best_epoch": e.meta.get("best_epoch"), "best_val": e.meta.get("metrics", {}).get("val")}
+    return {
+        "name": e.name,
+        "path": str(e.path),
+        "kind": e.meta["format"],
+        "evaluations": {
+            split: {k: v for k, v in r.items() if not k.startswith("_")} for split, r in e.evaluations.items()
+        },
+        "history": e.history,
+        "best_epoch": e.meta.get("best_epoch"),
+        "best_val": e.meta.get("metrics", {}).get("val"),
+    }

@@ -55,8 +55,8 @@ def serve(
     """
     import torch
 
-    from fer_models.inference.demo.app import TITLE, Demo, build_app
     from fer_models.inference.classifier import load_classifier
+    from fer_models.inference.demo.app import TITLE, Demo, build_app
 
     if share not in SHARE_MODES:
         raise FerError(f"--share must be one of {', '.join(SHARE_MODES)}, got {share!r}")

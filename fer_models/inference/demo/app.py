@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fer_models.inference.demo.live import FramePath, Rate
 from fer_models.inference.classifier import Classifier
+from fer_models.inference.demo.live import FramePath, Rate
 from fer_models.inference.media import (
     VIDEO_SUFFIXES,
     FacePrediction,
@@ -31,8 +31,8 @@ from fer_models.inference.media import (
     write_rows,
 )
 from fer_synth.core.errors import FerError
-from fer_synth.ui.plots import class_colours
 from fer_synth.faces.stage import FaceStage
+from fer_synth.ui.plots import class_colours
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """Driving the demo in a real browser: the OS's Chromium under Playwright, offline, with a video file standing in
-for the webcam. Used by the browser test (tests/fer_models/inference/test_demo_browser.py) and examples/demo_screenshots.py.
+for the webcam. Used by the browser test (tests/fer_models/inference/test_demo_browser.py) and
+examples/demo_screenshots.py.
 
 Playwright's own browser download is not used: Chromium comes from the OS (Debian: ``apt-get install chromium``)
 and is started with the flags that keep it from reaching the network by itself.

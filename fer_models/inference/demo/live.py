@@ -1,7 +1,7 @@
 """The webcam's frame path: one RGB frame -> faces detected, cropped, classified and drawn, each stage timed.
 
-It is ``predict``'s path (:mod:`fer_models.inference.media`) cut down for a live feed: every face the detector reports at
-the stage's ``min_score`` and ``min_face`` (no blur filter: a moving face is still a face), the classifier as
+It is ``predict``'s path (:mod:`fer_models.inference.media`) cut down for a live feed: every face the detector
+reports at the stage's ``min_score`` and ``min_face`` (no blur filter: a moving face is still a face), the classifier as
 loaded (the demo loads it without TTA, in bf16 where the CPU has it natively), boxes and labels drawn by
 :func:`fer_models.inference.media.draw_faces`. ``bench/webcam_speed.py`` measures it stage by stage.
 """

@@ -1,5 +1,6 @@
-"""The demo's work without a browser (fer_models.inference.demo): the webcam frame path, the photo and video tabs' handlers,
-and bad input turned into a message, never a traceback. The page itself: tests/fer_models/inference/test_demo_browser.py."""
+"""The demo's work without a browser (fer_models.inference.demo): the webcam frame path, the photo and video tabs'
+handlers, and bad input turned into a message, never a traceback. The page itself:
+tests/fer_models/inference/test_demo_browser.py."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from PIL import Image
 from skimage import data
 
 from fer_models.cli import main
+from fer_models.inference.classifier import load_classifier
 from fer_models.inference.demo import live, offline_gradio
 from fer_models.inference.demo.app import MAX_PIXELS, TIMELINE, Demo, read_photo, shown
 from fer_models.inference.demo.browser import webcam_scene, write_y4m
-from fer_models.inference.classifier import load_classifier
 from fer_synth.core.errors import FerError
 from fer_synth.faces import blazeface
 from fer_synth.faces.stage import FaceStage, FaceStageConfig

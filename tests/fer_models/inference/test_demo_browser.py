@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from fer_models.inference.classifier import load_classifier
 from fer_models.inference.demo.browser import (
     find_chromium,
     launch_chromium,
     webcam_scene,
     write_y4m,
 )
-from fer_models.inference.classifier import load_classifier
 from fer_synth.faces import blazeface
 from fer_synth.faces.stage import FaceStage, FaceStageConfig
 from tests.conftest import SHARED

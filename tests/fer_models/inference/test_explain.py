@@ -1,5 +1,5 @@
-"""Grad-CAM (fer_models.inference.explain): the map is where the evidence is, on the face's own pixels; every registered model
-has a layer for it and runs through it; ensembles; `predict --explain` writes the overlays."""
+"""Grad-CAM (fer_models.inference.explain): the map is where the evidence is, on the face's own pixels; every registered
+model has a layer for it and runs through it; ensembles; `predict --explain` writes the overlays."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from skimage import data
 from torch import nn
 
 from fer_models.cli import main
+from fer_models.inference.classifier import Classifier, LoadedModel, load_classifier
 from fer_models.inference.explain import (
     CamLayer,
     cam_layer,
@@ -22,7 +23,6 @@ from fer_models.inference.explain import (
     overlay,
     paint,
 )
-from fer_models.inference.classifier import Classifier, LoadedModel, load_classifier
 from fer_models.models import create_model, get_spec, list_models
 from fer_synth.core.errors import FerError
 from fer_synth.core.images import save_png
