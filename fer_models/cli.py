@@ -10,6 +10,9 @@ from rich.table import Table
 
 from fer_models import __version__
 from fer_models.data import TTA_MODES
+from fer_models.inference.demo import DEFAULT_HOST as DEMO_HOST
+from fer_models.inference.demo import DEFAULT_PORT as DEMO_PORT
+from fer_models.inference.demo import SHARE_MODES
 from fer_models.inference.export import FORMATS as EXPORT_FORMATS
 from fer_models.inference.judge import JUDGE_AMP, JUDGE_TTA
 from fer_models.inference.media import DEFAULT_EVERY
@@ -273,6 +276,11 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 )
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write one row per face (pandas.read_csv)")
 @click.option("--annotate", type=click.Path(file_okay=False), help="write the images with boxes and labels to DIR")
+@click.option(
+    "--explain",
+    type=click.Path(file_okay=False),
+    help="write the images with each face's Grad-CAM heatmap (where the model looks) to DIR",
+)
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: the model's own]")
 @click.option(
     "--amp",
@@ -286,21 +294,22 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @face_options("photo", policy="all")
 def predict_command(
-    paths, model_spec, every, json_out, csv_out, annotate, tta, amp, overwrite, device, **face_settings
+    paths, model_spec, every, json_out, csv_out, annotate, explain, tta, amp, overwrite, device, **face_settings
 ) -> None:
-    """Expressions of the faces in images, folders (recursive) and videos: a table, and --json/--csv/--annotate."""
+    """Expressions of the faces in images, folders (recursive) and videos: a table, and
+    --json/--csv/--annotate/--explain."""
     from fer_models.inference.classifier import load_classifier
     from fer_models.inference.media import check_outputs, find_media, predict_media, write_rows
 
     files = find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
-    check_outputs(list(paths), [json_out, csv_out], annotate, overwrite)
+    check_outputs(list(paths), [json_out, csv_out], annotate, overwrite, explain)
     classifier = load_classifier(model_spec, resolve_device(device), tta, amp)
     with FaceStage(FaceStageConfig(**face_settings)) as stage:
-        summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files)
+        summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files, explain)
     for out, fmt in ((json_out, "json"), (csv_out, "csv")):
         if out is not None:
             write_rows(summary.predictions, classifier.classes, out, fmt)
-    _print_predictions(summary, classifier.classes, [o for o in (json_out, csv_out, annotate) if o])
+    _print_predictions(summary, classifier.classes, [o for o in (json_out, csv_out, annotate, explain) if o])
 
 
 SHOWN_FACES = 40  # rows of the table; --json/--csv hold them all
@@ -330,6 +339,65 @@ def _print_predictions(summary, classes: tuple[str, ...], outputs: list[str]) ->
         logger.warning(f"{count} image(s)/frame(s) gave no face ({reason}), e.g. {escape(examples)}")
     for out in outputs:
         console.print(f"wrote {escape(str(out))}")
+
+
+@main.command("demo")
+@click.option(
+    "--model",
+    "model_spec",
+    default=BUILTIN,
+    show_default=True,
+    help="builtin, a run folder, a checkpoint (.json/.safetensors) or an ensemble .json",
+)
+@click.option("--host", default=DEMO_HOST, show_default=True, help="address to serve on (0.0.0.0: every network)")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEMO_PORT, show_default=True)
+@click.option(
+    "--share",
+    type=click.Choice(SHARE_MODES),
+    default="off",
+    show_default=True,
+    help="on: a public link through Gradio's servers (needs the internet)",
+)
+@click.option(
+    "--tta", type=click.Choice(TTA_MODES), default="none", show_default=True, help="none keeps the webcam fast"
+)
+@click.option(
+    "--amp",
+    type=click.Choice(AMP_MODES),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 where the CPU has it natively",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="torch CPU threads (one face at a time runs fastest on one)",
+)
+@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@face_options("photo", policy="all")
+def demo_command(model_spec, host, port, share, tta, amp, threads, device, **face_settings) -> None:
+    """A local web app: webcam, photo and video tabs, every face's expression and, on demand, where the model
+    looks (Grad-CAM). Needs the extra: pip install -e ".[demo]"."""
+    from fer_models.inference.demo import serve
+
+    app, url = serve(
+        model_spec,
+        lambda: FaceStage(FaceStageConfig(**face_settings)),
+        host=host,
+        port=port,
+        share=share,
+        device=resolve_device(device),
+        tta=tta,
+        amp=amp,
+        threads=threads,
+    )
+    console.print(f"fer-models demo of {escape(model_spec)}: open [bold]{url}[/] in a browser; Ctrl-C stops it")
+    try:
+        app.block_thread()
+    finally:
+        app.close()
 
 
 @main.command("export")

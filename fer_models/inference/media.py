@@ -5,7 +5,8 @@ FER2013's framing (48x48 grayscale) and classify it with a :class:`fer_models.in
 (every ``every``-th frame) and returns one :class:`FacePrediction` per face, plus what it could not use (files
 that do not decode, images and frames without a usable face, by reason). ``--json``/``--csv`` write the rows
 flat (file, frame, box, label, score, one column per class) so that ``pandas.read_json``/``read_csv`` read them
-as they are; ``annotate`` writes each image (or frame) with its boxes and labels drawn.
+as they are; ``annotate`` writes each image (or frame) with its boxes and labels drawn, ``explain`` the same with
+each face's Grad-CAM heatmap (:mod:`fer_models.inference.explain`) painted where its crop came from.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from fer_synth.core.atomic import write_bytes
 from fer_synth.core.errors import FerError, MissingPathError
 from fer_synth.core.images import IMAGE_SUFFIXES, read_rgb, save_png
 from fer_synth.core.outputs import has_file, make_dir, prepare_output_folder, refuse_existing_file, refuse_inputs
-from fer_synth.faces.stage import FaceStage
+from fer_synth.faces.stage import FaceStage, face_frame
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ DEFAULT_EVERY = 10  # video frames: every 10th (3 per second at 30 fps)
 UNREADABLE = "unreadable"
 COMMAND = "fer-models predict"
 ANNOTATED_MARK = "annotations.json"  # written first into an --annotate folder: marks it as this command's
+EXPLAINED_MARK = "explanations.json"  # the same for an --explain folder
 _FLUSH_FACES = 256  # faces classified per batch
 
 
@@ -74,6 +76,7 @@ class MediaSummary:
     without_face: Counter = field(default_factory=Counter)  # reason -> images/frames
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> the first few files
     annotated: list[str] = field(default_factory=list)
+    explained: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, where: str) -> None:
         self.without_face[reason] += 1
@@ -159,15 +162,17 @@ def check_outputs(
     files: list[str | os.PathLike | None] = (),
     annotate: str | os.PathLike | None = None,
     overwrite: bool = False,
+    explain: str | os.PathLike | None = None,
 ) -> None:
     """Refuse, before any work, outputs that exist (unless ``overwrite``) or that would write over an input."""
     for out in (f for f in files if f is not None):
         refuse_inputs(out, paths)
         refuse_existing_file(out, overwrite, "name")
-    if annotate is not None:
-        prepare_output_folder(
-            annotate, command=COMMAND, is_own=has_file(ANNOTATED_MARK), overwrite=overwrite, inputs=paths
-        )
+    if annotate is not None and explain is not None and Path(annotate).resolve() == Path(explain).resolve():
+        raise FerError(f"--annotate and --explain name the same folder {annotate}: give each its own")
+    for folder, mark in ((annotate, ANNOTATED_MARK), (explain, EXPLAINED_MARK)):
+        if folder is not None:
+            prepare_output_folder(folder, command=COMMAND, is_own=has_file(mark), overwrite=overwrite, inputs=paths)
 
 
 def predict_media(
@@ -178,13 +183,15 @@ def predict_media(
     annotate: str | os.PathLike | None = None,
     overwrite: bool = False,
     files: list[Path] | None = None,
+    explain: str | os.PathLike | None = None,
 ) -> MediaSummary:
     """Every face in the images, folders and videos of ``paths``, classified; see the module's docstring.
 
     ``stage`` finds and crops the faces (use ``policy="all"`` for every face of a group photo, and the ``photo``
     filters for real photographs). ``annotate``: a folder (new, empty, an earlier annotation folder, or any with
     ``overwrite``) for copies of the images and sampled video frames with boxes and labels drawn, named as
-    the inputs below their common folder. ``files``: :func:`find_media`'s list of ``paths`` when the caller has
+    the inputs below their common folder; ``explain``: a folder for the same with each face's Grad-CAM heatmap
+    (for the class predicted). ``files``: :func:`find_media`'s list of ``paths`` when the caller has
     made it and checked the outputs (:func:`check_outputs`) already, as the command line does before it starts
     the face detector; they are then not done twice.
     """
@@ -192,22 +199,22 @@ def predict_media(
         raise FerError(f"--every must be at least 1, got {every}")
     if files is None:
         files = find_media(paths)
-        check_outputs(paths, annotate=annotate, overwrite=overwrite)
+        check_outputs(paths, annotate=annotate, overwrite=overwrite, explain=explain)
     summary = MediaSummary()
     pending: list[tuple[str, int | None, tuple[int, int, int, int], float]] = []
     crops: list[np.ndarray] = []
-    if annotate is not None:
-        annotate = Path(annotate)
-        root = Path(os.path.commonpath([p.resolve().parent for p in files])) if files else Path.cwd()
-        write_bytes(
-            annotate / ANNOTATED_MARK,
-            (
-                json.dumps(
-                    {"command": COMMAND, "inputs": [str(p) for p in paths], "model": classifier.identity}, indent=1
-                )
-                + "\n"
-            ).encode(),
-        )
+    root = Path(os.path.commonpath([p.resolve().parent for p in files])) if files else Path.cwd()
+    for folder, mark in ((annotate, ANNOTATED_MARK), (explain, EXPLAINED_MARK)):
+        if folder is not None:
+            write_bytes(
+                Path(folder) / mark,
+                (
+                    json.dumps(
+                        {"command": COMMAND, "inputs": [str(p) for p in paths], "model": classifier.identity}, indent=1
+                    )
+                    + "\n"
+                ).encode(),
+            )
     for file, frame, rgb in _items(files, every, summary):
         result = stage(rgb)
         where = file if frame is None else f"{file}#{frame}"
@@ -216,12 +223,18 @@ def predict_media(
         for crop, box, score in zip(result.faces, result.kept_boxes, result.kept_scores):
             pending.append((file, frame, box, score))
             crops.append(crop)
-        if annotate is not None:
-            start = len(summary.predictions)
+        if annotate is not None or explain is not None:
+            start, shown = len(summary.predictions), crops
             _classify(pending, crops, classifier, summary)
             pending, crops = [], []
-            path = _annotated_path(annotate, root, file, frame)
-            summary.annotated.append(str(_annotate(path, rgb, summary.predictions[start:])))
+            faces = summary.predictions[start:]
+            if annotate is not None:
+                summary.annotated.append(
+                    str(_save(_annotated_path(Path(annotate), root, file, frame), draw_faces(rgb, faces)))
+                )
+            if explain is not None:
+                image = draw_explained(rgb, faces, shown, classifier, stage)
+                summary.explained.append(str(_save(_annotated_path(Path(explain), root, file, frame), image)))
         elif len(crops) >= _FLUSH_FACES:
             _classify(pending, crops, classifier, summary)
             pending, crops = [], []
@@ -233,22 +246,33 @@ def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, su
     if not crops:
         return
     probs = classifier.predict_proba(np.stack(crops))
-    for (file, frame, (x, y, w, h), det_score), p in zip(pending, probs):
-        k = int(p.argmax())
-        summary.predictions.append(
-            FacePrediction(
-                file,
-                frame,
-                int(x),
-                int(y),
-                int(w),
-                int(h),
-                round(float(det_score), 4),
-                classifier.classes[k],
-                round(float(p[k]), 6),
-                {c: round(float(v), 6) for c, v in zip(classifier.classes, p)},
-            )
-        )
+    for (file, frame, box, det_score), p in zip(pending, probs):
+        summary.predictions.append(classified(file, frame, box, det_score, p, classifier.classes))
+
+
+def classified(
+    file: str,
+    frame: int | None,
+    box: tuple[int, int, int, int],
+    detector_score: float,
+    probs: np.ndarray,
+    classes: tuple[str, ...],
+) -> FacePrediction:
+    """The row of one face: where it is and its class probabilities ``probs`` over ``classes``."""
+    x, y, w, h = box
+    k = int(probs.argmax())
+    return FacePrediction(
+        file,
+        frame,
+        int(x),
+        int(y),
+        int(w),
+        int(h),
+        round(float(detector_score), 4),
+        classes[k],
+        round(float(probs[k]), 6),
+        {c: round(float(v), 6) for c, v in zip(classes, probs)},
+    )
 
 
 def _annotated_path(folder: Path, root: Path, file: str, frame: int | None) -> Path:
@@ -259,8 +283,29 @@ def _annotated_path(folder: Path, root: Path, file: str, frame: int | None) -> P
     return folder / rel.with_suffix("") / f"frame-{frame:06d}.png"
 
 
-def _annotate(path: Path, rgb: np.ndarray, faces: list[FacePrediction]) -> Path:
-    """The image with each face's box and ``label score`` drawn, saved as PNG at ``path``."""
+def _save(path: Path, image: np.ndarray) -> Path:
+    make_dir(path.parent)
+    save_png(image, path)
+    return path
+
+
+def draw_explained(
+    rgb: np.ndarray, faces: list[FacePrediction], crops: list[np.ndarray], classifier: Classifier, stage: FaceStage
+) -> np.ndarray:
+    """A copy of ``rgb`` with each face's Grad-CAM for its predicted class painted over the frame its crop (in
+    ``crops``, as the face stage cut it) came from, then the boxes and labels drawn."""
+    from fer_models.inference.explain import grad_cams, paint
+
+    image = np.ascontiguousarray(rgb.copy())
+    if faces:
+        cams = grad_cams(classifier, np.stack(crops), [classifier.classes.index(face.label) for face in faces])
+        for face, cam in zip(faces, cams):
+            paint(image, face_frame((face.x, face.y, face.w, face.h), stage.detector.framing, stage.margin), cam)
+    return draw_faces(image, faces)
+
+
+def draw_faces(rgb: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
+    """A copy of ``rgb`` with each face's box and ``label score`` drawn."""
     image = np.ascontiguousarray(rgb.copy())
     thickness = max(1, round(max(image.shape[:2]) / 300))
     for face in faces:
@@ -280,9 +325,7 @@ def _annotate(path: Path, rgb: np.ndarray, faces: list[FacePrediction]) -> Path:
             thickness,
             cv2.LINE_AA,
         )
-    make_dir(path.parent)
-    save_png(image, path)
-    return path
+    return image
 
 
 def write_rows(predictions: list[FacePrediction], classes: tuple[str, ...], path: str | os.PathLike, fmt: str) -> Path:

@@ -3,8 +3,10 @@
 It reads, and never recomputes: a run's ``best.json`` (settings) and ``metrics.json`` (history), the
 ``evaluation-<split>.json`` reports that ``fer-models evaluate`` wrote beside a checkpoint or ensemble file, and
 their ``evaluation-<split>.npz`` probabilities (for the worst-confused faces). Every number on the page is one of
-those reports' numbers (``report.json`` holds them as shown). Sections are plain functions of the loaded reports,
-so a ``compare`` section (issue 12) is one more function in :data:`SECTIONS`.
+those reports' numbers (``report.json`` holds them as shown). The one thing computed here is a picture: where the
+model looks per class (the mean Grad-CAM over correctly classified faces, :mod:`fer_models.inference.explain`).
+Sections are plain functions of the loaded reports, so a ``compare`` section (issue 12) is one more function in
+:data:`SECTIONS`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fer_models import checkpoint as ckpt
 from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE
@@ -27,6 +30,7 @@ from fer_models.training.history import plot_curves
 from fer_synth.core import store
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.classes import CLASSES
+from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, MissingPathError
 from fer_synth.ui import html, plots
 
@@ -41,6 +45,8 @@ HEADLINE = (
     ("top3_accuracy", "top-3 %"),
 )
 WORST_PER_CLASS = 5  # two classes side by side on a laptop screen
+CAM_FACES_PER_CLASS = 32  # faces per class in the mean Grad-CAM: a stable picture; minutes for big models on a CPU
+CAM_SIDE = 144  # its thumbnails' side (3x the faces)
 SETTINGS = (
     "model",
     "recipe",
@@ -302,28 +308,38 @@ def _evaluation(e: Entry, split: str, report: dict, images: html.Images) -> str:
             "Rows: true class; columns: predicted. Left: counts; right: share of the row.",
         )
     )
-    parts.append(_worst_confused(e, split, report, images))
+    evaluated = _evaluated_faces(split, report, classes)
+    parts.append(_worst_confused(e, split, evaluated, images, classes))
+    parts.append(_where_it_looks(e, split, evaluated, images, classes))
     return "".join(parts)
 
 
-def _worst_confused(e: Entry, split: str, report: dict, images: html.Images) -> str:
-    """Per true class, the wrong predictions made with the most confidence, as thumbnails."""
-    title = "<h3>Most confident mistakes per true class</h3>"
+def _evaluated_faces(split: str, report: dict, classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """(probabilities, labels into ``classes``, faces) of an evaluation's scored rows, read back from its .npz and its
+    data file; or, when they cannot be, a note saying why."""
     predictions = Path(report.get("predictions_file", ""))
     data = next((Path(p) for p in (report.get("data_path"), report.get("data")) if p and Path(p).exists()), None)
     if not predictions.is_file() or data is None:
-        return title + html.note(
+        return html.note(
             "Needs the evaluation's probabilities (evaluation-<split>.npz, written by this "
             "version's `fer-models evaluate`) and its data file; not found."
         )
     probs, labels, rows = load_predictions(predictions)
-    classes = report.get("classes", e.classes)
     faces = store.read_split(data, split, provenance=False)
     if rows.max(initial=-1) >= len(faces) or [faces.classes[i] for i in faces.labels[rows]] != [
         classes[i] for i in labels
     ]:
-        return title + html.note(f"{data} has changed since the evaluation (labels differ); evaluate again.", warn=True)
-    faces = faces.take(rows)
+        return html.note(f"{data} has changed since the evaluation (labels differ); evaluate again.", warn=True)
+    return probs, labels, faces.images[rows]
+
+
+def _worst_confused(e: Entry, split: str, evaluated: tuple | str, images: html.Images, classes: list[str]) -> str:
+    """Per true class (of ``classes``, the evaluation's), the wrong predictions made with the most confidence, as
+    thumbnails."""
+    title = "<h3>Most confident mistakes per true class</h3>"
+    if isinstance(evaluated, str):
+        return title + evaluated
+    probs, labels, faces = evaluated
     predicted = probs.argmax(1)
     blocks = []
     for label, name in enumerate(classes):
@@ -331,7 +347,7 @@ def _worst_confused(e: Entry, split: str, report: dict, images: html.Images) -> 
         worst = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:WORST_PER_CLASS]
         items = [
             (
-                images.save_png(f"worst-{e.index}-{split}-{label}-{k}.png", faces.images[row]),
+                images.save_png(f"worst-{e.index}-{split}-{label}-{k}.png", faces[row]),
                 f"{classes[predicted[row]]} {probs[row, predicted[row]]:.2f} [{row}]",
             )
             for k, row in enumerate(worst)
@@ -349,6 +365,35 @@ def _worst_confused(e: Entry, split: str, report: dict, images: html.Images) -> 
         + html.note("Under each face: the predicted class, its probability and [the row].")
         + html.labelled_thumbs(blocks)
     )
+
+
+def _where_it_looks(e: Entry, split: str, evaluated: tuple | str, images: html.Images, classes: list[str]) -> str:
+    """Per class, the mean Grad-CAM for that class over faces of it classified correctly, over their mean face."""
+    from fer_models.inference.classifier import load_classifier
+    from fer_models.inference.explain import class_mean_cams, overlay
+
+    title = "<h3>Where the model looks</h3>"
+    if isinstance(evaluated, str):
+        return title + evaluated
+    probs, labels, faces = evaluated
+    classifier = load_classifier(e.path, resolve_device("auto"))
+    # The evaluation's classes may be a subset of the model's (class_mapping): Grad-CAM takes the model's indices.
+    index = np.array([classifier.classes.index(c) for c in classes])
+    means = class_mean_cams(classifier, faces, index[labels], index[probs.argmax(1)], CAM_FACES_PER_CLASS)
+    items = []
+    for k, (face, cam, n) in means.items():
+        big = np.asarray(Image.fromarray(face).resize((CAM_SIDE, CAM_SIDE), Image.BICUBIC))
+        src = images.save_png(f"cam-{e.index}-{split}-{k}.png", overlay(big, cam))
+        items.append((src, f"{classifier.classes[k]} ({n})"))
+    missing = [c for c in classes if classifier.classes.index(c) not in means]
+    notes = html.note(
+        f"Per class: Grad-CAM for that class (red: most weight), averaged over the first "
+        f"{CAM_FACES_PER_CLASS} {split} faces of it the model got right (their number in brackets), "
+        "drawn over their mean face. Faces as the model sees them, without TTA."
+    )
+    if missing:
+        notes += html.note(f"No correctly classified face of {', '.join(missing)}.", warn=True)
+    return title + notes + html.labelled_thumbs([("", items)])
 
 
 def _members_vs_ensemble(e: Entry, images: html.Images) -> str:

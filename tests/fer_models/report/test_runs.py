@@ -72,6 +72,12 @@ def test_page_numbers_are_the_evaluation_reports(runs, tmp_path):
     shown = {int(src.split("-")[3]) for src in parser.images if src.startswith("img/worst-1-test-")}
     assert wrong_classes and shown == wrong_classes
     assert len(probs) == 42 and np.allclose(probs.sum(1), 1, atol=1e-4) and np.array_equal(rows, np.arange(42))
+    # Where the model looks: a mean Grad-CAM for each class it got right at least once (the ensemble's too).
+    probs, labels, _ = load_predictions(root / "good" / "evaluation-test.npz")
+    right = {int(c) for c in labels[probs.argmax(1) == labels]}
+    shown = {int(src.split("-")[3].split(".")[0]) for src in parser.images if src.startswith("img/cam-0-test-")}
+    assert right and shown == right
+    assert any(src.startswith("img/cam-2-test-") for src in parser.images) and "Where the model looks" in text
 
 
 def test_cli_and_missing_evaluations(runs, tmp_path):
