@@ -21,6 +21,7 @@ from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.ferplus import LABEL_MODES
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE
+from fer_synth.data.oversample import GENERATED, method_names
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
 from fer_synth.faces.options import face_options, face_stage_from
@@ -160,7 +161,7 @@ def _plan_table(plan: TopUpPlan) -> Table:
     for split in plan.take:
         table.add_column(f"{split} real", justify="right")
         table.add_column("target", justify="right")
-        table.add_column("from pool", justify="right", style="green")
+        table.add_column("added", justify="right", style="green")
         table.add_column("short", justify="right", style="red")
     for i, name in enumerate(plan.classes):
         cells = []
@@ -221,6 +222,9 @@ _common_split_options = [
 
 @main.command("balance")
 @click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--method", type=click.Choice(method_names()), default=GENERATED, show_default=True,
+              help="generated: faces from --pool; the others rebalance the train split from its own rows "
+              "(imbalanced-learn; docs/rebalancing.md).")
 @click.option("--pool", type=click.Path(path_type=Path), default=Path("generated"), show_default=True,
               help="Per-class folders of generated faces (what `fer-synth generate` writes).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -241,9 +245,9 @@ _common_split_options = [
 @click.option("--top-k", type=click.IntRange(min=1), help="With --judged: trust the K best-judged faces of each class.")
 @click.option("--agree", is_flag=True, help="With --judged: trust faces whose judged class is their class.")
 @with_options(_common_split_options)
-def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, allow_shortfall, allow_pool_leakage,
+def balance_command(dataset, method, pool, out, target, splits, force_synthetic_eval, allow_shortfall, allow_pool_leakage,
                     dry_run, judged, min_prob, top_k, agree, compression, **options) -> None:
-    """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
+    """Top up the classes of DATASET to equilibrium with generated faces from POOL, or by --method."""
     chosen = {k: v for k, v in (("min-prob", min_prob), ("top-k", top_k), ("agree", agree or None)) if v is not None}
     if chosen and not judged:
         raise InvalidOptionError(f"--{next(iter(chosen))} chooses which judged faces to trust; add --judged")
@@ -258,7 +262,7 @@ def balance_command(dataset, pool, out, target, splits, force_synthetic_eval, al
         splits=[s.strip() for s in splits.split(",") if s.strip()],
         force_synthetic_eval=force_synthetic_eval, allow_shortfall=allow_shortfall,
         allow_pool_leakage=allow_pool_leakage, dry_run=dry_run,
-        compression=None if compression == "none" else compression, judged=policy, **options,
+        compression=None if compression == "none" else compression, judged=policy, method=method, **options,
     )
     console.print(_plan_table(result.plan))
     if result.plan.total_shortfall:

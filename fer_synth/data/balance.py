@@ -2,7 +2,8 @@
 
 :func:`plan_topup` is a pure function of counts; :func:`apply_topup` draws the pool images the plan asks for
 (seeded, each pool image used at most once across all splits); :func:`balance` is the whole job behind
-``fer-synth balance``: read, map to train/val/test, top up, write.
+``fer-synth balance``: read, map to train/val/test, top up (with generated faces, or by one of the classic
+methods of :mod:`fer_synth.data.oversample` on the train split), write.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fer_synth.core.judgement import JudgementError, SelectionPolicy, judge_of, 
 from fer_synth.core.outputs import OutputError, has_file, make_dir, prepare_output_folder, refuse_inputs
 from fer_synth.data.export import write_folders
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, near_mask, phash
+from fer_synth.data.oversample import GENERATED, check_method, oversample
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
 
@@ -221,6 +223,7 @@ def balance(
     ferplus: str | os.PathLike | None = None,
     label_mode: str = "majority",
     judged: SelectionPolicy | None = None,
+    method: str = GENERATED,
 ) -> BalanceResult:
     """Top up ``dataset``'s chosen splits to ``target`` with faces from ``pool`` and write ``out``.
 
@@ -231,7 +234,8 @@ def balance(
     new, empty or an earlier export unless ``overwrite``. Source rows left out are in the result's ``skipped``
     (an error with ``strict``). ``ferplus``, ``label_mode`` and the duplicate options are :func:`prepare`'s. With
     ``judged``, only the faces the pool's judgement (``fer-models judge``) accepts under that policy are used,
-    best-judged first.
+    best-judged first. ``method`` other than ``generated`` tops up the train split by that classic method instead
+    (:func:`oversample_train`; ``pool`` is not read).
     """
     unknown = [s for s in splits if s not in store.SPLITS]
     if unknown:
@@ -243,11 +247,18 @@ def balance(
             "add --force-synthetic-eval if you really mean it"
         )
     check_target(target)
+    check_method(method)
+    if method != GENERATED and (list(splits) != ["train"] or judged is not None):
+        raise InvalidOptionError(f"--method {method} rebalances the train split only, from its own rows: drop --splits "
+                                 "and --judged (they choose generated faces)")
     if not dry_run:
         check_output(out, [dataset, pool, ferplus], overwrite)
     protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
                                 drop_near_duplicates=drop_near_duplicates, near_distance=near_distance, strict=strict,
                                 ferplus=ferplus, label_mode=label_mode)
+    if method != GENERATED:
+        return oversample_train(dataset, protocol, skipped, method, None if dry_run else out, target=target, seed=seed,
+                                compression=compression)
     pool_path = Path(pool)
     real = protocol.as_dict()
     pool_split, pool_notes = usable_pool(read_pool_faces(pool_path, "make one with `fer-synth generate --emotion all --n N` "
@@ -272,6 +283,7 @@ def balance(
     result.splits = apply_topup(real, pool_split, plan, seed, best_first=judged is not None)
     attrs = {
         "source_dataset": str(dataset),
+        "method": GENERATED,
         "pool": str(pool_path),
         "seed": seed,
         "target": str(target),
@@ -285,6 +297,43 @@ def balance(
     if judgement:
         notes.append(f"pool judged by {judgement['judge']['model']}; policy {judgement['policy']}: "
                      f"{sum(judgement['accepted'].values())} of {judgement['judged']} faces trusted")
+    result.out = write_output(out, result.splits, attrs, compression)
+    return result
+
+
+def oversample_train(dataset: str | os.PathLike, protocol: ProtocolSplits, skipped: list[tuple[str, str]], method: str,
+                     out: str | os.PathLike | None, *, target: str | int = "max", seed: int = 0,
+                     compression: str | None = None) -> BalanceResult:
+    """``balance --method ros|smote|...``: the train split of ``protocol`` brought to ``target`` by ``method``, after
+    the split (val and test are written as they are); nothing is written when ``out`` is None (a dry run)."""
+    real = protocol.as_dict()
+    train = real["train"]
+    counts = train.counts()
+    goal = resolve_target(target, counts)
+    wanted = np.where(counts > 0, np.maximum(goal - counts, 0), 0)
+    empty = np.where(counts == 0, goal, 0)
+    plan = TopUpPlan({"train": counts.tolist()}, {"train": np.maximum(goal, counts).tolist()},
+                     {"train": wanted.tolist()}, {"train": empty.tolist()}, tuple(train.classes))
+    notes = [*protocol.notes]
+    if empty.any():
+        notes.append(f"WARNING: {', '.join(c for c, n in zip(train.classes, counts) if not n)}: no train row to "
+                     f"oversample from; --method {method} leaves such a class empty")
+    result = BalanceResult(real, plan, notes, skipped=skipped)
+    if out is None:
+        return result
+    resampled = oversample(train, method, goal, seed)
+    plan.take["train"] = resampled.added.tolist()
+    notes.extend(resampled.notes())
+    result.splits = {**real, "train": resampled.split}
+    attrs = {
+        "source_dataset": str(dataset), "method": method, "sampler": resampled.sampler, "seed": seed,
+        "target": str(target), "topped_up_splits": ["train"], "forced_synthetic_eval": False,
+        "plan": {"counts": plan.counts, "targets": plan.targets, "take": plan.take, "shortfall": plan.shortfall},
+        "removed": {"real": dict(zip(train.classes, resampled.removed_real.tolist())),
+                    "synthetic": dict(zip(train.classes, resampled.removed_synthetic.tolist())),
+                    "first_real": resampled.removed_examples},
+        "notes": notes, "skipped_source_files": len(skipped),
+    }
     result.out = write_output(out, result.splits, attrs, compression)
     return result
 
