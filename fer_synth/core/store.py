@@ -172,6 +172,13 @@ def read_attrs(path: str | os.PathLike) -> dict:
     return attrs
 
 
+def split_sizes(path: str | os.PathLike) -> dict[str, int]:
+    """Rows per split of a fer_synth HDF5 file, without reading the rows."""
+    names = read_attrs(path)["splits"]
+    with h5py.File(path, "r") as f:
+        return {name: len(f[name]["labels"]) for name in names}
+
+
 def classes_of(path: str | os.PathLike) -> ClassList:
     """The class list of a fer_synth HDF5 file (what its label indices mean), after checking its format."""
     return class_list(read_attrs(path)["classes"])
