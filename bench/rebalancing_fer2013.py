@@ -14,10 +14,11 @@
    budget and seeds; each scored on its own test split, as each protocol would report it; plus an audit from the
    ``parents`` column: test rows that share a source face with a train row.
 
-    nice -n 10 python bench/rebalancing_fer2013.py --budget 45 --seeds 3 --jobs 2
+    nice -n 10 python bench/rebalancing_fer2013.py --budget 30 --seeds 3 --jobs 3
 
-small-cnn trains about 300 images per CPU second on one thread here, so 45 s is about 13,500 images (half an
-epoch of FER2013's train split): a CPU-budget study, far from converged models. Files and runs are cached under
+small-cnn trains about 300 images per CPU second on one thread here, so 30 s is about 9,000 images (a third of
+an epoch of FER2013's train split): a CPU-budget study of barely trained models, sized to finish within two hours
+of wall clock on two cores shared with other work. Files and runs are cached under
 --work; figures go to stdout and WORK/bench.json.
 """
 
@@ -34,13 +35,11 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.train_fer2013 import CSV, packed  # noqa: E402
-from fer_models.compare import compare, evaluated, leaderboard, plan_arms, run_configs  # noqa: E402
+from bench.train_fer2013 import CSV  # noqa: E402
+from fer_models.compare import compare, evaluated, finished, leaderboard, plan_arms, run_configs  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.core.dataset import SYNTHETIC, Split  # noqa: E402
 from fer_synth.data.balance import balance, pack  # noqa: E402
@@ -124,7 +123,8 @@ def _train(config) -> str:
     """Worker: one run of the comparison, trained and evaluated on test (compare then finds both done)."""
     from fer_models.training import train
 
-    train(config)
+    if not finished(config):
+        train(config)
     evaluated(config.out, config.data, Path(config.out), "cpu")
     return config.out
 
@@ -140,7 +140,7 @@ def diff(m: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=ROOT / "bench" / ".cache" / "rebalancing")
-    p.add_argument("--budget", type=float, default=45, help="CPU seconds of training per run")
+    p.add_argument("--budget", type=float, default=30, help="CPU seconds of training per run")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--leak-seeds", type=int, default=1, help="seeds of each leakage protocol")
     p.add_argument("--methods", default=",".join(METHODS.names()), help="comma-separated balance methods")

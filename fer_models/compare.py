@@ -31,7 +31,6 @@ import numpy as np
 import yaml
 
 from fer_models import checkpoint as ckpt
-
 from fer_models.config import TrainConfig, make_config
 from fer_models.ensemble import build_ensemble
 from fer_models.evaluation import evaluate, load_predictions, output_prefix
@@ -165,8 +164,9 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
             else:
                 config = next(configs)
                 epochs[arm.name] = config.epochs
-                logger.info(f"{arm.name}, seed {seed}: training into {run}")
-                train(config)
+                if not finished(config):
+                    logger.info(f"{arm.name}, seed {seed}: training into {run}")
+                    train(config)
                 checkpoint = run
             files.append(evaluated(checkpoint, arm.data, run, device))
         per_seed[arm.name] = [_brief(f["results"][f["tta"]]["all"]) for f in files]
@@ -199,6 +199,16 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
     ckpt.write_json(out / REPORT_FILE, comparison)
     plot_recall(out / RECALL_PNG, comparison)
     return comparison
+
+
+def finished(config: TrainConfig) -> bool:
+    """Whether the run ``config`` describes has ended: all its epochs, or its time budget (its last epoch cut short).
+    Training it again would continue it, and its time budget would start over."""
+    last = Path(config.out) / "last.json"
+    if not last.exists():
+        return False
+    history = json.loads(last.read_text()).get("history") or [{}]
+    return history[-1].get("epoch", 0) >= config.epochs or bool(history[-1].get("partial_epoch"))
 
 
 def evaluated(checkpoint: str | os.PathLike, data: str | os.PathLike, out: Path, device: str = "auto") -> dict:

@@ -87,7 +87,7 @@ def check_method(method: str) -> None:
 def _ros(strategy: dict, seed: int):
     from imblearn.over_sampling import RandomOverSampler
 
-    class TracedROS(RandomOverSampler):
+    class TracedRandomOverSampler(RandomOverSampler):
         """RandomOverSampler; ``parents_``: the row each added row copies."""
 
         def _fit_resample(self, X, y):
@@ -95,7 +95,7 @@ def _ros(strategy: dict, seed: int):
             self.parents_ = self.sample_indices_[len(y):, None]
             return resampled
 
-    return TracedROS(sampling_strategy=strategy, random_state=seed)
+    return TracedRandomOverSampler(sampling_strategy=strategy, random_state=seed)
 
 
 def _smote(strategy: dict, seed: int):

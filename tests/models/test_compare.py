@@ -60,3 +60,26 @@ def test_train_images_gives_every_arm_about_the_same_steps(files, tmp_path):
 def test_leaderboard_ranks_by_balanced_accuracy():
     arms = {name: {"balanced_accuracy": {"mean": m}} for name, m in (("a", 0.4), ("b", 0.5), ("c", 0.45))}
     assert leaderboard({"arms": arms}) == ["b", "c", "a"]
+
+
+def test_a_run_ended_by_its_time_budget_is_not_trained_again(tmp_path):
+    """compare run again (or after the runs were trained beforehand) must not continue a run its budget ended:
+    that would give it a second budget."""
+    import json
+
+    from fer_models.compare import compare, finished
+    from tests.models.helpers import separable_h5
+
+    data = separable_h5(tmp_path / "toy.h5")
+    settings = dict(model="small-cnn", model_options={"widths": [8, 16]}, epochs=50, batch_size=4, lr=0.01,
+                    augment={}, tta="none", time_budget=0.05, device="cpu", seeds=1, resamples=100)
+    first = compare([data], tmp_path / "cmp", **settings)
+    run = tmp_path / "cmp" / "toy" / "seed-0"
+    history = json.loads((run / "last.json").read_text())["history"]
+    assert history[-1]["partial_epoch"] and len(history) < 50
+    config = run_configs(plan_arms([data]), tmp_path / "cmp", seeds=1, **{k: v for k, v in settings.items()
+                                                                          if k not in ("seeds", "resamples")})[0]
+    assert finished(config)
+    again = compare([data], tmp_path / "cmp", **settings)
+    assert json.loads((run / "last.json").read_text())["history"] == history
+    assert again["arms"]["toy"]["per_seed"] == first["arms"]["toy"]["per_seed"]
