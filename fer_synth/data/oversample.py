@@ -57,9 +57,9 @@ class Resampled:
             return [f"{self.method}: the cleaning step removed no row"] if "-" in self.method else []
         per_class = ", ".join(f"{c} {r:,} real + {s:,} synthetic" for c, r, s in
                               zip(classes, self.removed_real, self.removed_synthetic) if r or s)
-        return [f"{self.method}: the cleaning step removed {int(self.removed_real.sum()):,} real and "
-                f"{int(self.removed_synthetic.sum()):,} synthetic train rows ({per_class}); first real rows removed: "
-                f"{', '.join(self.removed_examples) or 'none'}"]
+        return [(f"{self.method}: the cleaning step removed {int(self.removed_real.sum()):,} real and "
+                 f"{int(self.removed_synthetic.sum()):,} synthetic train rows ({per_class}); first real rows removed: "
+                 f"{', '.join(self.removed_examples) or 'none'}")]
 
 
 @dataclass(frozen=True)

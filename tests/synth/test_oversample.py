@@ -160,3 +160,12 @@ def test_cleaning_keeps_what_imbalanced_learn_keeps():
         kept = METHODS.get(method).cleaner(X, y)
         assert np.array_equal(np.flatnonzero(kept), np.sort(sampler.sample_indices_)), method
         assert 0 < kept.sum() < len(y)
+
+
+def test_dry_run_plans_and_writes_nothing(tmp_path, csv):
+    result = CliRunner().invoke(main, ["balance", str(csv), "--method", "adasyn", "--target", "20", "--dry-run",
+                                       "--out", str(tmp_path / "d.h5")])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "d.h5").exists() and "Top-up plan" in result.output
+    plan = balance(csv, None, None, method="ros", target=20, dry_run=True).plan
+    assert plan.take["train"] == [8, 13, 10, 0, 11, 12, 6] and plan.total_shortfall == 0
