@@ -170,20 +170,22 @@ def _adasyn(strategy: dict, seed: int):
     return TracedADASYN(sampling_strategy=strategy, random_state=seed)
 
 
-def nearest_rows(X: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
-    """Each row's ``k`` nearest other rows by Euclidean distance, nearest first (exact; ``chunk`` x N floats at a
-    time). The rows are centred first: smaller norms leave float32 fewer rounding ties."""
+def nearest_rows(X: np.ndarray, k: int, rows: np.ndarray | None = None, chunk: int = 512) -> np.ndarray:
+    """The ``k`` nearest other rows of X of each of its ``rows`` (default: all) by Euclidean distance, nearest
+    first; exact, ``chunk`` x N floats at a time. The rows are centred first: smaller norms leave float32 fewer
+    rounding ties."""
     X = np.asarray(X, np.float32)
     X = X - X.mean(0)
     norms = np.einsum("ij,ij->i", X, X)
-    found = np.empty((len(X), k), np.int64)
-    for start in range(0, len(X), chunk):
-        stop = min(start + chunk, len(X))
-        distances = norms[start:stop, None] + norms[None, :] - 2 * (X[start:stop] @ X.T)
-        distances[np.arange(stop - start), np.arange(start, stop)] = np.inf  # a row is not its own neighbour
+    queries = np.arange(len(X)) if rows is None else np.asarray(rows)
+    found = np.empty((len(queries), k), np.int64)
+    for start in range(0, len(queries), chunk):
+        query = queries[start:start + chunk]
+        distances = norms[query, None] + norms[None, :] - 2 * (X[query] @ X.T)
+        distances[np.arange(len(query)), query] = np.inf  # a row is not its own neighbour
         nearest = np.argpartition(distances, k, axis=1)[:, :k]
         order = np.take_along_axis(distances, nearest, axis=1).argsort(axis=1, kind="stable")
-        found[start:stop] = np.take_along_axis(nearest, order, axis=1)
+        found[start:start + len(query)] = np.take_along_axis(nearest, order, axis=1)
     return found
 
 

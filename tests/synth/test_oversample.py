@@ -154,6 +154,7 @@ def test_cleaning_keeps_what_imbalanced_learn_keeps():
     X = (rng.normal(0, 1, (600, 2304)) + y[:, None] * 0.08).astype(np.float32) * 60 + 128
     exact = NearestNeighbors(n_neighbors=4).fit(X.astype(np.float64)).kneighbors(return_distance=False)
     assert np.array_equal(nearest_rows(X, 3, chunk=128), exact[:, :3])
+    assert np.array_equal(nearest_rows(X, 2, rows=np.array([5, 0, 599])), exact[[5, 0, 599], :2])
     for method, sampler in (("smote-tomek", TomekLinks(sampling_strategy="all")),
                             ("smote-enn", EditedNearestNeighbours(sampling_strategy="all", n_neighbors=3))):
         sampler.fit_resample(X, y)
