@@ -141,28 +141,6 @@ def test_files_without_parents_still_read(tmp_path, csv):
     assert (train.parents == "").all() and train.n_synthetic > 0
 
 
-def test_cleaning_keeps_what_imbalanced_learn_keeps():
-    """The float32 neighbour search and the two rules remove exactly the rows imbalanced-learn's TomekLinks and
-    EditedNearestNeighbours (sampling_strategy="all") remove, on data without distance ties."""
-    from imblearn.under_sampling import EditedNearestNeighbours, TomekLinks
-    from sklearn.neighbors import NearestNeighbors
-
-    from fer_synth.data.oversample import METHODS, nearest_rows
-
-    rng = np.random.default_rng(4)
-    y = rng.integers(0, 4, 600)
-    X = (rng.normal(0, 1, (600, 2304)) + y[:, None] * 0.08).astype(np.float32) * 60 + 128
-    exact = NearestNeighbors(n_neighbors=4).fit(X.astype(np.float64)).kneighbors(return_distance=False)
-    assert np.array_equal(nearest_rows(X, 3, chunk=128), exact[:, :3])
-    assert np.array_equal(nearest_rows(X, 2, rows=np.array([5, 0, 599])), exact[[5, 0, 599], :2])
-    for method, sampler in (("smote-tomek", TomekLinks(sampling_strategy="all")),
-                            ("smote-enn", EditedNearestNeighbours(sampling_strategy="all", n_neighbors=3))):
-        sampler.fit_resample(X, y)
-        kept = METHODS.get(method).cleaner(X, y)
-        assert np.array_equal(np.flatnonzero(kept), np.sort(sampler.sample_indices_)), method
-        assert 0 < kept.sum() < len(y)
-
-
 def test_dry_run_plans_and_writes_nothing(tmp_path, csv):
     result = CliRunner().invoke(main, ["balance", str(csv), "--method", "adasyn", "--target", "20", "--dry-run",
                                        "--out", str(tmp_path / "d.h5")])
