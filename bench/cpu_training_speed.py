@@ -30,11 +30,11 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.train_fer2013 import packed  # noqa: E402
-from fer_models.config import make_config  # noqa: E402
+from bench.common import FER2013_H5, packed  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
-from fer_models.precision import cpu_has_native_bf16  # noqa: E402
-from fer_models.training import train  # noqa: E402
+from fer_models.training.precision import cpu_has_native_bf16  # noqa: E402
+from fer_models.training.loop import train  # noqa: E402
 
 MODES = {"float32": (None, False), "channels_last": (None, True), "bf16": (torch.bfloat16, False),
          "bf16+channels_last": (torch.bfloat16, True)}
@@ -113,7 +113,7 @@ def main() -> None:
     p.add_argument("--accuracy-epochs", type=int, default=0, help="epochs of the bf16-vs-float32 check (0: skip)")
     p.add_argument("--accuracy-model", default="small-cnn")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--h5", type=Path, default=ROOT / "bench" / ".cache" / "fer2013.h5")
+    p.add_argument("--h5", type=Path, default=FER2013_H5)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "runs" / "cpu-speed")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -27,11 +27,11 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import CSV, FACE_MODEL  # noqa: E402
 from fer_synth.faces.crop import crop_folder  # noqa: E402
 from fer_synth.faces.detectors import create_detector  # noqa: E402
-from fer_synth.faces.stage import FaceStage  # noqa: E402
+from fer_synth.faces.stage import FaceStage, FaceStageConfig  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
 
@@ -66,7 +66,7 @@ def write_inputs(folder: Path, n: int) -> None:
 
 def time_crop(inputs: Path, workdir: Path, label: str, **stage_options) -> tuple[float, Counter]:
     out = workdir / f"out-{label}"
-    with FaceStage(**stage_options) as stage:
+    with FaceStage(FaceStageConfig(**stage_options)) as stage:
         start = time.perf_counter()
         summary = crop_folder(inputs, out, stage)
         elapsed = time.perf_counter() - start
@@ -135,7 +135,7 @@ def quality(args: argparse.Namespace) -> None:
           f"and detections in {len(no_faces)} images without a human face (skimage photos incl. a cat, noise, "
           f"blurred noise, gradients):")
     for backend, options in (("haar", {}), ("mediapipe", {"face_model": args.face_model})):
-        with FaceStage(backend, **options) as stage:
+        with FaceStage(FaceStageConfig(backend, **options)) as stage:
             start = time.perf_counter()
             reasons = Counter(stage(f).reason or "kept" for f in faces)
             elapsed = time.perf_counter() - start
@@ -163,10 +163,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=300, help="images per backend for the throughput run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best is reported")
-    parser.add_argument("--face-model", default=str(SHARED / "models" / "face_detection_short_range.tflite"))
+    parser.add_argument("--face-model", default=str(FACE_MODEL))
     parser.add_argument("--quality", action="store_true", help="also measure kept rates on FER2013 faces")
     parser.add_argument("--calibrate", action="store_true", help="only measure each backend's FER2013 framing")
-    parser.add_argument("--fer", type=Path, default=SHARED / "data" / "fer2013" / "fer2013.csv.gz")
+    parser.add_argument("--fer", type=Path, default=CSV)
     parser.add_argument("--fer-n", type=int, default=1000)
     args = parser.parse_args()
     if args.calibrate:

@@ -87,8 +87,8 @@ def cpu_benchmark(args: argparse.Namespace) -> None:
           f"{args.threads} torch thread(s), best of {args.repeats} alternating runs:")
     for name, label in (("bare", "bare diffusers loop"), ("tool", "fer-synth generate")):
         best = min(times[name])
-        print(f"  {label:<20}: {best:6.2f} s wall ({images / best:6.2f} img/s), median {statistics.median(times[name]):.2f} s,"
-              f" CPU {min(cpu[name]):.2f} s; runs: {_fmt(times[name])}")
+        print(f"  {label:<20}: {best:6.2f} s wall ({images / best:6.2f} img/s), "
+              f"median {statistics.median(times[name]):.2f} s, CPU {min(cpu[name]):.2f} s; runs: {_fmt(times[name])}")
     print(f"  ratio tool/bare     : {tool / bare:.3f} wall (best), "
           f"{statistics.median(times['tool']) / statistics.median(times['bare']):.3f} wall (median), "
           f"{min(cpu['tool']) / min(cpu['bare']):.3f} CPU time (target <= 1.10); "

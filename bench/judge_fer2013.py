@@ -33,17 +33,17 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.train_fer2013 import packed  # noqa: E402
-from fer_models.compare import compare  # noqa: E402
-from fer_models.config import make_config  # noqa: E402
-from fer_models.inference import load_classifier  # noqa: E402
-from fer_models.judge import judge_pool  # noqa: E402
-from fer_models.training import train  # noqa: E402
+from bench.common import CACHE, packed  # noqa: E402
+from fer_models.evaluation.compare import compare  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
+from fer_models.inference.classifier import load_classifier  # noqa: E402
+from fer_models.inference.judge import judge_pool  # noqa: E402
+from fer_models.training.loop import train  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.core.classes import CLASSES  # noqa: E402
 from fer_synth.core.dataset import Split  # noqa: E402
 from fer_synth.core.judgement import DEFAULT_POLICY, JUDGEMENT_FILE, SelectionPolicy, read_judgement  # noqa: E402
-from fer_synth.data.balance import balance  # noqa: E402
+from fer_synth.data.balance import BalanceConfig, balance  # noqa: E402
 from fer_synth.data.splits import stratified_holdout  # noqa: E402
 
 POLICIES = [SelectionPolicy("agree"), *(SelectionPolicy("min-prob", p) for p in (0.1, 0.2, 0.3, 0.5))]
@@ -84,7 +84,7 @@ def filter_quality(records: dict, right: dict[str, bool], policy: SelectionPolic
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work", type=Path, default=ROOT / "bench" / ".cache" / "judge")
+    p.add_argument("--work", type=Path, default=CACHE / "judge")
     p.add_argument("--judge", help="use this model (run folder, checkpoint, ensemble) as the judge for 1-2")
     p.add_argument("--judge-epochs", type=int, default=6, help="epochs of the half-train judge (cpu-fast recipe); "
                    "epochs, not seconds, so that a loaded machine gives the same judge")
@@ -103,7 +103,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     summary: dict = {"command": " ".join(sys.argv), "threads": args.threads}
 
-    data = store.read(packed(ROOT / "bench" / ".cache" / "fer2013.h5"))  # the benches' shared pack of the CSV
+    data = store.read(packed())  # the benches' shared pack of the CSV
     half, rest = stratified_holdout(data["train"], 0.5, seed=0)  # rest = the second half: never seen by the judge
     base = store.write(work / "half.h5", {"train": half, "val": data["val"], "test": data["test"]},
                        {"note": "first half of FER2013 Training (bench/judge_fer2013.py)"})
@@ -166,7 +166,7 @@ def main() -> None:
         arms = {"real-only": base}
         for name, policy in (("balanced", None), ("judged", DEFAULT_POLICY)):
             out = work / f"{name}.h5"
-            balance(base, pool, out, allow_shortfall=True, judged=policy, overwrite=True)
+            balance(BalanceConfig(base, out, pool=pool, allow_shortfall=True, judged=policy, overwrite=True))
             arms[name] = out
         settings = dict(epochs=args.compare_epochs, threads=args.threads)
         variants = [v for v in args.variants.split(",") if v]
@@ -175,8 +175,9 @@ def main() -> None:
         summary["compare"] = {name: {m: result["arms"][name][m] for m in ("accuracy", "balanced_accuracy", "macro_f1")}
                               | {"vs_first": result["arms"][name]["vs_first"]} for name in result["arms"]}
         for name, arm in result["arms"].items():
-            print(f"compare {name:>10}: accuracy {100 * arm['accuracy']['mean']:.2f} +- {100 * arm['accuracy']['std']:.2f}, "
-                  f"balanced {100 * arm['balanced_accuracy']['mean']:.2f}, macro-F1 {100 * arm['macro_f1']['mean']:.2f}")
+            print(f"compare {name:>10}: accuracy {100 * arm['accuracy']['mean']:.2f} "
+                  f"+- {100 * arm['accuracy']['std']:.2f}, balanced {100 * arm['balanced_accuracy']['mean']:.2f}, "
+                  f"macro-F1 {100 * arm['macro_f1']['mean']:.2f}")
     (work / "bench.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"summary: {work / 'bench.json'}")
 

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.train_fer2013 import CSV  # noqa: E402
+from bench.common import CACHE, CSV  # noqa: E402
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, close_pairs, near_duplicate_stats, phash  # noqa: E402
 from fer_synth.data.readers import read_dataset  # noqa: E402
 
@@ -52,7 +52,7 @@ def main() -> None:
     p.add_argument("--per-sheet", type=int, default=40)
     p.add_argument("--max-distance", type=int, default=DEFAULT_MAX_DISTANCE)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / ".cache" / "near-duplicates")
+    p.add_argument("--out", type=Path, default=CACHE / "near-duplicates")
     args = p.parse_args()
 
     dataset = read_dataset(args.csv)

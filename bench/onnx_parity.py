@@ -22,12 +22,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.train_fer2013 import packed  # noqa: E402
-from fer_models.export import export  # noqa: E402
-from fer_models.inference import load_classifier  # noqa: E402
+from bench.common import packed  # noqa: E402
+from fer_models.inference.export import export  # noqa: E402
+from fer_models.inference.classifier import load_classifier  # noqa: E402
 from fer_synth.core import store  # noqa: E402
-
-H5 = ROOT / "bench" / ".cache" / "fer2013.h5"
 
 
 def timed(fn, faces: np.ndarray, rounds: int) -> tuple[np.ndarray, float]:
@@ -51,7 +49,7 @@ def main() -> None:
     import onnxruntime as ort
 
     torch.set_num_threads(args.threads)
-    faces = store.read_split(packed(H5), "test", provenance=False).images[:args.n]
+    faces = store.read_split(packed(), "test", provenance=False).images[:args.n]
     classifier = load_classifier(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         path = export(args.model, Path(tmp) / "model.onnx")

@@ -35,22 +35,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fer_models.inference import load_classifier  # noqa: E402
-from fer_models.media import predict_media  # noqa: E402
+from bench.common import FACE_MODEL, packed  # noqa: E402
+from fer_models.inference.classifier import load_classifier  # noqa: E402
+from fer_models.inference.media import predict_media  # noqa: E402
 from fer_synth.core.images import save_png  # noqa: E402
-from bench.train_fer2013 import packed  # noqa: E402
 from fer_synth.core import store  # noqa: E402
-from fer_synth.faces.stage import FILTERS, FaceStage  # noqa: E402
+from fer_synth.faces.stage import FILTERS, FaceStage, FaceStageConfig  # noqa: E402
 
-H5 = ROOT / "bench" / ".cache" / "fer2013.h5"  # FER2013 packed from ../shared (bench/train_fer2013.py's cache)
-FACE_MODEL = ROOT.parent / "shared" / "models" / "face_detection_short_range.tflite"
 
 
 def check_set(n: int, seed: int) -> list[tuple[str, np.ndarray]]:
     """(name, RGB image) of real faces: ``n`` FER2013 train faces, each tight and LFW-framed, plus the astronaut."""
     from skimage import data
 
-    train = store.read_split(packed(H5), "train", provenance=False)
+    train = store.read_split(packed(), "train", provenance=False)
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(train.images), n, replace=False)
     images = []
@@ -70,7 +68,7 @@ def kept_fraction(images: list[tuple[str, np.ndarray]], backend: str, filters: s
     options = {"face_model": str(FACE_MODEL)} if backend == "mediapipe" else {}
     reasons: Counter = Counter()
     by_kind: dict[str, list[bool]] = {}
-    with FaceStage(backend, filters=filters, **options) as stage:
+    with FaceStage(FaceStageConfig(backend, filters=filters, **options)) as stage:
         for name, rgb in images:
             result = stage(rgb)
             reasons[result.reason or "kept"] += 1
@@ -112,7 +110,7 @@ def end_to_end(model: str, images: list[tuple[str, np.ndarray]], threads: int, t
     with tempfile.TemporaryDirectory() as tmp:
         for name, rgb in images:
             save_png(rgb, Path(tmp) / f"{name}.png")
-        with FaceStage("mediapipe", filters="photo", policy="all", face_model=str(FACE_MODEL)) as stage:
+        with FaceStage(FaceStageConfig("mediapipe", filters="photo", policy="all", face_model=str(FACE_MODEL))) as stage:
             started, cpu = time.perf_counter(), time.process_time()
             summary = predict_media([tmp], classifier, stage)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -138,9 +136,9 @@ def main() -> None:
     summary["kept"] = [] if args.skip_kept else [kept_fraction(images, backend, filters)
                                                  for backend in ("mediapipe", "haar") for filters in FILTERS]
     for r in summary["kept"]:
+        by_kind = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["kept_by_kind"].items())
         print(f"{r['backend']:>9} {r['filters']:>9} filters: kept {r['kept']}/{r['images']} "
-              f"({100 * r['kept_fraction']:.1f}%; by kind {', '.join(f'{k} {100 * v:.0f}%' for k, v in r['kept_by_kind'].items())}) "
-              f"reasons {r['reasons']}")
+              f"({100 * r['kept_fraction']:.1f}%; by kind {by_kind}) reasons {r['reasons']}")
     summary["model_speed"] = model_speed(args.model, threads, args.batch_size, args.rounds)
     for r in summary["model_speed"]:
         print(f"bare model, {r['threads']} thread(s), amp {r['amp']:>4}, TTA {r['tta']:<16}: {r['faces_per_s']:7.0f} "

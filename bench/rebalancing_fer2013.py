@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.train_fer2013 import CSV  # noqa: E402
-from fer_models.compare import compare, evaluated, finished, leaderboard, plan_arms, run_configs  # noqa: E402
+from fer_models.evaluation.compare import compare, evaluated, finished, leaderboard, plan_arms, run_configs  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.core.dataset import SYNTHETIC, Split  # noqa: E402
-from fer_synth.data.balance import balance, pack  # noqa: E402
+from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack  # noqa: E402
 from fer_synth.data.oversample import METHODS, oversample  # noqa: E402
 from fer_synth.data.splits import stratified_holdout  # noqa: E402
 
@@ -65,9 +65,9 @@ def make_one(method: str, out: Path) -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     with threadpool_limits(1):  # one thread for BLAS/OpenMP: the scikit-learn neighbour searches
         if method == "pack":
-            pack(CSV, out, overwrite=True)
+            pack(PackConfig(CSV, out, overwrite=True))
         else:
-            balance(CSV, None, out, method=method, seed=0, overwrite=True)
+            balance(BalanceConfig(CSV, out, method=method, seed=0, overwrite=True))
     print(json.dumps({"method": method, "cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall,
                       "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 
@@ -140,7 +140,7 @@ def audit(path: Path) -> dict:
 
 def _train(config) -> str:
     """Worker: one run of the comparison, trained and evaluated on test (compare then finds both done)."""
-    from fer_models.training import train
+    from fer_models.training.loop import train
 
     if not finished(config):
         train(config)
@@ -205,7 +205,7 @@ def main() -> None:
     if args.pool:
         generated = work / "fer2013_generated.h5"
         if not generated.exists():
-            balance(CSV, args.pool, generated, seed=0, allow_shortfall=True)
+            balance(BalanceConfig(CSV, generated, pool=args.pool, seed=0, allow_shortfall=True))
         datasets.append(generated)
     else:
         print("no generated pool given (--pool DIR, made by `fer-synth generate` on a GPU): the generated arm is left "

@@ -28,16 +28,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import CACHE, CSV, FACE_MODEL, ROOT  # noqa: E402
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.manifest import read_records
-from fer_synth.data.balance import balance, pack
+from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
 from fer_synth.data.stats import split_stats
 from fer_synth.core import store
 from fer_synth.core.dataset import Split
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-FACE_MODEL = SHARED / "models" / "face_detection_short_range.tflite"
 
 
 def jittered_photo(face: np.ndarray, rng: np.random.Generator, side: int = 96, border: int = 48) -> np.ndarray:
@@ -61,10 +61,10 @@ def kept_per_class(pool: Path) -> dict[str, int]:
 def build_pool(train: Split, deficits: dict[str, int], photos: Path, pool: Path, seed: int) -> None:
     """Write jittered photos and crop them until every class's kept faces cover its deficit."""
     from fer_synth.faces.crop import crop_folder
-    from fer_synth.faces.stage import FaceStage
+    from fer_synth.faces.stage import FaceStage, FaceStageConfig
 
     written = {c: len(list((photos / c).glob("*.png"))) if (photos / c).is_dir() else 0 for c in CLASSES}
-    with FaceStage("mediapipe", face_model=str(FACE_MODEL)) as stage:
+    with FaceStage(FaceStageConfig("mediapipe", face_model=str(FACE_MODEL))) as stage:
         while True:
             kept = kept_per_class(pool) if pool.exists() else dict.fromkeys(CLASSES, 0)
             short = {c: deficits[c] - kept[c] for c in CLASSES if kept[c] < deficits[c]}
@@ -112,8 +112,8 @@ def timed(command: list[str], repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("csv", type=Path, nargs="?", default=SHARED / "data" / "fer2013" / "fer2013.csv.gz")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / ".cache" / "report")
+    parser.add_argument("csv", type=Path, nargs="?", default=CSV)
+    parser.add_argument("--work", type=Path, default=CACHE / "report")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
@@ -124,7 +124,7 @@ def main() -> None:
 
     if not packed.exists():
         print("packing FER2013 ...", flush=True)
-        pack(args.csv, packed)
+        pack(PackConfig(args.csv, packed))
     train = store.read_split(packed, "train", provenance=False)
     deficits = split_stats(train).deficits
     if not (pool / "judgement.jsonl").exists():
@@ -133,7 +133,7 @@ def main() -> None:
         write_judgement(pool, args.seed)
     if not balanced.exists():
         print("balancing ...", flush=True)
-        balance(packed, pool, balanced, seed=args.seed)
+        balance(BalanceConfig(packed, balanced, pool=pool, seed=args.seed))
     attrs = store.read_attrs(balanced)
     sizes = {s: attrs["plan"]["counts"][s] for s in attrs["plan"]["counts"]}
     records = read_records(pool)

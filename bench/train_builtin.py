@@ -27,14 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.train_fer2013 import CSV  # noqa: E402
+from bench.common import CSV, FER2013_H5  # noqa: E402
 from fer_models import checkpoint as ckpt  # noqa: E402
-from fer_models.config import make_config  # noqa: E402
-from fer_models.evaluation import evaluate  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
+from fer_models.evaluation.evaluate import evaluate  # noqa: E402
 from fer_models.models.builtin import BUILTIN_JSON, BUILTIN_WEIGHTS  # noqa: E402
-from fer_models.training import train  # noqa: E402
+from fer_models.training.loop import train  # noqa: E402
 from fer_synth.core.atomic import atomic_file  # noqa: E402
-from fer_synth.data.balance import pack  # noqa: E402
+from fer_synth.data.balance import PackConfig, pack  # noqa: E402
 
 
 
@@ -64,7 +64,7 @@ def install(run: Path, figures: dict, source: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--csv", type=Path, default=CSV, help="FER2013's fer2013.csv[.gz]")
-    p.add_argument("--h5", type=Path, default=ROOT / "bench" / ".cache" / "fer2013.h5")
+    p.add_argument("--h5", type=Path, default=FER2013_H5)
     p.add_argument("--out", type=Path, default=Path("runs/builtin"))
     p.add_argument("--time-budget", type=float, default=None, help="CPU seconds of training [default: the recipe's, 1800]")
     p.add_argument("--epochs", type=int, default=None, help="[default: the recipe's]")
@@ -72,7 +72,7 @@ def main() -> None:
     p.add_argument("--install", action="store_true", help="replace the shipped built-in model with this run's")
     args = p.parse_args()
     if not args.h5.exists():
-        pack(args.csv, args.h5)
+        pack(PackConfig(args.csv, args.h5))
     config = make_config("builtin", data=str(args.h5), out=str(args.out), time_budget=args.time_budget,
                          epochs=args.epochs, seed=args.seed, progress=False)
     load = os.getloadavg()

@@ -33,35 +33,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import CACHE, packed  # noqa: E402
 from fer_models.data import Augment, augment_batch, batches, epoch_order, load_split, render, view_thetas  # noqa: E402
-from fer_models.evaluation import evaluate  # noqa: E402
+from fer_models.evaluation.evaluate import evaluate  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
-from fer_models.config import make_config  # noqa: E402
-from fer_models.optim import create_optimizer  # noqa: E402
-from fer_models.precision import autocast_dtype, to_layout, uses_channels_last  # noqa: E402
-from fer_models.training import train  # noqa: E402
-from fer_synth.core import store  # noqa: E402
-from fer_synth.core.classes import FER2013, FERPLUS  # noqa: E402
-from fer_synth.data.balance import pack  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
+from fer_models.training.optim import create_optimizer  # noqa: E402
+from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last  # noqa: E402
+from fer_models.training.loop import train  # noqa: E402
 
-CSV = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 VGG_ANCHOR = 0.7328
 FERPLUS_ANCHOR = 0.85  # the low end of published single-model FER+ majority-vote test accuracies
-
-
-def packed(h5: Path, ferplus: Path | None = None, label_mode: str = "majority") -> Path:
-    """``h5``, packed from the CSV (relabelled with FER+ votes when given) unless it exists; an existing file of
-    another class list is refused rather than silently trained on."""
-    if h5.exists():
-        want = FERPLUS if ferplus else FER2013
-        if store.classes_of(h5) != want:
-            raise SystemExit(f"{h5} holds the {store.classes_of(h5).name} classes, not {want.name}; give another --h5")
-    else:
-        started = time.perf_counter()
-        pack(CSV, h5, ferplus=ferplus, label_mode=label_mode)
-        print(f"packed {CSV} -> {h5} in {time.perf_counter() - started:.1f} s (fer_synth.data.balance.pack"
-              f"{f', FER+ {label_mode}' if ferplus else ''})")
-    return h5
 
 
 def data_path_cost(config, device: torch.device, n_batches: int, rounds_n: int = 5) -> dict:
@@ -72,7 +54,7 @@ def data_path_cost(config, device: torch.device, n_batches: int, rounds_n: int =
     size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
     dtype = autocast_dtype(config.amp, device)  # as training runs it (bf16 + channels_last on such CPUs)
     to_layout(model, uses_channels_last(dtype, device))
-    optimizer = create_optimizer(config, model)
+    optimizer = create_optimizer(model, **config.optimizer_kwargs())
     aug = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()})
     g = torch.Generator(device=device).manual_seed(0)
     index = batches(epoch_order(split.labels, g), config.batch_size)[:n_batches + 1]
@@ -156,7 +138,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     default = "fer2013.h5" if args.ferplus is None else f"ferplus-{args.label_mode}.h5"
-    h5 = packed(args.h5 or ROOT / "bench" / ".cache" / default, args.ferplus, args.label_mode)
+    h5 = packed(args.h5 or CACHE / default, args.ferplus, args.label_mode)
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"command": " ".join(sys.argv), "threads": torch.get_num_threads(), "data": str(h5)}
 

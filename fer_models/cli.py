@@ -9,19 +9,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from fer_models import __version__
-from fer_models.config import (AMP_MODES, BUDGET_CLOCKS, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
+from fer_models.training.config import (AMP_MODES, BUDGET_CLOCKS, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
                                make_config)
-from fer_models.compare import RESAMPLES
+from fer_models.evaluation.compare import RESAMPLES
 from fer_models.data import TTA_MODES
 from fer_models.losses import list_losses
-from fer_models.optim import OPTIMIZERS, SCHEDULES
-from fer_models.export import FORMATS as EXPORT_FORMATS
-from fer_models.media import DEFAULT_EVERY
+from fer_models.training.optim import OPTIMIZERS, SCHEDULES
+from fer_models.inference.export import FORMATS as EXPORT_FORMATS
+from fer_models.inference.media import DEFAULT_EVERY
 from fer_models.models.builtin import BUILTIN
-from fer_synth.faces.options import face_options, face_stage_from
-from fer_synth.core.console import FriendlyGroup, console
+from fer_synth.faces.options import face_options
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
+from fer_synth.ui.console import FriendlyGroup, console
 from fer_synth.core.env import DEVICE_HELP, resolve_device
-from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
+from fer_synth.ui.html import DEFAULT_OUT as REPORT_OUT
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def main() -> None:
 def train_command(recipe, resume, overwrite, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,
                   **settings) -> None:
     """Train a model; writes best/last checkpoints, metrics.csv/json and curves.png to --out."""
-    from fer_models.training import train
+    from fer_models.training.loop import train
 
     augment = {k: v for k, v in dict(scale=_scale(scale), translate=translate, rotate=rotate, hflip=hflip,
                                      erasing=erasing, noise=noise, mixup=mixup, cutmix=cutmix).items() if v is not None}
@@ -115,7 +116,7 @@ def _scale(text: str | None) -> list[float] | None:
 def evaluate_command(checkpoint, data, split, tta, out, device) -> None:
     """Evaluate a run folder, checkpoint or ensemble file: metrics with and without TTA, real vs synthetic."""
     from fer_models import checkpoint as ckpt
-    from fer_models.evaluation import evaluate
+    from fer_models.evaluation.evaluate import evaluate
 
     out = out or ckpt.report_dir(checkpoint)
     _print_evaluation(evaluate(checkpoint, data, split, tta, resolve_device(device), out))
@@ -172,7 +173,7 @@ def _print_evaluation(report: dict) -> None:
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 def ensemble_command(members, data, method, tta, split, out, device) -> None:
     """Combine run folders/checkpoints; show members and ensemble side by side; save a file evaluate accepts."""
-    from fer_models.ensemble import build_ensemble
+    from fer_models.evaluation.ensemble import build_ensemble
 
     report = build_ensemble(list(members), data, method, tta, out, split, resolve_device(device))
     if report["n_synthetic"]:
@@ -209,13 +210,13 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 def predict_command(paths, model_spec, every, json_out, csv_out, annotate, tta, amp, overwrite, device,
                     **face_settings) -> None:
     """Expressions of the faces in images, folders (recursive) and videos: a table, and --json/--csv/--annotate."""
-    from fer_models.inference import load_classifier
-    from fer_models.media import check_outputs, find_media, predict_media, write_rows
+    from fer_models.inference.classifier import load_classifier
+    from fer_models.inference.media import check_outputs, find_media, predict_media, write_rows
 
     files = find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
     check_outputs(list(paths), [json_out, csv_out], annotate, overwrite)
     classifier = load_classifier(model_spec, resolve_device(device), tta, amp)
-    with face_stage_from(face_settings) as stage:
+    with FaceStage(FaceStageConfig(**face_settings)) as stage:
         summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files)
     for out, fmt in ((json_out, "json"), (csv_out, "csv")):
         if out is not None:
@@ -253,7 +254,7 @@ def _print_predictions(summary, classes: tuple[str, ...], outputs: list[str]) ->
 @click.option("--overwrite", is_flag=True, help="replace an existing --out file")
 def export_command(model_spec, fmt, out, tta, overwrite) -> None:
     """Export a run, checkpoint, ensemble or the built-in model (preprocessing and TTA inside the graph)."""
-    from fer_models.export import default_export_path, export
+    from fer_models.inference.export import default_export_path, export
 
     out = out or default_export_path(model_spec, fmt)
     path = export(model_spec, out, fmt, tta, overwrite=overwrite)
@@ -277,7 +278,7 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
     """
     import json
 
-    from fer_models.judge import CONFUSION_FILE, judge_pool
+    from fer_models.inference.judge import CONFUSION_FILE, judge_pool
 
     report = judge_pool(pool, model, device=resolve_device(device), batch_size=batch_size, overwrite=overwrite,
                         clip=clip)
@@ -325,7 +326,7 @@ def compare_command(datasets, recipe, seeds, variants, ensembles, out, epochs, t
                     threads, resamples, device) -> None:
     """Which rebalancing helps? Train one recipe on each file (the first is the baseline; same seeds, same val/test)
     and rank the arms on test, with paired bootstrap intervals against the baseline."""
-    from fer_models.compare import METRICS, RECALL_PNG, REPORT_FILE, compare, leaderboard
+    from fer_models.evaluation.compare import METRICS, RECALL_PNG, REPORT_FILE, compare, leaderboard
 
     if epochs and train_images:
         raise click.UsageError("give --epochs or --train-images, not both")
@@ -365,7 +366,7 @@ def report_command(runs, comparisons, out, overwrite) -> None:
     """A static HTML page about RUNS (run folders, checkpoints, ensemble files): curves, confusion matrices,
     per-class scores, members vs ensemble, worst-confused faces, comparisons. Built from what `evaluate` and
     `compare` wrote."""
-    from fer_models.report import runs_report
+    from fer_models.report.runs import runs_report
 
     console.print(f"Wrote [bold]{runs_report(list(runs), out, overwrite, list(comparisons))}[/]")
 

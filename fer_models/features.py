@@ -1,7 +1,7 @@
 """The pooled feature vector a model's classifier sees, read by a forward pre-hook (for feature regularisers).
 
 The classifier is ``model.get_classifier()`` (timm's convention, which every registered model follows: timm
-models, the seed's aliases, ``timm:<name>`` and each native model; tests/models/test_loss_any.py checks that it
+models, the seed's aliases, ``timm:<name>`` and each native model; tests/fer_models/test_loss_any.py checks that it
 produces the logits of each).
 Its input is the feature vector: the globally pooled (and, in ConvNeXt/EmoNeXt, LayerNorm'd) features of a
 CNN, the pooled token of a ViT, the last hidden layer of an MLP head such as VGG's. A hook needs no change to

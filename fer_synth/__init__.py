@@ -2,9 +2,10 @@
 
 The main functions, importable from here (each loads its module on first use)::
 
-    from fer_synth import read_dataset, dataset_stats, pack, balance, export # data
+    from fer_synth import read_dataset, dataset_stats, export                # data
+    from fer_synth import PackConfig, pack, BalanceConfig, balance
     from fer_synth import GenerateConfig, PipelineOptions, generate          # generation
-    from fer_synth import FaceStage, crop_folder                             # faces
+    from fer_synth import FaceStageConfig, FaceStage, crop_folder            # faces
 """
 
 from importlib.metadata import version
@@ -18,7 +19,9 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "protocol_splits": "fer_synth.data.splits",
     "dataset_stats": "fer_synth.data.stats",
     "balance": "fer_synth.data.balance",
+    "BalanceConfig": "fer_synth.data.balance",
     "pack": "fer_synth.data.balance",
+    "PackConfig": "fer_synth.data.balance",
     "plan_topup": "fer_synth.data.balance",
     "write_folders": "fer_synth.data.export",
     "export": "fer_synth.data.export",
@@ -29,6 +32,7 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "build_pipeline": "fer_synth.generation.pipeline",
     "generate": "fer_synth.generation.run",
     "FaceStage": "fer_synth.faces.stage",
+    "FaceStageConfig": "fer_synth.faces.stage",
     "crop_folder": "fer_synth.faces.crop",
     "CLASSES": "fer_synth.core.classes",
     "ClassList": "fer_synth.core.classes",

@@ -11,20 +11,20 @@ import numpy as np
 from rich.table import Table
 
 from fer_synth import __version__
-from fer_synth.data.balance import BalanceResult, TopUpPlan, balance, default_output, pack
+from fer_synth.data.balance import BalanceConfig, BalanceResult, PackConfig, TopUpPlan, balance, default_output, pack
 from fer_synth.data.export import DEFAULT_FORMAT, DEFAULT_SHARD_SIZE, EXPORT_FORMATS, export
 from fer_synth.core.dataset import SYNTHETIC, shared_classes
-from fer_synth.core.console import FriendlyGroup, console, with_options
+from fer_synth.ui.console import FriendlyGroup, console, with_options
 from fer_synth.core.env import DEVICE_HELP
 from fer_synth.core.errors import InvalidOptionError
-from fer_synth.core.html import DEFAULT_OUT as REPORT_OUT
+from fer_synth.ui.html import DEFAULT_OUT as REPORT_OUT
 from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.ferplus import LABEL_MODES
-from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE
-from fer_synth.data.oversample import GENERATED, method_names
+from fer_synth.data.oversample import method_names
 from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.stats import dataset_stats
-from fer_synth.faces.options import face_options, face_stage_from
+from fer_synth.faces.options import face_options
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
 from fer_synth.generation import config as gen
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def crop(input_dir: str, out_dir: str, keep_rejects: str | None, overwrite: bool
     from fer_synth.faces.crop import crop_folder, find_images
 
     sources = find_images(Path(input_dir))  # a bad INPUT fails before the detector loads
-    with face_stage_from(options) as stage:
+    with FaceStage(FaceStageConfig(**options)) as stage:
         summary = crop_folder(input_dir, out_dir, stage, keep_rejects=keep_rejects, progress=True, sources=sources,
                               overwrite=overwrite)
     console.print(_crop_table(summary, f"faces from {input_dir}"))
@@ -95,11 +95,11 @@ def _split_table(title: str, stats: dict, classes: list[str]) -> Table:
 _label_options = [
     click.option("--ferplus", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="FER+ votes (Microsoft's fer2013new.csv) relabelling DATASET, FER2013's CSV, with eight classes."),
-    click.option("--label-mode", type=click.Choice(LABEL_MODES), default=LABEL_MODES[0], show_default=True,
+    click.option("--label-mode", type=click.Choice(LABEL_MODES), default=PackConfig.label_mode, show_default=True,
                  help="With --ferplus: strict-majority labels, or vote distributions as soft training targets."),
 ]
 _near_distance_option = click.option(
-    "--near-distance", type=click.IntRange(0, 64), default=DEFAULT_MAX_DISTANCE, show_default=True,
+    "--near-distance", type=click.IntRange(0, 64), default=PackConfig.near_distance, show_default=True,
     help="Near duplicates: perceptual hashes (pHash, 64 bits) at most this many bits apart.")
 
 
@@ -143,9 +143,10 @@ def stats(dataset: Path, as_json: bool, ferplus: Path | None, label_mode: str, n
     links = ", ".join(f"{pair.replace('~', ' and ')} {count:,}" for pair, count in n["split_pairs"].items())
     console.print(
         f"Nearly identical images (pHash distance <= {n['max_distance']}, identical ones included): "
-        f"{n['groups']:,} groups with {n['extra_images']:,} extra images; {n['within_split_groups']:,} within one split, "
-        f"[bold red]{n['cross_split_groups']:,}[/] across splits ({links or 'none'}), {n['cross_split_not_identical']:,} "
-        f"of them beyond identical copies; {n['pairs_not_identical']:,} near pairs are not pixel-identical.",
+        f"{n['groups']:,} groups with {n['extra_images']:,} extra images; "
+        f"{n['within_split_groups']:,} within one split, [bold red]{n['cross_split_groups']:,}[/] across splits "
+        f"({links or 'none'}), {n['cross_split_not_identical']:,} of them beyond identical copies; "
+        f"{n['pairs_not_identical']:,} near pairs are not pixel-identical.",
         soft_wrap=True)
     for group in n["examples"]:
         console.print(f"  [dim]near, cross_split: {_group(group, ' ~ ')}[/]", soft_wrap=True)
@@ -202,11 +203,13 @@ def _report(result: BalanceResult) -> None:
         console.print(f"Wrote [bold]{result.out}[/]")
 
 
+#: The options pack and balance share, named as PackConfig's fields and defaulting to them.
 _common_split_options = [
-    click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
-                 show_default=True,
+    click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                 default=PackConfig.val_fraction, show_default=True,
                  help="Stratified fraction of train held out as val when the source has no PublicTest/val split."),
-    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for every random choice."),
+    click.option("--seed", type=click.IntRange(min=0), default=PackConfig.seed, show_default=True,
+                 help="Seed for every random choice."),
     click.option("--drop-duplicates", is_flag=True, help="Drop train images identical to a val/test image."),
     click.option("--drop-near-duplicates", is_flag=True,
                  help="Drop train images nearly identical to a val/test image (see --near-distance)."),
@@ -222,15 +225,16 @@ _common_split_options = [
 
 @main.command("balance")
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--method", type=click.Choice(method_names()), default=GENERATED, show_default=True,
+@click.option("--method", type=click.Choice(method_names()), default=BalanceConfig.method, show_default=True,
               help="generated: faces from --pool; the others rebalance the train split from its own rows "
               "(imbalanced-learn; docs/rebalancing.md).")
-@click.option("--pool", type=click.Path(path_type=Path), default=Path("generated"), show_default=True,
+@click.option("--pool", type=click.Path(path_type=Path), default=Path(BalanceConfig.pool), show_default=True,
               help="Per-class folders of generated faces (what `fer-synth generate` writes).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="An .h5 file (the HDF5 contract) or a folder (Kaggle-style). Default: <dataset>_balanced.h5 here.")
-@click.option("--target", default="max", show_default=True, help="Images per class: max, median or a number.")
-@click.option("--splits", default="train", show_default=True,
+@click.option("--target", default=BalanceConfig.target, show_default=True,
+              help="Images per class: max, median or a number.")
+@click.option("--splits", default=",".join(BalanceConfig.splits), show_default=True,
               help="Comma-separated splits to top up. val/test need --force-synthetic-eval.")
 @click.option("--force-synthetic-eval", is_flag=True,
               help="Allow synthetic images in val/test (recorded in the output; evaluation is then not clean).")
@@ -257,13 +261,13 @@ def balance_command(dataset, method, pool, out, target, splits, force_synthetic_
     if judged:
         kind, value = next(iter(chosen.items()), (None, None))
         policy = DEFAULT_POLICY if kind is None else SelectionPolicy(kind, None if kind == "agree" else value)
-    result = balance(
-        dataset, pool, out or default_output(dataset), target=target,
+    result = balance(BalanceConfig(
+        dataset, out or default_output(dataset), pool=pool, target=target,
         splits=[s.strip() for s in splits.split(",") if s.strip()],
         force_synthetic_eval=force_synthetic_eval, allow_shortfall=allow_shortfall,
         allow_pool_leakage=allow_pool_leakage, dry_run=dry_run,
         compression=None if compression == "none" else compression, judged=policy, method=method, **options,
-    )
+    ))
     console.print(_plan_table(result.plan))
     if result.plan.total_shortfall:
         logger.warning(f"the pool was short: {result.plan.shortfall_by_class()} (--allow-shortfall)")
@@ -279,7 +283,7 @@ def balance_command(dataset, method, pool, out, target, splits, force_synthetic_
 @with_options(_common_split_options)
 def pack_command(dataset, out, compression, **options) -> None:
     """Write DATASET as train/val/test in the HDF5 contract, with no top-up."""
-    _report(pack(dataset, out, compression=None if compression == "none" else compression, **options))
+    _report(pack(PackConfig(dataset, out, compression=None if compression == "none" else compression, **options)))
 
 
 _class_list_option = click.option(
@@ -415,7 +419,7 @@ def generate_command(ctx: click.Context, emotions: tuple[str, ...], class_list: 
                                      safety_checker=safety_checker, tiny_vae=tiny_vae, lora=lora, compile=compile_,
                                      config=config_dir),
     ).resolved()  # bad arguments fail before the face detector (or its model download) is set up
-    face_stage = face_stage_from(face_settings) if faces else None
+    face_stage = FaceStage(FaceStageConfig(**face_settings)) if faces else None
     try:
         summary = generate(config, face_stage=face_stage, progress=progress, overwrite=overwrite)
     finally:

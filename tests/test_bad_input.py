@@ -21,8 +21,8 @@ from fer_synth.cli import main as synth_cli
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES
 from tests.conftest import make_split
-from tests.models.helpers import separable_h5
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+from tests.fer_models.helpers import separable_h5
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import SHARED, make_split
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 from fer_models.cli import main as fer_models
 from fer_synth.core import store
 from fer_synth.cli import main as fer_synth

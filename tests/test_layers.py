@@ -29,8 +29,9 @@ def project_imports(package: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("package, allowed", [
     ("fer_synth/core", ("fer_synth.core",)),
+    ("fer_synth/ui", ("fer_synth.ui", "fer_synth.core")),
     ("fer_synth", ("fer_synth",)),
-    ("fer_models", ("fer_models", "fer_synth.core", "fer_synth.faces")),
+    ("fer_models", ("fer_models", "fer_synth.core", "fer_synth.ui", "fer_synth.faces")),
 ])
 def test_each_layer_imports_only_what_it_may(package, allowed):
     imports = project_imports(package)

@@ -20,18 +20,18 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from fer_models import checkpoint as ckpt
-from fer_models import training
+from fer_models.training import loop as training
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import atomic, store
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import BusyError, OutputError, output_lock
 from fer_synth.data import balance as balance_module
-from fer_synth.data.balance import pack
+from fer_synth.data.balance import PackConfig, pack
 from fer_synth.generation.config import GenerateConfig, PipelineOptions
 from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.run import generate
-from tests.models.helpers import separable_h5, tiny_config
-from tests.synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+from tests.fer_models.helpers import separable_h5, tiny_config
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 
 # --- folders that exist, inputs, pools ----------------------------------------------------------------------
 
@@ -77,14 +77,14 @@ def test_dead_writers_temp_files_are_removed_live_ones_kept(tmp_path, csv):
     live = tmp_path / f".o.h5.{os.getpid()}.abc.tmp"
     dead.write_bytes(b"x" * 1000)
     live.write_bytes(b"x")
-    pack(csv, out)
+    pack(PackConfig(csv, out))
     assert not dead.exists() and live.exists() and store.read_attrs(out)["format"]
 
 
 def test_a_disk_too_small_is_refused_before_writing(tmp_path, csv, monkeypatch):
     monkeypatch.setattr(balance_module.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
     with pytest.raises(OutputError, match="MB are needed"):
-        pack(csv, tmp_path / "o.h5")
+        pack(PackConfig(csv, tmp_path / "o.h5"))
     assert not (tmp_path / "o.h5").exists()
 
 
@@ -108,7 +108,7 @@ def test_every_dropped_row_is_reported_and_strict_makes_it_an_error(tmp_path):
              "1," + " ".join(["300"] * 2304) + ",Training",  # out of range
              "1," + " ".join(["9"] * 2304) + ",Other")  # unknown Usage
     path = write_csv(tmp_path / "bad.csv", rows, extra_lines=extra)
-    result = pack(path, tmp_path / "o.h5")
+    result = pack(PackConfig(path, tmp_path / "o.h5"))
     assert len(result.skipped) == 5
     assert store.read_attrs(tmp_path / "o.h5")["skipped_source_files"] == 5
     reasons = " ".join(reason for _, reason in result.skipped)
@@ -247,12 +247,12 @@ def test_a_training_folder_with_foreign_files_is_refused(tmp_path):
 
 def test_a_second_crop_on_the_same_output_is_refused(tmp_path):
     from fer_synth.faces.crop import crop_folder
-    from fer_synth.faces.stage import FaceStage
+    from fer_synth.faces.stage import FaceStage, FaceStageConfig
 
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "a.png")
-    with FaceStage("haar") as stage, output_lock(tmp_path / "faces"):
-        with pytest.raises(BusyError, match="in use by process"):
-            crop_folder(photos, tmp_path / "faces", stage)
+    with FaceStage(FaceStageConfig("haar")) as stage, output_lock(tmp_path / "faces"), \
+            pytest.raises(BusyError, match="in use by process"):
+        crop_folder(photos, tmp_path / "faces", stage)
     assert not (tmp_path / "faces" / "manifest.jsonl").exists()

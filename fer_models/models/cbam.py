@@ -13,10 +13,10 @@ features, then spatial attention from a 7x7 convolution over channel-wise averag
 All take 3x224x224 faces and keep timm's parameter names, so ImageNet weights load from a local timm
 ``.safetensors`` file (``--weights PATH``); trained without one, they warn that they start from random
 weights. The seed trained them with label-smoothing cross-entropy 0.1 (focal loss tried), AdamW 3e-4 and
-cosine warm restarts, and averaged their softmax (recipe ``cbam-ensemble``). Deviations: the seed repository publishes no code, so where CBAM sits in
-EfficientNet-B3 and what the "multi-scale" head is are this project's reading of its description; the
-seed's 73.33% was measured on a different, capped dataset, not on FER2013's PrivateTest. Dropout 0.3 before
-each classifier is this project's choice (the seed states none).
+cosine warm restarts, and averaged their softmax (recipe ``cbam-ensemble``). Deviations: the seed repository
+publishes no code, so where CBAM sits in EfficientNet-B3 and what the "multi-scale" head is are this project's
+reading of its description; the seed's 73.33% was measured on a different, capped dataset, not on FER2013's
+PrivateTest. Dropout 0.3 before each classifier is this project's choice (the seed states none).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Recipes: a paper's training hyper-parameters as a YAML data file in this folder.
 
-A recipe is a mapping of :class:`fer_models.training.TrainConfig` fields (``augment`` a mapping of
+A recipe is a mapping of :class:`fer_models.training.config.TrainConfig` fields (``augment`` a mapping of
 :class:`fer_models.data.Augment` fields) plus ``description``, ``paper`` and, for an ensemble recipe, ``ensemble``. Any command-line flag overrides
 a recipe value. The schema is documented in docs/training.md.
 """
@@ -36,7 +36,7 @@ def recipe_path(name_or_path: str | os.PathLike) -> Path:
 
 
 def load_recipe(name_or_path: str | os.PathLike) -> dict:
-    """The recipe's mapping, as written (validated against the config by ``fer_models.training``)."""
+    """The recipe's mapping, as written (validated against the config by ``fer_models.training.config``)."""
     path = recipe_path(name_or_path)
     try:
         recipe = yaml.safe_load(path.read_text()) or {}

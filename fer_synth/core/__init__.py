@@ -1,9 +1,11 @@
-"""The foundation both packages share; it imports nothing else of the project.
+"""The foundation both packages share: the data contract and plumbing; it imports nothing else of the project,
+and nothing that draws (what a person sees is :mod:`fer_synth.ui`).
 
-classes (class lists, labels and aliases), errors (what the CLIs show as one line), dataset (``Split``/``Dataset`` column
-arrays), store (the HDF5 contract), manifest (JSONL shards and run settings), images (image files), atomic
-(atomic writes), registry (named factories), env (device and offline), log and console (what a person sees),
-lazy (cheap package namespaces).
+The data contract: classes (class lists, labels and aliases), dataset (``Split``/``Dataset`` column arrays), store
+(the HDF5 contract), manifest (JSONL shards and run settings), folders (image folders: pools and exports), judgement
+(a pool's ``judgement.jsonl`` and selection policies), images (image files). Plumbing: errors (what the CLIs show as
+one line), atomic (atomic writes), outputs (the output-folder rule, locks), registry (named factories), env (device
+and offline), lazy (cheap package namespaces).
 """
 
 from fer_synth.core.lazy import lazy_exports
@@ -21,5 +23,4 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "Registry": "fer_synth.core.registry",
     "atomic_file": "fer_synth.core.atomic",
     "resolve_device": "fer_synth.core.env",
-    "setup_logging": "fer_synth.core.log",
 })

@@ -64,7 +64,7 @@ class ManifestWriter:
             if data and not data.endswith(b"\n"):
                 with open(self.path, "r+b") as f:
                     f.truncate(data.rfind(b"\n") + 1)
-        self._file = open(self.path, "ab")
+        self._file = open(self.path, "ab")  # noqa: SIM115 (the writer holds it open until close())
 
     def append(self, records: Iterable[dict]) -> None:
         lines = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)

@@ -160,7 +160,8 @@ def read_attrs(path: str | os.PathLike) -> dict:
     version = int(attrs.get("format_version", -1))
     if version != FORMAT_VERSION:
         raise FormatError(
-            f"{path}: format version {version}, this fer_synth {package_version('fer-synth')} reads version {FORMAT_VERSION}; "
+            f"{path}: format version {version}, this fer_synth {package_version('fer-synth')} reads version "
+            f"{FORMAT_VERSION}; "
             "rewrite the file with this version's `fer-synth pack`/`balance` or install a matching fer_synth"
         )
     names = attrs.get("classes")

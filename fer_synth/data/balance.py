@@ -3,7 +3,9 @@
 :func:`plan_topup` is a pure function of counts; :func:`apply_topup` draws the pool images the plan asks for
 (seeded, each pool image used at most once across all splits); :func:`balance` is the whole job behind
 ``fer-synth balance``: read, map to train/val/test, top up (with generated faces, or by one of the classic
-methods of :mod:`fer_synth.data.oversample` on the train split), write.
+methods of :mod:`fer_synth.data.oversample` on the train split), write; :func:`pack` the same without the top-up.
+Each takes its settings as one dataclass (:class:`BalanceConfig`, :class:`PackConfig`), whose fields the command
+lines' options are named after.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ from fer_synth.data.readers import describe_skipped, read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
 
 EVAL_SPLITS = ("val", "test")
+DEFAULT_POOL = "generated"  # what `fer-synth generate` writes
 
 
 class ShortfallError(FerError):
@@ -137,6 +140,57 @@ class BalanceResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (row or file, why) of source data left out
 
 
+@dataclass
+class PackConfig:
+    """What ``pack`` is asked to do: read ``dataset`` (relabelled with FER+ votes from ``ferplus`` when given, as
+    ``label_mode`` says), map it to train/val/test (``val_fraction`` of train held out when the source has no val
+    split, drawn with ``seed``), optionally drop train images identical (``drop_duplicates``) or nearly identical
+    (``drop_near_duplicates``, pHash distance at most ``near_distance``) to a val/test image, and write ``out``.
+
+    ``out`` ending in ``.h5`` writes the HDF5 contract (``compression`` of its images: None, gzip or lzf); anything
+    else writes Kaggle-style folders with a manifest. A folder ``out`` must be new, empty or an earlier export
+    unless ``overwrite``. Source rows left out are reported (an error with ``strict``).
+    """
+
+    dataset: str | os.PathLike
+    out: str | os.PathLike | None  # None: a dry run's balance writes nothing
+    _: KW_ONLY
+    val_fraction: float = 0.1
+    seed: int = 0
+    drop_duplicates: bool = False
+    drop_near_duplicates: bool = False
+    near_distance: int = DEFAULT_MAX_DISTANCE
+    strict: bool = False
+    ferplus: str | os.PathLike | None = None
+    label_mode: str = "majority"
+    compression: str | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class BalanceConfig(PackConfig):
+    """What ``balance`` is asked to do: a :class:`PackConfig` whose ``splits`` are topped up to ``target`` (max,
+    median or a number of images per class) with faces from ``pool``.
+
+    Synthetic images go into val or test only with ``force_synthetic_eval``; a pool too small is an error unless
+    ``allow_shortfall``; pool faces nearly identical to a val/test face are refused unless ``allow_pool_leakage``
+    (:func:`usable_pool`). ``dry_run`` plans and writes nothing. With ``judged``, only the faces the pool's judgement
+    (``fer-models judge``) accepts under that policy are used, best-judged first. ``method``: ``generated`` (the
+    pool's faces) or a classic rebalancing of the train split from its own rows (:mod:`fer_synth.data.oversample`).
+    """
+
+    _: KW_ONLY
+    pool: str | os.PathLike = DEFAULT_POOL
+    target: str | int = "max"
+    splits: Sequence[str] = ("train",)
+    force_synthetic_eval: bool = False
+    allow_shortfall: bool = False
+    allow_pool_leakage: bool = False
+    dry_run: bool = False
+    judged: SelectionPolicy | None = None
+    method: str = GENERATED
+
+
 def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | None], overwrite: bool) -> None:
     """Before any work: ``out`` must not overlap an input; a folder output must be new, empty, an earlier
     export, or ``overwrite``; a file output must not be a folder. Leftovers of killed writers are removed."""
@@ -152,23 +206,18 @@ def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | No
     remove_stale_temps(out)
 
 
-def prepare(dataset: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0, drop_duplicates: bool = False,
-            drop_near_duplicates: bool = False, near_distance: int = DEFAULT_MAX_DISTANCE, strict: bool = False,
-            ferplus: str | os.PathLike | None = None, label_mode: str = "majority",
-            ) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
-    """Read a dataset (relabelled with FER+ votes when ``ferplus`` is given) and map it to train/val/test,
-    dropping train images identical (``drop_duplicates``) or nearly identical (``drop_near_duplicates``, pHash
-    distance at most ``near_distance``) to a val/test image if asked.
+def prepare(config: PackConfig) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
+    """Read ``config.dataset`` and map it to train/val/test, dropping leaked train images if asked.
 
     Returns the splits and every source row or file left out with its reason; with ``strict`` any such row
     is an error instead."""
-    source = read_dataset(dataset, ferplus=ferplus, label_mode=label_mode)
-    protocol = protocol_splits(source, val_fraction=val_fraction, seed=seed)
-    if drop_duplicates or drop_near_duplicates:
-        protocol, _ = drop_leaked(protocol, near_distance if drop_near_duplicates else None)
+    source = read_dataset(config.dataset, ferplus=config.ferplus, label_mode=config.label_mode)
+    protocol = protocol_splits(source, val_fraction=config.val_fraction, seed=config.seed)
+    if config.drop_duplicates or config.drop_near_duplicates:
+        protocol, _ = drop_leaked(protocol, config.near_distance if config.drop_near_duplicates else None)
     skipped = [*source.attrs.get("skipped", []), *protocol.unused]
-    if strict and skipped:
-        raise FerError(f"{dataset}: {describe_skipped(skipped)} (--strict); fix the source or drop --strict")
+    if config.strict and skipped:
+        raise FerError(f"{config.dataset}: {describe_skipped(skipped)} (--strict); fix the source or drop --strict")
     return protocol, skipped
 
 
@@ -201,74 +250,41 @@ def usable_pool(pool: Split, protocol: ProtocolSplits, near_distance: int = DEFA
     return pool, notes
 
 
-def balance(
-    dataset: str | os.PathLike,
-    pool: str | os.PathLike,
-    out: str | os.PathLike | None,
-    *,
-    target: str | int = "max",
-    splits: Sequence[str] = ("train",),
-    force_synthetic_eval: bool = False,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    allow_shortfall: bool = False,
-    drop_duplicates: bool = False,
-    drop_near_duplicates: bool = False,
-    near_distance: int = DEFAULT_MAX_DISTANCE,
-    allow_pool_leakage: bool = False,
-    dry_run: bool = False,
-    compression: str | None = None,
-    overwrite: bool = False,
-    strict: bool = False,
-    ferplus: str | os.PathLike | None = None,
-    label_mode: str = "majority",
-    judged: SelectionPolicy | None = None,
-    method: str = GENERATED,
-) -> BalanceResult:
-    """Top up ``dataset``'s chosen splits to ``target`` with faces from ``pool`` and write ``out``.
-
-    ``out`` ending in ``.h5`` writes the HDF5 contract; anything else writes Kaggle-style folders with a
-    manifest. Synthetic images go into val or test only with ``force_synthetic_eval``. Pool faces nearly identical
-    to a val/test face are refused unless ``allow_pool_leakage`` (:func:`usable_pool`). Nothing is written
-    when ``dry_run``; neither input is ever modified, and ``out`` may not overlap them. A folder ``out`` must be
-    new, empty or an earlier export unless ``overwrite``. Source rows left out are in the result's ``skipped``
-    (an error with ``strict``). ``ferplus``, ``label_mode`` and the duplicate options are :func:`prepare`'s. With
-    ``judged``, only the faces the pool's judgement (``fer-models judge``) accepts under that policy are used,
-    best-judged first. ``method`` other than ``generated`` tops up the train split by that classic method instead
-    (:func:`oversample_train`; ``pool`` is not read).
-    """
-    unknown = [s for s in splits if s not in store.SPLITS]
+def balance(config: BalanceConfig) -> BalanceResult:
+    """Top up ``config.dataset``'s chosen splits to the target with faces from the pool and write ``config.out``
+    (:class:`BalanceConfig`). Nothing is written on a dry run; neither input is ever modified, and ``out`` may not
+    overlap them. ``config.method`` other than ``generated`` tops up the train split by that classic method instead
+    (:func:`oversample_train`; the pool is not read)."""
+    unknown = [s for s in config.splits if s not in store.SPLITS]
     if unknown:
         raise FerError(f"unknown split(s) {', '.join(unknown)}; choose from {', '.join(store.SPLITS)}")
-    eval_topup = [s for s in splits if s in EVAL_SPLITS]
-    if eval_topup and not force_synthetic_eval:
+    eval_topup = [s for s in config.splits if s in EVAL_SPLITS]
+    if eval_topup and not config.force_synthetic_eval:
         raise FerError(
             f"topping up {', '.join(eval_topup)} puts synthetic images into evaluation splits; "
             "add --force-synthetic-eval if you really mean it"
         )
-    check_target(target)
-    check_method(method)
-    if method != GENERATED and (list(splits) != ["train"] or judged is not None):
-        raise InvalidOptionError(f"--method {method} rebalances the train split only, from its own rows: drop --splits "
-                                 "and --judged (they choose generated faces)")
-    if not dry_run:
-        check_output(out, [dataset, pool, ferplus], overwrite)
-    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
-                                drop_near_duplicates=drop_near_duplicates, near_distance=near_distance, strict=strict,
-                                ferplus=ferplus, label_mode=label_mode)
-    if method != GENERATED:
-        return oversample_train(dataset, protocol, skipped, method, None if dry_run else out, target=target, seed=seed,
-                                compression=compression)
-    pool_path = Path(pool)
+    check_target(config.target)
+    check_method(config.method)
+    if config.method != GENERATED and (list(config.splits) != ["train"] or config.judged is not None):
+        raise InvalidOptionError(f"--method {config.method} rebalances the train split only, from its own rows: drop "
+                                 "--splits and --judged (they choose generated faces)")
+    if not config.dry_run:
+        check_output(config.out, [config.dataset, config.pool, config.ferplus], config.overwrite)
+    protocol, skipped = prepare(config)
+    if config.method != GENERATED:
+        return oversample_train(config, protocol, skipped)
+    pool_path = Path(config.pool)
     real = protocol.as_dict()
     pool_split, pool_notes = usable_pool(read_pool_faces(pool_path, "make one with `fer-synth generate --emotion all --n N` "
                                                               "(it writes generated/) or pass --pool"),
-                                         protocol, near_distance, allow_pool_leakage)
+                                         protocol, config.near_distance, config.allow_pool_leakage)
     judgement = None
-    if judged is not None:
-        pool_split, judgement = trusted_pool(pool_path, pool_split, judged)
-    plan = plan_topup({s: real[s].counts() for s in splits}, pool_split.counts(), target, pool_split.classes)
-    if plan.total_shortfall and not allow_shortfall:
+    if config.judged is not None:
+        pool_split, judgement = trusted_pool(pool_path, pool_split, config.judged)
+    plan = plan_topup({s: real[s].counts() for s in config.splits}, pool_split.counts(), config.target,
+                      pool_split.classes)
+    if plan.total_shortfall and not config.allow_shortfall:
         short = ", ".join(f"{c} short by {n}" for c, n in plan.shortfall_by_class().items())
         raise ShortfallError(
             f"the pool {pool_path} is too small: {short}; generate more "
@@ -278,16 +294,16 @@ def balance(
     if eval_topup:
         notes.append(f"WARNING: synthetic images were forced into {', '.join(eval_topup)}")
     result = BalanceResult(real, plan, notes, skipped=skipped)
-    if dry_run:
+    if config.dry_run:
         return result
-    result.splits = apply_topup(real, pool_split, plan, seed, best_first=judged is not None)
+    result.splits = apply_topup(real, pool_split, plan, config.seed, best_first=config.judged is not None)
     attrs = {
-        "source_dataset": str(dataset),
+        "source_dataset": str(config.dataset),
         "method": GENERATED,
         "pool": str(pool_path),
-        "seed": seed,
-        "target": str(target),
-        "topped_up_splits": list(splits),
+        "seed": config.seed,
+        "target": str(config.target),
+        "topped_up_splits": list(config.splits),
         "forced_synthetic_eval": bool(eval_topup),
         "plan": {"counts": plan.counts, "targets": plan.targets, "take": plan.take, "shortfall": plan.shortfall},
         "notes": notes,
@@ -297,15 +313,15 @@ def balance(
     if judgement:
         notes.append(f"pool judged by {judgement['judge']['model']}; policy {judgement['policy']}: "
                      f"{sum(judgement['accepted'].values())} of {judgement['judged']} faces trusted")
-    result.out = write_output(out, result.splits, attrs, compression)
+    result.out = write_output(config.out, result.splits, attrs, config.compression)
     return result
 
 
-def oversample_train(dataset: str | os.PathLike, protocol: ProtocolSplits, skipped: list[tuple[str, str]], method: str,
-                     out: str | os.PathLike | None, *, target: str | int = "max", seed: int = 0,
-                     compression: str | None = None) -> BalanceResult:
-    """``balance --method ros|smote|...``: the train split of ``protocol`` brought to ``target`` by ``method``, after
-    the split (val and test are written as they are); nothing is written when ``out`` is None (a dry run)."""
+def oversample_train(config: BalanceConfig, protocol: ProtocolSplits, skipped: list[tuple[str, str]]) -> BalanceResult:
+    """``balance --method ros|smote|...``: the train split of ``protocol`` brought to ``config.target`` by
+    ``config.method``, after the split (val and test are written as they are); nothing is written on a dry run."""
+    dataset, method, target, seed = config.dataset, config.method, config.target, config.seed
+    out, compression = None if config.dry_run else config.out, config.compression
     real = protocol.as_dict()
     train = real["train"]
     counts = train.counts()
@@ -363,20 +379,15 @@ def trusted_pool(pool: Path, faces: Split, policy: SelectionPolicy) -> tuple[Spl
     return faces.take(keep), summary
 
 
-def pack(dataset: str | os.PathLike, out: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-         drop_duplicates: bool = False, drop_near_duplicates: bool = False,
-         near_distance: int = DEFAULT_MAX_DISTANCE, compression: str | None = None, overwrite: bool = False,
-         strict: bool = False, ferplus: str | os.PathLike | None = None, label_mode: str = "majority") -> BalanceResult:
-    """Write ``dataset`` as train/val/test with no top-up (``fer-synth pack``); ``out`` as for :func:`balance`,
-    the other options as for :func:`prepare`."""
-    check_output(out, [dataset, ferplus], overwrite)
-    protocol, skipped = prepare(dataset, val_fraction=val_fraction, seed=seed, drop_duplicates=drop_duplicates,
-                                drop_near_duplicates=drop_near_duplicates, near_distance=near_distance, strict=strict,
-                                ferplus=ferplus, label_mode=label_mode)
-    attrs = {"source_dataset": str(dataset), "seed": seed, "notes": protocol.notes,
+def pack(config: PackConfig) -> BalanceResult:
+    """Write ``config.dataset`` as train/val/test with no top-up (``fer-synth pack``; :class:`PackConfig`)."""
+    check_output(config.out, [config.dataset, config.ferplus], config.overwrite)
+    protocol, skipped = prepare(config)
+    attrs = {"source_dataset": str(config.dataset), "seed": config.seed, "notes": protocol.notes,
              "skipped_source_files": len(skipped)}
     splits = protocol.as_dict()
-    return BalanceResult(splits, None, protocol.notes, write_output(out, splits, attrs, compression), skipped)
+    return BalanceResult(splits, None, protocol.notes, write_output(config.out, splits, attrs, config.compression),
+                         skipped)
 
 
 def write_output(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping,

@@ -155,7 +155,8 @@ def _webdataset(folder: Path, name: str, chunks: Iterable[Split], soft: bool, sh
                 if row % shard_size == 0:
                     if shard is not None:
                         shard.close()
-                    shard = tarfile.open(folder / f"{name}-{row // shard_size:06d}.tar", "w", format=tarfile.USTAR_FORMAT)
+                    shard = tarfile.open(  # noqa: SIM115 (one shard open at a time, closed when full or at the end)
+                        folder / f"{name}-{row // shard_size:06d}.tar", "w", format=tarfile.USTAR_FORMAT)
                 key = f"{name}-{row:07d}"
                 _add(shard, f"{key}.png", png_bytes(chunk.images[k]))
                 _add(shard, f"{key}.json", json.dumps(row_record(name, chunk, k, targets)).encode())

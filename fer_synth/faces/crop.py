@@ -30,7 +30,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from fer_synth.core.classes import VOCABULARY, UnknownClassError
-from fer_synth.core.console import progress_bar
+from fer_synth.ui.console import progress_bar
 from fer_synth.core.errors import FerError
 from fer_synth.core.images import IMAGE_SUFFIXES, is_image_file, read_rgb, save_png
 from fer_synth.core.manifest import MANIFEST, ManifestWriter, check_settings, read_records

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from fer_synth.core.errors import FerError
-from fer_synth.core.log import native_stderr_silenced
+from fer_synth.ui.log import native_stderr_silenced
 from fer_synth.faces.blazeface import resolve_face_model, sha256_of
 from fer_synth.core.registry import Registry
 
@@ -85,6 +85,12 @@ def _intersection(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) ->
     return max(w, 0) * max(h, 0)
 
 
+#: The seed pipeline's Haar settings: ``scaleFactor=1.3, minNeighbors=7, minSize=(50, 50)``.
+HAAR_SCALE_FACTOR = 1.3
+HAAR_MIN_NEIGHBORS = 7
+HAAR_MIN_SIZE = 50
+
+
 @register_detector("haar")
 class HaarDetector:
     """OpenCV's Viola-Jones frontal-face cascade (``haarcascade_frontalface_default.xml``).
@@ -99,7 +105,8 @@ class HaarDetector:
     framing = Framing(left=-0.01, top=-0.01, side=1.02)
     default_min_score = None
 
-    def __init__(self, scale_factor: float = 1.3, min_neighbors: int = 7, min_size: int = 50,
+    def __init__(self, scale_factor: float = HAAR_SCALE_FACTOR, min_neighbors: int = HAAR_MIN_NEIGHBORS,
+                 min_size: int = HAAR_MIN_SIZE,
                  cascade: str = "haarcascade_frontalface_default.xml"):
         if scale_factor <= 1.0 or min_neighbors < 0 or min_size < 1:
             raise FerError("haar needs scale_factor > 1, min_neighbors >= 0 and min_size >= 1")

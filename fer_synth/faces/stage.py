@@ -1,7 +1,7 @@
 """The face stage: detect faces, crop them in FER2013's framing to 48x48 grayscale, and reject with a reason.
 
-``FaceStage(backend)(image)`` returns a :class:`FaceResult`; generation and ``fer-synth crop`` call it on every
-image. The filters run in this order and the first that fires names the rejection:
+``FaceStage(FaceStageConfig(backend))(image)`` returns a :class:`FaceResult`; generation and ``fer-synth crop``
+call it on every image. The filters run in this order and the first that fires names the rejection:
 
 ``nsfw_blank``      the safety checker flagged the image, or it is near-constant (grey-level std < ``blank_std``)
 ``no_face``         the detector found nothing
@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fer_synth.faces.detectors import Detection, Detector, create_detector
+from fer_synth.faces.detectors import (HAAR_MIN_NEIGHBORS, HAAR_MIN_SIZE, HAAR_SCALE_FACTOR, Detection, Detector,
+                                       create_detector)
 from fer_synth.core.errors import FerError
 
 REASONS = ("nsfw_blank", "no_face", "multiple_faces", "face_too_small", "low_confidence", "blurry")
@@ -54,7 +55,8 @@ class Filters:
 #: failures must not enter a dataset. ``photo``: for real photographs, where every face the detector reports is a
 #: face: blur is no reason to drop it (a low-resolution photo is still a face), any score the detector reports
 #: (MediaPipe reports nothing under its floor, 0.5), frames down to 24 px, and a second look with a 20% border
-#: when the detector finds nothing (tightly framed portraits). Measured on real faces: ``python bench/predict_throughput.py``.
+#: when the detector finds nothing (tightly framed portraits). Measured on real faces:
+#: ``python bench/predict_throughput.py``.
 FILTERS: dict[str, Filters] = {
     "generated": Filters(min_face=DEFAULT_MIN_FACE, min_score=None, blur_threshold=DEFAULT_BLUR_THRESHOLD),
     "photo": Filters(min_face=24, min_score=0.0, blur_threshold=0.0, pad=0.2),
@@ -124,37 +126,65 @@ def sharpness(gray: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
-class FaceStage:
-    """Detector + crop policy + filters, callable on one image at a time.
+@dataclass(frozen=True)
+class FaceStageConfig:
+    """Every setting of the face stage; the command lines' face options (``fer_synth.faces.options``) set these
+    fields by name.
 
-    Options (all keyword): ``filters`` (the thresholds' preset: ``generated``, strict, or ``photo``; see
-    :data:`FILTERS`), ``policy`` (largest/single/all), ``size`` (crop side), ``margin`` (extra fraction
-    of the frame on each side), ``min_face`` (px), ``min_score`` (the preset's, whose None is the backend's
-    default), ``blur_threshold``, ``blank_std``, ``detect_size`` (the detector sees at most this squared in
-    pixels; 0: full size); any other keyword goes to the backend (haar: ``scale_factor``, ``min_neighbors``,
-    ``min_size``; mediapipe: ``face_model``, ``floor``). A threshold given explicitly overrides the preset's.
+    ``filters`` is the thresholds' preset (``generated``, strict, or ``photo``; see :data:`FILTERS`); ``min_face``
+    (px), ``min_score`` and ``blur_threshold`` given explicitly override the preset's (its ``min_score`` None is the
+    backend's default), as ``pad`` overrides its second look's border. ``policy``: largest/single/all; ``size``: the
+    crop's side; ``margin``: extra fraction of the frame on each side; ``detect_size``: the detector sees at most
+    this squared in pixels (0: full size). The backend's own options: ``face_model`` (mediapipe) and ``haar_*``.
     """
 
-    def __init__(self, backend: str = DEFAULT_BACKEND, *, filters: str = "generated", policy: str = "largest",
-                 size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN, min_face: int | None = None,
-                 min_score: float | None = None, blur_threshold: float | None = None,
-                 blank_std: float = DEFAULT_BLANK_STD, detect_size: int = DEFAULT_DETECT_SIZE, pad: float | None = None,
-                 **detector_options):
-        if policy not in POLICIES:
-            raise FerError(f"unknown face policy {policy!r}; choose one of: {', '.join(POLICIES)}")
-        if filters not in FILTERS:
-            raise FerError(f"unknown face filters {filters!r}; choose one of: {', '.join(FILTERS)}")
-        preset = FILTERS[filters]
-        min_face = preset.min_face if min_face is None else min_face
-        min_score = preset.min_score if min_score is None else min_score
-        blur_threshold = preset.blur_threshold if blur_threshold is None else blur_threshold
-        self.pad = preset.pad if pad is None else pad
-        if size < 8 or margin < 0 or min_face < 0 or detect_size < 0 or self.pad < 0:
+    backend: str = DEFAULT_BACKEND
+    filters: str = "generated"
+    policy: str = "largest"
+    size: int = DEFAULT_SIZE
+    margin: float = DEFAULT_MARGIN
+    min_face: int | None = None
+    min_score: float | None = None
+    blur_threshold: float | None = None
+    blank_std: float = DEFAULT_BLANK_STD
+    detect_size: int = DEFAULT_DETECT_SIZE
+    pad: float | None = None
+    face_model: str | None = None  # mediapipe: the BlazeFace .tflite (else $FER_SYNTH_FACE_MODEL, the cache, a download)
+    haar_scale_factor: float = HAAR_SCALE_FACTOR
+    haar_min_neighbors: int = HAAR_MIN_NEIGHBORS
+    haar_min_size: int = HAAR_MIN_SIZE
+
+    def detector_options(self) -> dict:
+        """The options of this config's backend, as its detector takes them."""
+        if self.backend == "haar":
+            return {"scale_factor": self.haar_scale_factor, "min_neighbors": self.haar_min_neighbors,
+                    "min_size": self.haar_min_size}
+        if self.backend == "mediapipe":
+            return {"face_model": self.face_model}
+        return {}
+
+
+class FaceStage:
+    """Detector + crop policy + filters, callable on one image at a time, as a :class:`FaceStageConfig` says."""
+
+    def __init__(self, config: FaceStageConfig | None = None):
+        config = config or FaceStageConfig()
+        if config.policy not in POLICIES:
+            raise FerError(f"unknown face policy {config.policy!r}; choose one of: {', '.join(POLICIES)}")
+        if config.filters not in FILTERS:
+            raise FerError(f"unknown face filters {config.filters!r}; choose one of: {', '.join(FILTERS)}")
+        preset = FILTERS[config.filters]
+        min_face = preset.min_face if config.min_face is None else config.min_face
+        min_score = preset.min_score if config.min_score is None else config.min_score
+        blur_threshold = preset.blur_threshold if config.blur_threshold is None else config.blur_threshold
+        self.pad = preset.pad if config.pad is None else config.pad
+        if config.size < 8 or config.margin < 0 or min_face < 0 or config.detect_size < 0 or self.pad < 0:
             raise FerError("face stage needs size >= 8, margin >= 0, min_face >= 0, detect_size >= 0 and pad >= 0")
-        self.detector: Detector = create_detector(backend, **detector_options)
-        self.filters, self.policy, self.size, self.margin, self.min_face = filters, policy, size, margin, min_face
+        self.detector: Detector = create_detector(config.backend, **config.detector_options())
+        self.filters, self.policy, self.size, self.margin, self.min_face = (
+            config.filters, config.policy, config.size, config.margin, min_face)
         self.min_score = self.detector.default_min_score if min_score is None else min_score
-        self.blur_threshold, self.blank_std, self.detect_size = blur_threshold, blank_std, detect_size
+        self.blur_threshold, self.blank_std, self.detect_size = blur_threshold, config.blank_std, config.detect_size
 
     @property
     def backend(self) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fer_synth.core.console import progress_bar
+from fer_synth.ui.console import progress_bar
 from fer_synth.core.errors import InvalidOptionError
 from fer_synth.core.images import save_png
 from fer_synth.core.manifest import ManifestWriter, check_settings, read_records, remove_stale_temp_files, shard_name

@@ -9,7 +9,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from fer_synth.core import html
+from fer_synth.ui import html
 from fer_synth.core.atomic import write_bytes
 from fer_synth.report.inputs import load_inputs
 from fer_synth.report.sections import SECTIONS

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_synth.core import html, plots
+from fer_synth.ui import html, plots
 from fer_synth.core.dataset import REAL, Split
 from fer_synth.core.images import read_rgb
 from fer_synth.core.manifest import outcome

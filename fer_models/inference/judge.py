@@ -1,0 +1,160 @@
+"""Judging a pool: does each generated face show the class it was generated for?
+
+An independent classifier trained on real faces (a run, an ensemble, or the built-in model) scores every face of
+a pool (per-class folders, as ``generate`` and ``crop`` write them). The scores go to ``POOL/judgement.jsonl``
+(:mod:`fer_synth.core.judgement`, plain data that ``fer-synth balance --judged`` reads), one record per face,
+written as faces are scored: an interrupted judge continues where it stopped. Optionally a second, model-free
+opinion: CLIP's image-text similarity of the face to "a photo of a {class} face" (Radford et al. 2021,
+arXiv:2103.00020; SDAFE filters generated faces this way), from a hub id or a local folder.
+
+Published pipelines do the same: SyntFER scores every image with a teacher and keeps the top-k per class, SynFER
+calibrates labels with an annotator model and ensemble voting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_models.checkpoint import write_json
+from fer_models.evaluation.evaluate import plot_confusion
+from fer_models.inference.classifier import Classifier, load_classifier
+from fer_synth.core.dataset import Split
+from fer_synth.core.errors import FerError
+from fer_synth.core.folders import read_pool_faces
+from fer_synth.core.judgement import JUDGEMENT_FILE, SelectionPolicy, judge_of, read_judgement
+from fer_synth.core.manifest import ManifestWriter
+from fer_synth.core.outputs import output_lock
+
+logger = logging.getLogger(__name__)
+
+CLIP_TEMPLATE = "a photo of a {} face"
+REPORT_FILE = "judgement-report.json"
+CONFUSION_FILE = "judgement-confusion.png"
+#: What the report says each of these policies would keep (top-k keeps k per class whatever the scores).
+PREVIEW_POLICIES = (SelectionPolicy("agree"), SelectionPolicy("min-prob", 0.3), SelectionPolicy("min-prob", 0.5))
+
+
+def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str | torch.device = "cpu",
+               batch_size: int = 512, overwrite: bool = False, clip: str | None = None) -> dict:
+    """Score every face of ``pool`` not judged yet with ``model``; write its records and the report (JSON, PNG).
+
+    A pool judged by another model is refused unless ``overwrite`` (which judges it again from scratch)."""
+    pool = Path(pool)
+    classifier = load_classifier(model, device)
+    identity = classifier.identity
+    faces = read_pool_faces(pool)  # any known emotion (FER+'s contempt too): the judge must predict the pool's
+    missing = sorted({faces.classes[label] for label in faces.labels} - set(classifier.classes))
+    if missing:
+        raise FerError(f"{model} does not predict {', '.join(missing)}, which the pool holds; judge with a model of "
+                       "the pool's classes")
+    clip_judge = _clip_judge(clip, classifier.classes, device) if clip else None
+    with output_lock(pool, ".judgement.lock"):
+        done = read_judgement(pool)
+        if done and judge_of(done) != identity:
+            if not overwrite:
+                raise FerError(f"{pool} was judged by {judge_of(done)['model']} (another model or other weights); "
+                               "pass --overwrite to judge it again with this one")
+            (pool / JUDGEMENT_FILE).unlink()
+            done = {}
+        todo = np.flatnonzero([origin not in done for origin in faces.origin])
+        logger.info(f"judging {len(todo)} of {len(faces)} faces of {pool} with {identity['model']} "
+                    f"({len(faces) - len(todo)} judged before)")
+        with ManifestWriter(pool / JUDGEMENT_FILE) as out:
+            for start in range(0, len(todo), batch_size):
+                index = todo[start:start + batch_size]
+                out.append(judge_records(faces.take(index), classifier, identity, clip_judge))
+    records = read_judgement(pool)
+    report = summarise(records, classifier.classes)
+    _write_report(pool, report)
+    return report
+
+
+def judge_records(faces: Split, classifier: Classifier, identity: dict, clip_judge=None) -> list[dict]:
+    """One judgement record per face (``origin`` is its file, ``labels`` its intended class)."""
+    probs = classifier.predict_proba(faces.images)
+    clip_probs = clip_judge(faces.images) if clip_judge is not None else None
+    records = []
+    for i, (file, label) in enumerate(zip(faces.origin, faces.labels)):
+        intended = faces.classes[label]
+        record = {"file": str(file), "class": intended, "judged": classifier.classes[int(probs[i].argmax())],
+                  "p_intended": round(float(probs[i][classifier.classes.index(intended)]), 6),
+                  "probs": [round(float(p), 6) for p in probs[i]], "classes": list(classifier.classes),
+                  "judge": identity}
+        if clip_probs is not None:
+            record["clip"] = {"judged": classifier.classes[int(clip_probs[i].argmax())],
+                              "p_intended": round(float(clip_probs[i][classifier.classes.index(intended)]), 6)}
+        records.append(record)
+    return records
+
+
+def summarise(records: dict[str, dict], classes: tuple[str, ...]) -> dict:
+    """Per class: faces, agreement, mean probability of the intended class, most common confusion; the
+    intended-vs-judged confusion matrix; how many faces each selection policy keeps; CLIP's agreement.
+    ``classes`` are the judge's; every intended class is one of them (:func:`judge_pool` checks)."""
+    rows = list(records.values())
+    per_class = {}
+    confusion = np.zeros((len(classes), len(classes)), np.int64)
+    for r in rows:
+        confusion[classes.index(r["class"]), classes.index(r["judged"])] += 1
+    for name in classes:
+        mine = [r for r in rows if r["class"] == name]
+        if not mine:
+            continue
+        wrong = Counter(r["judged"] for r in mine if r["judged"] != name)
+        per_class[name] = {"faces": len(mine), "agreement": sum(r["judged"] == name for r in mine) / len(mine),
+                           "mean_p_intended": float(np.mean([r["p_intended"] for r in mine])),
+                           "top_confusion": wrong.most_common(1)[0][0] if wrong else None,
+                           "top_confusion_share": wrong.most_common(1)[0][1] / len(mine) if wrong else 0.0}
+    kept = {str(policy): sum(len(v) for v in policy.select(rows).values()) for policy in PREVIEW_POLICIES}
+    report = {"faces": len(rows), "judge": judge_of(records) if records else None,
+              "agreement": sum(r["judged"] == r["class"] for r in rows) / max(len(rows), 1),
+              "per_class": per_class, "confusion": confusion.tolist(), "intended": list(classes),
+              "judged_classes": list(classes), "policies": kept}
+    with_clip = [r for r in rows if "clip" in r]
+    if with_clip:
+        report["clip"] = {"faces": len(with_clip),
+                          "agreement_with_intended": sum(r["clip"]["judged"] == r["class"] for r in with_clip) / len(with_clip),
+                          "agreement_with_judge": sum(r["clip"]["judged"] == r["judged"] for r in with_clip) / len(with_clip)}
+    return report
+
+
+def _write_report(pool: Path, report: dict) -> None:
+    write_json(pool / REPORT_FILE, report)
+    plot_confusion(pool / CONFUSION_FILE, report["confusion"], f"{report['judge']['model']}: intended vs judged "
+                   f"({report['faces']} faces)", report["intended"], report["judged_classes"], ("judged", "intended"))
+
+
+def _clip_judge(name: str, classes: Sequence[str], device: str | torch.device):
+    """CLIP's probabilities of "a photo of a {class} face" per face, or None (with a warning) when the weights
+    cannot be had: a hub id offline and not in the local cache."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    from fer_synth.core.env import offline
+
+    local = Path(name).expanduser()
+    try:
+        model = CLIPModel.from_pretrained(str(local) if local.exists() else name,
+                                          local_files_only=local.exists() or offline()).to(device).eval()
+        processor = CLIPProcessor.from_pretrained(str(local) if local.exists() else name,
+                                                  local_files_only=local.exists() or offline())
+    except (OSError, ValueError) as e:
+        logger.warning(f"CLIP judge {name!r} skipped: its weights cannot be loaded here ({str(e).splitlines()[0]}); "
+                       "pass a local CLIP folder with --clip, or judge online once to cache it")
+        return None
+    text = processor(text=[CLIP_TEMPLATE.format(c) for c in classes], return_tensors="pt", padding=True).to(device)
+
+    @torch.no_grad()
+    def judge(faces: np.ndarray) -> np.ndarray:
+        rgb = [np.repeat(face[..., None], 3, axis=2) for face in faces]
+        pixels = processor(images=rgb, return_tensors="pt")["pixel_values"].to(device)
+        # logits_per_image: CLIP's scaled image-text cosine similarities, [faces, classes]
+        return model(**text, pixel_values=pixels).logits_per_image.softmax(-1).cpu().numpy()
+
+    return judge
