@@ -31,6 +31,8 @@ def packed(h5: Path = FER2013_H5, ferplus: Path | None = None, label_mode: str =
     else:
         started = time.perf_counter()
         pack(PackConfig(CSV, h5, ferplus=ferplus, label_mode=label_mode))
-        print(f"packed {CSV} -> {h5} in {time.perf_counter() - started:.1f} s (fer_synth.data.balance.pack"
-              f"{f', FER+ {label_mode}' if ferplus else ''})")
+        print(
+            f"packed {CSV} -> {h5} in {time.perf_counter() - started:.1f} s (fer_synth.data.balance.pack"
+            f"{f', FER+ {label_mode}' if ferplus else ''})"
+        )
     return h5

@@ -31,13 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import FER2013_H5, packed  # noqa: E402
-from fer_models.training.config import make_config  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
-from fer_models.training.precision import cpu_has_native_bf16  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
 from fer_models.training.loop import train  # noqa: E402
+from fer_models.training.precision import cpu_has_native_bf16  # noqa: E402
 
-MODES = {"float32": (None, False), "channels_last": (None, True), "bf16": (torch.bfloat16, False),
-         "bf16+channels_last": (torch.bfloat16, True)}
+MODES = {
+    "float32": (None, False),
+    "channels_last": (None, True),
+    "bf16": (torch.bfloat16, False),
+    "bf16+channels_last": (torch.bfloat16, True),
+}
 
 
 def speed(model_name: str, threads: int, batch: int, rounds: int, steps: int, compiled: bool) -> dict:
@@ -78,8 +82,11 @@ def speed(model_name: str, threads: int, batch: int, rounds: int, steps: int, co
             cpu[mode].append(batch * steps / (time.process_time() - c))
     result = {}
     for mode in MODES:
-        result[mode] = {"images_per_s": statistics.median(wall[mode]), "images_per_cpu_s": statistics.median(cpu[mode]),
-                        "warmup_s": setups[mode][1]}
+        result[mode] = {
+            "images_per_s": statistics.median(wall[mode]),
+            "images_per_cpu_s": statistics.median(cpu[mode]),
+            "warmup_s": setups[mode][1],
+        }
     for mode in MODES:
         for key in ("images_per_s", "images_per_cpu_s"):
             result[mode][f"{key}_vs_float32"] = result[mode][key] / result["float32"][key]
@@ -91,13 +98,27 @@ def accuracy(h5: Path, out: Path, model: str, epochs: int, seed: int) -> dict:
     torch.set_num_threads(1)
     result = {}
     for amp in ("none", "auto"):
-        config = make_config("cpu-fast", data=str(h5), model=model, out=str(out / f"amp-{amp}"), device="cpu",
-                             epochs=epochs, seed=seed, amp=amp, threads=1, progress=False)
+        config = make_config(
+            "cpu-fast",
+            data=str(h5),
+            model=model,
+            out=str(out / f"amp-{amp}"),
+            device="cpu",
+            epochs=epochs,
+            seed=seed,
+            amp=amp,
+            threads=1,
+            progress=False,
+        )
         started, cpu = time.perf_counter(), time.process_time()
         run = train(config, overwrite=True)
-        result[amp] = {"val_accuracy": run.best_metric, "best_epoch": run.best_epoch,
-                       "val_curve": [h["val_accuracy"] for h in run.history],
-                       "train_wall_s": time.perf_counter() - started, "train_cpu_s": time.process_time() - cpu}
+        result[amp] = {
+            "val_accuracy": run.best_metric,
+            "best_epoch": run.best_epoch,
+            "val_curve": [h["val_accuracy"] for h in run.history],
+            "train_wall_s": time.perf_counter() - started,
+            "train_cpu_s": time.process_time() - cpu,
+        }
     result["difference"] = result["auto"]["val_accuracy"] - result["none"]["val_accuracy"]
     return result
 
@@ -117,8 +138,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "runs" / "cpu-speed")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"command": " ".join(sys.argv), "native_bf16": cpu_has_native_bf16(),
-                     "cpu_capability": torch.backends.cpu.get_cpu_capability(), "speed": []}
+    summary: dict = {
+        "command": " ".join(sys.argv),
+        "native_bf16": cpu_has_native_bf16(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "speed": [],
+    }
     print(f"CPU: {summary['cpu_capability']}, native bf16: {summary['native_bf16']}")
     for model in args.models.split(",") if args.speed_rounds else []:
         for threads in (int(t) for t in args.threads.split(",")):
@@ -127,17 +152,21 @@ def main() -> None:
                 summary["speed"].append({"model": model, "threads": threads, "compiled": compiled, "modes": rows})
                 print(f"{model}, {threads} thread(s){', torch.compile' if compiled else ''}, batch {args.batch_size}:")
                 for mode, r in rows.items():
-                    print(f"  {mode:<20} {r['images_per_s']:7.0f} img/s ({r['images_per_s_vs_float32']:.2f}x)  "
-                          f"{r['images_per_cpu_s']:7.0f} img/CPU-s ({r['images_per_cpu_s_vs_float32']:.2f}x)"
-                          f"  warm-up {r['warmup_s']:.1f} s")
+                    print(
+                        f"  {mode:<20} {r['images_per_s']:7.0f} img/s ({r['images_per_s_vs_float32']:.2f}x)  "
+                        f"{r['images_per_cpu_s']:7.0f} img/CPU-s ({r['images_per_cpu_s_vs_float32']:.2f}x)"
+                        f"  warm-up {r['warmup_s']:.1f} s"
+                    )
     if args.accuracy_epochs:
         h5 = packed(args.h5)
         summary["accuracy"] = accuracy(h5, args.out, args.accuracy_model, args.accuracy_epochs, args.seed)
         a = summary["accuracy"]
-        print(f"{args.accuracy_model}, {args.accuracy_epochs} epochs of cpu-fast, val (PublicTest) accuracy: "
-              f"float32 {100 * a['none']['val_accuracy']:.2f}% ({a['none']['train_cpu_s']:.0f} CPU-s), "
-              f"bf16+channels_last {100 * a['auto']['val_accuracy']:.2f}% ({a['auto']['train_cpu_s']:.0f} CPU-s); "
-              f"difference {100 * a['difference']:+.2f} points")
+        print(
+            f"{args.accuracy_model}, {args.accuracy_epochs} epochs of cpu-fast, val (PublicTest) accuracy: "
+            f"float32 {100 * a['none']['val_accuracy']:.2f}% ({a['none']['train_cpu_s']:.0f} CPU-s), "
+            f"bf16+channels_last {100 * a['auto']['val_accuracy']:.2f}% ({a['auto']['train_cpu_s']:.0f} CPU-s); "
+            f"difference {100 * a['difference']:+.2f} points"
+        )
     (args.out / "speed.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"summary: {args.out / 'speed.json'}")
 

@@ -27,10 +27,10 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import CSV, FACE_MODEL  # noqa: E402
-from fer_synth.faces.crop import crop_folder  # noqa: E402
-from fer_synth.faces.detectors import create_detector  # noqa: E402
-from fer_synth.faces.stage import FaceStage, FaceStageConfig  # noqa: E402
+from bench.common import CSV, FACE_MODEL
+from fer_synth.faces.crop import crop_folder
+from fer_synth.faces.detectors import create_detector
+from fer_synth.faces.stage import FaceStage, FaceStageConfig
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
@@ -39,7 +39,7 @@ def square_512(rgb: np.ndarray) -> np.ndarray:
     height, width = rgb.shape[:2]
     side = min(height, width)
     y, x = (height - side) // 2, (width - side) // 2
-    return cv2.resize(rgb[y:y + side, x:x + side], (512, 512), interpolation=cv2.INTER_AREA)
+    return cv2.resize(rgb[y : y + side, x : x + side], (512, 512), interpolation=cv2.INTER_AREA)
 
 
 def photographs() -> list[np.ndarray]:
@@ -86,9 +86,11 @@ def throughput(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         write_inputs(workdir / "in", args.n)
-        print(f"{args.n} PNG photographs, 512x512, end to end (decode, detect, crop, filter, write); "
-              f"cv2 threads {cv2.getNumThreads()}; best of {args.repeats} interleaved rounds (a shared machine's "
-              f"other load only slows a round down)")
+        print(
+            f"{args.n} PNG photographs, 512x512, end to end (decode, detect, crop, filter, write); "
+            f"cv2 threads {cv2.getNumThreads()}; best of {args.repeats} interleaved rounds (a shared machine's "
+            f"other load only slows a round down)"
+        )
         rates: dict[str, list[float]] = {label: [] for label, _ in configs}
         reasons: dict[str, Counter] = {}
         for _ in range(args.repeats):
@@ -98,8 +100,10 @@ def throughput(args: argparse.Namespace) -> None:
         baseline = max(rates[configs[0][0]])
         for label, _ in configs:
             best = max(rates[label])
-            print(f"  {label:46s} {best:7.1f} images/s  x{best / baseline:5.2f}  "
-                  f"(rounds: {', '.join(f'{r:.0f}' for r in rates[label])})  {dict(sorted(reasons[label].items()))}")
+            print(
+                f"  {label:46s} {best:7.1f} images/s  x{best / baseline:5.2f}  "
+                f"(rounds: {', '.join(f'{r:.0f}' for r in rates[label])})  {dict(sorted(reasons[label].items()))}"
+            )
 
 
 def fer_faces(path: Path, n: int) -> list[np.ndarray]:
@@ -128,35 +132,48 @@ def quality(args: argparse.Namespace) -> None:
     gradient = np.repeat(np.repeat(np.linspace(0, 255, 512, dtype=np.uint8)[None, :, None], 512, 0), 3, 2)
     no_faces = [p for i, p in enumerate(photographs()) if PHOTOS[i // 4] not in ("astronaut", "camera")]
     no_faces += [rng.integers(0, 256, (512, 512, 3), dtype=np.uint8) for _ in range(20)]
-    no_faces += [cv2.GaussianBlur(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), (0, 0), s)
-                 for s in (1, 2, 3, 4) for _ in range(5)]
+    no_faces += [
+        cv2.GaussianBlur(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), (0, 0), s)
+        for s in (1, 2, 3, 4)
+        for _ in range(5)
+    ]
     no_faces += [gradient, gradient.transpose(1, 0, 2).copy()]
-    print(f"kept rate on {len(faces)} FER2013 training faces (upscaled to 192 px in a 384 px frame), "
-          f"and detections in {len(no_faces)} images without a human face (skimage photos incl. a cat, noise, "
-          f"blurred noise, gradients):")
+    print(
+        f"kept rate on {len(faces)} FER2013 training faces (upscaled to 192 px in a 384 px frame), "
+        f"and detections in {len(no_faces)} images without a human face (skimage photos incl. a cat, noise, "
+        f"blurred noise, gradients):"
+    )
     for backend, options in (("haar", {}), ("mediapipe", {"face_model": args.face_model})):
         with FaceStage(FaceStageConfig(backend, **options)) as stage:
             start = time.perf_counter()
             reasons = Counter(stage(f).reason or "kept" for f in faces)
             elapsed = time.perf_counter() - start
             false = sum(bool(stage.detect(img)) for img in no_faces)
-        print(f"  {backend:10s} kept {reasons['kept'] / len(faces):6.1%}  {dict(sorted(reasons.items()))}  "
-              f"false detections {false}/{len(no_faces)}  ({len(faces) / elapsed:.0f} faces/s)")
+        print(
+            f"  {backend:10s} kept {reasons['kept'] / len(faces):6.1%}  {dict(sorted(reasons.items()))}  "
+            f"false detections {false}/{len(no_faces)}  ({len(faces) / elapsed:.0f} faces/s)"
+        )
 
 
 def calibrate(args: argparse.Namespace) -> None:
     side, border = 192, 96
     faces = [framed(f, side, border) for f in fer_faces(args.fer, args.fer_n)]
-    print("FER2013's frame around each backend's box (median over faces with exactly one detection; "
-          "in units of the box width, from its top-left):")
-    for backend, options in (("haar", {"scale_factor": 1.1, "min_neighbors": 5}),
-                             ("mediapipe", {"face_model": args.face_model})):
+    print(
+        "FER2013's frame around each backend's box (median over faces with exactly one detection; "
+        "in units of the box width, from its top-left):"
+    )
+    for backend, options in (
+        ("haar", {"scale_factor": 1.1, "min_neighbors": 5}),
+        ("mediapipe", {"face_model": args.face_model}),
+    ):
         detector = create_detector(backend, **options)
         boxes = [found[0].box for found in map(detector.detect, faces) if len(found) == 1]
         detector.close()
         x, y, w, _ = np.median(np.array(boxes, float), axis=0)
-        print(f"  {backend:10s} n={len(boxes):5d}  left={(border - x) / w:+.3f}  top={(border - y) / w:+.3f}  "
-              f"side={side / w:.3f}")
+        print(
+            f"  {backend:10s} n={len(boxes):5d}  left={(border - x) / w:+.3f}  top={(border - y) / w:+.3f}  "
+            f"side={side / w:.3f}"
+        )
 
 
 def main() -> None:

@@ -29,13 +29,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_synth.generation.config import GenerateConfig  # noqa: E402
-from fer_synth.generation.run import generate  # noqa: E402
-from fer_synth.generation.pipeline import SCHEDULERS, PipelineOptions, build_pipeline  # noqa: E402
-from fer_synth.generation.prompts import load_prompts  # noqa: E402
-
+from fer_synth.generation.config import GenerateConfig
+from fer_synth.generation.pipeline import SCHEDULERS, PipelineOptions, build_pipeline
+from fer_synth.generation.prompts import load_prompts
+from fer_synth.generation.run import generate
 
 # --- CPU: tool vs bare loop ---------------------------------------------------------------------
+
 
 def bare_loop(out: Path, emotions: list[str], n: int, size: int, steps: int, guidance: float, batch: int) -> None:
     """What a user would write by hand: build, call the pipeline per batch, save PNGs."""
@@ -45,10 +45,14 @@ def bare_loop(out: Path, emotions: list[str], n: int, size: int, steps: int, gui
         prompts = prompt_set.prompts(0, emotion, n)
         (out / emotion).mkdir(parents=True, exist_ok=True)
         for start in range(0, n, batch):
-            chunk = prompts[start:start + batch]
+            chunk = prompts[start : start + batch]
             images = pipe(
-                prompt=[p.text for p in chunk], negative_prompt=[p.negative for p in chunk],
-                num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
+                prompt=[p.text for p in chunk],
+                negative_prompt=[p.negative for p in chunk],
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                height=size,
+                width=size,
                 generator=[torch.Generator().manual_seed(p.seed) for p in chunk],
             ).images
             for p, image in zip(chunk, images):
@@ -57,9 +61,21 @@ def bare_loop(out: Path, emotions: list[str], n: int, size: int, steps: int, gui
 
 
 def tool_run(out: Path, emotions: list[str], n: int, size: int, steps: int, guidance: float, batch: int) -> None:
-    generate(GenerateConfig(emotions=emotions, n=n, seed=0, out=out, steps=steps, guidance=guidance, height=size,
-                            width=size, batch_size=batch, pipeline=PipelineOptions(model="tiny-random")),
-             progress=False)
+    generate(
+        GenerateConfig(
+            emotions=emotions,
+            n=n,
+            seed=0,
+            out=out,
+            steps=steps,
+            guidance=guidance,
+            height=size,
+            width=size,
+            batch_size=batch,
+            pipeline=PipelineOptions(model="tiny-random"),
+        ),
+        progress=False,
+    )
 
 
 def cpu_benchmark(args: argparse.Namespace) -> None:
@@ -83,16 +99,22 @@ def cpu_benchmark(args: argparse.Namespace) -> None:
     # The machine may be shared: the best of N runs (as timeit reports) is the least disturbed estimate.
     bare, tool = min(times["bare"]), min(times["tool"])
     images = len(emotions) * args.n
-    print(f"CPU, tiny-random, {images} images at {args.size}px, {args.steps} steps, batch {args.batch}, "
-          f"{args.threads} torch thread(s), best of {args.repeats} alternating runs:")
+    print(
+        f"CPU, tiny-random, {images} images at {args.size}px, {args.steps} steps, batch {args.batch}, "
+        f"{args.threads} torch thread(s), best of {args.repeats} alternating runs:"
+    )
     for name, label in (("bare", "bare diffusers loop"), ("tool", "fer-synth generate")):
         best = min(times[name])
-        print(f"  {label:<20}: {best:6.2f} s wall ({images / best:6.2f} img/s), "
-              f"median {statistics.median(times[name]):.2f} s, CPU {min(cpu[name]):.2f} s; runs: {_fmt(times[name])}")
-    print(f"  ratio tool/bare     : {tool / bare:.3f} wall (best), "
-          f"{statistics.median(times['tool']) / statistics.median(times['bare']):.3f} wall (median), "
-          f"{min(cpu['tool']) / min(cpu['bare']):.3f} CPU time (target <= 1.10); "
-          f"images identical: {same} ({count} files)")
+        print(
+            f"  {label:<20}: {best:6.2f} s wall ({images / best:6.2f} img/s), "
+            f"median {statistics.median(times[name]):.2f} s, CPU {min(cpu[name]):.2f} s; runs: {_fmt(times[name])}"
+        )
+    print(
+        f"  ratio tool/bare     : {tool / bare:.3f} wall (best), "
+        f"{statistics.median(times['tool']) / statistics.median(times['bare']):.3f} wall (median), "
+        f"{min(cpu['tool']) / min(cpu['bare']):.3f} CPU time (target <= 1.10); "
+        f"images identical: {same} ({count} files)"
+    )
 
 
 def _fmt(values: list[float]) -> str:
@@ -100,6 +122,7 @@ def _fmt(values: list[float]) -> str:
 
 
 # --- GPU: SD 1.5 architecture with random weights -----------------------------------------------
+
 
 def sd15_random_pipeline(dtype: torch.dtype, device: str, tiny_decoder: bool = False):
     """StableDiffusionPipeline with SD 1.5's UNet/VAE/CLIP-L configs and random weights (no download)."""
@@ -111,25 +134,60 @@ def sd15_random_pipeline(dtype: torch.dtype, device: str, tiny_decoder: bool = F
     tokenizer = tiny_tokenizer()
     tokenizer.model_max_length = 77
     unet = UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=2,
         block_out_channels=(320, 640, 1280, 1280),
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        cross_attention_dim=768, attention_head_dim=8,
+        cross_attention_dim=768,
+        attention_head_dim=8,
     )
-    vae = (AutoencoderTiny() if tiny_decoder else  # AutoencoderTiny's default config is TAESD's
-           AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                         sample_size=512))
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-        max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-    ))
-    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    vae = (
+        AutoencoderTiny()
+        if tiny_decoder
+        # AutoencoderTiny's default config is TAESD's
+        else AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            latent_channels=4,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            sample_size=512,
+        )
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+            projection_dim=768,
+        )
+    )
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        timestep_spacing="leading",
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device=device, dtype=dtype)
 
@@ -159,8 +217,14 @@ def flops_per_image(pipe, call: dict) -> float:
 
     counter = FlopCounterMode(display=False)
     with counter:
-        pipe(**{**call, "prompt": call["prompt"][:1], "negative_prompt": call["negative_prompt"][:1],
-                "generator": call["generator"][:1]})
+        pipe(
+            **{
+                **call,
+                "prompt": call["prompt"][:1],
+                "negative_prompt": call["negative_prompt"][:1],
+                "generator": call["generator"][:1],
+            }
+        )
     return float(counter.get_total_flops())
 
 
@@ -168,10 +232,12 @@ def gpu_benchmark(args: argparse.Namespace, device: str, toy: bool) -> None:
     size = 64 if toy else 512
     dtype = torch.float32 if toy else torch.float16
     images_per_case = 2 if toy else args.gpu_images
-    steps_scale = (lambda s: 2) if toy else (lambda s: s)  # noqa: E731
+    steps_scale = (lambda s: 2) if toy else (lambda s: s)
     peak = matmul_peak_tflops(device, torch.float32 if toy else torch.bfloat16, 512 if toy else 8192)
-    print(f"\n{'GPU code path on CPU at toy size (smoke, figures meaningless)' if toy else torch.cuda.get_device_name()}:"
-          f" measured {'fp32' if toy else 'bf16'} matmul peak {peak:.3g} TFLOP/s")
+    print(
+        f"\n{'GPU code path on CPU at toy size (smoke, figures meaningless)' if toy else torch.cuda.get_device_name()}:"
+        f" measured {'fp32' if toy else 'bf16'} matmul peak {peak:.3g} TFLOP/s"
+    )
     prompt_set = load_prompts()
     prompts = prompt_set.prompts(0, "fear", images_per_case)
     cases = [
@@ -190,29 +256,55 @@ def gpu_benchmark(args: argparse.Namespace, device: str, toy: bool) -> None:
         steps = steps_scale(steps)
         count = images_per_case if through_tool else max(1, images_per_case // 4)  # the seed's path is slow
         batch = min(batch, count)
-        call = dict(prompt=[p.text for p in prompts[:batch]], negative_prompt=[p.negative for p in prompts[:batch]],
-                    num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
-                    generator=[torch.Generator().manual_seed(p.seed) for p in prompts[:batch]])
+        call = dict(
+            prompt=[p.text for p in prompts[:batch]],
+            negative_prompt=[p.negative for p in prompts[:batch]],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            height=size,
+            width=size,
+            generator=[torch.Generator().manual_seed(p.seed) for p in prompts[:batch]],
+        )
         pipe(**call)  # warm-up (and compilation)
         _sync(device)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             if through_tool:
-                generate(GenerateConfig(emotions=["fear"], n=count, seed=0, out=Path(tmp), steps=steps,
-                                        guidance=guidance, height=size, width=size, batch_size=batch,
-                                        pipeline=PipelineOptions(model="sd15-random", scheduler=scheduler)),
-                         pipe=pipe, progress=False)
+                generate(
+                    GenerateConfig(
+                        emotions=["fear"],
+                        n=count,
+                        seed=0,
+                        out=Path(tmp),
+                        steps=steps,
+                        guidance=guidance,
+                        height=size,
+                        width=size,
+                        batch_size=batch,
+                        pipeline=PipelineOptions(model="sd15-random", scheduler=scheduler),
+                    ),
+                    pipe=pipe,
+                    progress=False,
+                )
             else:
                 for start_i in range(0, count, batch):
-                    chunk = prompts[start_i:start_i + batch]
-                    pipe(**{**call, "prompt": [p.text for p in chunk], "negative_prompt": [p.negative for p in chunk],
-                            "generator": [torch.Generator().manual_seed(p.seed) for p in chunk]})
+                    chunk = prompts[start_i : start_i + batch]
+                    pipe(
+                        **{
+                            **call,
+                            "prompt": [p.text for p in chunk],
+                            "negative_prompt": [p.negative for p in chunk],
+                            "generator": [torch.Generator().manual_seed(p.seed) for p in chunk],
+                        }
+                    )
             _sync(device)
             seconds = time.perf_counter() - start
         rate = count / seconds
         flops = flops_per_image(pipe if not compiled else _uncompiled(pipe), call)
-        print(f"  {name:<52} {rate:7.2f} img/s  {flops / 1e12:6.2f} TFLOP/img  "
-              f"{rate * flops / 1e12:7.1f} TFLOP/s = {rate * flops / 1e12 / peak:5.1%} of peak")
+        print(
+            f"  {name:<52} {rate:7.2f} img/s  {flops / 1e12:6.2f} TFLOP/img  "
+            f"{rate * flops / 1e12:7.1f} TFLOP/s = {rate * flops / 1e12 / peak:5.1%} of peak"
+        )
         del pipe
         if device.startswith("cuda"):
             torch.cuda.empty_cache()

@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import CACHE, packed  # noqa: E402
 from fer_models.evaluation.compare import compare  # noqa: E402
-from fer_models.training.config import make_config  # noqa: E402
 from fer_models.inference.classifier import load_classifier  # noqa: E402
 from fer_models.inference.judge import judge_pool  # noqa: E402
+from fer_models.training.config import make_config  # noqa: E402
 from fer_models.training.loop import train  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.core.classes import CLASSES  # noqa: E402
@@ -77,21 +77,32 @@ def truth_of(records: dict, true_labels: np.ndarray) -> dict[str, bool]:
 def filter_quality(records: dict, right: dict[str, bool], policy: SelectionPolicy) -> dict:
     kept = {r["file"] for rs in policy.select(records.values()).values() for r in rs}
     n_wrong = sum(not v for v in right.values())
-    return {"kept": len(kept), "precision": float(np.mean([right[f] for f in kept])) if kept else None,
-            "recall_of_wrong": (sum(f not in kept for f, ok in right.items() if not ok) / n_wrong) if n_wrong else None,
-            "clean_kept": sum(right[f] for f in kept) / max(sum(right.values()), 1)}
+    return {
+        "kept": len(kept),
+        "precision": float(np.mean([right[f] for f in kept])) if kept else None,
+        "recall_of_wrong": (sum(f not in kept for f, ok in right.items() if not ok) / n_wrong) if n_wrong else None,
+        "clean_kept": sum(right[f] for f in kept) / max(sum(right.values()), 1),
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=CACHE / "judge")
     p.add_argument("--judge", help="use this model (run folder, checkpoint, ensemble) as the judge for 1-2")
-    p.add_argument("--judge-epochs", type=int, default=6, help="epochs of the half-train judge (cpu-fast recipe); "
-                   "epochs, not seconds, so that a loaded machine gives the same judge")
+    p.add_argument(
+        "--judge-epochs",
+        type=int,
+        default=6,
+        help="epochs of the half-train judge (cpu-fast recipe); "
+        "epochs, not seconds, so that a loaded machine gives the same judge",
+    )
     p.add_argument("--compare-epochs", type=int, default=3, help="epochs of every compare run (the same for all arms)")
     p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--variants", default="class_weighting=balanced,balanced_sampler=true",
-                   help="comma-separated compare variants of the real-only arm: the classic answers to imbalance")
+    p.add_argument(
+        "--variants",
+        default="class_weighting=balanced,balanced_sampler=true",
+        help="comma-separated compare variants of the real-only arm: the classic answers to imbalance",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="a smoke run: small budgets and pools")
     p.add_argument("--skip-compare", action="store_true")
@@ -105,15 +116,27 @@ def main() -> None:
 
     data = store.read(packed())  # the benches' shared pack of the CSV
     half, rest = stratified_holdout(data["train"], 0.5, seed=0)  # rest = the second half: never seen by the judge
-    base = store.write(work / "half.h5", {"train": half, "val": data["val"], "test": data["test"]},
-                       {"note": "first half of FER2013 Training (bench/judge_fer2013.py)"})
+    base = store.write(
+        work / "half.h5",
+        {"train": half, "val": data["val"], "test": data["test"]},
+        {"note": "first half of FER2013 Training (bench/judge_fer2013.py)"},
+    )
 
     # 1. The judge.
     judge = Path(args.judge) if args.judge else work / "judge-run"
     if not args.judge:
         started = time.perf_counter()
-        train(make_config("cpu-fast", data=str(base), out=str(judge), device="cpu", threads=args.threads,
-                          epochs=args.judge_epochs, progress=False))
+        train(
+            make_config(
+                "cpu-fast",
+                data=str(base),
+                out=str(judge),
+                device="cpu",
+                threads=args.threads,
+                epochs=args.judge_epochs,
+                progress=False,
+            )
+        )
         summary["judge_training_s"] = round(time.perf_counter() - started, 1)
     summary["judge"] = str(judge)
 
@@ -122,9 +145,13 @@ def main() -> None:
     shuffled = np.random.default_rng(7).permutation(public.labels)
     for name, labels in (("true", public.labels), ("shuffled", shuffled)):
         report = judge_pool(write_pool(work / f"pool-{name}", public, labels), judge, overwrite=True)
-        summary[f"publictest_{name}_labels"] = {"faces": report["faces"], "agreement": report["agreement"],
-                                                "mean_p_intended": float(np.mean(
-                                                    [r["p_intended"] for r in read_judgement(work / f"pool-{name}").values()]))}
+        summary[f"publictest_{name}_labels"] = {
+            "faces": report["faces"],
+            "agreement": report["agreement"],
+            "mean_p_intended": float(
+                np.mean([r["p_intended"] for r in read_judgement(work / f"pool-{name}").values()])
+            ),
+        }
         print(f"PublicTest, {name} labels: agreement {100 * report['agreement']:.1f}% on {report['faces']} faces")
 
     # 3. Corruption 10/30/50%: filter precision and recall per policy.
@@ -139,9 +166,11 @@ def main() -> None:
         policies = [*POLICIES, SelectionPolicy("top-k", max(1, int(np.median(list(per_class_clean.values())))))]
         summary["corruption"][rate] = {str(pol): filter_quality(records, right, pol) for pol in policies}
         for pol, q in summary["corruption"][rate].items():
-            print(f"corrupted {int(100 * rate)}%, {pol:>13}: kept {q['kept']:5d}, precision "
-                  f"{100 * (q['precision'] or 0):.1f}%, wrong removed {100 * (q['recall_of_wrong'] or 0):.1f}%, "
-                  f"clean kept {100 * q['clean_kept']:.1f}%")
+            print(
+                f"corrupted {int(100 * rate)}%, {pol:>13}: kept {q['kept']:5d}, precision "
+                f"{100 * (q['precision'] or 0):.1f}%, wrong removed {100 * (q['recall_of_wrong'] or 0):.1f}%, "
+                f"clean kept {100 * q['clean_kept']:.1f}%"
+            )
 
     # 5. Speed, on the 50% pool's faces.
     classifier = load_classifier(judge)
@@ -154,10 +183,16 @@ def main() -> None:
     started = time.perf_counter()
     judge_pool(work / "pool-corrupt-50", judge)
     judge_s = time.perf_counter() - started
-    summary["speed"] = {"faces": len(faces), "judge_pool_faces_per_s": len(faces) / judge_s,
-                        "bare_model_faces_per_s": len(faces) / bare_s, "threads": args.threads}
-    print(f"speed: judge (read pool, score, write records and report) {len(faces) / judge_s:.0f} faces/s; "
-          f"the model alone {len(faces) / bare_s:.0f} faces/s ({args.threads} thread(s))")
+    summary["speed"] = {
+        "faces": len(faces),
+        "judge_pool_faces_per_s": len(faces) / judge_s,
+        "bare_model_faces_per_s": len(faces) / bare_s,
+        "threads": args.threads,
+    }
+    print(
+        f"speed: judge (read pool, score, write records and report) {len(faces) / judge_s:.0f} faces/s; "
+        f"the model alone {len(faces) / bare_s:.0f} faces/s ({args.threads} thread(s))"
+    )
 
     # 4. compare on a toy budget.
     if not args.skip_compare:
@@ -170,14 +205,26 @@ def main() -> None:
             arms[name] = out
         settings = dict(epochs=args.compare_epochs, threads=args.threads)
         variants = [v for v in args.variants.split(",") if v]
-        result = compare(list(arms.values()), work / "compare", recipe="cpu-fast", seeds=args.seeds,
-                         variants=variants, device="cpu", **settings)
-        summary["compare"] = {name: {m: result["arms"][name][m] for m in ("accuracy", "balanced_accuracy", "macro_f1")}
-                              | {"vs_first": result["arms"][name]["vs_first"]} for name in result["arms"]}
+        result = compare(
+            list(arms.values()),
+            work / "compare",
+            recipe="cpu-fast",
+            seeds=args.seeds,
+            variants=variants,
+            device="cpu",
+            **settings,
+        )
+        summary["compare"] = {
+            name: {m: result["arms"][name][m] for m in ("accuracy", "balanced_accuracy", "macro_f1")}
+            | {"vs_first": result["arms"][name]["vs_first"]}
+            for name in result["arms"]
+        }
         for name, arm in result["arms"].items():
-            print(f"compare {name:>10}: accuracy {100 * arm['accuracy']['mean']:.2f} "
-                  f"+- {100 * arm['accuracy']['std']:.2f}, balanced {100 * arm['balanced_accuracy']['mean']:.2f}, "
-                  f"macro-F1 {100 * arm['macro_f1']['mean']:.2f}")
+            print(
+                f"compare {name:>10}: accuracy {100 * arm['accuracy']['mean']:.2f} "
+                f"+- {100 * arm['accuracy']['std']:.2f}, balanced {100 * arm['balanced_accuracy']['mean']:.2f}, "
+                f"macro-F1 {100 * arm['macro_f1']['mean']:.2f}"
+            )
     (work / "bench.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"summary: {work / 'bench.json'}")
 

@@ -39,8 +39,8 @@ def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray, str]]) -> np.ndarray
     for k, (a, b, caption) in enumerate(pairs):
         y, x = (k // COLUMNS) * cell_h, (k % COLUMNS) * cell_w
         big = [cv2.resize(im, (side, side), interpolation=cv2.INTER_NEAREST) for im in (a, b)]
-        sheet[y + 16:y + 16 + side, x:x + side] = big[0]
-        sheet[y + 16:y + 16 + side, x + side + 2:x + 2 * side + 2] = big[1]
+        sheet[y + 16 : y + 16 + side, x : x + side] = big[0]
+        sheet[y + 16 : y + 16 + side, x + side + 2 : x + 2 * side + 2] = big[1]
         cv2.putText(sheet, caption, (x + 2, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0, 1, cv2.LINE_AA)
     return sheet
 
@@ -67,8 +67,10 @@ def main() -> None:
     where = [f"{name[:5]}:{origin}" for name, s in dataset.splits.items() for origin in s.origin]
     i, j, dist = close_pairs(phash(images), None, max(args.distances))
     differ = np.array([not np.array_equal(images[a], images[b]) for a, b in zip(i, j)], dtype=bool)
-    print("pairs whose pixels differ, per distance:",
-          {int(d): int(((dist == d) & differ).sum()) for d in range(max(args.distances) + 1)})
+    print(
+        "pairs whose pixels differ, per distance:",
+        {int(d): int(((dist == d) & differ).sum()) for d in range(max(args.distances) + 1)},
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     for d in args.distances:

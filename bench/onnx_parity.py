@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import packed  # noqa: E402
-from fer_models.inference.export import export  # noqa: E402
 from fer_models.inference.classifier import load_classifier  # noqa: E402
+from fer_models.inference.export import export  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     import onnxruntime as ort
 
     torch.set_num_threads(args.threads)
-    faces = store.read_split(packed(), "test", provenance=False).images[:args.n]
+    faces = store.read_split(packed(), "test", provenance=False).images[: args.n]
     classifier = load_classifier(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         path = export(args.model, Path(tmp) / "model.onnx")
@@ -60,10 +60,12 @@ def main() -> None:
     torch_probs, torch_s = timed(classifier.predict_proba, faces, args.rounds)
     diff = float(np.abs(onnx_probs - torch_probs).max())
     agree = float((onnx_probs.argmax(1) == torch_probs.argmax(1)).mean())
-    print(f"{args.model} on {len(faces)} PrivateTest faces (TTA {classifier.members[0].tta}, {args.threads} thread(s)): "
-          f"max abs probability difference {diff:.2e}, labels agree {100 * agree:.2f}%; "
-          f"ONNX Runtime {len(faces) / onnx_s:.0f} faces/s vs PyTorch {len(faces) / torch_s:.0f} "
-          f"({torch_s / onnx_s:.2f}x)")
+    print(
+        f"{args.model} on {len(faces)} PrivateTest faces (TTA {classifier.members[0].tta}, {args.threads} thread(s)): "
+        f"max abs probability difference {diff:.2e}, labels agree {100 * agree:.2f}%; "
+        f"ONNX Runtime {len(faces) / onnx_s:.0f} faces/s vs PyTorch {len(faces) / torch_s:.0f} "
+        f"({torch_s / onnx_s:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

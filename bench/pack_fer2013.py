@@ -29,8 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def pack_in_child(csv: Path, out: Path) -> tuple[float, float]:
     """Run `fer-synth pack` in a child process; return (seconds, peak RSS in MB)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "fer_synth.cli", "pack", str(csv), "--out", str(out)],
-                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "fer_synth.cli", "pack", str(csv), "--out", str(out)],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     seconds = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # kilobytes on Linux
     return seconds, peak_kb / 1024
@@ -79,11 +83,15 @@ def main() -> None:
 
         t_h5, t_gz = best_of(read_h5, repeats=5), best_of(read_gz)
         t_png = best_of(read_png, repeats=1)
-        print(f"read train ({n} images): HDF5 {n / t_h5:,.0f} images/s, PNG folder {n / t_png:,.0f} images/s, "
-              f"ratio {t_png / t_h5:.1f}x")
-        print(f"  gzip-compressed HDF5 (--compression gzip): {n / t_gz:,.0f} images/s "
-              f"({t_gz / t_h5:.1f}x slower), images {gz.stat().st_size / 2**20:.1f} MB vs "
-              f"{train.images.nbytes / 2**20:.1f} MB raw")
+        print(
+            f"read train ({n} images): HDF5 {n / t_h5:,.0f} images/s, PNG folder {n / t_png:,.0f} images/s, "
+            f"ratio {t_png / t_h5:.1f}x"
+        )
+        print(
+            f"  gzip-compressed HDF5 (--compression gzip): {n / t_gz:,.0f} images/s "
+            f"({t_gz / t_h5:.1f}x slower), images {gz.stat().st_size / 2**20:.1f} MB vs "
+            f"{train.images.nbytes / 2**20:.1f} MB raw"
+        )
 
 
 if __name__ == "__main__":

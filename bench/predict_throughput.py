@@ -38,10 +38,9 @@ sys.path.insert(0, str(ROOT))
 from bench.common import FACE_MODEL, packed  # noqa: E402
 from fer_models.inference.classifier import load_classifier  # noqa: E402
 from fer_models.inference.media import predict_media  # noqa: E402
-from fer_synth.core.images import save_png  # noqa: E402
 from fer_synth.core import store  # noqa: E402
+from fer_synth.core.images import save_png  # noqa: E402
 from fer_synth.faces.stage import FILTERS, FaceStage, FaceStageConfig  # noqa: E402
-
 
 
 def check_set(n: int, seed: int) -> list[tuple[str, np.ndarray]]:
@@ -74,9 +73,15 @@ def kept_fraction(images: list[tuple[str, np.ndarray]], backend: str, filters: s
             reasons[result.reason or "kept"] += 1
             by_kind.setdefault(name.rsplit("-", 1)[-1], []).append(result.kept)
     kept = reasons["kept"]
-    return {"backend": backend, "filters": filters, "images": len(images), "kept": kept,
-            "kept_fraction": kept / len(images), "reasons": dict(reasons),
-            "kept_by_kind": {k: sum(v) / len(v) for k, v in by_kind.items()}}
+    return {
+        "backend": backend,
+        "filters": filters,
+        "images": len(images),
+        "kept": kept,
+        "kept_fraction": kept / len(images),
+        "reasons": dict(reasons),
+        "kept_by_kind": {k: sum(v) / len(v) for k, v in by_kind.items()},
+    }
 
 
 def model_speed(model: str, threads: list[int], batch: int, rounds: int) -> list[dict]:
@@ -99,8 +104,15 @@ def model_speed(model: str, threads: list[int], batch: int, rounds: int) -> list
                 times[key].append(batch / (time.perf_counter() - started))
                 cpu_times[key].append(batch / (time.process_time() - cpu))
         for (amp, tta), values in times.items():
-            rows.append({"threads": n_threads, "amp": amp, "tta": tta, "faces_per_s": statistics.median(values),
-                         "faces_per_cpu_s": statistics.median(cpu_times[(amp, tta)])})
+            rows.append(
+                {
+                    "threads": n_threads,
+                    "amp": amp,
+                    "tta": tta,
+                    "faces_per_s": statistics.median(values),
+                    "faces_per_cpu_s": statistics.median(cpu_times[(amp, tta)]),
+                }
+            )
     return rows
 
 
@@ -110,13 +122,22 @@ def end_to_end(model: str, images: list[tuple[str, np.ndarray]], threads: int, t
     with tempfile.TemporaryDirectory() as tmp:
         for name, rgb in images:
             save_png(rgb, Path(tmp) / f"{name}.png")
-        with FaceStage(FaceStageConfig("mediapipe", filters="photo", policy="all", face_model=str(FACE_MODEL))) as stage:
+        with FaceStage(
+            FaceStageConfig("mediapipe", filters="photo", policy="all", face_model=str(FACE_MODEL))
+        ) as stage:
             started, cpu = time.perf_counter(), time.process_time()
             summary = predict_media([tmp], classifier, stage)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {"threads": threads, "tta": tta or classifier.members[0].tta, "images": summary.images,
-            "faces": len(summary.predictions), "seconds": seconds, "images_per_s": summary.images / seconds,
-            "cpu_seconds": cpu, "images_per_cpu_s": summary.images / cpu}
+    return {
+        "threads": threads,
+        "tta": tta or classifier.members[0].tta,
+        "images": summary.images,
+        "faces": len(summary.predictions),
+        "seconds": seconds,
+        "images_per_s": summary.images / seconds,
+        "cpu_seconds": cpu,
+        "images_per_cpu_s": summary.images / cpu,
+    }
 
 
 def main() -> None:
@@ -133,21 +154,30 @@ def main() -> None:
     threads = [int(t) for t in args.threads.split(",")]
     summary: dict = {"command": " ".join(sys.argv), "model": args.model, "load_average": os.getloadavg()}
     images = check_set(args.n, args.seed)
-    summary["kept"] = [] if args.skip_kept else [kept_fraction(images, backend, filters)
-                                                 for backend in ("mediapipe", "haar") for filters in FILTERS]
+    summary["kept"] = (
+        []
+        if args.skip_kept
+        else [kept_fraction(images, backend, filters) for backend in ("mediapipe", "haar") for filters in FILTERS]
+    )
     for r in summary["kept"]:
         by_kind = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r["kept_by_kind"].items())
-        print(f"{r['backend']:>9} {r['filters']:>9} filters: kept {r['kept']}/{r['images']} "
-              f"({100 * r['kept_fraction']:.1f}%; by kind {by_kind}) reasons {r['reasons']}")
+        print(
+            f"{r['backend']:>9} {r['filters']:>9} filters: kept {r['kept']}/{r['images']} "
+            f"({100 * r['kept_fraction']:.1f}%; by kind {by_kind}) reasons {r['reasons']}"
+        )
     summary["model_speed"] = model_speed(args.model, threads, args.batch_size, args.rounds)
     for r in summary["model_speed"]:
-        print(f"bare model, {r['threads']} thread(s), amp {r['amp']:>4}, TTA {r['tta']:<16}: {r['faces_per_s']:7.0f} "
-              f"faces/s, {r['faces_per_cpu_s']:7.0f} faces/CPU-s")
+        print(
+            f"bare model, {r['threads']} thread(s), amp {r['amp']:>4}, TTA {r['tta']:<16}: {r['faces_per_s']:7.0f} "
+            f"faces/s, {r['faces_per_cpu_s']:7.0f} faces/CPU-s"
+        )
     summary["end_to_end"] = [end_to_end(args.model, images, t, tta) for t in threads for tta in (None, "none")]
     for r in summary["end_to_end"]:
-        print(f"predict end to end (MediaPipe, photo filters, TTA {r['tta']}), {r['threads']} thread(s): "
-              f"{r['images']} images, {r['faces']} faces in {r['seconds']:.1f} s = {r['images_per_s']:.1f} images/s, "
-              f"{r['images_per_cpu_s']:.1f} images/CPU-s")
+        print(
+            f"predict end to end (MediaPipe, photo filters, TTA {r['tta']}), {r['threads']} thread(s): "
+            f"{r['images']} images, {r['faces']} faces in {r['seconds']:.1f} s = {r['images_per_s']:.1f} images/s, "
+            f"{r['images_per_cpu_s']:.1f} images/CPU-s"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"summary: {args.out}")

@@ -5,8 +5,8 @@
    read and write, no rebalancing) in the same run, as a ratio.
 2. The study: ``fer-models compare`` of the unbalanced file (the baseline), one file per method (plus a generated
    pool's with ``--pool``), the variants class_weighting=balanced and balanced_sampler=true of the baseline
-   (``--variants`` for others, e.g. loss=focal), and the source study's ensemble (ros + smote + smote-tomek, softmax averaged seed by seed); seeds
-   0..N-1; every run ``small-cnn`` with the ``cpu-fast`` recipe on one thread for ``--budget`` CPU seconds of
+   (``--variants`` for others, e.g. loss=focal), and the source study's ensemble (ros + smote + smote-tomek, softmax averaged
+   seed by seed); seeds 0..N-1; every run ``small-cnn`` with the ``cpu-fast`` recipe on one thread for ``--budget`` CPU seconds of
    training at a constant learning rate: the same optimizer steps in every arm whatever its file's size (epochs
    would give an oversampled file more), and no schedule cut short at different points.
 3. Leakage: the source study's protocol (SMOTE on all 35,887 faces, then a random stratified 80/10/10 split) against
@@ -18,8 +18,8 @@
 
 small-cnn trains about 300 images per CPU second on one thread here, so 15 s is about 4,500 images (a sixth of
 an epoch of FER2013's train split): a CPU-budget study of barely trained models, sized to finish within two hours
-of wall clock on two cores shared with much other work. Test is scored without TTA (one pass: the budget). Files and runs are cached under
---work; figures go to stdout and WORK/bench.json.
+of wall clock on two cores shared with much other work. Test is scored without TTA (one pass: the budget). Files
+and runs are cached under --work; figures go to stdout and WORK/bench.json.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.train_fer2013 import CSV  # noqa: E402
+from bench.common import CSV  # noqa: E402
 from fer_models.evaluation.compare import compare, evaluated, finished, leaderboard, plan_arms, run_configs  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.core.dataset import SYNTHETIC, Split  # noqa: E402
@@ -68,8 +68,16 @@ def make_one(method: str, out: Path) -> None:
             pack(PackConfig(CSV, out, overwrite=True))
         else:
             balance(BalanceConfig(CSV, out, method=method, seed=0, overwrite=True))
-    print(json.dumps({"method": method, "cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall,
-                      "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "cpu_s": time.process_time() - cpu,
+                "wall_s": time.perf_counter() - wall,
+                "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            }
+        )
+    )
 
 
 def cost(method: str, out: Path) -> dict:
@@ -77,8 +85,9 @@ def cost(method: str, out: Path) -> dict:
     record = out.with_suffix(".cost.json")
     if out.exists() and record.exists():
         return json.loads(record.read_text())
-    done = subprocess.run([sys.executable, __file__, "--make", method, "--make-out", str(out)], check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--make", method, "--make-out", str(out)], check=True, capture_output=True, text=True
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     record.write_text(json.dumps(result))
     return result
@@ -114,13 +123,20 @@ def leakage_files(base: Path, work: Path, seed: int = 0) -> tuple[Path, Path]:
 
     if not leaky.exists():
         oversampled = oversample(everything, LEAK_METHOD, int(everything.counts().max()), seed).split
-        store.write(leaky, split_80_10_10(oversampled), {"note": f"{LEAK_METHOD} on all faces, then a random split "
-                                                         "(the source study's protocol; bench/rebalancing_fer2013.py)"})
+        store.write(
+            leaky,
+            split_80_10_10(oversampled),
+            {
+                "note": f"{LEAK_METHOD} on all faces, then a random split "
+                "(the source study's protocol; bench/rebalancing_fer2013.py)"
+            },
+        )
     if not honest.exists():
         splits = split_80_10_10(everything)
         splits["train"] = oversample(splits["train"], LEAK_METHOD, int(splits["train"].counts().max()), seed).split
-        store.write(honest, splits, {"note": f"a random split, then {LEAK_METHOD} on train only "
-                                     "(bench/rebalancing_fer2013.py)"})
+        store.write(
+            honest, splits, {"note": f"a random split, then {LEAK_METHOD} on train only (bench/rebalancing_fer2013.py)"}
+        )
     return leaky, honest
 
 
@@ -129,13 +145,17 @@ def audit(path: Path) -> dict:
     data = store.read(path)
 
     def faces(split: Split) -> list[set[str]]:
-        return [set(json.loads(p)) if s == SYNTHETIC else {o} for o, p, s in zip(split.origin, split.parents,
-                                                                               split.source)]
+        return [
+            set(json.loads(p)) if s == SYNTHETIC else {o} for o, p, s in zip(split.origin, split.parents, split.source)
+        ]
 
     train_faces = set().union(*faces(data["train"]))
     test = faces(data["test"])
-    return {"test_rows": len(test), "test_synthetic": int(data["test"].n_synthetic),
-            "test_rows_sharing_a_face_with_train": sum(bool(f & train_faces) for f in test)}
+    return {
+        "test_rows": len(test),
+        "test_synthetic": int(data["test"].n_synthetic),
+        "test_rows_sharing_a_face_with_train": sum(bool(f & train_faces) for f in test),
+    }
 
 
 def _train(config) -> str:
@@ -165,7 +185,9 @@ def main() -> None:
     p.add_argument("--methods", default=",".join(METHODS.names()), help="comma-separated balance methods")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated compare variants of the baseline")
     p.add_argument("--jobs", type=int, default=2, help="runs (and files) made at once, one thread each")
-    p.add_argument("--pool", type=Path, help="a generated pool (`fer-synth generate`): its balanced file joins the study")
+    p.add_argument(
+        "--pool", type=Path, help="a generated pool (`fer-synth generate`): its balanced file joins the study"
+    )
     p.add_argument("--skip-leakage", action="store_true")
     p.add_argument("--make", help=argparse.SUPPRESS)
     p.add_argument("--make-out", type=Path, help=argparse.SUPPRESS)
@@ -174,8 +196,13 @@ def main() -> None:
         return make_one(args.make, args.make_out)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"command": " ".join(sys.argv), "recipe": RECIPE, "budget_cpu_s": args.budget,
-                     "seeds": args.seeds, "jobs": args.jobs}
+    summary: dict = {
+        "command": " ".join(sys.argv),
+        "recipe": RECIPE,
+        "budget_cpu_s": args.budget,
+        "seeds": args.seeds,
+        "jobs": args.jobs,
+    }
     chosen = [m for m in args.methods.split(",") if m]
     variants = [v for v in args.variants.split(",") if v]
     started = time.perf_counter()
@@ -190,17 +217,21 @@ def main() -> None:
     for m in methods:
         c = costs[m]
         rows = len(store.read_split(files[m], "train", provenance=False))
-        print(f"| {m} | {rows:,} | {c['cpu_s']:.1f} | {c['cpu_s'] / costs['pack']['cpu_s']:.1f} | {c['wall_s']:.1f} | "
-              f"{c['max_rss_gb']:.2f} |")
+        print(
+            f"| {m} | {rows:,} | {c['cpu_s']:.1f} | {c['cpu_s'] / costs['pack']['cpu_s']:.1f} | {c['wall_s']:.1f} | "
+            f"{c['max_rss_gb']:.2f} |"
+        )
     for m in methods[1:]:
         for note in store.read_attrs(files[m]).get("notes", []):
             if "removed" in note:
                 print(f"  {note}")
     if "smote" in files:
         search = summary["neighbour_search"] = neighbour_search(files["smote"])
-        print(f"\nthe cleaning steps' exact neighbour search (scikit-learn, one thread): {search['queries']:,} rows "
-              f"of the SMOTE train split against all {search['rows']:,} in {search['cpu_s']:.1f} CPU s; the whole split "
-              f"about {search['whole_split_cpu_s']:.0f} CPU s")
+        print(
+            f"\nthe cleaning steps' exact neighbour search (scikit-learn, one thread): {search['queries']:,} rows "
+            f"of the SMOTE train split against all {search['rows']:,} in {search['cpu_s']:.1f} CPU s; the whole split "
+            f"about {search['whole_split_cpu_s']:.0f} CPU s"
+        )
     datasets = [files[m] for m in methods]
     if args.pool:
         generated = work / "fer2013_generated.h5"
@@ -208,32 +239,47 @@ def main() -> None:
             balance(BalanceConfig(CSV, generated, pool=args.pool, seed=0, allow_shortfall=True))
         datasets.append(generated)
     else:
-        print("no generated pool given (--pool DIR, made by `fer-synth generate` on a GPU): the generated arm is left "
-              "out of the leaderboard")
+        print(
+            "no generated pool given (--pool DIR, made by `fer-synth generate` on a GPU): the generated arm is left "
+            "out of the leaderboard"
+        )
     summary["generated_pool"] = str(args.pool) if args.pool else None
 
     # 2 and 3: every run, trained in parallel processes; compare then only evaluates what is new and ranks.
     # the budget ends every run long before 100 epochs
-    settings = {"recipe": RECIPE, "device": "cpu", "threads": 1, "time_budget": args.budget, "budget_clock": "cpu",
-                "schedule": "constant", "epochs": 100, "tta": "none"}
+    settings = {
+        "recipe": RECIPE,
+        "device": "cpu",
+        "threads": 1,
+        "time_budget": args.budget,
+        "budget_clock": "cpu",
+        "schedule": "constant",
+        "epochs": 100,
+        "tta": "none",
+    }
     ensembles = [SOURCE_ENSEMBLE] if set(SOURCE_ENSEMBLE) <= set(chosen) else []
-    studies = {"study": (datasets, work / "compare", plan_arms(datasets, variants, ensembles), variants, ensembles,
-                         args.seeds)}
+    studies = {
+        "study": (datasets, work / "compare", plan_arms(datasets, variants, ensembles), variants, ensembles, args.seeds)
+    }
     if not args.skip_leakage:
         leaky, honest = leakage_files(files["pack"], work)
         for name, path in (("oversample-then-split", leaky), ("split-then-oversample", honest)):
             studies[name] = ([path], work / f"leak-compare-{name}", plan_arms([path]), (), (), args.leak_seeds)
-    configs = [c for _, out, arms, _, _, seeds in studies.values()
-               for c in run_configs(arms, out, seeds=seeds, **settings)]
-    print(f"\n{len(configs)} runs of {RECIPE} ({args.budget:g} CPU s of training each), {args.jobs} at a time",
-          flush=True)
+    configs = [
+        c for _, out, arms, _, _, seeds in studies.values() for c in run_configs(arms, out, seeds=seeds, **settings)
+    ]
+    print(
+        f"\n{len(configs)} runs of {RECIPE} ({args.budget:g} CPU s of training each), {args.jobs} at a time", flush=True
+    )
     trained = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         for done in pool.map(_train, configs):
             print(f"  done {done} ({(time.perf_counter() - trained) / 60:.1f} min)", flush=True)
     summary["training_wall_min"] = (time.perf_counter() - trained) / 60
-    results = {name: compare(data, out, variants=v, ensembles=e, seeds=seeds, **settings)
-               for name, (data, out, _, v, e, seeds) in studies.items()}
+    results = {
+        name: compare(data, out, variants=v, ensembles=e, seeds=seeds, **settings)
+        for name, (data, out, _, v, e, seeds) in studies.items()
+    }
     summary["results"] = results
 
     study = results["study"]
@@ -243,10 +289,14 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in leaderboard(study):
         arm = study["arms"][name]
-        deltas = ["" if name == study["first"] else diff(arm["vs_first"][m])
-                  for m in ("accuracy", "balanced_accuracy", "macro_f1")]
-        print(f"| {name} | {pct(arm['accuracy'])} | {pct(arm['balanced_accuracy'])} | {pct(arm['macro_f1'])} | "
-              f"{' | '.join(deltas)} |")
+        deltas = [
+            "" if name == study["first"] else diff(arm["vs_first"][m])
+            for m in ("accuracy", "balanced_accuracy", "macro_f1")
+        ]
+        print(
+            f"| {name} | {pct(arm['accuracy'])} | {pct(arm['balanced_accuracy'])} | {pct(arm['macro_f1'])} | "
+            f"{' | '.join(deltas)} |"
+        )
     print("\nPer-class test recall (%), mean [95% interval]; Δ to the baseline below")
     print("| arm | " + " | ".join(classes) + " |\n| --- |" + " --- |" * len(classes))
     for name in leaderboard(study):
@@ -257,15 +307,19 @@ def main() -> None:
     if not args.skip_leakage:
         summary["audit"] = {n: audit(studies[n][0][0]) for n in ("oversample-then-split", "split-then-oversample")}
         print(f"\nLeakage ({LEAK_METHOD}; each protocol scored on its own test split, {args.leak_seeds} seed(s))")
-        print("| protocol | train rows | test rows | synthetic test rows | test rows sharing a face with train | "
-              "accuracy | balanced accuracy | macro-F1 |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+        print(
+            "| protocol | train rows | test rows | synthetic test rows | test rows sharing a face with train | "
+            "accuracy | balanced accuracy | macro-F1 |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+        )
         for n in ("oversample-then-split", "split-then-oversample"):
             arm = next(iter(results[n]["arms"].values()))
             a = summary["audit"][n]
             rows = len(store.read_split(studies[n][0][0], "train", provenance=False))
-            print(f"| {n} | {rows:,} | {a['test_rows']:,} | {a['test_synthetic']:,} | "
-                  f"{a['test_rows_sharing_a_face_with_train']:,} | {pct(arm['accuracy'])} | "
-                  f"{pct(arm['balanced_accuracy'])} | {pct(arm['macro_f1'])} |")
+            print(
+                f"| {n} | {rows:,} | {a['test_rows']:,} | {a['test_synthetic']:,} | "
+                f"{a['test_rows_sharing_a_face_with_train']:,} | {pct(arm['accuracy'])} | "
+                f"{pct(arm['balanced_accuracy'])} | {pct(arm['macro_f1'])} |"
+            )
     summary["wall_min"] = (time.perf_counter() - started) / 60
     print(f"\nwhole bench: {summary['wall_min']:.1f} min wall")
     (work / "bench.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -30,14 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import CACHE, CSV, FACE_MODEL, ROOT  # noqa: E402
+from bench.common import CACHE, CSV, FACE_MODEL, ROOT
+from fer_synth.core import store
 from fer_synth.core.classes import CLASSES
+from fer_synth.core.dataset import Split
 from fer_synth.core.manifest import read_records
 from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
 from fer_synth.data.stats import split_stats
-from fer_synth.core import store
-from fer_synth.core.dataset import Split
-
 
 
 def jittered_photo(face: np.ndarray, rng: np.random.Generator, side: int = 96, border: int = 48) -> np.ndarray:
@@ -94,10 +93,19 @@ def write_judgement(pool: Path, seed: int) -> None:
             alpha = np.full(len(CLASSES), 0.5)
             alpha[intended] = 3.0
             probs = rng.dirichlet(alpha)
-            lines.append(json.dumps({
-                "file": file, "class": record["class"], "judged": CLASSES[int(probs.argmax())],
-                "p_intended": float(probs[intended]), "probs": [round(float(p), 5) for p in probs],
-                "classes": list(CLASSES), "judge": {"model": "bench-random", "fingerprint": "0000"}}))
+            lines.append(
+                json.dumps(
+                    {
+                        "file": file,
+                        "class": record["class"],
+                        "judged": CLASSES[int(probs.argmax())],
+                        "p_intended": float(probs[intended]),
+                        "probs": [round(float(p), 5) for p in probs],
+                        "classes": list(CLASSES),
+                        "judge": {"model": "bench-random", "fingerprint": "0000"},
+                    }
+                )
+            )
     (pool / "judgement.jsonl").write_text("\n".join(lines) + "\n")
 
 
@@ -139,8 +147,10 @@ def main() -> None:
     records = read_records(pool)
     faces = sum(len(r["files"]) for r in records)
     total = sum(len(store.read_split(balanced, s, provenance=False)) for s in attrs["splits"])
-    print(f"input: {balanced.name} ({total:,} faces; train before top-up {sizes}), pool {faces:,} faces from "
-          f"{len(records):,} crop attempts (real FER2013 faces, jittered), judgement.jsonl (random stand-in)")
+    print(
+        f"input: {balanced.name} ({total:,} faces; train before top-up {sizes}), pool {faces:,} faces from "
+        f"{len(records):,} crop attempts (real FER2013 faces, jittered), judgement.jsonl (random stand-in)"
+    )
 
     cli = [sys.executable, "-m", "fer_synth.cli"]
     report_s = timed([*cli, "report", str(balanced), "--pool", str(pool), "--out", str(report)], args.repeats)

@@ -38,9 +38,9 @@ from fer_models.data import Augment, augment_batch, batches, epoch_order, load_s
 from fer_models.evaluation.evaluate import evaluate  # noqa: E402
 from fer_models.models import create_model  # noqa: E402
 from fer_models.training.config import make_config  # noqa: E402
+from fer_models.training.loop import train  # noqa: E402
 from fer_models.training.optim import create_optimizer  # noqa: E402
 from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last  # noqa: E402
-from fer_models.training.loop import train  # noqa: E402
 
 VGG_ANCHOR = 0.7328
 FERPLUS_ANCHOR = 0.85  # the low end of published single-model FER+ majority-vote test accuracies
@@ -57,8 +57,10 @@ def data_path_cost(config, device: torch.device, n_batches: int, rounds_n: int =
     optimizer = create_optimizer(model, **config.optimizer_kwargs())
     aug = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()})
     g = torch.Generator(device=device).manual_seed(0)
-    index = batches(epoch_order(split.labels, g), config.batch_size)[:n_batches + 1]
-    pre = [render(split.images[i], view_thetas(len(i), "none", size, 48, device)[0], size, spec.in_chans) for i in index]
+    index = batches(epoch_order(split.labels, g), config.batch_size)[: n_batches + 1]
+    pre = [
+        render(split.images[i], view_thetas(len(i), "none", size, 48, device)[0], size, spec.in_chans) for i in index
+    ]
 
     def step(x, y):
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -95,9 +97,15 @@ def data_path_cost(config, device: torch.device, n_batches: int, rounds_n: int =
         ratios.append(1 - b / f)
         bare_s, full_s, aug_s = bare_s + b, full_s + f, aug_s + a
     images = (len(index) - 1) * config.batch_size
-    return {"bare_images_per_s": images / bare_s, "train_images_per_s": images / full_s,
-            "data_path_cost": sorted(ratios)[len(ratios) // 2], "augment_ms_per_batch": 1000 * aug_s / (len(index) - 1),
-            "augment_share_of_bare_step": aug_s / bare_s, "batches": len(index) - 1, "batch_size": config.batch_size}
+    return {
+        "bare_images_per_s": images / bare_s,
+        "train_images_per_s": images / full_s,
+        "data_path_cost": sorted(ratios)[len(ratios) // 2],
+        "augment_ms_per_batch": 1000 * aug_s / (len(index) - 1),
+        "augment_share_of_bare_step": aug_s / bare_s,
+        "batches": len(index) - 1,
+        "batch_size": config.batch_size,
+    }
 
 
 def run_and_report(config, tag: str, out: Path, device: str) -> dict:
@@ -107,19 +115,32 @@ def run_and_report(config, tag: str, out: Path, device: str) -> dict:
     # The test split is looked at here, once, with the checkpoint chosen on val.
     report = evaluate(config.out, config.data, "test", config.tta, device, out=config.out)
     res = report["results"]
-    return {"tag": tag, "model": config.model, "model_options": config.model_options, "recipe": config.recipe,
-            "epochs_done": len(result.history), "stopped_by": result.stopped_by, "best_epoch": result.best_epoch,
-            "best_val_accuracy": result.best_metric, "train_wall_s": wall,
-            "privatetest_accuracy": res["none"]["all"]["accuracy"],
-            "privatetest_accuracy_tta": res[config.tta]["all"]["accuracy"], "tta": config.tta,
-            "privatetest_balanced_accuracy_tta": res[config.tta]["all"]["balanced_accuracy"],
-            "privatetest_macro_f1_tta": res[config.tta]["all"]["macro_f1"]}
+    return {
+        "tag": tag,
+        "model": config.model,
+        "model_options": config.model_options,
+        "recipe": config.recipe,
+        "epochs_done": len(result.history),
+        "stopped_by": result.stopped_by,
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": result.best_metric,
+        "train_wall_s": wall,
+        "privatetest_accuracy": res["none"]["all"]["accuracy"],
+        "privatetest_accuracy_tta": res[config.tta]["all"]["accuracy"],
+        "tta": config.tta,
+        "privatetest_balanced_accuracy_tta": res[config.tta]["all"]["balanced_accuracy"],
+        "privatetest_macro_f1_tta": res[config.tta]["all"]["macro_f1"],
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--h5", type=Path, default=None,
-                   help="[default: bench/.cache/fer2013.h5, with --ferplus bench/.cache/ferplus-<label mode>.h5]")
+    p.add_argument(
+        "--h5",
+        type=Path,
+        default=None,
+        help="[default: bench/.cache/fer2013.h5, with --ferplus bench/.cache/ferplus-<label mode>.h5]",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "runs")
     p.add_argument("--recipe", default="cpu-fast")
     p.add_argument("--model-options", type=json.loads, default=None)
@@ -144,14 +165,24 @@ def main() -> None:
 
     if not args.skip_cpu:
         cpu = torch.device("cpu")
-        config = make_config(args.recipe, data=str(h5), out=str(args.out / "cpu"), device="cpu", seed=args.seed,
-                             model_options=args.model_options, time_budget=args.time_budget, progress=False)
+        config = make_config(
+            args.recipe,
+            data=str(h5),
+            out=str(args.out / "cpu"),
+            device="cpu",
+            seed=args.seed,
+            model_options=args.model_options,
+            time_budget=args.time_budget,
+            progress=False,
+        )
         cost = data_path_cost(config, cpu, args.cost_batches)
         summary["cpu_data_path"] = cost
-        print(f"CPU data path: bare model {cost['bare_images_per_s']:.0f} img/s, training with augmentation "
-              f"{cost['train_images_per_s']:.0f} img/s -> data path costs {100 * cost['data_path_cost']:.1f}% "
-              f"(median of rounds); augmentation alone {cost['augment_ms_per_batch']:.1f} ms/batch = "
-              f"{100 * cost['augment_share_of_bare_step']:.1f}% of a bare step")
+        print(
+            f"CPU data path: bare model {cost['bare_images_per_s']:.0f} img/s, training with augmentation "
+            f"{cost['train_images_per_s']:.0f} img/s -> data path costs {100 * cost['data_path_cost']:.1f}% "
+            f"(median of rounds); augmentation alone {cost['augment_ms_per_batch']:.1f} ms/batch = "
+            f"{100 * cost['augment_share_of_bare_step']:.1f}% of a bare step"
+        )
         if args.cost_only:
             print(json.dumps(summary, indent=2))
             return
@@ -160,18 +191,31 @@ def main() -> None:
             config.epochs = max(1, math.floor(args.time_budget * cost["train_images_per_s"] * 0.95 / n_train))
         else:
             config.epochs = int(args.epochs)
-        print(f"CPU training: {config.model} {config.model_options or ''} for {config.epochs} epoch(s), "
-              f"budget {args.time_budget:.0f} s")
+        print(
+            f"CPU training: {config.model} {config.model_options or ''} for {config.epochs} epoch(s), "
+            f"budget {args.time_budget:.0f} s"
+        )
         summary["cpu"] = run_and_report(config, "cpu", args.out, "cpu")
         print(json.dumps(summary["cpu"], indent=2))
 
     if torch.cuda.is_available():
-        config = make_config("khaireddin-vgg", data=str(h5), out=str(args.out / "gpu-vgg"), device="cuda",
-                             epochs=args.gpu_epochs, time_budget=args.gpu_time_budget, seed=args.seed, progress=False,
-                             eval_batch_size=2048)
+        config = make_config(
+            "khaireddin-vgg",
+            data=str(h5),
+            out=str(args.out / "gpu-vgg"),
+            device="cuda",
+            epochs=args.gpu_epochs,
+            time_budget=args.gpu_time_budget,
+            seed=args.seed,
+            progress=False,
+            eval_batch_size=2048,
+        )
         anchor = FERPLUS_ANCHOR if args.ferplus else VGG_ANCHOR
-        summary["gpu"] = {**run_and_report(config, "gpu", args.out, "cuda"), "device": torch.cuda.get_device_name(),
-                          "anchor": anchor}
+        summary["gpu"] = {
+            **run_and_report(config, "gpu", args.out, "cuda"),
+            "device": torch.cuda.get_device_name(),
+            "anchor": anchor,
+        }
         summary["gpu"]["vs_anchor"] = summary["gpu"]["privatetest_accuracy_tta"] - anchor
         print(json.dumps(summary["gpu"], indent=2))
     else:

@@ -20,8 +20,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--hide-scrollbars", "--force-device-scale-factor=1")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+)
 
 
 def find_chromium() -> str:
@@ -35,9 +44,20 @@ def screenshot(page: Path, out: Path, width: int, height: int) -> Path:
     """The page rendered in a ``width`` x ``height`` window, the blank rows under it cut off."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        subprocess.run([find_chromium(), *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
-                        f"--screenshot={out}", page.resolve().as_uri()],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [
+                find_chromium(),
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                f"--screenshot={out}",
+                page.resolve().as_uri(),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
     image = np.asarray(Image.open(out).convert("RGB"))
     rows = np.flatnonzero((image != image[-1:, :, :]).any(axis=(1, 2)))  # rows that differ from the bottom row
     if len(rows):

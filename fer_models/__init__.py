@@ -13,19 +13,22 @@ from fer_synth.core.lazy import lazy_exports
 
 __version__ = version("fer-synth")  # one version for both packages: pyproject.toml's
 
-__all__, __getattr__ = lazy_exports(__name__, {
-    "create_model": "fer_models.models",
-    "list_models": "fer_models.models",
-    "TrainConfig": "fer_models.training.config",
-    "make_config": "fer_models.training.config",
-    "train": "fer_models.training.loop",
-    "load_split": "fer_models.data",
-    "predict_proba": "fer_models.inference.probabilities",
-    "load_model": "fer_models.checkpoint",
-    "load_classifier": "fer_models.inference.classifier",
-    "predict_media": "fer_models.inference.media",
-    "evaluate": "fer_models.evaluation.evaluate",
-    "build_ensemble": "fer_models.evaluation.ensemble",
-    "load_ensemble": "fer_models.evaluation.ensemble",
-    "classification_metrics": "fer_models.evaluation.metrics",
-})
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "create_model": "fer_models.models",
+        "list_models": "fer_models.models",
+        "TrainConfig": "fer_models.training.config",
+        "make_config": "fer_models.training.config",
+        "train": "fer_models.training.loop",
+        "load_split": "fer_models.data",
+        "predict_proba": "fer_models.inference.probabilities",
+        "load_model": "fer_models.checkpoint",
+        "load_classifier": "fer_models.inference.classifier",
+        "predict_media": "fer_models.inference.media",
+        "evaluate": "fer_models.evaluation.evaluate",
+        "build_ensemble": "fer_models.evaluation.ensemble",
+        "load_ensemble": "fer_models.evaluation.ensemble",
+        "classification_metrics": "fer_models.evaluation.metrics",
+    },
+)

@@ -52,8 +52,12 @@ def split_tensors(obj, prefix: str, tensors: dict[str, torch.Tensor]):
         tensors[prefix] = obj
         return {"__tensor__": prefix}
     if isinstance(obj, dict):
-        return {"__dict__": [[split_tensors(k, f"{prefix}.k{i}", tensors), split_tensors(v, f"{prefix}.{i}", tensors)]
-                             for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__dict__": [
+                [split_tensors(k, f"{prefix}.k{i}", tensors), split_tensors(v, f"{prefix}.{i}", tensors)]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     if isinstance(obj, (list, tuple)):
         return [split_tensors(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
     return obj
@@ -74,8 +78,12 @@ def save_checkpoint(path_stem: str | os.PathLike, model: nn.Module, meta: dict) 
     """Write ``STEM.safetensors`` and then ``STEM.json``, the file that marks the checkpoint complete."""
     stem = Path(path_stem)
     _save_tensors(stem.with_suffix(".safetensors"), model.state_dict())
-    meta = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **meta,
-            "weights": stem.with_suffix(".safetensors").name}
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        **meta,
+        "weights": stem.with_suffix(".safetensors").name,
+    }
     return write_json(stem.with_suffix(".json"), meta)
 
 
@@ -86,8 +94,12 @@ def save_state(path: str | os.PathLike, state: dict, meta: dict) -> Path:
     """Write a training state and its metadata as one safetensors file, atomically: tensors as tensors, the
     rest of ``state`` and ``meta`` as JSON in the file's header."""
     tensors: dict[str, torch.Tensor] = {}
-    header = {"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "meta": meta,
-              "state": split_tensors(state, "s", tensors)}
+    header = {
+        "format": STATE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "meta": meta,
+        "state": split_tensors(state, "s", tensors),
+    }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     with atomic_file(path) as tmp:
         save_file(tensors, str(tmp), metadata={STATE_KEY: json.dumps(header, default=str)})
@@ -102,8 +114,9 @@ def load_state(path: str | os.PathLike) -> tuple[dict, dict]:
             header = json.loads((f.metadata() or {}).get(STATE_KEY, "null"))
         tensors = load_file(str(path))
     except (OSError, ValueError, SafetensorError) as e:
-        raise FerError(f"{path}: not a readable training state ({str(e).splitlines()[0]}); start the run again "
-                       "with --overwrite") from None
+        raise FerError(
+            f"{path}: not a readable training state ({str(e).splitlines()[0]}); start the run again with --overwrite"
+        ) from None
     if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
         raise FerError(f"{path}: not a fer-models training state; start the run again with --overwrite")
     return join_tensors(header["state"], tensors), header["meta"]
@@ -115,12 +128,16 @@ def read_meta(path: str | os.PathLike) -> dict:
     try:
         meta = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FerError(f"{path}: not a fer-models checkpoint or ensemble file ({e}); give a run folder, a "
-                       "checkpoint's .json or .safetensors, or an ensemble .json") from None
+        raise FerError(
+            f"{path}: not a fer-models checkpoint or ensemble file ({e}); give a run folder, a "
+            "checkpoint's .json or .safetensors, or an ensemble .json"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") not in (CHECKPOINT_FORMAT, ENSEMBLE_FORMAT):
         raise FerError(f"{path}: not a fer-models checkpoint or ensemble file")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise FerError(f"{path}: checkpoint format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}")
+        raise FerError(
+            f"{path}: checkpoint format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}"
+        )
     meta["_path"] = str(path)
     return meta
 
@@ -136,16 +153,20 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         return BUILTIN_JSON
     given = path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise FerError(f"{path}: a pickled checkpoint, which is never loaded (it can run code); give a fer-models run "
-                       "folder, checkpoint .json/.safetensors or ensemble .json")
+        raise FerError(
+            f"{path}: a pickled checkpoint, which is never loaded (it can run code); give a fer-models run "
+            "folder, checkpoint .json/.safetensors or ensemble .json"
+        )
     if path.is_dir():
         path = path / "best.json"
     elif path.suffix == ".safetensors":
         path = path.with_suffix(".json")
     if not path.exists():
         if given.suffix == ".safetensors" and given.exists():
-            raise MissingPathError(f"{given} has no {path.name} beside it: a fer-models checkpoint is the weights plus "
-                                   "that JSON (a run folder holds both)")
+            raise MissingPathError(
+                f"{given} has no {path.name} beside it: a fer-models checkpoint is the weights plus "
+                "that JSON (a run folder holds both)"
+            )
         raise MissingPathError(f"{path}: no such checkpoint (give a run folder, a .json or a .safetensors file)")
     return path
 
@@ -161,16 +182,20 @@ def member_checkpoints(meta: dict) -> list[Path]:
     """The JSON files of an ensemble's members (``meta`` from :func:`read_meta`): paths relative to the ensemble
     file's folder, or ``builtin``."""
     base = Path(meta["_path"]).parent
-    return [resolve_checkpoint(m["checkpoint"] if m["checkpoint"] == BUILTIN else base / m["checkpoint"])
-            for m in meta["members"]]
+    return [
+        resolve_checkpoint(m["checkpoint"] if m["checkpoint"] == BUILTIN else base / m["checkpoint"])
+        for m in meta["members"]
+    ]
 
 
 def check_classes(meta: dict, classes: Sequence[str], data: str) -> None:
     """Raise unless a checkpoint's class list is ``classes`` (those of ``data``): its outputs mean those classes."""
     trained = list(meta.get("classes", []))
     if trained != list(classes):
-        raise FerError(f"{meta['_path']} predicts {len(trained)} classes ({', '.join(trained)}) but {data} has "
-                       f"{len(classes)} ({', '.join(classes)}); evaluate it on data with the classes it was trained on")
+        raise FerError(
+            f"{meta['_path']} predicts {len(trained)} classes ({', '.join(trained)}) but {data} has "
+            f"{len(classes)} ({', '.join(classes)}); evaluate it on data with the classes it was trained on"
+        )
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -186,6 +211,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     try:
         model.load_state_dict(load_file(str(weights)))
     except (OSError, SafetensorError, RuntimeError) as e:
-        raise FerError(f"{weights}: its tensors do not fit {meta['model']} ({str(e).splitlines()[0][:200]}); the "
-                       "weights file is damaged or belongs to another model") from None
+        raise FerError(
+            f"{weights}: its tensors do not fit {meta['model']} ({str(e).splitlines()[0][:200]}); the "
+            "weights file is damaged or belongs to another model"
+        ) from None
     return model.to(device).eval(), meta

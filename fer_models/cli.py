@@ -9,19 +9,27 @@ from rich.markup import escape
 from rich.table import Table
 
 from fer_models import __version__
-from fer_models.training.config import (AMP_MODES, BUDGET_CLOCKS, CLASS_WEIGHTINGS, DEFAULT_DATA, DEFAULT_MODEL, MONITORS, TrainConfig,
-                               make_config)
-from fer_models.evaluation.compare import RESAMPLES
 from fer_models.data import TTA_MODES
-from fer_models.losses import list_losses
-from fer_models.training.optim import OPTIMIZERS, SCHEDULES
+from fer_models.evaluation.compare import RESAMPLES
 from fer_models.inference.export import FORMATS as EXPORT_FORMATS
 from fer_models.inference.media import DEFAULT_EVERY
+from fer_models.losses import list_losses
 from fer_models.models.builtin import BUILTIN
+from fer_models.training.config import (
+    AMP_MODES,
+    BUDGET_CLOCKS,
+    CLASS_WEIGHTINGS,
+    DEFAULT_DATA,
+    DEFAULT_MODEL,
+    MONITORS,
+    TrainConfig,
+    make_config,
+)
+from fer_models.training.optim import OPTIMIZERS, SCHEDULES
+from fer_synth.core.env import DEVICE_HELP, resolve_device
 from fer_synth.faces.options import face_options
 from fer_synth.faces.stage import FaceStage, FaceStageConfig
 from fer_synth.ui.console import FriendlyGroup, console
-from fer_synth.core.env import DEVICE_HELP, resolve_device
 from fer_synth.ui.html import DEFAULT_OUT as REPORT_OUT
 
 logger = logging.getLogger(__name__)
@@ -34,17 +42,25 @@ def main() -> None:
 
 
 @main.command("train")
-@click.option("--data", type=click.Path(dir_okay=False), help=f"HDF5 file from `fer-synth pack`/`balance` "
-              f"[default: {DEFAULT_DATA}]")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False),
+    help=f"HDF5 file from `fer-synth pack`/`balance` [default: {DEFAULT_DATA}]",
+)
 @click.option("--model", help=f"registered model or timm:<name> [default: {DEFAULT_MODEL}]; see list-models")
 @click.option("--recipe", help="a recipe name (list-recipes) or .yaml path; flags override its values")
 @click.option("--out", type=click.Path(file_okay=False), help="run folder [default: runs/<model>]")
 @click.option("--weights", type=click.Path(dir_okay=False, exists=True), help="local .safetensors to start from")
 @click.option("--input-size", type=click.IntRange(min=8), help="image side fed to the model [default: the model's]")
 @click.option("--epochs", type=click.IntRange(min=1))
-@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training; stops cleanly after that")
-@click.option("--budget-clock", type=click.Choice(tuple(BUDGET_CLOCKS)),
-              help="what --time-budget counts: wall-clock or this process's CPU seconds [default: wall]")
+@click.option(
+    "--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training; stops cleanly after that"
+)
+@click.option(
+    "--budget-clock",
+    type=click.Choice(tuple(BUDGET_CLOCKS)),
+    help="what --time-budget counts: wall-clock or this process's CPU seconds [default: wall]",
+)
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS))
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True))
@@ -53,8 +69,11 @@ def main() -> None:
 @click.option("--nesterov/--no-nesterov", default=None)
 @click.option("--schedule", type=click.Choice(SCHEDULES))
 @click.option("--warmup-epochs", type=click.FloatRange(min=0))
-@click.option("--cycle-epochs", type=click.FloatRange(min=0, min_open=True),
-              help="cyclic-snapshots: epochs per cycle (one snapshot each)")
+@click.option(
+    "--cycle-epochs",
+    type=click.FloatRange(min=0, min_open=True),
+    help="cyclic-snapshots: epochs per cycle (one snapshot each)",
+)
 @click.option("--restart-epochs", type=click.FloatRange(min=0, min_open=True), help="warm-restarts: first period T0")
 @click.option("--loss", help=f"training loss: {', '.join(list_losses())} [default: {TrainConfig.loss}]")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True))
@@ -71,24 +90,42 @@ def main() -> None:
 @click.option("--tta", type=click.Choice(TTA_MODES))
 @click.option("--amp", type=click.Choice(AMP_MODES))
 @click.option("--clip-grad", type=click.FloatRange(min=0, min_open=True))
-@click.option("--ema", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="EMA decay of the weights, e.g. 0.999")
+@click.option(
+    "--ema", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="EMA decay of the weights, e.g. 0.999"
+)
 @click.option("--early-stop", type=click.IntRange(min=1), help="patience in epochs on the val metric")
 @click.option("--monitor", type=click.Choice(MONITORS))
 @click.option("--seed", type=click.IntRange(min=0))
 @click.option("--device", help=DEVICE_HELP)
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (1 is often fastest on a busy machine)")
-@click.option("--resume", is_flag=True, help="insist on continuing the run in --out (the same command continues an "
-              "unfinished run with the same settings anyway)")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="insist on continuing the run in --out (the same command continues an "
+    "unfinished run with the same settings anyway)",
+)
 @click.option("--overwrite", is_flag=True, help="empty an --out folder that holds another run or other files first")
 @click.option("--no-progress", is_flag=True)
-def train_command(recipe, resume, overwrite, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix,
-                  **settings) -> None:
+def train_command(
+    recipe, resume, overwrite, no_progress, scale, translate, rotate, hflip, erasing, noise, mixup, cutmix, **settings
+) -> None:
     """Train a model; writes best/last checkpoints, metrics.csv/json and curves.png to --out."""
     from fer_models.training.loop import train
 
-    augment = {k: v for k, v in dict(scale=_scale(scale), translate=translate, rotate=rotate, hflip=hflip,
-                                     erasing=erasing, noise=noise, mixup=mixup, cutmix=cutmix).items() if v is not None}
+    augment = {
+        k: v
+        for k, v in dict(
+            scale=_scale(scale),
+            translate=translate,
+            rotate=rotate,
+            hflip=hflip,
+            erasing=erasing,
+            noise=noise,
+            mixup=mixup,
+            cutmix=cutmix,
+        ).items()
+        if v is not None
+    }
     config = make_config(recipe, augment_overrides=augment, progress=False if no_progress else None, **settings)
     train(config, resume=resume, overwrite=overwrite)
 
@@ -100,9 +137,10 @@ def _scale(text: str | None) -> list[float] | None:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         values = []
-    if (len(values) != 2 or not 0 < values[0] <= values[1]):
-        raise click.BadParameter(f"{text!r}: give two numbers low,high with 0 < low <= high, e.g. 0.8,1.2",
-                                 param_hint="--scale")
+    if len(values) != 2 or not 0 < values[0] <= values[1]:
+        raise click.BadParameter(
+            f"{text!r}: give two numbers low,high with 0 < low <= high, e.g. 0.8,1.2", param_hint="--scale"
+        )
     return values
 
 
@@ -111,7 +149,9 @@ def _scale(text: str | None) -> list[float] | None:
 @click.option("--data", type=click.Path(dir_okay=False), default=DEFAULT_DATA, show_default=True)
 @click.option("--split", default="test", show_default=True)
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: the checkpoint's recipe's, else flip]")
-@click.option("--out", type=click.Path(file_okay=False), help="where the JSON and PNG go [default: beside the checkpoint]")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="where the JSON and PNG go [default: beside the checkpoint]"
+)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 def evaluate_command(checkpoint, data, split, tta, out, device) -> None:
     """Evaluate a run folder, checkpoint or ensemble file: metrics with and without TTA, real vs synthetic."""
@@ -122,15 +162,22 @@ def evaluate_command(checkpoint, data, split, tta, out, device) -> None:
     _print_evaluation(evaluate(checkpoint, data, split, tta, resolve_device(device), out))
 
 
-HEADLINE = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc"), ("macro_f1", "macro-F1"),
-            ("top2_accuracy", "top-2"), ("top3_accuracy", "top-3"))
+HEADLINE = (
+    ("accuracy", "accuracy"),
+    ("balanced_accuracy", "balanced acc"),
+    ("macro_f1", "macro-F1"),
+    ("top2_accuracy", "top-2"),
+    ("top3_accuracy", "top-3"),
+)
 
 
 def _print_evaluation(report: dict) -> None:
     """Headline metrics per TTA and row source, per-class scores, and the confusion matrix."""
     if report["n_synthetic"]:
-        console.print(f"[bold white on red] WARNING: the {report['split']} split holds {report['n_synthetic']} SYNTHETIC "
-                      f"rows of {report['n']}. The 'all' numbers are NOT a FER2013 result; quote the 'real' rows. [/]")
+        console.print(
+            f"[bold white on red] WARNING: the {report['split']} split holds {report['n_synthetic']} SYNTHETIC "
+            f"rows of {report['n']}. The 'all' numbers are NOT a FER2013 result; quote the 'real' rows. [/]"
+        )
     if report["same_data_as_training"] is False:
         logger.warning("this data file is not the one the model was trained on (fingerprints differ)")
     table = Table(title=escape(f"{report['model']} on {report['data']} [{report['split']}], {report['n']} rows"))
@@ -147,8 +194,9 @@ def _print_evaluation(report: dict) -> None:
     for column in ("class", "precision", "recall", "F1", "support"):
         per_class.add_column(column, justify="left" if column == "class" else "right")
     for name, m in best["per_class"].items():
-        per_class.add_row(name, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}",
-                          str(m["support"]))
+        per_class.add_row(
+            name, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}", str(m["support"])
+        )
     console.print(per_class)
     names = list(best["per_class"])
     confusion = Table(title="confusion (rows true, columns predicted)")
@@ -165,8 +213,13 @@ def _print_evaluation(report: dict) -> None:
 @main.command("ensemble")
 @click.argument("members", nargs=-1, required=True, type=click.Path())
 @click.option("--data", type=click.Path(dir_okay=False), default=DEFAULT_DATA, show_default=True)
-@click.option("--method", type=click.Choice(("mean", "weighted", "vote")), default="mean", show_default=True,
-              help="weighted: weights fit on the val split")
+@click.option(
+    "--method",
+    type=click.Choice(("mean", "weighted", "vote")),
+    default="mean",
+    show_default=True,
+    help="weighted: weights fit on the val split",
+)
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: each member's own]")
 @click.option("--split", default="test", show_default=True, help="the split the side-by-side report is on")
 @click.option("--out", type=click.Path(dir_okay=False), default="runs/ensemble.json", show_default=True)
@@ -177,38 +230,64 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 
     report = build_ensemble(list(members), data, method, tta, out, split, resolve_device(device))
     if report["n_synthetic"]:
-        console.print(f"[bold white on red] WARNING: the {split} split holds {report['n_synthetic']} SYNTHETIC rows [/]")
+        console.print(
+            f"[bold white on red] WARNING: the {split} split holds {report['n_synthetic']} SYNTHETIC rows [/]"
+        )
     table = Table(title=escape(f"{method} ensemble on {data} [{split}]"))
     for column in ("model", "weight", "accuracy", "balanced acc", "macro-F1", "top-2"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in report["members"]:
-        table.add_row(row["name"], f"{row['weight']:.3f}", *(f"{100 * row[k]:.2f}" for k in
-                      ("accuracy", "balanced_accuracy", "macro_f1", "top2_accuracy")))
+        table.add_row(
+            row["name"],
+            f"{row['weight']:.3f}",
+            *(f"{100 * row[k]:.2f}" for k in ("accuracy", "balanced_accuracy", "macro_f1", "top2_accuracy")),
+        )
     e = report["ensemble"]
-    table.add_row("[bold]ensemble[/]", "", *(f"[bold]{100 * e[k]:.2f}[/]" for k in
-                  ("accuracy", "balanced_accuracy", "macro_f1", "top2_accuracy")))
+    table.add_row(
+        "[bold]ensemble[/]",
+        "",
+        *(f"[bold]{100 * e[k]:.2f}[/]" for k in ("accuracy", "balanced_accuracy", "macro_f1", "top2_accuracy")),
+    )
     console.print(table)
     console.print(f"saved {report['saved']} (evaluate it with `fer-models evaluate {report['saved']} --data {data}`)")
 
 
 @main.command("predict")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--model", "model_spec", default=BUILTIN, show_default=True,
-              help="builtin, a run folder, a checkpoint (.json/.safetensors) or an ensemble .json")
-@click.option("--every", type=click.IntRange(min=1), default=DEFAULT_EVERY, show_default=True,
-              help="videos: classify every Nth frame")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write one record per face (pandas.read_json)")
+@click.option(
+    "--model",
+    "model_spec",
+    default=BUILTIN,
+    show_default=True,
+    help="builtin, a run folder, a checkpoint (.json/.safetensors) or an ensemble .json",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=DEFAULT_EVERY,
+    show_default=True,
+    help="videos: classify every Nth frame",
+)
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="write one record per face (pandas.read_json)"
+)
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write one row per face (pandas.read_csv)")
 @click.option("--annotate", type=click.Path(file_okay=False), help="write the images with boxes and labels to DIR")
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: the model's own]")
-@click.option("--amp", type=click.Choice(AMP_MODES), default="none", show_default=True,
-              help="none: float32, exact; auto: bf16 where the device has it (about 3.5x faster on a CPU with native "
-                   "bf16, probabilities within about 1e-2)")
+@click.option(
+    "--amp",
+    type=click.Choice(AMP_MODES),
+    default="none",
+    show_default=True,
+    help="none: float32, exact; auto: bf16 where the device has it (about 3.5x faster on a CPU with native "
+    "bf16, probabilities within about 1e-2)",
+)
 @click.option("--overwrite", is_flag=True, help="replace existing --json/--csv files and --annotate contents")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @face_options("photo", policy="all")
-def predict_command(paths, model_spec, every, json_out, csv_out, annotate, tta, amp, overwrite, device,
-                    **face_settings) -> None:
+def predict_command(
+    paths, model_spec, every, json_out, csv_out, annotate, tta, amp, overwrite, device, **face_settings
+) -> None:
     """Expressions of the faces in images, folders (recursive) and videos: a table, and --json/--csv/--annotate."""
     from fer_models.inference.classifier import load_classifier
     from fer_models.inference.media import check_outputs, find_media, predict_media, write_rows
@@ -228,14 +307,21 @@ SHOWN_FACES = 40  # rows of the table; --json/--csv hold them all
 
 
 def _print_predictions(summary, classes: tuple[str, ...], outputs: list[str]) -> None:
-    table = Table(title=f"{len(summary.predictions)} face(s) in {summary.images} image(s)"
-                        f"{f' and {summary.frames} frame(s) of {summary.videos} video(s)' if summary.videos else ''}")
+    table = Table(
+        title=f"{len(summary.predictions)} face(s) in {summary.images} image(s)"
+        f"{f' and {summary.frames} frame(s) of {summary.videos} video(s)' if summary.videos else ''}"
+    )
     for column in ("file", "frame", "box x,y,w,h", "label", "score", *(c[:5] for c in classes)):
         table.add_column(column, justify="left" if column in ("file", "label") else "right")
     for face in summary.predictions[:SHOWN_FACES]:
-        table.add_row(escape(face.file), "" if face.frame is None else str(face.frame),
-                      f"{face.x},{face.y},{face.w},{face.h}", face.label, f"{face.score:.2f}",
-                      *(f"{face.probabilities[c]:.2f}" for c in classes))
+        table.add_row(
+            escape(face.file),
+            "" if face.frame is None else str(face.frame),
+            f"{face.x},{face.y},{face.w},{face.h}",
+            face.label,
+            f"{face.score:.2f}",
+            *(f"{face.probabilities[c]:.2f}" for c in classes),
+        )
     console.print(table)
     if len(summary.predictions) > SHOWN_FACES:
         console.print(f"... and {len(summary.predictions) - SHOWN_FACES} more face(s): --csv or --json holds every one")
@@ -249,7 +335,9 @@ def _print_predictions(summary, classes: tuple[str, ...], outputs: list[str]) ->
 @main.command("export")
 @click.argument("model_spec", metavar="MODEL")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="onnx", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="[default: MODEL's folder/<name>.onnx; builtin: builtin.onnx]")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="[default: MODEL's folder/<name>.onnx; builtin: builtin.onnx]"
+)
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: the model's own]")
 @click.option("--overwrite", is_flag=True, help="replace an existing --out file")
 def export_command(model_spec, fmt, out, tta, overwrite) -> None:
@@ -263,10 +351,16 @@ def export_command(model_spec, fmt, out, tta, overwrite) -> None:
 
 @main.command("judge")
 @click.argument("pool", type=click.Path(file_okay=False, exists=True))
-@click.option("--model", "model", default=BUILTIN, show_default=True, help="the judge: the built-in model, or a run "
-              "folder, checkpoint or ensemble .json trained on real faces")
-@click.option("--clip", help="also CLIP's opinion: a hub id or local folder of a CLIP model (skipped offline when "
-              "not cached)")
+@click.option(
+    "--model",
+    "model",
+    default=BUILTIN,
+    show_default=True,
+    help="the judge: the built-in model, or a run folder, checkpoint or ensemble .json trained on real faces",
+)
+@click.option(
+    "--clip", help="also CLIP's opinion: a hub id or local folder of a CLIP model (skipped offline when not cached)"
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--overwrite", is_flag=True, help="judge again a pool judged by another model")
@@ -280,8 +374,9 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
 
     from fer_models.inference.judge import CONFUSION_FILE, judge_pool
 
-    report = judge_pool(pool, model, device=resolve_device(device), batch_size=batch_size, overwrite=overwrite,
-                        clip=clip)
+    report = judge_pool(
+        pool, model, device=resolve_device(device), batch_size=batch_size, overwrite=overwrite, clip=clip
+    )
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -290,16 +385,19 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
         table.add_column(column, justify="left" if column in ("class", "most often judged as") else "right")
     for name, row in report["per_class"].items():
         confusion = f"{row['top_confusion']} ({100 * row['top_confusion_share']:.0f}%)" if row["top_confusion"] else ""
-        table.add_row(name, str(row["faces"]), f"{100 * row['agreement']:.1f}%", f"{row['mean_p_intended']:.3f}",
-                      confusion)
+        table.add_row(
+            name, str(row["faces"]), f"{100 * row['agreement']:.1f}%", f"{row['mean_p_intended']:.3f}", confusion
+        )
     table.add_section()
     table.add_row("all", str(report["faces"]), f"{100 * report['agreement']:.1f}%", "", "")
     console.print(table)
     console.print("kept by policy: " + ", ".join(f"{policy} {n}" for policy, n in report["policies"].items()))
     if "clip" in report:
         c = report["clip"]
-        console.print(f"CLIP on {c['faces']} faces: agrees with the intended class {100 * c['agreement_with_intended']:.1f}%, "
-                      f"with the judge {100 * c['agreement_with_judge']:.1f}%")
+        console.print(
+            f"CLIP on {c['faces']} faces: agrees with the intended class {100 * c['agreement_with_intended']:.1f}%, "
+            f"with the judge {100 * c['agreement_with_judge']:.1f}%"
+        )
     console.print(f"records in {pool}/judgement.jsonl, confusion in {pool}/{CONFUSION_FILE}")
 
 
@@ -307,36 +405,87 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
 @click.argument("datasets", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
 @click.option("--recipe", help="the recipe every arm trains with (list-recipes) or a .yaml path")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="seeds 0..N-1 per arm")
-@click.option("--variant", "variants", multiple=True, help="an arm on the first file with one setting changed, "
-              "e.g. loss=focal, class_weighting=balanced, balanced_sampler=true (repeatable)")
-@click.option("--ensemble", "ensembles", multiple=True, help="an arm averaging other arms seed by seed, named by arm or "
-              "balance method, comma-separated, e.g. ros,smote,smote-tomek (repeatable)")
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    help="an arm on the first file with one setting changed, "
+    "e.g. loss=focal, class_weighting=balanced, balanced_sampler=true (repeatable)",
+)
+@click.option(
+    "--ensemble",
+    "ensembles",
+    multiple=True,
+    help="an arm averaging other arms seed by seed, named by arm or "
+    "balance method, comma-separated, e.g. ros,smote,smote-tomek (repeatable)",
+)
 @click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1))
-@click.option("--train-images", type=click.IntRange(min=1), help="about this many training images per run (epochs = "
-              "N / the arm's train rows): an oversampled file gets no more optimizer steps than the baseline")
+@click.option(
+    "--train-images",
+    type=click.IntRange(min=1),
+    help="about this many training images per run (epochs = "
+    "N / the arm's train rows): an oversampled file gets no more optimizer steps than the baseline",
+)
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training per run")
-@click.option("--budget-clock", type=click.Choice(tuple(BUDGET_CLOCKS)),
-              help="what --time-budget counts: wall-clock or the run's CPU seconds [default: wall]")
+@click.option(
+    "--budget-clock",
+    type=click.Choice(tuple(BUDGET_CLOCKS)),
+    help="what --time-budget counts: wall-clock or the run's CPU seconds [default: wall]",
+)
 @click.option("--threads", type=click.IntRange(min=1))
-@click.option("--resamples", type=click.IntRange(min=100), default=RESAMPLES, show_default=True,
-              help="bootstrap resamples of the paired intervals")
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=100),
+    default=RESAMPLES,
+    show_default=True,
+    help="bootstrap resamples of the paired intervals",
+)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def compare_command(datasets, recipe, seeds, variants, ensembles, out, epochs, train_images, time_budget, budget_clock,
-                    threads, resamples, device) -> None:
+def compare_command(
+    datasets,
+    recipe,
+    seeds,
+    variants,
+    ensembles,
+    out,
+    epochs,
+    train_images,
+    time_budget,
+    budget_clock,
+    threads,
+    resamples,
+    device,
+) -> None:
     """Which rebalancing helps? Train one recipe on each file (the first is the baseline; same seeds, same val/test)
     and rank the arms on test, with paired bootstrap intervals against the baseline."""
     from fer_models.evaluation.compare import METRICS, RECALL_PNG, REPORT_FILE, compare, leaderboard
 
     if epochs and train_images:
         raise click.UsageError("give --epochs or --train-images, not both")
-    overrides = {k: v for k, v in dict(epochs=epochs, time_budget=time_budget, budget_clock=budget_clock,
-                                       threads=threads).items() if v is not None}
-    result = compare(list(datasets), out, recipe=recipe, seeds=seeds, variants=list(variants), device=device,
-                     ensembles=[[m.strip() for m in e.split(",") if m.strip()] for e in ensembles],
-                     resamples=resamples, train_images=train_images, **overrides)
-    table = Table(title=escape(f"test metrics (%), mean of {seeds} seed(s) [95% interval]; difference to the baseline "
-                               f"{result['first']} [paired 95% interval]; best balanced accuracy first"))
+    overrides = {
+        k: v
+        for k, v in dict(epochs=epochs, time_budget=time_budget, budget_clock=budget_clock, threads=threads).items()
+        if v is not None
+    }
+    result = compare(
+        list(datasets),
+        out,
+        recipe=recipe,
+        seeds=seeds,
+        variants=list(variants),
+        device=device,
+        ensembles=[[m.strip() for m in e.split(",") if m.strip()] for e in ensembles],
+        resamples=resamples,
+        train_images=train_images,
+        **overrides,
+    )
+    table = Table(
+        title=escape(
+            f"test metrics (%), mean of {seeds} seed(s) [95% interval]; difference to the baseline "
+            f"{result['first']} [paired 95% interval]; best balanced accuracy first"
+        )
+    )
     table.add_column("arm")
     for metric in METRICS:
         table.add_column(metric.replace("_", " "), justify="right")
@@ -347,20 +496,35 @@ def compare_command(datasets, recipe, seeds, variants, ensembles, out, epochs, t
         for metric in METRICS:
             m, d = arm[metric], arm["vs_first"][metric]
             cells.append(f"{100 * m['mean']:.2f} [{100 * m['low']:.1f}, {100 * m['high']:.1f}]")
-            cells.append("" if name == result["first"] else
-                         f"{100 * d['mean']:+.2f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]")
+            cells.append(
+                ""
+                if name == result["first"]
+                else f"{100 * d['mean']:+.2f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+            )
         table.add_row(escape(name), *cells)
     console.print(table)
-    console.print(f"saved {out}/{REPORT_FILE} and {out}/{RECALL_PNG}; `fer-models report --compare {out}` shows per-class "
-                  "recall with intervals")
+    console.print(
+        f"saved {out}/{REPORT_FILE} and {out}/{RECALL_PNG}; `fer-models report --compare {out}` shows per-class "
+        "recall with intervals"
+    )
 
 
 @main.command("report")
 @click.argument("runs", nargs=-1, type=click.Path())
-@click.option("--compare", "comparisons", multiple=True, type=click.Path(),
-              help="A `fer-models compare` result (its --out folder or compare.json) to show too (repeatable).")
-@click.option("--out", type=click.Path(file_okay=False), default=REPORT_OUT, show_default=True,
-              help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.")
+@click.option(
+    "--compare",
+    "comparisons",
+    multiple=True,
+    type=click.Path(),
+    help="A `fer-models compare` result (its --out folder or compare.json) to show too (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=REPORT_OUT,
+    show_default=True,
+    help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
 def report_command(runs, comparisons, out, overwrite) -> None:
     """A static HTML page about RUNS (run folders, checkpoints, ensemble files): curves, confusion matrices,
@@ -384,8 +548,13 @@ def list_models_command() -> None:
     for spec in list_models():
         with torch.device("meta"):  # counts parameters without allocating them
             params = sum(p.numel() for p in create_model(spec.name).parameters())
-        table.add_row(spec.name, f"{params / 1e6:.2f}M", f"{spec.in_chans}x{spec.input_size}x{spec.input_size}",
-                      spec.recipe or "", spec.paper)
+        table.add_row(
+            spec.name,
+            f"{params / 1e6:.2f}M",
+            f"{spec.in_chans}x{spec.input_size}x{spec.input_size}",
+            spec.recipe or "",
+            spec.paper,
+        )
     console.print(table)
 
 
@@ -400,9 +569,16 @@ def list_recipes_command() -> None:
     table.add_column("description")
     for name in list_recipes():
         r = load_recipe(name)
-        table.add_row(name, str(r.get("model", "")), str(r.get("optimizer", "")), str(r.get("schedule", "")),
-                      str(r.get("epochs", "")), str(r.get("batch_size", "")), str(r.get("tta", "")),
-                      r.get("description", ""))
+        table.add_row(
+            name,
+            str(r.get("model", "")),
+            str(r.get("optimizer", "")),
+            str(r.get("schedule", "")),
+            str(r.get("epochs", "")),
+            str(r.get("batch_size", "")),
+            str(r.get("tta", "")),
+            r.get("description", ""),
+        )
     console.print(table)
 
 

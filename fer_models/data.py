@@ -73,9 +73,14 @@ def load_split(path: str | os.PathLike, split: str, device: str | torch.device =
 def data_identity(path: str | os.PathLike) -> dict:
     """What a checkpoint records about its data file: path, content fingerprint, format and provenance."""
     attrs = store.read_attrs(path)
-    return {"path": str(Path(path).resolve()), "fingerprint": attrs.get("fingerprint"),
-            "format_version": attrs.get("format_version"), "synthetic_in_eval": bool(attrs.get("synthetic_in_eval")),
-            "created": attrs.get("created"), "writer": attrs.get("writer")}
+    return {
+        "path": str(Path(path).resolve()),
+        "fingerprint": attrs.get("fingerprint"),
+        "format_version": attrs.get("format_version"),
+        "synthetic_in_eval": bool(attrs.get("synthetic_in_eval")),
+        "created": attrs.get("created"),
+        "writer": attrs.get("writer"),
+    }
 
 
 @dataclass(frozen=True)
@@ -175,13 +180,19 @@ def _erase(x: Tensor, p: float, g: torch.Generator) -> Tensor:
     on = torch.rand(n, generator=g, device=device) < p
     rows = torch.arange(h, device=device).view(1, h, 1)
     cols = torch.arange(w, device=device).view(1, 1, w)
-    box = ((rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
-           & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1)) & on.view(-1, 1, 1))
+    box = (
+        (rows >= top.view(-1, 1, 1))
+        & (rows < (top + eh).view(-1, 1, 1))
+        & (cols >= left.view(-1, 1, 1))
+        & (cols < (left + ew).view(-1, 1, 1))
+        & on.view(-1, 1, 1)
+    )
     return x.masked_fill(box[:, None], 0.0)
 
 
-def mix_batch(x: Tensor, targets: Tensor, aug: Augment, g: torch.Generator,
-              num_classes: int = NUM_CLASSES) -> tuple[Tensor, Tensor]:
+def mix_batch(
+    x: Tensor, targets: Tensor, aug: Augment, g: torch.Generator, num_classes: int = NUM_CLASSES
+) -> tuple[Tensor, Tensor]:
     """Mixup or CutMix on a model-ready batch of class indices [B] (of ``num_classes`` classes) or soft targets
     [B, C]; returns images and soft targets."""
     targets = F.one_hot(targets, num_classes).to(x.dtype) if targets.ndim == 1 else targets.to(x.dtype)
@@ -198,7 +209,7 @@ def mix_batch(x: Tensor, targets: Tensor, aug: Augment, g: torch.Generator,
         ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
         top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         x = x.clone()
-        x[..., top:top + ch, left:left + cw] = x[perm][..., top:top + ch, left:left + cw]
+        x[..., top : top + ch, left : left + cw] = x[perm][..., top : top + ch, left : left + cw]
         lam = 1 - ch * cw / (h * w)
     else:
         x = lam * x + (1 - lam) * x[perm]
@@ -226,7 +237,8 @@ def view_thetas(n: int, tta: str, input_size: int, image_size: int, device) -> l
     flips = (False, True) if tta in ("flip", "ten-crop") else (False,)
     return [
         _theta(base * ones, base * ones, cx * ones, cy * ones, 0 * ones, torch.full((n,), f, device=device))
-        for cx, cy in centres for f in flips
+        for cx, cy in centres
+        for f in flips
     ]
 
 
@@ -244,6 +256,6 @@ def epoch_order(labels: Tensor, g: torch.Generator, balanced: bool = False) -> T
 def batches(order: Tensor, batch_size: int, rank: int = 0, world_size: int = 1, drop_last: bool = True) -> list[Tensor]:
     """Cut an epoch's order into this rank's batches; every rank gets the same number of batches."""
     per_rank = len(order) // world_size
-    mine = order[rank * per_rank:(rank + 1) * per_rank]
+    mine = order[rank * per_rank : (rank + 1) * per_rank]
     stop = len(mine) - len(mine) % batch_size if drop_last and len(mine) >= batch_size else len(mine)
-    return [mine[i:i + batch_size] for i in range(0, stop, batch_size)]
+    return [mine[i : i + batch_size] for i in range(0, stop, batch_size)]

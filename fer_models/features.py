@@ -18,11 +18,14 @@ from fer_synth.core.errors import FerError
 def find_classifier(model: nn.Module) -> nn.Module:
     """The layer that maps the feature vector to the logits (see the module docstring)."""
     classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
-    if not isinstance(classifier, nn.Linear) and not (isinstance(classifier, nn.Conv2d)
-                                                      and classifier.kernel_size == (1, 1)):
-        raise FerError(f"{type(model).__name__}: no linear or 1x1-conv classifier found (got "
-                       f"{type(classifier).__name__}); a feature regulariser needs one, e.g. a get_classifier() "
-                       "method returning the layer that produces the logits")
+    if not isinstance(classifier, nn.Linear) and not (
+        isinstance(classifier, nn.Conv2d) and classifier.kernel_size == (1, 1)
+    ):
+        raise FerError(
+            f"{type(model).__name__}: no linear or 1x1-conv classifier found (got "
+            f"{type(classifier).__name__}); a feature regulariser needs one, e.g. a get_classifier() "
+            "method returning the layer that produces the logits"
+        )
     return classifier
 
 

@@ -30,8 +30,14 @@ register_loss = LOSSES.register
 list_losses = LOSSES.names
 
 
-def build_loss(name: str, *, class_weights: Tensor | None = None, label_smoothing: float = 0.0,
-               model: nn.Module | None = None, **options) -> nn.Module:
+def build_loss(
+    name: str,
+    *,
+    class_weights: Tensor | None = None,
+    label_smoothing: float = 0.0,
+    model: nn.Module | None = None,
+    **options,
+) -> nn.Module:
     return LOSSES.get(name)(class_weights=class_weights, label_smoothing=label_smoothing, model=model, **options)
 
 
@@ -137,8 +143,10 @@ class RegularisedLoss(nn.Module):
             return loss
         features = self.tap.pop()
         if len(features) != len(logits):
-            raise RuntimeError(f"the model's last training forward saw {len(features)} samples, the loss "
-                               f"{len(logits)}: call the loss right after the forward pass")
+            raise RuntimeError(
+                f"the model's last training forward saw {len(features)} samples, the loss "
+                f"{len(logits)}: call the loss right after the forward pass"
+            )
         return loss + self.regulariser(features).float()
 
 

@@ -80,6 +80,7 @@ def check_page(page: Path) -> tuple[_PageParser, dict]:
         digits = re.sub(r"[^0-9.\-]", "", cell["text"])
         shown = float(digits)
         tolerance = 0.5 * 10 ** -len(digits.partition(".")[2]) + 1e-9  # what rounding to the shown decimals allows
-        assert math.isclose(shown, expected, abs_tol=tolerance) or math.isclose(shown, 100 * expected,
-                                                                                abs_tol=tolerance), cell
+        assert math.isclose(shown, expected, abs_tol=tolerance) or math.isclose(
+            shown, 100 * expected, abs_tol=tolerance
+        ), cell
     return parser, facts

@@ -48,7 +48,8 @@ def world(tmp_path: Path) -> Path:
     (tmp_path / "empty_ensemble.json").write_text('{"format": "fer-models-ensemble", "format_version": 1}')
     (tmp_path / "votes_short.csv").write_text(  # FER+ votes for one row: do not align with fer.csv
         "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
-        "Training,fer0000000.png,10,0,0,0,0,0,0,0,0,0\n")
+        "Training,fer0000000.png,10,0,0,0,0,0,0,0,0,0\n"
+    )
     gz = gzip.compress((tmp_path / "fer.csv").read_bytes())
     (tmp_path / "corrupt.csv.gz").write_bytes(gz[: len(gz) // 2] + b"\0" * 64)
     nine = store.read(tmp_path / "data.h5")
@@ -59,18 +60,37 @@ def world(tmp_path: Path) -> Path:
         f["train/labels"][...] = labels
     # A checkpoint whose tensors do not fit its model: small-cnn's JSON, narrower weights.
     narrow = create_model("small-cnn", widths=[8, 16])
-    ckpt.save_checkpoint(tmp_path / "misfit" / "best", narrow, {"model": "small-cnn", "model_options": {},
-                         "classes": list(CLASSES), "input_size": 48, "in_chans": 1, "tta": "none"})
+    ckpt.save_checkpoint(
+        tmp_path / "misfit" / "best",
+        narrow,
+        {
+            "model": "small-cnn",
+            "model_options": {},
+            "classes": list(CLASSES),
+            "input_size": 48,
+            "in_chans": 1,
+            "tta": "none",
+        },
+    )
     fit = create_model("small-cnn")
-    ckpt.save_checkpoint(tmp_path / "fit" / "best", fit, {"model": "small-cnn", "model_options": {},
-                         "classes": list(CLASSES), "input_size": 48, "in_chans": 1, "tta": "none"})
+    ckpt.save_checkpoint(
+        tmp_path / "fit" / "best",
+        fit,
+        {
+            "model": "small-cnn",
+            "model_options": {},
+            "classes": list(CLASSES),
+            "input_size": 48,
+            "in_chans": 1,
+            "tta": "none",
+        },
+    )
     return tmp_path
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under root with its size and modification time."""
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in root.rglob("*") if p.is_file()}
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
 CASES = [
@@ -85,21 +105,53 @@ CASES = [
     (synth_cli, ["pack", "{w}/fer.csv"], "--out"),
     (synth_cli, ["balance", "{w}/missing"], "no such file"),
     (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/nopool", "--out", "{w}/b.h5"], "nopool"),
-    (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/b.h5", "--splits", "train,bogus"],
-     "bogus"),
+    (
+        synth_cli,
+        ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/b.h5", "--splits", "train,bogus"],
+        "bogus",
+    ),
     (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/b.h5", "--target", "lots"], "lots"),
     (synth_cli, ["balance", "{w}/fer.csv", "--method", "smoat", "--out", "{w}/b.h5"], "--method"),
     (synth_cli, ["balance", "{w}/fer.csv", "--method", "smote", "--out", "{w}/b.h5"], "--method ros"),  # 2 disgust rows
-    (synth_cli, ["balance", "{w}/fer.csv", "--method", "ros", "--splits", "train,test", "--force-synthetic-eval",
-                 "--out", "{w}/b.h5"], "train split only"),
+    (
+        synth_cli,
+        [
+            "balance",
+            "{w}/fer.csv",
+            "--method",
+            "ros",
+            "--splits",
+            "train,test",
+            "--force-synthetic-eval",
+            "--out",
+            "{w}/b.h5",
+        ],
+        "train split only",
+    ),
     (synth_cli, ["prompts", "-e", "grumpy"], "unknown emotion 'grumpy'"),
     (synth_cli, ["prompts", "-e", "fear", "--prompts", "{w}/missing.yaml"], "missing.yaml"),
     (synth_cli, ["prompts", "-e", "fear", "--prompts", "{w}/bad.yaml"], "bad.yaml"),
     (synth_cli, ["generate", "-e", "grumpy", "--n", "1"], "unknown emotion 'grumpy'"),
     (synth_cli, ["generate", "-e", "fear", "--n", "0"], "--n"),
     (synth_cli, ["generate", "-e", "fear", "--n", "1", "--steps", "0"], "--steps"),
-    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--size", "100", "--model", "tiny-random", "--no-faces",
-                 "--out", "{w}/g"], "multiple of 8"),
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--size",
+            "100",
+            "--model",
+            "tiny-random",
+            "--no-faces",
+            "--out",
+            "{w}/g",
+        ],
+        "multiple of 8",
+    ),
     (synth_cli, ["generate", "-e", "fear", "--n", "1", "--scheduler", "magic"], "--scheduler"),
     (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "{w}/missing.safetensors"], "no such file"),
     (synth_cli, ["generate", "-e", "fear", "--n", "1", "--no-faces", "--keep-raw"], "--keep-raw"),
@@ -168,18 +220,49 @@ CASES = [
     (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/afile/o.h5"], "afile"),
     (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/afile/folder"], "afile"),
     (synth_cli, ["balance", "{w}/fer.csv", "--pool", "{w}/empty", "--out", "{w}/afile/b.h5"], "afile"),
-    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
-                 "--out", "{w}/afile/g"], "afile"),
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--model",
+            "tiny-random",
+            "--no-faces",
+            "--size",
+            "32",
+            "--out",
+            "{w}/afile/g",
+        ],
+        "afile",
+    ),
     (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/afile/c", "--backend", "haar"], "afile"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/afile/run"], "afile"),
     (models_cli, ["evaluate", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/afile/e"], "afile"),
-    (models_cli, ["ensemble", "{w}/fit", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/afile/e.json"],
-     "afile"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/afile/e.json"], "afile"),
     # folders that hold something else, and inputs as outputs
     (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/only_test"], "not an earlier"),
     (synth_cli, ["crop", "{w}/only_test/test/happy", "--out", "{w}/only_test", "--backend", "haar"], "overlaps"),
-    (synth_cli, ["generate", "-e", "fear", "--n", "1", "--model", "tiny-random", "--no-faces", "--size", "32",
-                 "--out", "{w}/only_test"], "not an earlier"),
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--model",
+            "tiny-random",
+            "--no-faces",
+            "--size",
+            "32",
+            "--out",
+            "{w}/only_test",
+        ],
+        "not an earlier",
+    ),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/only_test"], "not an earlier"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--out", "{w}/run", "--resume", "--overwrite"], "choose one"),
     (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/afile/r"], "afile"),

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import SHARED, make_split
-from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 from fer_models.cli import main as fer_models
-from fer_synth.core import store
 from fer_synth.cli import main as fer_synth
+from fer_synth.core import store
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.manifest import read_records
+from tests.conftest import SHARED, make_split
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
 
 FACE_MODEL = SHARED / "models" / "face_detection_short_range.tflite"
 
@@ -29,11 +29,32 @@ def run(cli, args):
 def test_offline_chain(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_csv(tmp_path / "fer2013.csv", fer_rows(DEFAULT_COUNTS))  # train disgust: 2, largest: 9
-    run(fer_synth, ["generate", "--model", "tiny-random", "-e", "disgust", "-e", "surprise", "--n", "7",
-                    "--size", "32", "--steps", "2", "--no-faces", "--no-progress", "--seed", "5"])
+    run(
+        fer_synth,
+        [
+            "generate",
+            "--model",
+            "tiny-random",
+            "-e",
+            "disgust",
+            "-e",
+            "surprise",
+            "--n",
+            "7",
+            "--size",
+            "32",
+            "--steps",
+            "2",
+            "--no-faces",
+            "--no-progress",
+            "--seed",
+            "5",
+        ],
+    )
     if FACE_MODEL.exists():
-        output = run(fer_synth, ["crop", "generated", "--out", "faces", "--filters", "generated",
-                                 "--face-model", FACE_MODEL])
+        output = run(
+            fer_synth, ["crop", "generated", "--out", "faces", "--filters", "generated", "--face-model", FACE_MODEL]
+        )
         crop_records = read_records(tmp_path / "faces")
         assert len(crop_records) == 14 and not any(r["kept"] for r in crop_records)  # noise has no faces
         assert "no_face" in output or "low_confidence" in output
@@ -56,15 +77,57 @@ def test_the_example_ends_with_a_model_and_predictions_on_a_photo(tmp_path, monk
     photos = Path(__file__).resolve().parents[1] / "examples" / "photos"
     write_csv(tmp_path / "fer2013.csv", fer_rows(DEFAULT_COUNTS))
     run(fer_synth, ["pack", "fer2013.csv", "--out", "fer2013.h5"])
-    run(fer_models, ["train", "--recipe", "builtin", "--data", "fer2013.h5", "--epochs", "1", "--batch-size", "16",
-                     "--time-budget", "60", "--out", "runs/fer2013", "--no-progress"])
+    run(
+        fer_models,
+        [
+            "train",
+            "--recipe",
+            "builtin",
+            "--data",
+            "fer2013.h5",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--time-budget",
+            "60",
+            "--out",
+            "runs/fer2013",
+            "--no-progress",
+        ],
+    )
     run(fer_models, ["evaluate", "runs/fer2013", "--data", "fer2013.h5", "--split", "test"])
-    output = run(fer_models, ["predict", photos, "--model", "runs/fer2013", "--face-model", FACE_MODEL,
-                              "--csv", "faces.csv", "--annotate", "annotated"])
+    output = run(
+        fer_models,
+        [
+            "predict",
+            photos,
+            "--model",
+            "runs/fer2013",
+            "--face-model",
+            FACE_MODEL,
+            "--csv",
+            "faces.csv",
+            "--annotate",
+            "annotated",
+        ],
+    )
     assert "astronaut.jpg" in output and (tmp_path / "annotated" / "astronaut.png").exists()
     assert len((tmp_path / "faces.csv").read_text().splitlines()) == 2  # the header and the astronaut's face
-    run(fer_models, ["ensemble", "runs/fer2013", "builtin", "--data", "fer2013.h5", "--method", "weighted",
-                     "--out", "runs/with-builtin.json"])
+    run(
+        fer_models,
+        [
+            "ensemble",
+            "runs/fer2013",
+            "builtin",
+            "--data",
+            "fer2013.h5",
+            "--method",
+            "weighted",
+            "--out",
+            "runs/with-builtin.json",
+        ],
+    )
     members = json.loads((tmp_path / "runs" / "with-builtin.json").read_text())["members"]
     assert [m["checkpoint"] for m in members] == ["fer2013/best.json", "builtin"]
     assert "accuracy" in run(fer_models, ["evaluate", "runs/with-builtin.json", "--data", "fer2013.h5"]).lower()
@@ -73,11 +136,15 @@ def test_the_example_ends_with_a_model_and_predictions_on_a_photo(tmp_path, monk
 @pytest.fixture
 def trained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    store.write(tmp_path / "fer2013_balanced.h5",
-                {"train": make_split(56, 0, synthetic=14), "val": make_split(21, 1), "test": make_split(21, 2)})
+    store.write(
+        tmp_path / "fer2013_balanced.h5",
+        {"train": make_split(56, 0, synthetic=14), "val": make_split(21, 1), "test": make_split(21, 2)},
+    )
     for seed in (0, 1):
-        run(fer_models, ["train", "--epochs", "1", "--batch-size", "16", "--seed", seed, "--out", f"runs/{seed}",
-                         "--no-progress"])
+        run(
+            fer_models,
+            ["train", "--epochs", "1", "--batch-size", "16", "--seed", seed, "--out", f"runs/{seed}", "--no-progress"],
+        )
     return tmp_path
 
 

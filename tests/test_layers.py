@@ -22,20 +22,29 @@ def project_imports(package: str) -> list[tuple[str, str]]:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            found += [(str(file.relative_to(ROOT)), name) for name in names
-                      if name.split(".")[0] in ("fer_synth", "fer_models")]
+            found += [
+                (str(file.relative_to(ROOT)), name)
+                for name in names
+                if name.split(".")[0] in ("fer_synth", "fer_models")
+            ]
     return found
 
 
-@pytest.mark.parametrize("package, allowed", [
-    ("fer_synth/core", ("fer_synth.core",)),
-    ("fer_synth/ui", ("fer_synth.ui", "fer_synth.core")),
-    ("fer_synth", ("fer_synth",)),
-    ("fer_models", ("fer_models", "fer_synth.core", "fer_synth.ui", "fer_synth.faces")),
-])
+@pytest.mark.parametrize(
+    "package, allowed",
+    [
+        ("fer_synth/core", ("fer_synth.core",)),
+        ("fer_synth/ui", ("fer_synth.ui", "fer_synth.core")),
+        ("fer_synth", ("fer_synth",)),
+        ("fer_models", ("fer_models", "fer_synth.core", "fer_synth.ui", "fer_synth.faces")),
+    ],
+)
 def test_each_layer_imports_only_what_it_may(package, allowed):
     imports = project_imports(package)
     assert imports, f"no project import found in {package}: the walk is broken"
-    wrong = [(file, name) for file, name in imports
-             if not any(name == prefix or name.startswith(f"{prefix}.") for prefix in allowed)]
+    wrong = [
+        (file, name)
+        for file, name in imports
+        if not any(name == prefix or name.startswith(f"{prefix}.") for prefix in allowed)
+    ]
     assert not wrong, f"{package} may import only {allowed}; found {wrong}"

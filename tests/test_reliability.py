@@ -65,8 +65,9 @@ def test_the_input_and_the_pool_are_never_written_over_even_with_overwrite(tmp_p
             Image.fromarray(np.full((48, 48), 40 * i, np.uint8)).save(folder / f"{i}.png")
     out = {"input": data, "pool": pool, "inside-input": data / "train"}[where]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    result = CliRunner().invoke(synth_cli, ["balance", str(data), "--pool", str(pool), "--out", str(out),
-                                            "--overwrite", "--allow-shortfall"])
+    result = CliRunner().invoke(
+        synth_cli, ["balance", str(data), "--pool", str(pool), "--out", str(out), "--overwrite", "--allow-shortfall"]
+    )
     assert result.exit_code == 2 and "overlaps the input" in result.output, result.output
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
@@ -91,9 +92,8 @@ def test_a_disk_too_small_is_refused_before_writing(tmp_path, csv, monkeypatch):
 def test_a_full_disk_during_a_write_is_one_line_and_leaves_nothing(tmp_path):
     import errno
 
-    with pytest.raises(OutputError, match="disk is full"):
-        with atomic.atomic_file(tmp_path / "x.bin"):
-            raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OutputError, match="disk is full"), atomic.atomic_file(tmp_path / "x.bin"):
+        raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -102,11 +102,13 @@ def test_a_full_disk_during_a_write_is_one_line_and_leaves_nothing(tmp_path):
 
 def test_every_dropped_row_is_reported_and_strict_makes_it_an_error(tmp_path):
     rows = fer_rows(DEFAULT_COUNTS)
-    extra = ("3," + " ".join(["7"] * 2303) + ",Training",  # 2,303 values
-             "7," + " ".join(["7"] * 2304) + ",Training",  # label 7
-             "2," + " ".join(["x"] * 2304) + ",Training",  # not numbers
-             "1," + " ".join(["300"] * 2304) + ",Training",  # out of range
-             "1," + " ".join(["9"] * 2304) + ",Other")  # unknown Usage
+    extra = (
+        "3," + " ".join(["7"] * 2303) + ",Training",  # 2,303 values
+        "7," + " ".join(["7"] * 2304) + ",Training",  # label 7
+        "2," + " ".join(["x"] * 2304) + ",Training",  # not numbers
+        "1," + " ".join(["300"] * 2304) + ",Training",  # out of range
+        "1," + " ".join(["9"] * 2304) + ",Other",
+    )  # unknown Usage
     path = write_csv(tmp_path / "bad.csv", rows, extra_lines=extra)
     result = pack(PackConfig(path, tmp_path / "o.h5"))
     assert len(result.skipped) == 5
@@ -140,16 +142,17 @@ def _hold_lock_then_die(folder: str, name: str, ready) -> None:
 
 def test_a_second_generate_on_the_same_output_is_refused_and_a_dead_holder_is_taken_over(tmp_path):
     out = tmp_path / "gen"
-    config = GenerateConfig(emotions=["fear"], n=2, out=out, steps=1, height=32, width=32,
-                            pipeline=PipelineOptions(model="tiny-random"))
+    config = GenerateConfig(
+        emotions=["fear"], n=2, out=out, steps=1, height=32, width=32, pipeline=PipelineOptions(model="tiny-random")
+    )
     pipe = build_pipeline(config.pipeline)
-    with output_lock(out, ".manifest.jsonl.lock"):
-        with pytest.raises(BusyError, match=f"process {os.getpid()}"):
-            generate(config, pipe=pipe, progress=False)
+    with output_lock(out, ".manifest.jsonl.lock"), pytest.raises(BusyError, match=f"process {os.getpid()}"):
+        generate(config, pipe=pipe, progress=False)
     assert not (out / "manifest.jsonl").exists()
     ready = multiprocessing.get_context("fork").Event()
-    holder = multiprocessing.get_context("fork").Process(target=_hold_lock_then_die,
-                                                         args=(str(out), ".manifest.jsonl.lock", ready))
+    holder = multiprocessing.get_context("fork").Process(
+        target=_hold_lock_then_die, args=(str(out), ".manifest.jsonl.lock", ready)
+    )
     holder.start()
     holder.join()
     assert ready.is_set()
@@ -159,9 +162,8 @@ def test_a_second_generate_on_the_same_output_is_refused_and_a_dead_holder_is_ta
 
 def test_a_second_training_on_the_same_run_folder_is_refused(tmp_path):
     data = separable_h5(tmp_path / "d.h5")
-    with output_lock(tmp_path / "run"):
-        with pytest.raises(BusyError):
-            training.train(tiny_config(data, tmp_path / "run", epochs=1))
+    with output_lock(tmp_path / "run"), pytest.raises(BusyError):
+        training.train(tiny_config(data, tmp_path / "run", epochs=1))
 
 
 # --- training runs: existing folders, kills, other data -----------------------------------------------------
@@ -182,8 +184,10 @@ def test_a_training_run_killed_at_any_point_ends_where_an_uninterrupted_run_ends
     def killing_checkpoint(stem, model, meta):
         real_checkpoint(stem, model, meta)
         # epoch 1 always improves, so it writes best; later epochs may not
-        if meta["epoch"] == (1 if cut == "after-best" else 2) and Path(stem).name == {"after-best": "best",
-                                                                                       "after-last": "last"}.get(cut):
+        if meta["epoch"] == (1 if cut == "after-best" else 2) and Path(stem).name == {
+            "after-best": "best",
+            "after-last": "last",
+        }.get(cut):
             raise KeyboardInterrupt
 
     def killing_state(path, state, meta):
@@ -252,7 +256,10 @@ def test_a_second_crop_on_the_same_output_is_refused(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "a.png")
-    with FaceStage(FaceStageConfig("haar")) as stage, output_lock(tmp_path / "faces"), \
-            pytest.raises(BusyError, match="in use by process"):
+    with (
+        FaceStage(FaceStageConfig("haar")) as stage,
+        output_lock(tmp_path / "faces"),
+        pytest.raises(BusyError, match="in use by process"),
+    ):
         crop_folder(photos, tmp_path / "faces", stage)
     assert not (tmp_path / "faces" / "manifest.jsonl").exists()

@@ -80,12 +80,18 @@ def parse_variant(text: str) -> dict:
     """``key=value`` (a training setting and a YAML value) -> {key: value}."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise InvalidOptionError(f"variant {text!r}: write it as setting=value, e.g. loss=focal or balanced_sampler=true")
+        raise InvalidOptionError(
+            f"variant {text!r}: write it as setting=value, e.g. loss=focal or balanced_sampler=true"
+        )
     return {key.strip().replace("-", "_"): yaml.safe_load(value)}
 
 
-def plan_arms(datasets: Sequence[str | os.PathLike], variants: Sequence[str] = (),
-              ensembles: Sequence[Sequence[str]] = (), recipe: str | None = None) -> list[Arm]:
+def plan_arms(
+    datasets: Sequence[str | os.PathLike],
+    variants: Sequence[str] = (),
+    ensembles: Sequence[Sequence[str]] = (),
+    recipe: str | None = None,
+) -> list[Arm]:
     """The arms in leaderboard order: the files, the variants of the first, the ensembles.
 
     An ensemble names its members by arm name or by the balance method a file was made with (``fer-synth balance
@@ -101,15 +107,19 @@ def plan_arms(datasets: Sequence[str | os.PathLike], variants: Sequence[str] = (
         if all(m in methods for m in from_recipe):
             wanted.append(list(from_recipe))
         else:
-            logger.warning(f"the recipe {recipe} averages models trained on {', '.join(from_recipe)} data; give a file "
-                           "balanced with each (`fer-synth balance --method M`) to see that ensemble")
+            logger.warning(
+                f"the recipe {recipe} averages models trained on {', '.join(from_recipe)} data; give a file "
+                "balanced with each (`fer-synth balance --method M`) to see that ensemble"
+            )
     names = {a.name for a in arms}
     for members in wanted:
         unknown = [m for m in members if m not in names and m not in methods]
         if unknown or len(members) < 2:
-            raise InvalidOptionError(f"ensemble {','.join(members)}: give at least two arms by name or balance method; "
-                                     f"{', '.join(unknown) or 'one member'} is none of {', '.join(sorted(names))} "
-                                     f"(methods: {', '.join(sorted(m for m in methods if m))})")
+            raise InvalidOptionError(
+                f"ensemble {','.join(members)}: give at least two arms by name or balance method; "
+                f"{', '.join(unknown) or 'one member'} is none of {', '.join(sorted(names))} "
+                f"(methods: {', '.join(sorted(m for m in methods if m))})"
+            )
         resolved = tuple(m if m in names else methods[m] for m in members)
         arms.append(Arm(f"ensemble({'+'.join(members)})", str(datasets[0]), {}, resolved))
     if len({a.name for a in arms}) < len(arms):
@@ -117,26 +127,56 @@ def plan_arms(datasets: Sequence[str | os.PathLike], variants: Sequence[str] = (
     return arms
 
 
-def run_configs(arms: Sequence[Arm], out: str | os.PathLike, *, recipe: str | None = None, seeds: int = 3,
-                device: str = "auto", train_images: int | None = None, **overrides) -> list[TrainConfig]:
+def run_configs(
+    arms: Sequence[Arm],
+    out: str | os.PathLike,
+    *,
+    recipe: str | None = None,
+    seeds: int = 3,
+    device: str = "auto",
+    train_images: int | None = None,
+    **overrides,
+) -> list[TrainConfig]:
     """Every training run of the comparison (seeds 0..``seeds``-1 of each arm that trains): what :func:`compare`
     trains, and what a caller may train beforehand, in parallel processes, for it to find finished.
 
     ``train_images`` gives every arm about that many training images (its epochs: that number over its train rows,
     rounded, at least 1), so that a file made bigger by oversampling gets no more optimizer steps than the baseline."""
+
     def epochs(data: str) -> dict:
         if train_images is None:
             return {}
         return {"epochs": max(1, round(train_images / store.split_sizes(data)["train"]))}
 
-    return [make_config(recipe, data=arm.data, out=str(Path(out) / arm.folder / f"seed-{seed}"), seed=seed,
-                        device=device, progress=False, **{**overrides, **epochs(arm.data), **arm.variant})
-            for arm in arms if not arm.members for seed in range(seeds)]
+    return [
+        make_config(
+            recipe,
+            data=arm.data,
+            out=str(Path(out) / arm.folder / f"seed-{seed}"),
+            seed=seed,
+            device=device,
+            progress=False,
+            **{**overrides, **epochs(arm.data), **arm.variant},
+        )
+        for arm in arms
+        if not arm.members
+        for seed in range(seeds)
+    ]
 
 
-def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe: str | None = None,
-            seeds: int = 3, variants: Sequence[str] = (), ensembles: Sequence[Sequence[str]] = (),
-            device: str = "auto", resamples: int = RESAMPLES, train_images: int | None = None, **overrides) -> dict:
+def compare(
+    datasets: list[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    recipe: str | None = None,
+    seeds: int = 3,
+    variants: Sequence[str] = (),
+    ensembles: Sequence[Sequence[str]] = (),
+    device: str = "auto",
+    resamples: int = RESAMPLES,
+    train_images: int | None = None,
+    **overrides,
+) -> dict:
     """Train and evaluate every arm with seeds 0..``seeds``-1 under ``out``; return (and save) the comparison.
     ``train_images``: see :func:`run_configs`."""
     if seeds < 1:
@@ -146,12 +186,15 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
     fingerprints = {str(d): eval_fingerprint(d) for d in datasets}
     if len(set(fingerprints.values())) > 1:
         listing = ", ".join(f"{d} ({f})" for d, f in fingerprints.items())
-        raise FerError(f"the files do not share their val and test splits ({listing}); a comparison on different "
-                       "test data means nothing: make them from the same source with the same --seed")
+        raise FerError(
+            f"the files do not share their val and test splits ({listing}); a comparison on different "
+            "test data means nothing: make them from the same source with the same --seed"
+        )
     arms = plan_arms(datasets, variants, ensembles, recipe)
     out = make_dir(out)
-    configs = iter(run_configs(arms, out, recipe=recipe, seeds=seeds, device=device, train_images=train_images,
-                               **overrides))
+    configs = iter(
+        run_configs(arms, out, recipe=recipe, seeds=seeds, device=device, train_images=train_images, **overrides)
+    )
     probs, per_seed, labels, epochs = {}, {}, None, {}
     for arm in arms:
         files = []
@@ -159,8 +202,13 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
             run = out / arm.folder / f"seed-{seed}"
             if arm.members:
                 checkpoint = run / ENSEMBLE_FILE
-                build_ensemble([out / a.folder / f"seed-{seed}" for a in arms if a.name in arm.members],
-                               arm.data, "mean", out=checkpoint, device=resolve_device(device))
+                build_ensemble(
+                    [out / a.folder / f"seed-{seed}" for a in arms if a.name in arm.members],
+                    arm.data,
+                    "mean",
+                    out=checkpoint,
+                    device=resolve_device(device),
+                )
             else:
                 config = next(configs)
                 epochs[arm.name] = config.epochs
@@ -174,8 +222,9 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
         probs[arm.name] = np.stack([p for p, _ in loaded])
         labels = loaded[0][1]
     classes = list(store.classes_of(datasets[0]))
-    intervals = paired_bootstrap(labels, {name: p.argmax(-1) for name, p in probs.items()}, arms[0].name, len(classes),
-                                 resamples)
+    intervals = paired_bootstrap(
+        labels, {name: p.argmax(-1) for name, p in probs.items()}, arms[0].name, len(classes), resamples
+    )
     results = {}
     for arm in arms:
         stats = _summary(per_seed[arm.name], classes)
@@ -189,13 +238,27 @@ def compare(datasets: list[str | os.PathLike], out: str | os.PathLike, *, recipe
                 vs_first["recall"][classes[int(key[7:])]] = interval
             else:
                 vs_first[key] = interval
-        results[arm.name] = {"data": arm.data, "variant": arm.variant, "members": list(arm.members),
-                             "method": store.read_attrs(arm.data).get("method") if not arm.members else "ensemble",
-                             "epochs": epochs.get(arm.name), "per_seed": per_seed[arm.name], **stats,
-                             "vs_first": vs_first}
-    comparison = {"recipe": recipe, "seeds": seeds, "train_images": train_images, "eval_fingerprint": next(iter(fingerprints.values())),
-                  "first": arms[0].name, "interval": f"paired bootstrap over test images and seeds, {resamples} "
-                  "resamples, 95% percentile", "resamples": resamples, "arms": results, "classes": classes}
+        results[arm.name] = {
+            "data": arm.data,
+            "variant": arm.variant,
+            "members": list(arm.members),
+            "method": store.read_attrs(arm.data).get("method") if not arm.members else "ensemble",
+            "epochs": epochs.get(arm.name),
+            "per_seed": per_seed[arm.name],
+            **stats,
+            "vs_first": vs_first,
+        }
+    comparison = {
+        "recipe": recipe,
+        "seeds": seeds,
+        "train_images": train_images,
+        "eval_fingerprint": next(iter(fingerprints.values())),
+        "first": arms[0].name,
+        "interval": f"paired bootstrap over test images and seeds, {resamples} resamples, 95% percentile",
+        "resamples": resamples,
+        "arms": results,
+        "classes": classes,
+    }
     ckpt.write_json(out / REPORT_FILE, comparison)
     plot_recall(out / RECALL_PNG, comparison)
     return comparison
@@ -241,15 +304,23 @@ def _metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
     present = support > 0
-    values = {"accuracy": tp.sum(-1) / support.sum(-1),
-              "balanced_accuracy": (recall * present).sum(-1) / present.sum(-1),
-              "macro_f1": (f1 * present).sum(-1) / present.sum(-1)}
+    values = {
+        "accuracy": tp.sum(-1) / support.sum(-1),
+        "balanced_accuracy": (recall * present).sum(-1) / present.sum(-1),
+        "macro_f1": (f1 * present).sum(-1) / present.sum(-1),
+    }
     values.update({f"recall:{c}": recall[..., c] for c in range(confusion.shape[-1])})
     return values
 
 
-def paired_bootstrap(labels: np.ndarray, predictions: dict[str, np.ndarray], baseline: str, n_classes: int,
-                     resamples: int = RESAMPLES, seed: int = 0) -> dict[str, dict]:
+def paired_bootstrap(
+    labels: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    baseline: str,
+    n_classes: int,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> dict[str, dict]:
     """95% intervals of each arm's metrics and of their differences to ``baseline`` (predictions: arm -> [S, N]).
 
     Every resample draws the test images with replacement, one draw shared by all arms (paired), and each arm's
@@ -270,8 +341,10 @@ def paired_bootstrap(labels: np.ndarray, predictions: dict[str, np.ndarray], bas
     for name in predictions:
         out[name] = {
             "arm": {k: _percentiles(v) for k, v in drawn[name].items()},
-            "vs_first": {k: (point[name][k] - point[baseline][k], *_percentiles(v - drawn[baseline][k]))
-                         for k, v in drawn[name].items()},
+            "vs_first": {
+                k: (point[name][k] - point[baseline][k], *_percentiles(v - drawn[baseline][k]))
+                for k, v in drawn[name].items()
+            },
         }
     return out
 
@@ -289,8 +362,10 @@ def _summary(per_seed: list[dict], classes: list[str]) -> dict:
     def stats(values: list[float]) -> dict:
         return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
 
-    return {**{m: stats([r[m] for r in per_seed]) for m in METRICS},
-            "recall": {c: stats([r["recall"][c] for r in per_seed]) for c in classes}}
+    return {
+        **{m: stats([r[m] for r in per_seed]) for m in METRICS},
+        "recall": {c: stats([r["recall"][c] for r in per_seed]) for c in classes},
+    }
 
 
 def leaderboard(comparison: dict, metric: str = "balanced_accuracy") -> list[str]:
@@ -302,8 +377,18 @@ def plot_recall(path: Path, comparison: dict) -> Path:
     """Per-class recall of every arm side by side (mean over seeds, bars to the 95% bootstrap interval)."""
     classes, arms = comparison["classes"], comparison["arms"]
     label = {name: f"{name} (acc {100 * arm['accuracy']['mean']:.1f}%)" for name, arm in arms.items()}
-    errors = {label[n]: [[a["recall"][c]["mean"] - a["recall"][c]["low"] for c in classes],
-                         [a["recall"][c]["high"] - a["recall"][c]["mean"] for c in classes]] for n, a in arms.items()}
-    return plots.grouped_bars(path, classes, {label[n]: [a["recall"][c]["mean"] for c in classes] for n, a in arms.items()},
-                              f"Test recall per class, mean of {comparison['seeds']} seed(s), 95% bootstrap intervals",
-                              ylabel="recall", errors=errors)
+    errors = {
+        label[n]: [
+            [a["recall"][c]["mean"] - a["recall"][c]["low"] for c in classes],
+            [a["recall"][c]["high"] - a["recall"][c]["mean"] for c in classes],
+        ]
+        for n, a in arms.items()
+    }
+    return plots.grouped_bars(
+        path,
+        classes,
+        {label[n]: [a["recall"][c]["mean"] for c in classes] for n, a in arms.items()},
+        f"Test recall per class, mean of {comparison['seeds']} seed(s), 95% bootstrap intervals",
+        ylabel="recall",
+        errors=errors,
+    )

@@ -17,8 +17,8 @@ import torch
 from fer_models import checkpoint as ckpt
 from fer_models.data import TensorSplit, check_tta, data_identity, load_split
 from fer_models.evaluation.metrics import classification_metrics
-from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
 from fer_models.inference.probabilities import predict_proba
+from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import make_dir
 
@@ -72,14 +72,21 @@ def fit_weights(member_probs: list[np.ndarray], labels: np.ndarray, steps: int =
     return logits.detach().softmax(0).tolist()
 
 
-def member_probs(members: list[str | os.PathLike], split: TensorSplit, tta: str | None = None,
-                 device: str | torch.device = "cpu", batch_size: int = 512) -> list[np.ndarray]:
+def member_probs(
+    members: list[str | os.PathLike],
+    split: TensorSplit,
+    tta: str | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 512,
+) -> list[np.ndarray]:
     """Each member's probabilities on ``split`` (each at its own input size; its own TTA when ``tta`` is None)."""
     out = []
     for member in members:
         model, meta = ckpt.load_model(member, device)
         ckpt.check_classes(meta, split.classes, f"the {split.name} split")
-        out.append(predict_proba(model, split.images, meta["input_size"], meta["in_chans"], tta or meta["tta"], batch_size))
+        out.append(
+            predict_proba(model, split.images, meta["input_size"], meta["in_chans"], tta or meta["tta"], batch_size)
+        )
     return out
 
 
@@ -92,9 +99,13 @@ def save_ensemble(path: str | os.PathLike, ensemble: Ensemble, info: dict | None
         p = p.resolve()
         return BUILTIN if p == BUILTIN_JSON.resolve() else os.path.relpath(p, base)
 
-    doc = {"format": ckpt.ENSEMBLE_FORMAT, "format_version": ckpt.FORMAT_VERSION, "method": ensemble.method,
-           "members": [{"checkpoint": rel(m), "weight": w} for m, w in zip(ensemble.members, ensemble.weights)],
-           **(info or {})}
+    doc = {
+        "format": ckpt.ENSEMBLE_FORMAT,
+        "format_version": ckpt.FORMAT_VERSION,
+        "method": ensemble.method,
+        "members": [{"checkpoint": rel(m), "weight": w} for m, w in zip(ensemble.members, ensemble.weights)],
+        **(info or {}),
+    }
     return ckpt.write_json(path, doc)
 
 
@@ -105,13 +116,20 @@ def load_ensemble(path: str | os.PathLike) -> Ensemble:
     try:
         return Ensemble(ckpt.member_checkpoints(meta), [float(m["weight"]) for m in meta["members"]], meta["method"])
     except (KeyError, TypeError, ValueError) as e:
-        raise FerError(f"{path}: a damaged ensemble file (bad or missing {e}); build it again with "
-                       "`fer-models ensemble`") from None
+        raise FerError(
+            f"{path}: a damaged ensemble file (bad or missing {e}); build it again with `fer-models ensemble`"
+        ) from None
 
 
-def build_ensemble(members: list[str | os.PathLike], data: str | os.PathLike, method: str = "mean",
-                   tta: str | None = None, out: str | os.PathLike | None = None, split: str = "test",
-                   device: str | torch.device = "cpu") -> dict:
+def build_ensemble(
+    members: list[str | os.PathLike],
+    data: str | os.PathLike,
+    method: str = "mean",
+    tta: str | None = None,
+    out: str | os.PathLike | None = None,
+    split: str = "test",
+    device: str | torch.device = "cpu",
+) -> dict:
     """Combine ``members``, fitting weights on val for ``weighted``; report each member and the ensemble
     side by side on ``split`` and save the ensemble file to ``out`` when given."""
     if method not in METHODS:
@@ -133,13 +151,24 @@ def build_ensemble(members: list[str | os.PathLike], data: str | os.PathLike, me
     evaluated = load_split(data, split, device)
     labels = evaluated.labels.cpu().numpy()
     probs = member_probs(paths, evaluated, tta, device)
-    rows = [{"name": str(p), "weight": w, **_headline(classification_metrics(pr, labels, evaluated.classes))}
-            for p, w, pr in zip(paths, weights, probs)]
+    rows = [
+        {"name": str(p), "weight": w, **_headline(classification_metrics(pr, labels, evaluated.classes))}
+        for p, w, pr in zip(paths, weights, probs)
+    ]
     combined = classification_metrics(ensemble.combine(probs), labels, evaluated.classes)
-    report = {"method": method, "tta": tta, "split": split, "n_synthetic": evaluated.n_synthetic,
-              "members": rows, "ensemble": combined, "weights_fit": fit}
+    report = {
+        "method": method,
+        "tta": tta,
+        "split": split,
+        "n_synthetic": evaluated.n_synthetic,
+        "members": rows,
+        "ensemble": combined,
+        "weights_fit": fit,
+    }
     if out is not None:
-        report["saved"] = str(save_ensemble(out, ensemble, {"tta": tta, "weights_fit": fit, "data": data_identity(data)}))
+        report["saved"] = str(
+            save_ensemble(out, ensemble, {"tta": tta, "weights_fit": fit, "data": data_identity(data)})
+        )
     return report
 
 

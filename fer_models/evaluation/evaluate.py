@@ -29,7 +29,9 @@ from fer_synth.ui.plots import confusion_figure
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
 
 
-def predict_file(path: str | os.PathLike, split: TensorSplit, tta: str, device: str | torch.device = "cpu") -> np.ndarray:
+def predict_file(
+    path: str | os.PathLike, split: TensorSplit, tta: str, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """Probabilities of a checkpoint or an ensemble file on ``split`` with ``tta``."""
     meta = ckpt.read_meta(path)
     if meta["format"] == ckpt.ENSEMBLE_FORMAT:
@@ -40,8 +42,14 @@ def predict_file(path: str | os.PathLike, split: TensorSplit, tta: str, device: 
     return predict_proba(model, split.images, meta["input_size"], meta["in_chans"], tta)
 
 
-def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "test", tta: str | None = None,
-             device: str | torch.device = "cpu", out: str | os.PathLike | None = None) -> dict:
+def evaluate(
+    path: str | os.PathLike,
+    data: str | os.PathLike,
+    split: str = "test",
+    tta: str | None = None,
+    device: str | torch.device = "cpu",
+    out: str | os.PathLike | None = None,
+) -> dict:
     """Evaluate ``path`` (run folder, checkpoint or ensemble file) on ``split`` of ``data``.
 
     Reports no TTA and, unless ``tta`` is ``none``, the given TTA (default: the one the checkpoint's recipe
@@ -71,21 +79,33 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, split: str = "tes
             results[mode]["synthetic"] = classification_metrics(probs[synthetic], labels[synthetic], evaluated.classes)
     trained_on = meta.get("data", {}).get("fingerprint")
     report = {
-        "checkpoint": meta["_path"], "kind": meta["format"], "model": meta.get("model", "ensemble"),
-        "data": str(data), "data_path": str(Path(data).resolve()), "data_fingerprint": attrs.get("fingerprint"),
+        "checkpoint": meta["_path"],
+        "kind": meta["format"],
+        "model": meta.get("model", "ensemble"),
+        "data": str(data),
+        "data_path": str(Path(data).resolve()),
+        "data_fingerprint": attrs.get("fingerprint"),
         "same_data_as_training": trained_on == attrs.get("fingerprint") if trained_on else None,
-        "split": split, "n": len(labels), "n_synthetic": int(synthetic.sum()), "tta": tta,
-        "classes": list(evaluated.classes), "results": results,
+        "split": split,
+        "n": len(labels),
+        "n_synthetic": int(synthetic.sum()),
+        "tta": tta,
+        "classes": list(evaluated.classes),
+        "results": results,
     }
     if out is not None:
         out = Path(out)
         prefix = output_prefix(meta)
         report["predictions_file"] = str(save_predictions(out / f"{prefix}evaluation-{split}.npz", probs, labels))
         report["report_file"] = str(ckpt.write_json(out / f"{prefix}evaluation-{split}.json", report))
-        report["confusion_png"] = str(plot_confusion(out / f"{prefix}confusion-{split}.png",
-                                                     results[tta]["all"]["confusion"],
-                                                     f"{report['model']} on {split} (TTA {tta})",
-                                                     rows=list(evaluated.classes)))
+        report["confusion_png"] = str(
+            plot_confusion(
+                out / f"{prefix}confusion-{split}.png",
+                results[tta]["all"]["confusion"],
+                f"{report['model']} on {split} (TTA {tta})",
+                rows=list(evaluated.classes),
+            )
+        )
     return report
 
 
@@ -102,13 +122,20 @@ def save_predictions(path: Path, probs: np.ndarray, labels: np.ndarray) -> Path:
     return path
 
 
-def plot_confusion(path: Path, confusion: list[list[int]], title: str = "", rows: list[str] | None = None,
-                   columns: list[str] | None = None, axes: tuple[str, str] = ("predicted", "true")) -> Path:
+def plot_confusion(
+    path: Path,
+    confusion: list[list[int]],
+    title: str = "",
+    rows: list[str] | None = None,
+    columns: list[str] | None = None,
+    axes: tuple[str, str] = ("predicted", "true"),
+) -> Path:
     """The confusion matrix as a PNG: counts and row-normalised rates side by side. ``rows`` and ``columns``
     name the classes (default: FER2013's); ``axes`` names the x and y axes."""
     rows = list(rows or CLASSES)
-    return confusion_figure(path, confusion, rows, title, true_label=axes[1], predicted_label=axes[0],
-                            columns=list(columns or rows))
+    return confusion_figure(
+        path, confusion, rows, title, true_label=axes[1], predicted_label=axes[0], columns=list(columns or rows)
+    )
 
 
 def load_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -54,8 +54,12 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Seque
         "top3_accuracy": top_k_accuracy(probs, labels, 3),
         "nll": nll,
         "per_class": {
-            c: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]), "f1": float(pc["f1"][i]),
-                "support": int(pc["support"][i])}
+            c: {
+                "precision": float(pc["precision"][i]),
+                "recall": float(pc["recall"][i]),
+                "f1": float(pc["f1"][i]),
+                "support": int(pc["support"][i]),
+            }
             for i, c in enumerate(classes)
         },
         "confusion": confusion.tolist(),

@@ -24,9 +24,9 @@ from torch import Tensor, nn
 from fer_models import checkpoint as ckpt
 from fer_models.data import check_tta
 from fer_models.evaluation.ensemble import combine, load_ensemble
+from fer_models.inference.probabilities import predict_proba
 from fer_models.models.builtin import BUILTIN
 from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
-from fer_models.inference.probabilities import predict_proba
 from fer_synth.core.errors import FerError
 
 FACE_SIZE = 48  # the side of the faces a classifier takes (FER2013's)
@@ -42,23 +42,27 @@ class LoadedModel:
     amp: torch.dtype | None = None
 
     def predict_proba(self, faces: Tensor, batch_size: int) -> np.ndarray:
-        return predict_proba(self.model, faces, self.meta["input_size"], self.meta["in_chans"], self.tta, batch_size,
-                             self.amp)
+        return predict_proba(
+            self.model, faces, self.meta["input_size"], self.meta["in_chans"], self.tta, batch_size, self.amp
+        )
 
 
 class Classifier:
     """Class probabilities of a model or an ensemble for uint8 faces [N, 48, 48]; build it with
     :func:`load_classifier`."""
 
-    def __init__(self, spec: str, members: list[LoadedModel], weights: list[float], method: str, kind: str,
-                 batch_size: int = 512):
+    def __init__(
+        self, spec: str, members: list[LoadedModel], weights: list[float], method: str, kind: str, batch_size: int = 512
+    ):
         self.spec, self.members, self.weights, self.method, self.kind = spec, members, weights, method, kind
         self.batch_size = batch_size
         self.classes: tuple[str, ...] = tuple(members[0].meta["classes"])
         for m in members[1:]:
             if tuple(m.meta["classes"]) != self.classes:
-                raise FerError(f"{spec}: the ensemble's members predict different classes "
-                               f"({', '.join(self.classes)} vs {', '.join(m.meta['classes'])})")
+                raise FerError(
+                    f"{spec}: the ensemble's members predict different classes "
+                    f"({', '.join(self.classes)} vs {', '.join(m.meta['classes'])})"
+                )
 
     @functools.cached_property
     def identity(self) -> dict:
@@ -89,8 +93,13 @@ class Classifier:
         return combine(probs, self.weights, self.method).astype(np.float32)
 
 
-def load_classifier(spec: str | os.PathLike = BUILTIN, device: str | torch.device = "cpu", tta: str | None = None,
-                    amp: str = "none", batch_size: int = 512) -> Classifier:
+def load_classifier(
+    spec: str | os.PathLike = BUILTIN,
+    device: str | torch.device = "cpu",
+    tta: str | None = None,
+    amp: str = "none",
+    batch_size: int = 512,
+) -> Classifier:
     """The classifier a spec names: ``builtin``, a run folder, a checkpoint or an ensemble file.
 
     ``tta``: None uses each model's own (the one its recipe names; an ensemble's, else its members'); else

@@ -48,8 +48,10 @@ class FaceProbabilities(nn.Module):
     def __init__(self, classifier: Classifier):
         super().__init__()
         if classifier.method == "vote":
-            raise FerError("a vote ensemble is not exported (its argmax has no gradient-free ONNX form here); export "
-                           "a mean or weighted ensemble, or a member")
+            raise FerError(
+                "a vote ensemble is not exported (its argmax has no gradient-free ONNX form here); export "
+                "a mean or weighted ensemble, or a member"
+            )
         self.models = nn.ModuleList(m.model for m in classifier.members)
         self.in_chans = [int(m.meta["in_chans"]) for m in classifier.members]
         total = sum(classifier.weights)
@@ -69,8 +71,13 @@ class FaceProbabilities(nn.Module):
             grids = getattr(self, f"grids{i}")
             probs = 0
             for v in range(grids.shape[0]):
-                view = F.grid_sample(x, grids[v:v + 1].expand(n, -1, -1, -1), mode="bilinear", padding_mode="zeros",
-                                     align_corners=False)
+                view = F.grid_sample(
+                    x,
+                    grids[v : v + 1].expand(n, -1, -1, -1),
+                    mode="bilinear",
+                    padding_mode="zeros",
+                    align_corners=False,
+                )
                 probs = probs + model(normalise(view, in_chans)).float().softmax(-1)
             total = total + weight * probs / grids.shape[0]
         return total
@@ -83,8 +90,14 @@ def default_export_path(spec: str | os.PathLike, fmt: str = "onnx") -> Path:
     return resolve_checkpoint(spec).with_suffix(f".{fmt}")
 
 
-def export(spec: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", tta: str | None = None,
-           opset: int = OPSET, overwrite: bool = False) -> Path:
+def export(
+    spec: str | os.PathLike,
+    out: str | os.PathLike,
+    fmt: str = "onnx",
+    tta: str | None = None,
+    opset: int = OPSET,
+    overwrite: bool = False,
+) -> Path:
     """Write ``spec`` (``builtin``, a run folder, a checkpoint or an ensemble file) as an ONNX file ``out``
     (an existing ``out`` only with ``overwrite``)."""
     if fmt not in FORMATS:
@@ -102,13 +115,24 @@ def export(spec: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", t
     graph = FaceProbabilities(classifier).eval()
     example = torch.zeros(2, FACE_SIZE, FACE_SIZE, dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(graph, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-                                output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), verbose=False)
+    program = torch.onnx.export(
+        graph,
+        (example,),
+        dynamo=True,
+        opset_version=opset,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: batch},),
+        verbose=False,
+    )
     proto = program.model_proto
-    info = {"classes": json.dumps(list(classifier.classes)), "tta": json.dumps([m.tta for m in classifier.members]),
-            "input": f"{INPUT_NAME}: uint8 [N, {FACE_SIZE}, {FACE_SIZE}] grayscale faces in FER2013's framing",
-            "output": f"{OUTPUT_NAME}: float32 [N, {len(classifier.classes)}] class probabilities",
-            "source": json.dumps(classifier.identity)}
+    info = {
+        "classes": json.dumps(list(classifier.classes)),
+        "tta": json.dumps([m.tta for m in classifier.members]),
+        "input": f"{INPUT_NAME}: uint8 [N, {FACE_SIZE}, {FACE_SIZE}] grayscale faces in FER2013's framing",
+        "output": f"{OUTPUT_NAME}: float32 [N, {len(classifier.classes)}] class probabilities",
+        "source": json.dumps(classifier.identity),
+    }
     for key, value in info.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

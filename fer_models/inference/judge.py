@@ -41,8 +41,15 @@ CONFUSION_FILE = "judgement-confusion.png"
 PREVIEW_POLICIES = (SelectionPolicy("agree"), SelectionPolicy("min-prob", 0.3), SelectionPolicy("min-prob", 0.5))
 
 
-def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str | torch.device = "cpu",
-               batch_size: int = 512, overwrite: bool = False, clip: str | None = None) -> dict:
+def judge_pool(
+    pool: str | os.PathLike,
+    model: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 512,
+    overwrite: bool = False,
+    clip: str | None = None,
+) -> dict:
     """Score every face of ``pool`` not judged yet with ``model``; write its records and the report (JSON, PNG).
 
     A pool judged by another model is refused unless ``overwrite`` (which judges it again from scratch)."""
@@ -52,23 +59,29 @@ def judge_pool(pool: str | os.PathLike, model: str | os.PathLike, *, device: str
     faces = read_pool_faces(pool)  # any known emotion (FER+'s contempt too): the judge must predict the pool's
     missing = sorted({faces.classes[label] for label in faces.labels} - set(classifier.classes))
     if missing:
-        raise FerError(f"{model} does not predict {', '.join(missing)}, which the pool holds; judge with a model of "
-                       "the pool's classes")
+        raise FerError(
+            f"{model} does not predict {', '.join(missing)}, which the pool holds; judge with a model of "
+            "the pool's classes"
+        )
     clip_judge = _clip_judge(clip, classifier.classes, device) if clip else None
     with output_lock(pool, ".judgement.lock"):
         done = read_judgement(pool)
         if done and judge_of(done) != identity:
             if not overwrite:
-                raise FerError(f"{pool} was judged by {judge_of(done)['model']} (another model or other weights); "
-                               "pass --overwrite to judge it again with this one")
+                raise FerError(
+                    f"{pool} was judged by {judge_of(done)['model']} (another model or other weights); "
+                    "pass --overwrite to judge it again with this one"
+                )
             (pool / JUDGEMENT_FILE).unlink()
             done = {}
         todo = np.flatnonzero([origin not in done for origin in faces.origin])
-        logger.info(f"judging {len(todo)} of {len(faces)} faces of {pool} with {identity['model']} "
-                    f"({len(faces) - len(todo)} judged before)")
+        logger.info(
+            f"judging {len(todo)} of {len(faces)} faces of {pool} with {identity['model']} "
+            f"({len(faces) - len(todo)} judged before)"
+        )
         with ManifestWriter(pool / JUDGEMENT_FILE) as out:
             for start in range(0, len(todo), batch_size):
-                index = todo[start:start + batch_size]
+                index = todo[start : start + batch_size]
                 out.append(judge_records(faces.take(index), classifier, identity, clip_judge))
     records = read_judgement(pool)
     report = summarise(records, classifier.classes)
@@ -83,13 +96,20 @@ def judge_records(faces: Split, classifier: Classifier, identity: dict, clip_jud
     records = []
     for i, (file, label) in enumerate(zip(faces.origin, faces.labels)):
         intended = faces.classes[label]
-        record = {"file": str(file), "class": intended, "judged": classifier.classes[int(probs[i].argmax())],
-                  "p_intended": round(float(probs[i][classifier.classes.index(intended)]), 6),
-                  "probs": [round(float(p), 6) for p in probs[i]], "classes": list(classifier.classes),
-                  "judge": identity}
+        record = {
+            "file": str(file),
+            "class": intended,
+            "judged": classifier.classes[int(probs[i].argmax())],
+            "p_intended": round(float(probs[i][classifier.classes.index(intended)]), 6),
+            "probs": [round(float(p), 6) for p in probs[i]],
+            "classes": list(classifier.classes),
+            "judge": identity,
+        }
         if clip_probs is not None:
-            record["clip"] = {"judged": classifier.classes[int(clip_probs[i].argmax())],
-                              "p_intended": round(float(clip_probs[i][classifier.classes.index(intended)]), 6)}
+            record["clip"] = {
+                "judged": classifier.classes[int(clip_probs[i].argmax())],
+                "p_intended": round(float(clip_probs[i][classifier.classes.index(intended)]), 6),
+            }
         records.append(record)
     return records
 
@@ -108,27 +128,44 @@ def summarise(records: dict[str, dict], classes: tuple[str, ...]) -> dict:
         if not mine:
             continue
         wrong = Counter(r["judged"] for r in mine if r["judged"] != name)
-        per_class[name] = {"faces": len(mine), "agreement": sum(r["judged"] == name for r in mine) / len(mine),
-                           "mean_p_intended": float(np.mean([r["p_intended"] for r in mine])),
-                           "top_confusion": wrong.most_common(1)[0][0] if wrong else None,
-                           "top_confusion_share": wrong.most_common(1)[0][1] / len(mine) if wrong else 0.0}
+        per_class[name] = {
+            "faces": len(mine),
+            "agreement": sum(r["judged"] == name for r in mine) / len(mine),
+            "mean_p_intended": float(np.mean([r["p_intended"] for r in mine])),
+            "top_confusion": wrong.most_common(1)[0][0] if wrong else None,
+            "top_confusion_share": wrong.most_common(1)[0][1] / len(mine) if wrong else 0.0,
+        }
     kept = {str(policy): sum(len(v) for v in policy.select(rows).values()) for policy in PREVIEW_POLICIES}
-    report = {"faces": len(rows), "judge": judge_of(records) if records else None,
-              "agreement": sum(r["judged"] == r["class"] for r in rows) / max(len(rows), 1),
-              "per_class": per_class, "confusion": confusion.tolist(), "intended": list(classes),
-              "judged_classes": list(classes), "policies": kept}
+    report = {
+        "faces": len(rows),
+        "judge": judge_of(records) if records else None,
+        "agreement": sum(r["judged"] == r["class"] for r in rows) / max(len(rows), 1),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "intended": list(classes),
+        "judged_classes": list(classes),
+        "policies": kept,
+    }
     with_clip = [r for r in rows if "clip" in r]
     if with_clip:
-        report["clip"] = {"faces": len(with_clip),
-                          "agreement_with_intended": sum(r["clip"]["judged"] == r["class"] for r in with_clip) / len(with_clip),
-                          "agreement_with_judge": sum(r["clip"]["judged"] == r["judged"] for r in with_clip) / len(with_clip)}
+        report["clip"] = {
+            "faces": len(with_clip),
+            "agreement_with_intended": sum(r["clip"]["judged"] == r["class"] for r in with_clip) / len(with_clip),
+            "agreement_with_judge": sum(r["clip"]["judged"] == r["judged"] for r in with_clip) / len(with_clip),
+        }
     return report
 
 
 def _write_report(pool: Path, report: dict) -> None:
     write_json(pool / REPORT_FILE, report)
-    plot_confusion(pool / CONFUSION_FILE, report["confusion"], f"{report['judge']['model']}: intended vs judged "
-                   f"({report['faces']} faces)", report["intended"], report["judged_classes"], ("judged", "intended"))
+    plot_confusion(
+        pool / CONFUSION_FILE,
+        report["confusion"],
+        f"{report['judge']['model']}: intended vs judged ({report['faces']} faces)",
+        report["intended"],
+        report["judged_classes"],
+        ("judged", "intended"),
+    )
 
 
 def _clip_judge(name: str, classes: Sequence[str], device: str | torch.device):
@@ -140,13 +177,21 @@ def _clip_judge(name: str, classes: Sequence[str], device: str | torch.device):
 
     local = Path(name).expanduser()
     try:
-        model = CLIPModel.from_pretrained(str(local) if local.exists() else name,
-                                          local_files_only=local.exists() or offline()).to(device).eval()
-        processor = CLIPProcessor.from_pretrained(str(local) if local.exists() else name,
-                                                  local_files_only=local.exists() or offline())
+        model = (
+            CLIPModel.from_pretrained(
+                str(local) if local.exists() else name, local_files_only=local.exists() or offline()
+            )
+            .to(device)
+            .eval()
+        )
+        processor = CLIPProcessor.from_pretrained(
+            str(local) if local.exists() else name, local_files_only=local.exists() or offline()
+        )
     except (OSError, ValueError) as e:
-        logger.warning(f"CLIP judge {name!r} skipped: its weights cannot be loaded here ({str(e).splitlines()[0]}); "
-                       "pass a local CLIP folder with --clip, or judge online once to cache it")
+        logger.warning(
+            f"CLIP judge {name!r} skipped: its weights cannot be loaded here ({str(e).splitlines()[0]}); "
+            "pass a local CLIP folder with --clip, or judge online once to cache it"
+        )
         return None
     text = processor(text=[CLIP_TEMPLATE.format(c) for c in classes], return_tensors="pt", padding=True).to(device)
 

@@ -88,12 +88,17 @@ def find_media(paths: list[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for given in map(Path, paths):
         if given.is_dir():
-            found += sorted(p for p in given.rglob("*") if p.is_file() and _is_media(p)
-                            and not any(part.startswith(".") for part in p.relative_to(given).parts))
+            found += sorted(
+                p
+                for p in given.rglob("*")
+                if p.is_file() and _is_media(p) and not any(part.startswith(".") for part in p.relative_to(given).parts)
+            )
         elif given.is_file():
             if not _is_media(given):
-                raise FerError(f"{given}: not an image or video file (images: {', '.join(IMAGE_SUFFIXES)}; videos: "
-                               f"{', '.join(VIDEO_SUFFIXES)})")
+                raise FerError(
+                    f"{given}: not an image or video file (images: {', '.join(IMAGE_SUFFIXES)}; videos: "
+                    f"{', '.join(VIDEO_SUFFIXES)})"
+                )
             found.append(given)
         else:
             raise MissingPathError(f"{given}: no such file or folder")
@@ -149,20 +154,31 @@ def _items(files: list[Path], every: int, summary: MediaSummary) -> Iterator[tup
         yield str(path), None, rgb
 
 
-def check_outputs(paths: list[str | os.PathLike], files: list[str | os.PathLike | None] = (),
-                  annotate: str | os.PathLike | None = None, overwrite: bool = False) -> None:
+def check_outputs(
+    paths: list[str | os.PathLike],
+    files: list[str | os.PathLike | None] = (),
+    annotate: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> None:
     """Refuse, before any work, outputs that exist (unless ``overwrite``) or that would write over an input."""
     for out in (f for f in files if f is not None):
         refuse_inputs(out, paths)
         refuse_existing_file(out, overwrite, "name")
     if annotate is not None:
-        prepare_output_folder(annotate, command=COMMAND, is_own=has_file(ANNOTATED_MARK), overwrite=overwrite,
-                              inputs=paths)
+        prepare_output_folder(
+            annotate, command=COMMAND, is_own=has_file(ANNOTATED_MARK), overwrite=overwrite, inputs=paths
+        )
 
 
-def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage: FaceStage, every: int = DEFAULT_EVERY,
-                  annotate: str | os.PathLike | None = None, overwrite: bool = False,
-                  files: list[Path] | None = None) -> MediaSummary:
+def predict_media(
+    paths: list[str | os.PathLike],
+    classifier: Classifier,
+    stage: FaceStage,
+    every: int = DEFAULT_EVERY,
+    annotate: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    files: list[Path] | None = None,
+) -> MediaSummary:
     """Every face in the images, folders and videos of ``paths``, classified; see the module's docstring.
 
     ``stage`` finds and crops the faces (use ``policy="all"`` for every face of a group photo, and the ``photo``
@@ -183,8 +199,15 @@ def predict_media(paths: list[str | os.PathLike], classifier: Classifier, stage:
     if annotate is not None:
         annotate = Path(annotate)
         root = Path(os.path.commonpath([p.resolve().parent for p in files])) if files else Path.cwd()
-        write_bytes(annotate / ANNOTATED_MARK, (json.dumps({"command": COMMAND, "inputs": [str(p) for p in paths],
-                                                            "model": classifier.identity}, indent=1) + "\n").encode())
+        write_bytes(
+            annotate / ANNOTATED_MARK,
+            (
+                json.dumps(
+                    {"command": COMMAND, "inputs": [str(p) for p in paths], "model": classifier.identity}, indent=1
+                )
+                + "\n"
+            ).encode(),
+        )
     for file, frame, rgb in _items(files, every, summary):
         result = stage(rgb)
         where = file if frame is None else f"{file}#{frame}"
@@ -212,9 +235,20 @@ def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, su
     probs = classifier.predict_proba(np.stack(crops))
     for (file, frame, (x, y, w, h), det_score), p in zip(pending, probs):
         k = int(p.argmax())
-        summary.predictions.append(FacePrediction(
-            file, frame, int(x), int(y), int(w), int(h), round(float(det_score), 4), classifier.classes[k],
-            round(float(p[k]), 6), {c: round(float(v), 6) for c, v in zip(classifier.classes, p)}))
+        summary.predictions.append(
+            FacePrediction(
+                file,
+                frame,
+                int(x),
+                int(y),
+                int(w),
+                int(h),
+                round(float(det_score), 4),
+                classifier.classes[k],
+                round(float(p[k]), 6),
+                {c: round(float(v), 6) for c, v in zip(classifier.classes, p)},
+            )
+        )
 
 
 def _annotated_path(folder: Path, root: Path, file: str, frame: int | None) -> Path:
@@ -236,8 +270,16 @@ def _annotate(path: Path, rgb: np.ndarray, faces: list[FacePrediction]) -> Path:
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(face.y - th - base - 2, 0)
         cv2.rectangle(image, (face.x, top), (face.x + tw + 2, top + th + base + 2), (255, 64, 64), -1)
-        cv2.putText(image, text, (face.x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            text,
+            (face.x + 1, top + th + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
     make_dir(path.parent)
     save_png(image, path)
     return path

@@ -10,8 +10,15 @@ from fer_models.data import render, view_thetas
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, images: Tensor, input_size: int, in_chans: int, tta: str = "none",
-                  batch_size: int = 512, amp_dtype: torch.dtype | None = None) -> np.ndarray:
+def predict_proba(
+    model: nn.Module,
+    images: Tensor,
+    input_size: int,
+    in_chans: int,
+    tta: str = "none",
+    batch_size: int = 512,
+    amp_dtype: torch.dtype | None = None,
+) -> np.ndarray:
     """Softmax probabilities [N, C] for uint8 faces [N, H, W], averaged over the TTA views
     (``none``, ``flip`` or ``ten-crop``). Runs on the device of ``model``'s parameters."""
     was_training = model.training
@@ -19,7 +26,7 @@ def predict_proba(model: nn.Module, images: Tensor, input_size: int, in_chans: i
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].to(device)
+        batch = images[start : start + batch_size].to(device)
         probs = 0
         views = view_thetas(len(batch), tta, input_size, images.shape[-1], device)
         for theta in views:

@@ -9,11 +9,18 @@ accepts ``weights=PATH``: a local ``.safetensors`` state dict (e.g. ImageNet wei
 shape, so a classifier head of another size is left at its random init.
 """
 
+# Each architecture registers itself on import; the list below is every model file (timm's way: explicit).
+from fer_models.models import builtin, cbam, emonext, patt_lite, resemotenet, rmn, small_cnn, timm_aliases, vgg  # noqa: F401
 from fer_models.models._factory import create_model, load_weights
 from fer_models.models._registry import TIMM_PREFIX, ModelSpec, UnknownModelError, get_spec, list_models, register_model
 
-# Each architecture registers itself on import; the list below is every model file (timm's way: explicit).
-from fer_models.models import builtin, cbam, emonext, patt_lite, resemotenet, rmn, small_cnn, timm_aliases, vgg  # noqa: E402,F401
-
-__all__ = ["TIMM_PREFIX", "ModelSpec", "UnknownModelError", "create_model", "get_spec", "list_models", "load_weights",
-           "register_model"]
+__all__ = [
+    "TIMM_PREFIX",
+    "ModelSpec",
+    "UnknownModelError",
+    "create_model",
+    "get_spec",
+    "list_models",
+    "load_weights",
+    "register_model",
+]

@@ -61,7 +61,7 @@ def register_model(
 def _timm_spec(name: str) -> ModelSpec:
     import timm
 
-    arch = name[len(TIMM_PREFIX):]
+    arch = name[len(TIMM_PREFIX) :]
     if not timm.is_model(arch):
         raise UnknownModelError(f"unknown timm architecture {arch!r}; `timm.list_models()` names them")
     cfg = timm.get_pretrained_cfg(arch)

@@ -38,14 +38,18 @@ def expect_imagenet_weights(model: nn.Module, name: str, architecture: str) -> n
         state["loaded"] = True
         unfilled = sorted(expected.intersection(incompatible.missing_keys))
         if unfilled:
-            logger.warning(f"{name}: the weights file left {len(unfilled)} of the {len(expected)} {architecture} backbone "
-                 f"tensors at random init (e.g. {unfilled[0]}); is it a timm {architecture} checkpoint?")
+            logger.warning(
+                f"{name}: the weights file left {len(unfilled)} of the {len(expected)} {architecture} backbone "
+                f"tensors at random init (e.g. {unfilled[0]}); is it a timm {architecture} checkpoint?"
+            )
 
     def before_forward(module: nn.Module, args) -> None:
         if module.training and not state["loaded"] and not state["warned"]:
             state["warned"] = True
-            logger.warning(f"{name}: training from random weights, but its published results start from ImageNet weights: "
-                 f"pass --weights PATH, a timm {architecture} .safetensors file")
+            logger.warning(
+                f"{name}: training from random weights, but its published results start from ImageNet weights: "
+                f"pass --weights PATH, a timm {architecture} .safetensors file"
+            )
 
     model.register_load_state_dict_post_hook(after_load)
     model.register_forward_pre_hook(before_forward)

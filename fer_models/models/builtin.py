@@ -30,8 +30,9 @@ def builtin_meta() -> dict:
     return json.loads(BUILTIN_JSON.read_text())
 
 
-@register_model(BUILTIN, input_size=40, in_chans=1, paper="the shipped pretrained model: docs/builtin-model.md",
-                recipe=BUILTIN)
+@register_model(
+    BUILTIN, input_size=40, in_chans=1, paper="the shipped pretrained model: docs/builtin-model.md", recipe=BUILTIN
+)
 def builtin(num_classes: int = 7, **kwargs) -> nn.Module:
     from fer_models.models._factory import create_model
 
@@ -39,7 +40,11 @@ def builtin(num_classes: int = 7, **kwargs) -> nn.Module:
     # Another class count (e.g. FER+'s eight, to fine-tune on) keeps the shipped features and starts a new
     # classifier: load_weights skips tensors of another shape, as timm does for a pretrained model.
     if num_classes != len(meta["classes"]):
-        logger.info("built-in model: %d classes asked for, it was trained on %d; its classifier starts afresh",
-                    num_classes, len(meta["classes"]))
-    return create_model(meta["model"], num_classes=num_classes, weights=BUILTIN_WEIGHTS,
-                        **{**meta.get("model_options", {}), **kwargs})
+        logger.info(
+            "built-in model: %d classes asked for, it was trained on %d; its classifier starts afresh",
+            num_classes,
+            len(meta["classes"]),
+        )
+    return create_model(
+        meta["model"], num_classes=num_classes, weights=BUILTIN_WEIGHTS, **{**meta.get("model_options", {}), **kwargs}
+    )

@@ -96,7 +96,12 @@ class CbamEfficientNet(nn.Module):
         super().__init__()
         net = timm.create_model(architecture, pretrained=False, num_classes=0)
         self.conv_stem, self.bn1, self.blocks, self.conv_head, self.bn2 = (
-            net.conv_stem, net.bn1, net.blocks, net.conv_head, net.bn2)
+            net.conv_stem,
+            net.bn1,
+            net.blocks,
+            net.conv_head,
+            net.bn2,
+        )
         self.cbam = CbamModule(net.num_features)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.num_features, num_classes))

@@ -42,12 +42,19 @@ class SpatialTransformer(nn.Module):
     def __init__(self, in_chans: int = 3, input_size: int = 224):
         super().__init__()
         self.localization = nn.Sequential(
-            nn.Conv2d(in_chans, 8, 7), nn.BatchNorm2d(8), nn.MaxPool2d(2), nn.ReLU(inplace=True),
-            nn.Conv2d(8, 10, 5), nn.BatchNorm2d(10), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+            nn.Conv2d(in_chans, 8, 7),
+            nn.BatchNorm2d(8),
+            nn.MaxPool2d(2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(8, 10, 5),
+            nn.BatchNorm2d(10),
+            nn.MaxPool2d(2),
+            nn.ReLU(inplace=True),
         )
         side = ((input_size - 6) // 2 - 4) // 2
-        self.regressor = nn.Sequential(nn.Flatten(), nn.Linear(10 * side * side, 32), nn.ReLU(inplace=True),
-                                       nn.Linear(32, 6))
+        self.regressor = nn.Sequential(
+            nn.Flatten(), nn.Linear(10 * side * side, 32), nn.ReLU(inplace=True), nn.Linear(32, 6)
+        )
         nn.init.zeros_(self.regressor[-1].weight)  # start as the identity warp
         with torch.no_grad():
             self.regressor[-1].bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
@@ -62,13 +69,16 @@ class EmoNeXt(nn.Module):
     def __init__(self, num_classes: int = 7, size: str = "tiny", drop_path_rate: float = 0.1):
         super().__init__()
         self.stn = SpatialTransformer()
-        convnext = timm.create_model(_CONVNEXT[size], pretrained=False, num_classes=num_classes,
-                                     drop_path_rate=drop_path_rate)
+        convnext = timm.create_model(
+            _CONVNEXT[size], pretrained=False, num_classes=num_classes, drop_path_rate=drop_path_rate
+        )
         # timm's names (stem, stages, head), so a timm ConvNeXt checkpoint fills them; SE sits beside them.
         self.stem, self.stages, self.head = convnext.stem, convnext.stages, convnext.head
         dims = [stage.blocks[0].conv_dw.out_channels for stage in self.stages]
         # stage 0's "downsampling" is the stem; the paper adds SE after the three strided downsampling layers.
-        self.se = nn.ModuleList([nn.Identity()] + [SEModule(d, rd_ratio=1 / 16, rd_divisor=1, bias=False) for d in dims[1:]])
+        self.se = nn.ModuleList(
+            [nn.Identity()] + [SEModule(d, rd_ratio=1 / 16, rd_divisor=1, bias=False) for d in dims[1:]]
+        )
 
     def get_classifier(self) -> nn.Linear:
         """The layer that maps the feature vector to the logits (timm's convention)."""
@@ -91,8 +101,9 @@ def _register(size: str) -> None:
         aliases=("emonext",) if size == "tiny" else (),
     )
     def build(num_classes: int = 7, **kwargs) -> nn.Module:
-        return expect_imagenet_weights(EmoNeXt(num_classes=num_classes, size=size, **kwargs), f"emonext-{size}",
-                                       _CONVNEXT[size])
+        return expect_imagenet_weights(
+            EmoNeXt(num_classes=num_classes, size=size, **kwargs), f"emonext-{size}", _CONVNEXT[size]
+        )
 
 
 for _size in _CONVNEXT:

@@ -50,8 +50,11 @@ class MaskingBlock(nn.Module):
         self.down = nn.ModuleList(_basic_block(widths[i], widths[i + 1]) for i in range(depth))
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList(
-            nn.Sequential(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2), nn.BatchNorm2d(widths[i]),
-                          nn.ReLU(inplace=True))
+            nn.Sequential(
+                nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2),
+                nn.BatchNorm2d(widths[i]),
+                nn.ReLU(inplace=True),
+            )
             for i in range(depth - 1, 0, -1)
         )
         self.merge = nn.ModuleList(_basic_block(widths[i + 1], widths[i]) for i in range(depth - 1, 0, -1))
@@ -76,7 +79,9 @@ class ResidualMaskingNetwork(nn.Module):
         self.conv1, self.bn1, self.act1, self.maxpool = resnet.conv1, resnet.bn1, resnet.act1, resnet.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
         self.masks = nn.ModuleList(MaskingBlock(c, d) for c, d in ((64, 4), (128, 3), (256, 2), (512, 1)))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(512, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(512, num_classes)
+        )
 
     def get_classifier(self) -> nn.Linear:
         """The layer that maps the feature vector to the logits (timm's convention)."""

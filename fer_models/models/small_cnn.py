@@ -12,8 +12,9 @@ from fer_models.models._registry import register_model
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, num_classes: int = 7, in_chans: int = 1, widths: tuple[int, ...] = (32, 64, 128),
-                 dropout: float = 0.2):
+    def __init__(
+        self, num_classes: int = 7, in_chans: int = 1, widths: tuple[int, ...] = (32, 64, 128), dropout: float = 0.2
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = in_chans
@@ -23,7 +24,9 @@ class SmallCNN(nn.Module):
             layers.append(nn.MaxPool2d(2))
             c_in = width
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes)
+        )
 
     def get_classifier(self) -> nn.Linear:
         """The layer that maps the feature vector to the logits (timm's convention)."""

@@ -27,8 +27,12 @@ class KhaireddinVGG(nn.Module):
         side = input_size // 16
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(512 * side * side, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(512 * side * side, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
 
@@ -40,7 +44,13 @@ class KhaireddinVGG(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("vgg", input_size=40, in_chans=1, paper="Khaireddin & Chen 2021, arXiv:2105.03588",
-                recipe="khaireddin-vgg", aliases=("khaireddin-vgg",))
+@register_model(
+    "vgg",
+    input_size=40,
+    in_chans=1,
+    paper="Khaireddin & Chen 2021, arXiv:2105.03588",
+    recipe="khaireddin-vgg",
+    aliases=("khaireddin-vgg",),
+)
 def vgg(num_classes: int = 7, **kwargs) -> nn.Module:
     return KhaireddinVGG(num_classes=num_classes, **kwargs)

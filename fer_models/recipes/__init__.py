@@ -1,8 +1,8 @@
 """Recipes: a paper's training hyper-parameters as a YAML data file in this folder.
 
 A recipe is a mapping of :class:`fer_models.training.config.TrainConfig` fields (``augment`` a mapping of
-:class:`fer_models.data.Augment` fields) plus ``description``, ``paper`` and, for an ensemble recipe, ``ensemble``. Any command-line flag overrides
-a recipe value. The schema is documented in docs/training.md.
+:class:`fer_models.data.Augment` fields) plus ``description``, ``paper`` and, for an ensemble recipe, ``ensemble``. Any
+command-line flag overrides a recipe value. The schema is documented in docs/training.md.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ def recipe_path(name_or_path: str | os.PathLike) -> Path:
     path = RECIPE_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         names = ", ".join(list_recipes())
-        raise FerError(f"unknown recipe {name_or_path!r}; `fer-models list-recipes` shows them ({names}), "
-                       "or give a path to a .yaml file")
+        raise FerError(
+            f"unknown recipe {name_or_path!r}; `fer-models list-recipes` shows them ({names}), "
+            "or give a path to a .yaml file"
+        )
     return path
 
 

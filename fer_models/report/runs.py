@@ -25,19 +25,41 @@ from fer_models.evaluation.compare import leaderboard, plot_recall
 from fer_models.evaluation.evaluate import load_predictions
 from fer_models.training.history import plot_curves
 from fer_synth.core import store
-from fer_synth.ui import html, plots
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError, MissingPathError
+from fer_synth.ui import html, plots
 
 logger = logging.getLogger(__name__)
 
 FACTS = "report.json"
-HEADLINE = (("accuracy", "accuracy %"), ("balanced_accuracy", "balanced acc %"), ("macro_f1", "macro-F1 %"),
-            ("top2_accuracy", "top-2 %"), ("top3_accuracy", "top-3 %"))
+HEADLINE = (
+    ("accuracy", "accuracy %"),
+    ("balanced_accuracy", "balanced acc %"),
+    ("macro_f1", "macro-F1 %"),
+    ("top2_accuracy", "top-2 %"),
+    ("top3_accuracy", "top-3 %"),
+)
 WORST_PER_CLASS = 5  # two classes side by side on a laptop screen
-SETTINGS = ("model", "recipe", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "loss",
-            "label_smoothing", "class_weighting", "balanced_sampler", "augment", "ema", "tta", "seed", "time_budget")
+SETTINGS = (
+    "model",
+    "recipe",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "loss",
+    "label_smoothing",
+    "class_weighting",
+    "balanced_sampler",
+    "augment",
+    "ema",
+    "tta",
+    "seed",
+    "time_budget",
+)
 
 
 @dataclass
@@ -82,8 +104,9 @@ def load_entry(path: str | os.PathLike, index: int) -> Entry:
     name = file.stem if meta["format"] == ckpt.ENSEMBLE_FORMAT else file.parent.name
     history_file = file.parent / "metrics.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else meta.get("history", [])
-    entry = Entry(index, name, file, meta, history if meta["format"] == ckpt.CHECKPOINT_FORMAT else [],
-                  find_evaluations(file))
+    entry = Entry(
+        index, name, file, meta, history if meta["format"] == ckpt.CHECKPOINT_FORMAT else [], find_evaluations(file)
+    )
     if entry.is_ensemble:
         entry.members = [load_entry(member, -1) for member in ckpt.member_checkpoints(meta)]
     return entry
@@ -98,12 +121,14 @@ def _headline_cells(metrics: dict, key: str) -> list[html.Cell]:
     return [html.pct(metrics[m], f"{key}.{m}") for m, _ in HEADLINE]
 
 
-def overview(entries: list[Entry], comparisons: list[dict], images: html.Images,
-             facts: dict) -> list[tuple[str, str, str]]:
+def overview(
+    entries: list[Entry], comparisons: list[dict], images: html.Images, facts: dict
+) -> list[tuple[str, str, str]]:
     if not entries:
         return []
-    header = ["run", "model", "split", "TTA", html.Cell("rows", numeric=True)] + [html.Cell(label, numeric=True)
-                                                                                   for _, label in HEADLINE]
+    header = ["run", "model", "split", "TTA", html.Cell("rows", numeric=True)] + [
+        html.Cell(label, numeric=True) for _, label in HEADLINE
+    ]
     rows, missing = [], []
     for e in entries:
         if not e.evaluations:
@@ -111,43 +136,84 @@ def overview(entries: list[Entry], comparisons: list[dict], images: html.Images,
         for split, report in e.evaluations.items():
             metrics = report["results"][report["tta"]]["all"]
             key = f"{e.key}.evaluations.{split}.results.{report['tta']}.all"
-            rows.append([e.name, report["model"], split, report["tta"], html.num(metrics["n"], f"{key}.n"),
-                         *_headline_cells(metrics, key)])
-    parts = [html.table(header, rows, table_id="overview", caption="Every evaluation found (fer-models evaluate), "
-                        "with each run's own TTA; test is reported, never tuned on")]
+            rows.append(
+                [
+                    e.name,
+                    report["model"],
+                    split,
+                    report["tta"],
+                    html.num(metrics["n"], f"{key}.n"),
+                    *_headline_cells(metrics, key),
+                ]
+            )
+    parts = [
+        html.table(
+            header,
+            rows,
+            table_id="overview",
+            caption="Every evaluation found (fer-models evaluate), "
+            "with each run's own TTA; test is reported, never tuned on",
+        )
+    ]
     trained = [e for e in entries if not e.is_ensemble and e.meta.get("metrics", {}).get("val")]
     if trained:
         val_header = ["run", html.Cell("best epoch", numeric=True), html.Cell("epochs", numeric=True)] + [
-            html.Cell(label, numeric=True) for _, label in HEADLINE[:3]]
-        val_rows = [[e.name, html.num(e.meta["best_epoch"], f"{e.key}.best_epoch"), html.num(len(e.history)),
-                     *(html.pct(e.meta["metrics"]["val"][m], f"{e.key}.best_val.{m}") for m, _ in HEADLINE[:3])]
-                    for e in trained]
-        parts.append(html.table(val_header, val_rows, table_id="best-val",
-                                caption="During training: the selected epoch on val (no TTA)"))
+            html.Cell(label, numeric=True) for _, label in HEADLINE[:3]
+        ]
+        val_rows = [
+            [
+                e.name,
+                html.num(e.meta["best_epoch"], f"{e.key}.best_epoch"),
+                html.num(len(e.history)),
+                *(html.pct(e.meta["metrics"]["val"][m], f"{e.key}.best_val.{m}") for m, _ in HEADLINE[:3]),
+            ]
+            for e in trained
+        ]
+        parts.append(
+            html.table(
+                val_header, val_rows, table_id="best-val", caption="During training: the selected epoch on val (no TTA)"
+            )
+        )
     if missing:
-        parts.append(html.note(f"No evaluation found for {', '.join(missing)}: run `fer-models evaluate RUN --split "
-                               "test` (it writes evaluation-test.json beside the checkpoint).", warn=True))
+        parts.append(
+            html.note(
+                f"No evaluation found for {', '.join(missing)}: run `fer-models evaluate RUN --split "
+                "test` (it writes evaluation-test.json beside the checkpoint).",
+                warn=True,
+            )
+        )
     return [("overview", "Overview", "".join(parts))]
 
 
 def runs(entries: list[Entry], comparisons: list[dict], images: html.Images, facts: dict) -> list[tuple[str, str, str]]:
-    return [(f"run-{e.index}", f"{'Ensemble' if e.is_ensemble else 'Run'}: {e.name}", _entry_body(e, images))
-            for e in entries]
+    return [
+        (f"run-{e.index}", f"{'Ensemble' if e.is_ensemble else 'Run'}: {e.name}", _entry_body(e, images))
+        for e in entries
+    ]
 
 
 def _entry_body(e: Entry, images: html.Images) -> str:
     parts = [html.note(str(e.path))]
     if e.is_ensemble:
         members = ", ".join(f"{m.name} (weight {w['weight']:.3f})" for m, w in zip(e.members, e.meta["members"]))
-        parts.append(html.key_values([("method", e.meta["method"]), ("members", members),
-                                      ("TTA", e.meta.get("tta") or "each member's own"),
-                                      ("weights fit", e.meta.get("weights_fit") or "no (equal weights)")]))
+        parts.append(
+            html.key_values(
+                [
+                    ("method", e.meta["method"]),
+                    ("members", members),
+                    ("TTA", e.meta.get("tta") or "each member's own"),
+                    ("weights fit", e.meta.get("weights_fit") or "no (equal weights)"),
+                ]
+            )
+        )
     else:
         config = e.meta.get("config", {})
         data = e.meta.get("data", {})
         pairs = [(k, config[k]) for k in SETTINGS if config.get(k) is not None]
-        pairs += [("best epoch", f"{e.meta.get('best_epoch')} of {len(e.history)} trained"),
-                  ("data", f"{data.get('path')} (fingerprint {data.get('fingerprint')})")]
+        pairs += [
+            ("best epoch", f"{e.meta.get('best_epoch')} of {len(e.history)} trained"),
+            ("data", f"{data.get('path')} (fingerprint {data.get('fingerprint')})"),
+        ]
         curves = ""
         if e.history:
             plot_curves(images.path(f"curves-{e.index}.png"), e.history, f"{e.name}: training curves")
@@ -165,32 +231,69 @@ def _evaluation(e: Entry, split: str, report: dict, images: html.Images) -> str:
     key = f"{e.key}.evaluations.{split}"
     parts = [f"<h3>{html.esc(split)}: {report['n']:,} rows, TTA {html.esc(report['tta'])}</h3>"]
     if report.get("n_synthetic"):
-        parts.append(html.note(f"The {split} split holds {report['n_synthetic']:,} SYNTHETIC rows: the 'all' numbers "
-                               "are not a FER2013 result; quote the 'real' rows.", warn=True))
+        parts.append(
+            html.note(
+                f"The {split} split holds {report['n_synthetic']:,} SYNTHETIC rows: the 'all' numbers "
+                "are not a FER2013 result; quote the 'real' rows.",
+                warn=True,
+            )
+        )
     if report.get("same_data_as_training") is False:
         parts.append(html.note("Evaluated on a data file other than the one the model was trained on.", warn=True))
-    rows = [[mode, f"{source} ({m['n']:,})", *_headline_cells(m, f"{key}.results.{mode}.{source}")]
-            for mode, by_source in report["results"].items() for source, m in by_source.items()]
-    parts.append(html.table(["TTA", "rows"] + [html.Cell(label, numeric=True) for _, label in HEADLINE], rows,
-                            table_id=f"headline-{e.index}-{split}"))
+    rows = [
+        [mode, f"{source} ({m['n']:,})", *_headline_cells(m, f"{key}.results.{mode}.{source}")]
+        for mode, by_source in report["results"].items()
+        for source, m in by_source.items()
+    ]
+    parts.append(
+        html.table(
+            ["TTA", "rows"] + [html.Cell(label, numeric=True) for _, label in HEADLINE],
+            rows,
+            table_id=f"headline-{e.index}-{split}",
+        )
+    )
     best = report["results"][report["tta"]]["all"]
     stem = f"{e.index}-{split}"
     pc_key = f"{key}.results.{report['tta']}.all.per_class"
     per_class = html.table(
-        ["class", html.Cell("precision %", numeric=True), html.Cell("recall %", numeric=True),
-         html.Cell("F1 %", numeric=True), html.Cell("support", numeric=True)],
-        [[html.Cell(c), *(html.pct(best["per_class"][c][m], f"{pc_key}.{c}.{m}", digits=1)
-                          for m in ("precision", "recall", "f1")),
-          html.num(best["per_class"][c]["support"], f"{pc_key}.{c}.support")] for c in classes],
-        table_id=f"per-class-{e.index}-{split}", caption=f"Per class (TTA {report['tta']})")
-    plots.class_metric_bars(images.path(f"per-class-{stem}.png"), classes,
-                            {m: [best["per_class"][c][m.lower()] for c in classes] for m in ("recall", "F1")},
-                            f"{e.name} on {split}: per class")
+        [
+            "class",
+            html.Cell("precision %", numeric=True),
+            html.Cell("recall %", numeric=True),
+            html.Cell("F1 %", numeric=True),
+            html.Cell("support", numeric=True),
+        ],
+        [
+            [
+                html.Cell(c),
+                *(
+                    html.pct(best["per_class"][c][m], f"{pc_key}.{c}.{m}", digits=1)
+                    for m in ("precision", "recall", "f1")
+                ),
+                html.num(best["per_class"][c]["support"], f"{pc_key}.{c}.support"),
+            ]
+            for c in classes
+        ],
+        table_id=f"per-class-{e.index}-{split}",
+        caption=f"Per class (TTA {report['tta']})",
+    )
+    plots.class_metric_bars(
+        images.path(f"per-class-{stem}.png"),
+        classes,
+        {m: [best["per_class"][c][m.lower()] for c in classes] for m in ("recall", "F1")},
+        f"{e.name} on {split}: per class",
+    )
     parts.append(html.row(per_class, images.figure(f"per-class-{stem}.png", "per-class recall and F1")))
-    plots.confusion_figure(images.path(f"confusion-{stem}.png"), best["confusion"], classes,
-                           f"{e.name} on {split} (TTA {report['tta']})")
-    parts.append(images.figure(f"confusion-{stem}.png", "confusion matrix",
-                               "Rows: true class; columns: predicted. Left: counts; right: share of the row."))
+    plots.confusion_figure(
+        images.path(f"confusion-{stem}.png"), best["confusion"], classes, f"{e.name} on {split} (TTA {report['tta']})"
+    )
+    parts.append(
+        images.figure(
+            f"confusion-{stem}.png",
+            "confusion matrix",
+            "Rows: true class; columns: predicted. Left: counts; right: share of the row.",
+        )
+    )
     parts.append(_worst_confused(e, split, report, images))
     return "".join(parts)
 
@@ -201,8 +304,10 @@ def _worst_confused(e: Entry, split: str, report: dict, images: html.Images) -> 
     predictions = Path(report.get("predictions_file", ""))
     data = next((Path(p) for p in (report.get("data_path"), report.get("data")) if p and Path(p).exists()), None)
     if not predictions.is_file() or data is None:
-        return title + html.note("Needs the evaluation's probabilities (evaluation-<split>.npz, written by this "
-                                 "version's `fer-models evaluate`) and its data file; not found.")
+        return title + html.note(
+            "Needs the evaluation's probabilities (evaluation-<split>.npz, written by this "
+            "version's `fer-models evaluate`) and its data file; not found."
+        )
     probs, labels = load_predictions(predictions)
     faces = store.read_split(data, split, provenance=False)
     if not np.array_equal(faces.labels, labels):
@@ -213,20 +318,34 @@ def _worst_confused(e: Entry, split: str, report: dict, images: html.Images) -> 
     for label, name in enumerate(classes):
         wrong = np.flatnonzero((labels == label) & (predicted != label))
         worst = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:WORST_PER_CLASS]
-        items = [(images.save_png(f"worst-{e.index}-{split}-{label}-{k}.png", faces.images[row]),
-                  f"{classes[predicted[row]]} {probs[row, predicted[row]]:.2f} [{row}]") for k, row in enumerate(worst)]
+        items = [
+            (
+                images.save_png(f"worst-{e.index}-{split}-{label}-{k}.png", faces.images[row]),
+                f"{classes[predicted[row]]} {probs[row, predicted[row]]:.2f} [{row}]",
+            )
+            for k, row in enumerate(worst)
+        ]
         if items:
-            blocks.append((f"{html.swatch(plots.class_colours(classes)[label])}{html.esc(name)}: "
-                           f"{len(wrong):,} of {int((labels == label).sum()):,} wrong", items))
-    return (title + html.note("Under each face: the predicted class, its probability and [the row].") +
-            html.labelled_thumbs(blocks))
+            blocks.append(
+                (
+                    f"{html.swatch(plots.class_colours(classes)[label])}{html.esc(name)}: "
+                    f"{len(wrong):,} of {int((labels == label).sum()):,} wrong",
+                    items,
+                )
+            )
+    return (
+        title
+        + html.note("Under each face: the predicted class, its probability and [the row].")
+        + html.labelled_thumbs(blocks)
+    )
 
 
 def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
     parts = ["<h3>Members and ensemble side by side</h3>"]
     for split, report in e.evaluations.items():
-        header = ["model", html.Cell("weight", numeric=True), "TTA"] + [html.Cell(label, numeric=True)
-                                                                          for _, label in HEADLINE]
+        header = ["model", html.Cell("weight", numeric=True), "TTA"] + [
+            html.Cell(label, numeric=True) for _, label in HEADLINE
+        ]
         rows, series, missing = [], {}, []
         for member, spec in zip(e.members, e.meta["members"]):
             theirs = member.evaluations.get(split)
@@ -234,25 +353,48 @@ def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
                 missing.append(member.name)
                 continue
             metrics = theirs["results"][theirs["tta"]]["all"]
-            rows.append([member.name, html.num(spec["weight"], digits=3), theirs["tta"],
-                         *_headline_cells(metrics, f"{e.key}.members.{member.name}.{split}")])
+            rows.append(
+                [
+                    member.name,
+                    html.num(spec["weight"], digits=3),
+                    theirs["tta"],
+                    *_headline_cells(metrics, f"{e.key}.members.{member.name}.{split}"),
+                ]
+            )
             series[member.name] = [metrics["per_class"][c]["f1"] for c in e.classes]
         ours = report["results"][report["tta"]]["all"]
-        rows.append([html.Cell(f"ensemble ({e.meta['method']})"), "", report["tta"],
-                     *_headline_cells(ours, f"{e.key}.evaluations.{split}.results.{report['tta']}.all")])
+        rows.append(
+            [
+                html.Cell(f"ensemble ({e.meta['method']})"),
+                "",
+                report["tta"],
+                *_headline_cells(ours, f"{e.key}.evaluations.{split}.results.{report['tta']}.all"),
+            ]
+        )
         series["ensemble"] = [ours["per_class"][c]["f1"] for c in e.classes]
         parts.append(html.table(header, rows, table_id=f"members-{e.index}-{split}", caption=f"on {split}"))
         if missing:
-            parts.append(html.note(f"No {split} evaluation of {', '.join(missing)}: run `fer-models evaluate` on "
-                                   "each member to see it here.", warn=True))
-        plots.grouped_bars(images.path(f"members-{e.index}-{split}.png"), e.classes, series,
-                           f"F1 per class on {split}: members and ensemble", ylabel="F1")
+            parts.append(
+                html.note(
+                    f"No {split} evaluation of {', '.join(missing)}: run `fer-models evaluate` on "
+                    "each member to see it here.",
+                    warn=True,
+                )
+            )
+        plots.grouped_bars(
+            images.path(f"members-{e.index}-{split}.png"),
+            e.classes,
+            series,
+            f"F1 per class on {split}: members and ensemble",
+            ylabel="F1",
+        )
         parts.append(images.figure(f"members-{e.index}-{split}.png", "F1 per class, members and ensemble"))
     return "".join(parts)
 
 
-def comparisons_section(entries: list[Entry], comparisons: list[dict], images: html.Images,
-                        facts: dict) -> list[tuple[str, str, str]]:
+def comparisons_section(
+    entries: list[Entry], comparisons: list[dict], images: html.Images, facts: dict
+) -> list[tuple[str, str, str]]:
     """``fer-models compare`` results as a leaderboard: per arm, best balanced accuracy first, accuracy, balanced
     accuracy, macro-F1 and per-class recall (means over seeds) with 95% intervals, and each one's paired difference
     to the baseline (the first arm) with its interval."""
@@ -263,35 +405,60 @@ def comparisons_section(entries: list[Entry], comparisons: list[dict], images: h
         header = ["#", "arm", "data"]
         groups = [("", 3)]
         for _, label in HEADLINE[:3]:
-            header += [html.Cell("mean", numeric=True), html.Cell("95%", numeric=True),
-                       html.Cell("Δ baseline", numeric=True), html.Cell("95%", numeric=True)]
+            header += [
+                html.Cell("mean", numeric=True),
+                html.Cell("95%", numeric=True),
+                html.Cell("Δ baseline", numeric=True),
+                html.Cell("95%", numeric=True),
+            ]
             groups.append((label, 4))
         rows, recall_rows = [], []
         for rank, name in enumerate(leaderboard(c), 1):
             arm = c["arms"][name]
             key = f"comparisons.{k}.arms.{_key(name)}"
-            what = " + ".join(arm["members"]) if arm.get("members") else (
-                Path(arm["data"]).name + (f" {arm['variant']}" if arm["variant"] else ""))
+            what = (
+                " + ".join(arm["members"])
+                if arm.get("members")
+                else (Path(arm["data"]).name + (f" {arm['variant']}" if arm["variant"] else ""))
+            )
             row = [html.num(rank), html.Cell(f"{name} (baseline)" if name == first else name), what]
             for metric, _ in HEADLINE[:3]:
                 row += _interval_cells(arm[metric], f"{key}.{metric}")
-                row += (["", ""] if name == first else _interval_cells(arm["vs_first"][metric], f"{key}.vs_first.{metric}",
-                                                                       signed=True))
+                row += (
+                    ["", ""]
+                    if name == first
+                    else _interval_cells(arm["vs_first"][metric], f"{key}.vs_first.{metric}", signed=True)
+                )
             rows.append(row)
-            recall_rows.append([html.Cell(name)] + [cell for cls in classes for cell in _interval_cells(
-                arm["recall"][cls], f"{key}.recall.{cls}")])
+            recall_rows.append(
+                [html.Cell(name)]
+                + [cell for cls in classes for cell in _interval_cells(arm["recall"][cls], f"{key}.recall.{cls}")]
+            )
         plot_recall(images.path(f"compare-{k}.png"), c)
-        body = [html.note(f"Recipe {c.get('recipe') or 'default'}; {c['seeds']} seed(s) per arm; every arm evaluated "
-                          f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Intervals: "
-                          f"{c.get('interval', 'see docs/rebalancing.md')}; an interval that holds 0 shows no "
-                          "difference."),
-                html.table(header, rows, table_id=f"compare-{k}", groups=groups,
-                           caption=f"Leaderboard, best balanced accuracy first: test metrics (%) and the paired "
-                                   f"difference to the baseline {first}"),
-                html.table(["arm"] + [html.Cell(h, numeric=True) for _ in classes for h in ("mean", "95%")],
-                           recall_rows, table_id=f"compare-recall-{k}", groups=[("", 1)] + [(c, 2) for c in classes],
-                           caption="Test recall per class (%): mean over seeds and 95% interval"),
-                images.figure(f"compare-{k}.png", "per-class recall per arm")]
+        body = [
+            html.note(
+                f"Recipe {c.get('recipe') or 'default'}; {c['seeds']} seed(s) per arm; every arm evaluated "
+                f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Intervals: "
+                f"{c.get('interval', 'see docs/rebalancing.md')}; an interval that holds 0 shows no "
+                "difference."
+            ),
+            html.table(
+                header,
+                rows,
+                table_id=f"compare-{k}",
+                groups=groups,
+                caption=f"Leaderboard, best balanced accuracy first: test metrics (%) and the paired "
+                f"difference to the baseline {first}",
+            ),
+            html.table(
+                ["arm"] + [html.Cell(h, numeric=True) for _ in classes for h in ("mean", "95%")],
+                recall_rows,
+                table_id=f"compare-recall-{k}",
+                groups=[("", 1)] + [(c, 2) for c in classes],
+                caption="Test recall per class (%): mean over seeds and 95% interval",
+            ),
+            images.figure(f"compare-{k}.png", "per-class recall per arm"),
+        ]
         shown.append((f"compare-{k}", f"Comparison: {Path(c['_path']).parent.name}", "".join(body)))
     return shown
 
@@ -299,8 +466,10 @@ def comparisons_section(entries: list[Entry], comparisons: list[dict], images: h
 def _interval_cells(value: dict, key: str, signed: bool = False) -> list[html.Cell]:
     """A mean (or difference), carrying its exact value, and its 95% interval (exact values in report.json)."""
     sign = "+" if signed else ""
-    return [html.Cell(f"{100 * value['mean']:{sign}.2f}", value["mean"], True, f"{key}.mean"),
-            html.Cell(f"[{100 * value['low']:{sign}.1f}, {100 * value['high']:{sign}.1f}]", numeric=True)]
+    return [
+        html.Cell(f"{100 * value['mean']:{sign}.2f}", value["mean"], True, f"{key}.mean"),
+        html.Cell(f"[{100 * value['low']:{sign}.1f}, {100 * value['high']:{sign}.1f}]", numeric=True),
+    ]
 
 
 def _key(name: str) -> str:
@@ -313,8 +482,9 @@ def load_comparison(path: str | os.PathLike) -> dict:
     path = Path(path)
     file = path / COMPARE_FILE if path.is_dir() else path
     if not file.is_file():
-        raise MissingPathError(f"{file}: no such comparison (give `fer-models compare`'s --out folder or its "
-                               f"{COMPARE_FILE})")
+        raise MissingPathError(
+            f"{file}: no such comparison (give `fer-models compare`'s --out folder or its {COMPARE_FILE})"
+        )
     try:
         comparison = json.loads(file.read_text())
     except ValueError:
@@ -322,8 +492,10 @@ def load_comparison(path: str | os.PathLike) -> dict:
     if not isinstance(comparison, dict) or "arms" not in comparison:
         raise FerError(f"{file}: not a `fer-models compare` result; run the comparison again")
     if any("low" not in arm["accuracy"] for arm in comparison["arms"].values()):
-        raise FerError(f"{file}: written by an earlier `fer-models compare`, without intervals; run the same comparison "
-                       "again (its runs are reused) to write them")
+        raise FerError(
+            f"{file}: written by an earlier `fer-models compare`, without intervals; run the same comparison "
+            "again (its runs are reused) to write them"
+        )
     comparison["_path"] = str(file)
     return comparison
 
@@ -332,8 +504,12 @@ def load_comparison(path: str | os.PathLike) -> dict:
 SECTIONS: tuple[Section, ...] = (overview, comparisons_section, runs)
 
 
-def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = html.DEFAULT_OUT,
-                overwrite: bool = False, comparisons: Sequence[str | os.PathLike] = ()) -> Path:
+def runs_report(
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike = html.DEFAULT_OUT,
+    overwrite: bool = False,
+    comparisons: Sequence[str | os.PathLike] = (),
+) -> Path:
     """Write ``out/index.html`` (+ ``img/``, ``report.json``) about run folders, checkpoints and ensemble files,
     and ``fer-models compare`` results (``comparisons``: their folders or compare.json files).
 
@@ -350,12 +526,16 @@ def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = htm
             e.name = f"{e.name} [{e.index + 1}]"
     facts = {"entries": [_facts(e) for e in entries]}
     for e in entries:
-        facts["entries"][e.index]["members"] = {m.name: {split: r["results"][r["tta"]]["all"]
-                                                         for split, r in m.evaluations.items()} for m in e.members}
-    page = html.Page("Runs report: " + ", ".join([e.name for e in entries] + [Path(c["_path"]).parent.name
-                                                                          for c in compared]),
-                     [f"{len(entries)} run(s) and ensemble(s), {len(compared)} comparison(s); "
-                      f"made by fer-models {version('fer-synth')}"])
+        facts["entries"][e.index]["members"] = {
+            m.name: {split: r["results"][r["tta"]]["all"] for split, r in m.evaluations.items()} for m in e.members
+        }
+    page = html.Page(
+        "Runs report: " + ", ".join([e.name for e in entries] + [Path(c["_path"]).parent.name for c in compared]),
+        [
+            f"{len(entries)} run(s) and ensemble(s), {len(compared)} comparison(s); "
+            f"made by fer-models {version('fer-synth')}"
+        ],
+    )
     with html.report_images(out) as images:
         for section in SECTIONS:
             for shown in section(entries, compared, images, facts):
@@ -365,7 +545,14 @@ def runs_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike = htm
 
 
 def _facts(e: Entry) -> dict:
-    return {"name": e.name, "path": str(e.path), "kind": e.meta["format"],
-            "evaluations": {split: {k: v for k, v in r.items() if not k.startswith("_")}
-                            for split, r in e.evaluations.items()},
-            "history": e.history, "best_epoch": e.meta.get("best_epoch"), "best_val": e.meta.get("metrics", {}).get("val")}
+    return {
+        "name": e.name,
+        "path": str(e.path),
+        "kind": e.meta["format"],
+        "evaluations": {
+            split: {k: v for k, v in r.items() if not k.startswith("_")} for split, r in e.evaluations.items()
+        },
+        "history": e.history,
+        "best_epoch": e.meta.get("best_epoch"),
+        "best_val": e.meta.get("metrics", {}).get("val"),
+    }

@@ -14,9 +14,9 @@ from pathlib import Path
 from fer_models.data import TTA_MODES, Augment, check_tta
 from fer_models.losses import CLASS_WEIGHTINGS, LOSSES
 from fer_models.models import get_spec
+from fer_models.recipes import INFO_KEYS, load_recipe
 from fer_models.training.optim import OPTIMIZERS, SCHEDULES
 from fer_models.training.precision import AMP_MODES
-from fer_models.recipes import INFO_KEYS, load_recipe
 from fer_synth.core.errors import FerError, InvalidOptionError
 
 DEFAULT_DATA = "fer2013_balanced.h5"
@@ -60,7 +60,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_weighting: str = "none"  # none | balanced | sqrt
     balanced_sampler: bool = False
-    augment: dict = field(default_factory=lambda: {"scale": [0.85, 1.0], "translate": 0.05, "hflip": True, "rotate": 10})
+    augment: dict = field(
+        default_factory=lambda: {"scale": [0.85, 1.0], "translate": 0.05, "hflip": True, "rotate": 10}
+    )
     tta: str = "flip"  # what `evaluate` uses by default; validation during training uses no TTA
     amp: str = "auto"
     clip_grad: float | None = None
@@ -75,10 +77,14 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise a :class:`FerError` naming the first setting that cannot work."""
-        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
-                                     ("amp", self.amp, AMP_MODES), ("monitor", self.monitor, MONITORS),
-                                     ("budget_clock", self.budget_clock, tuple(BUDGET_CLOCKS)),
-                                     ("class_weighting", self.class_weighting, CLASS_WEIGHTINGS)):
+        for name, value, allowed in (
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("amp", self.amp, AMP_MODES),
+            ("monitor", self.monitor, MONITORS),
+            ("budget_clock", self.budget_clock, tuple(BUDGET_CLOCKS)),
+            ("class_weighting", self.class_weighting, CLASS_WEIGHTINGS),
+        ):
             if value not in allowed:
                 raise InvalidOptionError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         check_tta(self.tta)
@@ -88,22 +94,35 @@ class TrainConfig:
                 raise InvalidOptionError(f"{name} must be at least 1, got {getattr(self, name)}")
         unknown = set(self.augment) - {f.name for f in fields(Augment)}
         if unknown:
-            raise InvalidOptionError(f"unknown augmentation(s) {sorted(unknown)}; known: "
-                                     f"{', '.join(f.name for f in fields(Augment))}")
+            raise InvalidOptionError(
+                f"unknown augmentation(s) {sorted(unknown)}; known: {', '.join(f.name for f in fields(Augment))}"
+            )
         get_spec(self.model)
 
     def optimizer_kwargs(self) -> dict:
         """The optimizer's settings, as :func:`~fer_models.training.optim.create_optimizer` takes them."""
-        return {"name": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay, "momentum": self.momentum,
-                "nesterov": self.nesterov}
+        return {
+            "name": self.optimizer,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+        }
 
     def scheduler_kwargs(self) -> dict:
         """The LR schedule's settings, as :func:`~fer_models.training.optim.create_scheduler` takes them."""
-        return {"schedule": self.schedule, "mode": "min" if self.monitor == "nll" else "max",
-                "plateau_factor": self.plateau_factor, "plateau_patience": self.plateau_patience, "epochs": self.epochs,
-                "warmup_epochs": self.warmup_epochs, "min_lr_ratio": self.min_lr_ratio,
-                "restart_epochs": self.restart_epochs, "restart_mult": self.restart_mult,
-                "cycle_epochs": self.cycle_epochs}
+        return {
+            "schedule": self.schedule,
+            "mode": "min" if self.monitor == "nll" else "max",
+            "plateau_factor": self.plateau_factor,
+            "plateau_patience": self.plateau_patience,
+            "epochs": self.epochs,
+            "warmup_epochs": self.warmup_epochs,
+            "min_lr_ratio": self.min_lr_ratio,
+            "restart_epochs": self.restart_epochs,
+            "restart_mult": self.restart_mult,
+            "cycle_epochs": self.cycle_epochs,
+        }
 
 
 def make_config(recipe: str | None = None, augment_overrides: dict | None = None, **overrides) -> TrainConfig:
@@ -134,5 +153,14 @@ def make_config(recipe: str | None = None, augment_overrides: dict | None = None
     return config
 
 
-__all__ = ["AMP_MODES", "BUDGET_CLOCKS", "CLASS_WEIGHTINGS", "DEFAULT_DATA", "DEFAULT_MODEL", "MONITORS", "TTA_MODES", "TrainConfig",
-           "make_config"]
+__all__ = [
+    "AMP_MODES",
+    "BUDGET_CLOCKS",
+    "CLASS_WEIGHTINGS",
+    "DEFAULT_DATA",
+    "DEFAULT_MODEL",
+    "MONITORS",
+    "TTA_MODES",
+    "TrainConfig",
+    "make_config",
+]

@@ -52,7 +52,9 @@ def plot_curves(path: Path, history: list[dict], title: str = "") -> None:
 
 def epoch_line(row: dict, improved: bool) -> str:
     """One line of the training log for an epoch's history row."""
-    return (f"epoch {row['epoch']:>3}  lr {row['lr']:.2e}  loss {row['train_loss']:.4f}  "
-            f"train acc {row['train_accuracy']:.4f}  val acc {row['val_accuracy']:.4f}  "
-            f"val bal acc {row['val_balanced_accuracy']:.4f}  {row['images_per_s']:.0f} img/s"
-            f"{'  *best*' if improved else ''}")
+    return (
+        f"epoch {row['epoch']:>3}  lr {row['lr']:.2e}  loss {row['train_loss']:.4f}  "
+        f"train acc {row['train_accuracy']:.4f}  val acc {row['val_accuracy']:.4f}  "
+        f"val bal acc {row['val_balanced_accuracy']:.4f}  {row['images_per_s']:.0f} img/s"
+        f"{'  *best*' if improved else ''}"
+    )

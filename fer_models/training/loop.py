@@ -31,28 +31,38 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fer_models import checkpoint as ckpt
-from fer_models.training.config import BUDGET_CLOCKS, DEFAULT_DATA, TrainConfig
-from fer_models.data import Augment, TensorSplit, augment_batch, batches, data_identity, epoch_order, load_split, mix_batch
-from fer_models.training.distributed import Dist, agree, barrier, broadcast_from_main, init_distributed, sum_over_ranks
-from fer_models.losses import build_loss, class_weights
+from fer_models.data import (
+    Augment,
+    TensorSplit,
+    augment_batch,
+    batches,
+    data_identity,
+    epoch_order,
+    load_split,
+    mix_batch,
+)
 from fer_models.evaluation.metrics import classification_metrics
+from fer_models.inference.probabilities import predict_proba
+from fer_models.losses import build_loss, class_weights
 from fer_models.models import create_model, get_spec
+from fer_models.training.config import BUDGET_CLOCKS, DEFAULT_DATA, TrainConfig
+from fer_models.training.distributed import Dist, agree, barrier, broadcast_from_main, init_distributed, sum_over_ranks
+from fer_models.training.history import epoch_line, plot_curves, write_history
 from fer_models.training.optim import create_optimizer, create_scheduler, cycle_ends
 from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
-from fer_models.inference.probabilities import predict_proba
-from fer_models.training.history import epoch_line, plot_curves, write_history
-from fer_synth.ui.console import progress_bar
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError
 from fer_synth.core.outputs import has_file, output_lock, prepare_output_folder
+from fer_synth.ui.console import progress_bar
 
 logger = logging.getLogger(__name__)
 
 COMMAND = "fer-models train"
 STATE_FILE = "last-state.safetensors"
 #: Settings that may change on --resume: only the run's length and where/how it runs.
-RESUMABLE_CHANGES = frozenset({"epochs", "time_budget", "budget_clock", "progress", "device", "threads", "out", "data",
-                               "eval_batch_size"})
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "time_budget", "budget_clock", "progress", "device", "threads", "out", "data", "eval_batch_size"}
+)
 
 
 class Objective(nn.Module):
@@ -95,9 +105,15 @@ class TrainingState:
         return self.ema.module if self.ema is not None else self.model
 
     def state_dict(self) -> dict:
-        state = {"model": self.model.state_dict(), "loss": self.loss.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "best": self.best, "best_epoch": self.best_epoch, "stale": self.stale}
+        state = {
+            "model": self.model.state_dict(),
+            "loss": self.loss.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "stale": self.stale,
+        }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         if self.scaler is not None:
@@ -138,20 +154,27 @@ class EpochStats:
     out_of_time: bool
 
 
-def build_state(config: TrainConfig, train_split: TensorSplit, steps_per_epoch: int,
-                device: torch.device) -> TrainingState:
+def build_state(
+    config: TrainConfig, train_split: TensorSplit, steps_per_epoch: int, device: torch.device
+) -> TrainingState:
     """Model, EMA, loss, optimizer, schedule and grad scaler, from ``config.seed``."""
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=len(train_split.classes), weights=config.weights,
-                         **config.model_options)
+    model = create_model(
+        config.model, num_classes=len(train_split.classes), weights=config.weights, **config.model_options
+    )
     dtype = autocast_dtype(config.amp, device)  # once: it warns when the device cannot do what was asked
     to_layout(model.to(device), uses_channels_last(dtype, device))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
     # The loss comes after the EMA copy (a feature regulariser hooks the model; the copy needs no hook) and before
     # the optimizer, which trains the loss's own parameters (EmoNeXt's attention) with the model's.
     weights = class_weights(train_split.counts(), config.class_weighting)
-    loss_fn = build_loss(config.loss, class_weights=None if weights is None else weights.to(device),
-                         label_smoothing=config.label_smoothing, model=model, **config.loss_options).to(device)
+    loss_fn = build_loss(
+        config.loss,
+        class_weights=None if weights is None else weights.to(device),
+        label_smoothing=config.label_smoothing,
+        model=model,
+        **config.loss_options,
+    ).to(device)
     optimizer = create_optimizer(Objective(model, loss_fn), **config.optimizer_kwargs())
     scheduler = create_scheduler(optimizer, steps_per_epoch=steps_per_epoch, **config.scheduler_kwargs())
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
@@ -164,20 +187,34 @@ def restore(out: Path, config: TrainConfig, state: TrainingState, data_id: dict)
     saved, meta = ckpt.load_state(out / STATE_FILE)
     changed = sorted(k for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES and meta["config"].get(k) != v)
     if changed:
-        raise FerError(f"{out} holds a run with other settings ({', '.join(changed)}); continue it with the same "
-                       "settings, choose another --out, or pass --overwrite to start over")
+        raise FerError(
+            f"{out} holds a run with other settings ({', '.join(changed)}); continue it with the same "
+            "settings, choose another --out, or pass --overwrite to start over"
+        )
     if meta["data"].get("fingerprint") != data_id.get("fingerprint"):
-        raise FerError(f"{out} was trained on other data (fingerprint {meta['data'].get('fingerprint')}, "
-                       f"{config.data} has {data_id.get('fingerprint')}); use that data, choose another --out, or "
-                       "pass --overwrite to start over")
+        raise FerError(
+            f"{out} was trained on other data (fingerprint {meta['data'].get('fingerprint')}, "
+            f"{config.data} has {data_id.get('fingerprint')}); use that data, choose another --out, or "
+            "pass --overwrite to start over"
+        )
     state.load_state_dict(saved)
     state.epoch, state.history = meta["epoch"], meta["history"]
     return meta
 
 
-def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, config: TrainConfig, aug: Augment,
-                    input_size: int, in_chans: int, d: Dist, device: torch.device, epoch: int,
-                    deadline: float | None) -> EpochStats:
+def train_one_epoch(
+    net: nn.Module,
+    state: TrainingState,
+    split: TensorSplit,
+    config: TrainConfig,
+    aug: Augment,
+    input_size: int,
+    in_chans: int,
+    d: Dist,
+    device: torch.device,
+    epoch: int,
+    deadline: float | None,
+) -> EpochStats:
     """One pass over this rank's batches of ``split``; stops early (on every rank) past ``deadline``."""
     # Every random draw of an epoch comes from (seed, epoch): resuming replays exactly.
     torch.manual_seed(config.seed * 1_000_003 + epoch)
@@ -209,10 +246,18 @@ def train_one_epoch(net: nn.Module, state: TrainingState, split: TensorSplit, co
                 out_of_time = agree(clock() >= deadline, d, device)
                 if out_of_time:
                     break
-    totals = sum_over_ranks(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)]), d)
+    totals = sum_over_ranks(
+        torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)]), d
+    )
     loss_total, correct_total, images = totals.tolist()
-    return EpochStats(loss_total / max(images, 1), correct_total / max(images, 1), int(images),
-                      time.perf_counter() - start, time.process_time() - cpu_start, out_of_time)
+    return EpochStats(
+        loss_total / max(images, 1),
+        correct_total / max(images, 1),
+        int(images),
+        time.perf_counter() - start,
+        time.process_time() - cpu_start,
+        out_of_time,
+    )
 
 
 def _optimizer_step(loss: torch.Tensor, state: TrainingState, config: TrainConfig, net: nn.Module) -> None:
@@ -235,15 +280,22 @@ def _optimizer_step(loss: torch.Tensor, state: TrainingState, config: TrainConfi
         state.ema.update_parameters(state.model)
 
 
-def validate(model: nn.Module, split: TensorSplit, config: TrainConfig, input_size: int, in_chans: int,
-             amp_dtype: torch.dtype | None) -> dict:
+def validate(
+    model: nn.Module,
+    split: TensorSplit,
+    config: TrainConfig,
+    input_size: int,
+    in_chans: int,
+    amp_dtype: torch.dtype | None,
+) -> dict:
     """Metrics of ``model`` on ``split`` (no TTA: selection must not depend on test-time tricks)."""
     probs = predict_proba(model, split.images, input_size, in_chans, "none", config.eval_batch_size, amp_dtype)
     return classification_metrics(probs, split.labels.cpu().numpy(), split.classes)
 
 
-def save_epoch(out: Path, state: TrainingState, meta: dict, improved: bool, config: TrainConfig,
-               steps_per_epoch: int) -> None:
+def save_epoch(
+    out: Path, state: TrainingState, meta: dict, improved: bool, config: TrainConfig, steps_per_epoch: int
+) -> None:
     """The epoch's files, in an order that survives a kill at any instant: best (when improved) and a cycle's
     snapshot first, then the training state (the commit point), then what derives from it."""
     if improved:
@@ -272,7 +324,8 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     if not Path(config.data).exists():
         raise MissingPathError(
             f"{config.data}: no such data file. Make it with `fer-synth balance fer2013/` (writes {DEFAULT_DATA}) "
-            "or `fer-synth pack fer2013.csv.gz --out data.h5`, or give one with --data")
+            "or `fer-synth pack fer2013.csv.gz --out data.h5`, or give one with --data"
+        )
     if config.threads:
         torch.set_num_threads(config.threads)
     data_id = data_identity(config.data)
@@ -284,30 +337,44 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     train_split = load_split(config.data, "train", device)
     val_split = load_split(config.data, "val", device)
     if not len(train_split) or not len(val_split):
-        raise FerError(f"{config.data}: training needs non-empty train and val splits "
-                       f"(train {len(train_split)}, val {len(val_split)} rows)")
+        raise FerError(
+            f"{config.data}: training needs non-empty train and val splits "
+            f"(train {len(train_split)}, val {len(val_split)} rows)"
+        )
     if val_split.n_synthetic:
-        logger.warning(f"the val split holds {val_split.n_synthetic} SYNTHETIC rows: model selection is not on "
-                       "real data only")
+        logger.warning(
+            f"the val split holds {val_split.n_synthetic} SYNTHETIC rows: model selection is not on real data only"
+        )
     steps_per_epoch = len(batches(torch.arange(len(train_split)), config.batch_size, d.rank, d.world_size))
     if steps_per_epoch == 0:
-        raise FerError(f"batch size {config.batch_size} x {d.world_size} process(es) exceeds the "
-                       f"{len(train_split)} training rows; lower --batch-size")
+        raise FerError(
+            f"batch size {config.batch_size} x {d.world_size} process(es) exceeds the "
+            f"{len(train_split)} training rows; lower --batch-size"
+        )
 
     # 3. The run folder: new, empty, this run's own, or emptied on request; one process writes it at a time.
     out = Path(config.out)
     if resume and not (out / STATE_FILE).exists():
         raise MissingPathError(f"{out}: nothing to resume (no {STATE_FILE}); run without --resume to start")
     if d.main:
-        prepare_output_folder(out, command=COMMAND, is_own=has_file("config.json"), overwrite=overwrite,
-                              inputs=[config.data])
+        prepare_output_folder(
+            out, command=COMMAND, is_own=has_file("config.json"), overwrite=overwrite, inputs=[config.data]
+        )
     barrier(d)  # the other ranks read the folder only once rank 0 has checked (or emptied) it
     with output_lock(out) if d.main else nullcontext():
         return _train(config, resume, d, device, data_id, train_split, val_split, steps_per_epoch)
 
 
-def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, data_id: dict, train_split: TensorSplit,
-           val_split: TensorSplit, steps_per_epoch: int) -> RunResult:
+def _train(
+    config: TrainConfig,
+    resume: bool,
+    d: Dist,
+    device: torch.device,
+    data_id: dict,
+    train_split: TensorSplit,
+    val_split: TensorSplit,
+    steps_per_epoch: int,
+) -> RunResult:
     out = Path(config.out)
     spec = get_spec(config.model)
     input_size = config.input_size or int(config.model_options.get("input_size", spec.input_size))
@@ -316,40 +383,55 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
     state = build_state(config, train_split, steps_per_epoch, device)
     if (out / STATE_FILE).exists():
         meta = restore(out, config, state, data_id)
-        logger.info(f"the run in {out} is complete ({state.epoch} epochs); nothing to train"
-                    if state.epoch >= config.epochs else
-                    f"continuing the run in {out} after epoch {state.epoch} of {config.epochs}")
+        logger.info(
+            f"the run in {out} is complete ({state.epoch} epochs); nothing to train"
+            if state.epoch >= config.epochs
+            else f"continuing the run in {out} after epoch {state.epoch} of {config.epochs}"
+        )
         if d.main:
             write_derived(out, state, meta)
     start_epoch = state.epoch
     objective = Objective(state.model, state.loss)
     net: nn.Module = objective
     if d.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None
+        )
     aug = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.augment.items()})
 
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         ckpt.write_json(out / "config.json", asdict(config))
     loss_params = sum(p.numel() for p in state.loss.parameters())
-    logger.info(f"training {config.model} ({sum(p.numel() for p in state.model.parameters()) / 1e6:.2f}M params"
-                f"{f', loss {config.loss} {loss_params / 1e6:.2f}M' if loss_params else ''}, "
-                f"{spec.in_chans}x{input_size}x{input_size}) on {len(train_split)} train / {len(val_split)} val rows "
-                f"({train_split.n_synthetic} synthetic in train; {len(train_split.classes)} classes"
-                f"{', soft-label targets' if train_split.soft_labels is not None else ''}), {device}"
-                f"{f' x{d.world_size}' if d.world_size > 1 else ''} -> {out}")
+    logger.info(
+        f"training {config.model} ({sum(p.numel() for p in state.model.parameters()) / 1e6:.2f}M params"
+        f"{f', loss {config.loss} {loss_params / 1e6:.2f}M' if loss_params else ''}, "
+        f"{spec.in_chans}x{input_size}x{input_size}) on {len(train_split)} train / {len(val_split)} val rows "
+        f"({train_split.n_synthetic} synthetic in train; {len(train_split.classes)} classes"
+        f"{', soft-label targets' if train_split.soft_labels is not None else ''}), {device}"
+        f"{f' x{d.world_size}' if d.world_size > 1 else ''} -> {out}"
+    )
 
     # 5. Epochs: train, validate, keep the best, save.
-    meta_base = {"model": config.model, "model_options": config.model_options, "input_size": input_size,
-                 "in_chans": spec.in_chans, "classes": list(train_split.classes),
-                 "num_classes": len(train_split.classes), "soft_labels": train_split.soft_labels is not None,
-                 "tta": config.tta, "config": asdict(config), "data": data_id}
+    meta_base = {
+        "model": config.model,
+        "model_options": config.model_options,
+        "input_size": input_size,
+        "in_chans": spec.in_chans,
+        "classes": list(train_split.classes),
+        "num_classes": len(train_split.classes),
+        "soft_labels": train_split.soft_labels is not None,
+        "tta": config.tta,
+        "config": asdict(config),
+        "data": data_id,
+    }
     clock = BUDGET_CLOCKS[config.budget_clock]
     deadline = None if config.time_budget is None else clock() + config.time_budget
     stopped_by = "epochs"
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        stats = train_one_epoch(net, state, train_split, config, aug, input_size, spec.in_chans, d, device, epoch,
-                                deadline)
+        stats = train_one_epoch(
+            net, state, train_split, config, aug, input_size, spec.in_chans, d, device, epoch, deadline
+        )
         # BN statistics drift apart per rank; evaluate rank 0's on every rank.
         broadcast_from_main([*state.model.buffers(), *(state.ema.buffers() if state.ema is not None else ())], d)
         val = validate(state.eval_model, val_split, config, input_size, spec.in_chans, state.amp_dtype)
@@ -357,13 +439,23 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
         if config.schedule == "plateau":
             state.scheduler.step(value)
         state.epoch = epoch
-        state.history.append({
-            "epoch": epoch, "lr": state.optimizer.param_groups[0]["lr"], "train_loss": stats.loss,
-            "train_accuracy": stats.accuracy, "val_nll": val["nll"], "val_accuracy": val["accuracy"],
-            "val_balanced_accuracy": val["balanced_accuracy"], "val_macro_f1": val["macro_f1"],
-            "train_images": stats.images, "images_per_s": stats.images / stats.seconds, "seconds": stats.seconds,
-            "cpu_seconds": stats.cpu_seconds,
-            "partial_epoch": stats.out_of_time})
+        state.history.append(
+            {
+                "epoch": epoch,
+                "lr": state.optimizer.param_groups[0]["lr"],
+                "train_loss": stats.loss,
+                "train_accuracy": stats.accuracy,
+                "val_nll": val["nll"],
+                "val_accuracy": val["accuracy"],
+                "val_balanced_accuracy": val["balanced_accuracy"],
+                "val_macro_f1": val["macro_f1"],
+                "train_images": stats.images,
+                "images_per_s": stats.images / stats.seconds,
+                "seconds": stats.seconds,
+                "cpu_seconds": stats.cpu_seconds,
+                "partial_epoch": stats.out_of_time,
+            }
+        )
         improved = state.best is None or (value < state.best if config.monitor == "nll" else value > state.best)
         if improved:
             state.best, state.best_epoch, state.stale = value, epoch, 0
@@ -371,8 +463,13 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
             state.stale += 1
         logger.info(epoch_line(state.history[-1], improved))
         if d.main:
-            meta = {**meta_base, "epoch": epoch, "metrics": {"val": _headline(val)}, "history": state.history,
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            meta = {
+                **meta_base,
+                "epoch": epoch,
+                "metrics": {"val": _headline(val)},
+                "history": state.history,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
             save_epoch(out, state, meta, improved, config, steps_per_epoch)
         if stats.out_of_time:
             stopped_by = "time-budget"
@@ -383,13 +480,23 @@ def _train(config: TrainConfig, resume: bool, d: Dist, device: torch.device, dat
     if d.main and state.history:
         write_history(out, state.history)
         plot_curves(out / "curves.png", state.history)
-    logger.info(f"done ({stopped_by}): best val {config.monitor} "
-                f"{state.best if state.best is None else round(state.best, 4)} at epoch {state.best_epoch}; "
-                f"{out / 'best.safetensors'}")
+    logger.info(
+        f"done ({stopped_by}): best val {config.monitor} "
+        f"{state.best if state.best is None else round(state.best, 4)} at epoch {state.best_epoch}; "
+        f"{out / 'best.safetensors'}"
+    )
     d.close()
     # The returned model in the standard layout: it then computes exactly what the saved weights, loaded, compute.
-    return RunResult(out, state.epoch, state.best_epoch, state.best, state.history, stopped_by,
-                     state.eval_model.to(memory_format=torch.contiguous_format), state.loss)
+    return RunResult(
+        out,
+        state.epoch,
+        state.best_epoch,
+        state.best,
+        state.history,
+        stopped_by,
+        state.eval_model.to(memory_format=torch.contiguous_format),
+        state.loss,
+    )
 
 
 def _headline(metrics: dict) -> dict:
@@ -403,8 +510,15 @@ class _EpochProgress:
     def __init__(self, enabled: bool, epoch: int, epochs: int, total: int):
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-        self.bar = progress_bar(enabled, TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True)
+        self.bar = progress_bar(
+            enabled,
+            TextColumn(f"epoch {epoch}/{epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
         self.total, self.last = total, 0.0
 
     def __enter__(self) -> _EpochProgress:

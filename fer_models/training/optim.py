@@ -24,8 +24,9 @@ OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd", "radam")
 LR_SCHEDULES: Registry[Callable[..., float]] = Registry("schedule")
 
 
-def create_optimizer(module: nn.Module, name: str, lr: float, weight_decay: float, momentum: float = 0.9,
-                     nesterov: bool = True) -> torch.optim.Optimizer:
+def create_optimizer(
+    module: nn.Module, name: str, lr: float, weight_decay: float, momentum: float = 0.9, nesterov: bool = True
+) -> torch.optim.Optimizer:
     """The optimizer ``name`` over ``module``'s trainable parameters (the model and a loss with parameters, as one
     module). timm's factory leaves biases and norm parameters (1-d tensors) without weight decay."""
     if name == "sgd":
@@ -48,8 +49,9 @@ def _constant(step: int, steps_per_epoch: int, **_) -> float:
 
 
 @LR_SCHEDULES.register("cosine-warmup")
-def _cosine_warmup(step: int, steps_per_epoch: int, *, epochs: float, warmup_epochs: float, min_lr_ratio: float,
-                   **_) -> float:
+def _cosine_warmup(
+    step: int, steps_per_epoch: int, *, epochs: float, warmup_epochs: float, min_lr_ratio: float, **_
+) -> float:
     epoch = step / steps_per_epoch
     if epoch < warmup_epochs:
         return (step + 1) / (warmup_epochs * steps_per_epoch)
@@ -58,8 +60,9 @@ def _cosine_warmup(step: int, steps_per_epoch: int, *, epochs: float, warmup_epo
 
 
 @LR_SCHEDULES.register("warm-restarts")
-def _warm_restarts(step: int, steps_per_epoch: int, *, restart_epochs: float, restart_mult: float,
-                   min_lr_ratio: float, **_) -> float:
+def _warm_restarts(
+    step: int, steps_per_epoch: int, *, restart_epochs: float, restart_mult: float, min_lr_ratio: float, **_
+) -> float:
     """SGDR (Loshchilov & Hutter 2017): cosine periods of ``restart_epochs``, each ``restart_mult`` longer."""
     epoch, period, start = step / steps_per_epoch, restart_epochs, 0.0
     while epoch >= start + period:
@@ -91,19 +94,30 @@ def lr_factor(schedule: str, step: int, steps_per_epoch: int, **settings) -> flo
     return LR_SCHEDULES.get(schedule)(step, steps_per_epoch, **settings)
 
 
-def create_scheduler(optimizer: torch.optim.Optimizer, schedule: str, steps_per_epoch: int, *, mode: str = "max",
-                     plateau_factor: float = 0.5, plateau_patience: int = 5, **settings):
+def create_scheduler(
+    optimizer: torch.optim.Optimizer,
+    schedule: str,
+    steps_per_epoch: int,
+    *,
+    mode: str = "max",
+    plateau_factor: float = 0.5,
+    plateau_patience: int = 5,
+    **settings,
+):
     """``ReduceLROnPlateau`` for ``plateau`` (stepped per epoch with the val metric, which ``mode`` says is better
     high or low), else a per-step LambdaLR of :func:`lr_factor` with ``settings``."""
     if schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode=mode, factor=plateau_factor, patience=plateau_patience)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(schedule, step, steps_per_epoch,
-                                                                               **settings))
+            optimizer, mode=mode, factor=plateau_factor, patience=plateau_patience
+        )
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(schedule, step, steps_per_epoch, **settings)
+    )
 
 
 def cycle_ends(cycle_epochs: float, epoch: int, steps_per_epoch: int) -> bool:
     """Whether a ``cyclic-snapshots`` cycle of ``cycle_epochs`` ended during ``epoch`` (then a snapshot is saved)."""
     cycle_steps = cycle_epochs * steps_per_epoch
-    return (math.floor(epoch * steps_per_epoch / cycle_steps + 1e-9)
-            > math.floor((epoch - 1) * steps_per_epoch / cycle_steps + 1e-9))
+    return math.floor(epoch * steps_per_epoch / cycle_steps + 1e-9) > math.floor(
+        (epoch - 1) * steps_per_epoch / cycle_steps + 1e-9
+    )

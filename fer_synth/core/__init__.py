@@ -10,17 +10,20 @@ and offline), lazy (cheap package namespaces).
 
 from fer_synth.core.lazy import lazy_exports
 
-__all__, __getattr__ = lazy_exports(__name__, {
-    "CLASSES": "fer_synth.core.classes",
-    "NUM_CLASSES": "fer_synth.core.classes",
-    "resolve": "fer_synth.core.classes",
-    "ClassList": "fer_synth.core.classes",
-    "FER2013": "fer_synth.core.classes",
-    "FERPLUS": "fer_synth.core.classes",
-    "FerError": "fer_synth.core.errors",
-    "Dataset": "fer_synth.core.dataset",
-    "Split": "fer_synth.core.dataset",
-    "Registry": "fer_synth.core.registry",
-    "atomic_file": "fer_synth.core.atomic",
-    "resolve_device": "fer_synth.core.env",
-})
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "CLASSES": "fer_synth.core.classes",
+        "NUM_CLASSES": "fer_synth.core.classes",
+        "resolve": "fer_synth.core.classes",
+        "ClassList": "fer_synth.core.classes",
+        "FER2013": "fer_synth.core.classes",
+        "FERPLUS": "fer_synth.core.classes",
+        "FerError": "fer_synth.core.errors",
+        "Dataset": "fer_synth.core.dataset",
+        "Split": "fer_synth.core.dataset",
+        "Registry": "fer_synth.core.registry",
+        "atomic_file": "fer_synth.core.atomic",
+        "resolve_device": "fer_synth.core.env",
+    },
+)

@@ -40,7 +40,7 @@ def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
     if not target.parent.is_dir():
         return removed
     for path in target.parent.glob(f"{prefix}*.tmp"):
-        pid = path.name[len(prefix):].split(".", 1)[0]
+        pid = path.name[len(prefix) :].split(".", 1)[0]
         if not pid.isdigit() or _alive(int(pid)):
             continue
         if path.is_dir():
@@ -58,15 +58,22 @@ def _umask() -> int:
 
 
 #: OS errors that mean "this place cannot take the output", not a bug: each becomes one clear line.
-_PLACE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-                 errno.EPERM: "permission denied"}
+_PLACE_ERRORS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
 
 
 def _place_error(target: Path, e: OSError) -> OutputError | None:
     reason = _PLACE_ERRORS.get(e.errno)
-    return OutputError(f"{target}: cannot write it ({reason}); free space or choose another output path") \
-        if reason else None
+    return (
+        OutputError(f"{target}: cannot write it ({reason}); free space or choose another output path")
+        if reason
+        else None
+    )
 
 
 @contextmanager

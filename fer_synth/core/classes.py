@@ -54,8 +54,11 @@ class ClassList(Sequence[str]):
     def __init__(self, name: str, names: Iterable[str]):
         self.name = name
         self.names: tuple[str, ...] = tuple(names)
-        if not self.names or len(set(self.names)) != len(self.names) or not all(
-                isinstance(n, str) and n for n in self.names):
+        if (
+            not self.names
+            or len(set(self.names)) != len(self.names)
+            or not all(isinstance(n, str) and n for n in self.names)
+        ):
             raise ValueError(f"a class list needs distinct non-empty names, got {list(self.names)}")
 
     def __getitem__(self, i):  # type: ignore[override]

@@ -53,8 +53,9 @@ class Split:
         self.model = _str_array(self.model, n)
         self.parents = _str_array(self.parents, n)
         self.seed = np.full(n, -1, np.int64) if self.seed is None else np.asarray(self.seed, np.int64)
-        self.judge_score = (np.full(n, np.nan, np.float32) if self.judge_score is None
-                            else np.asarray(self.judge_score, np.float32))
+        self.judge_score = (
+            np.full(n, np.nan, np.float32) if self.judge_score is None else np.asarray(self.judge_score, np.float32)
+        )
         for name in COLUMNS[1:]:
             if len(getattr(self, name)) != n:
                 raise ValueError(f"column {name!r} has {len(getattr(self, name))} rows, images has {n}")
@@ -92,8 +93,9 @@ class Split:
         Soft labels do not survive a change of class list (their columns are the old list's)."""
         if classes == self.classes:
             return self, np.ones(len(self), bool)
-        mapping = np.array([classes.names.index(c) if c in classes.names else -1 for c in self.classes.names],
-                           dtype=np.int64)
+        mapping = np.array(
+            [classes.names.index(c) if c in classes.names else -1 for c in self.classes.names], dtype=np.int64
+        )
         keep = mapping[self.labels] >= 0
         rows = {name: getattr(self, name)[keep] for name in COLUMNS}
         rows["labels"] = mapping[self.labels[keep]]
@@ -116,10 +118,12 @@ class Split:
         classes = splits[0].classes
         if any(s.classes != classes for s in splits):
             raise ValueError(f"cannot concatenate splits of different class lists: {[s.classes.name for s in splits]}")
-        soft = (np.concatenate([s.targets() for s in splits])
-                if any(s.soft_labels is not None for s in splits) else None)
-        return cls(**{name: np.concatenate([getattr(s, name) for s in splits]) for name in COLUMNS},
-                   soft_labels=soft, classes=classes)
+        soft = np.concatenate([s.targets() for s in splits]) if any(s.soft_labels is not None for s in splits) else None
+        return cls(
+            **{name: np.concatenate([getattr(s, name) for s in splits]) for name in COLUMNS},
+            soft_labels=soft,
+            classes=classes,
+        )
 
 
 COLUMNS: tuple[str, ...] = ("images", "labels", "source", "origin", "prompt", "seed", "model", "judge_score", "parents")
@@ -162,4 +166,3 @@ class Dataset(Mapping[str, Split]):
     def classes(self) -> ClassList:
         """The class list its splits share (FER2013's for a dataset without splits)."""
         return shared_classes(self.splits)
-

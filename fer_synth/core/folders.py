@@ -27,8 +27,9 @@ RAW_FOLDER = "raw"
 EXPORT_MARKER = "dataset.json"
 
 
-def read_folder(path: str | os.PathLike, *, resize: bool = False, synthetic: bool = False,
-                classes: ClassList | None = None) -> Dataset:
+def read_folder(
+    path: str | os.PathLike, *, resize: bool = False, synthetic: bool = False, classes: ClassList | None = None
+) -> Dataset:
     """Read Kaggle's ``train/<class>/*`` + ``test/<class>/*`` layout, or a folder of class folders.
 
     Class folder names may be aliases (``anger``, ``happiness``, ...); a folder naming no class of ``classes``
@@ -45,8 +46,10 @@ def read_folder(path: str | os.PathLike, *, resize: bool = False, synthetic: boo
     class_dirs = {name: _class_folders(folder, classes) for name, folder in folders.items()}
     provenance = _read_manifest(root)
     skipped: list[tuple[str, str]] = []
-    splits = {name: _read_class_folders(dirs, classes, root, resize, synthetic, provenance, skipped)
-              for name, dirs in class_dirs.items()}
+    splits = {
+        name: _read_class_folders(dirs, classes, root, resize, synthetic, provenance, skipped)
+        for name, dirs in class_dirs.items()
+    }
     return Dataset(splits, attrs={"layout": layout, "skipped": skipped})
 
 
@@ -89,8 +92,15 @@ def _read_manifest(root: Path) -> dict[str, dict]:
     return by_file
 
 
-def _read_class_folders(class_dirs: list[tuple[str, Path]], classes: ClassList, root: Path, resize: bool,
-                        synthetic: bool, provenance: dict[str, dict], skipped: list) -> Split:
+def _read_class_folders(
+    class_dirs: list[tuple[str, Path]],
+    classes: ClassList,
+    root: Path,
+    resize: bool,
+    synthetic: bool,
+    provenance: dict[str, dict],
+    skipped: list,
+) -> Split:
     images, labels, origins = [], [], []
     for class_name, class_dir in class_dirs:
         label = classes.index(class_name)
@@ -132,8 +142,11 @@ def _load_gray(file: Path, resize: bool) -> tuple[np.ndarray | None, str]:
     return image, ""
 
 
-def read_pool_faces(path: str | os.PathLike, missing_hint: str = "give the folder `fer-synth generate` or `crop` wrote",
-                    classes: ClassList = VOCABULARY) -> Split:
+def read_pool_faces(
+    path: str | os.PathLike,
+    missing_hint: str = "give the folder `fer-synth generate` or `crop` wrote",
+    classes: ClassList = VOCABULARY,
+) -> Split:
     """Every face of a pool (``generate``'s or ``crop``'s class folders of ``classes``, by default any known emotion),
     resized to 48x48 and marked synthetic, ``origin`` its path relative to the pool; ``missing_hint`` ends the error
     for a missing folder."""

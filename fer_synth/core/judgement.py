@@ -40,8 +40,10 @@ def judge_of(records: Mapping[str, dict]) -> dict:
     """The one judge that made ``records``; a pool judged by several is an error (their scores do not compare)."""
     judges = {(r["judge"]["model"], r["judge"]["fingerprint"]) for r in records.values()}
     if len(judges) > 1:
-        raise JudgementError(f"the judgement mixes {len(judges)} judges; judge the pool again with one "
-                             "(`fer-models judge POOL --overwrite`)")
+        raise JudgementError(
+            f"the judgement mixes {len(judges)} judges; judge the pool again with one "
+            "(`fer-models judge POOL --overwrite`)"
+        )
     model, fingerprint = judges.pop() if judges else (None, None)
     return {"model": model, "fingerprint": fingerprint}
 
@@ -74,9 +76,10 @@ class SelectionPolicy:
         for record in sorted(records, key=lambda r: (-r["p_intended"], r["file"])):
             by_class.setdefault(record["class"], []).append(record)
         if self.kind == "top-k":
-            return {c: rs[:int(self.value)] for c, rs in by_class.items()}
-        keep = (lambda r: r["judged"] == r["class"]) if self.kind == "agree" else (
-            lambda r: r["p_intended"] >= self.value)
+            return {c: rs[: int(self.value)] for c, rs in by_class.items()}
+        keep = (
+            (lambda r: r["judged"] == r["class"]) if self.kind == "agree" else (lambda r: r["p_intended"] >= self.value)
+        )
         return {c: [r for r in rs if keep(r)] for c, rs in by_class.items()}
 
 

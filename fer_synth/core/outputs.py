@@ -44,8 +44,10 @@ def refuse_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | N
             continue
         source = Path(given).resolve()
         if _overlap(target, source):
-            raise OutputError(f"{option} {out} overlaps the input {given}; write the output somewhere else "
-                              "(the input is never replaced, not even with --overwrite)")
+            raise OutputError(
+                f"{option} {out} overlaps the input {given}; write the output somewhere else "
+                "(the input is never replaced, not even with --overwrite)"
+            )
 
 
 def refuse_existing_file(out: str | os.PathLike, overwrite: bool, option: str = "--out") -> None:
@@ -70,8 +72,14 @@ def make_dir(folder: str | os.PathLike) -> Path:
     return folder
 
 
-def prepare_output_folder(folder: str | os.PathLike, *, command: str, is_own: Callable[[Path], bool],
-                          overwrite: bool = False, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+def prepare_output_folder(
+    folder: str | os.PathLike,
+    *,
+    command: str,
+    is_own: Callable[[Path], bool],
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike | None] = (),
+) -> Path:
     """Check (and create) an output folder by the rule above; with ``overwrite`` empty it first.
 
     ``is_own(folder)`` recognises an earlier output of ``command``, which may be resumed or extended.
@@ -85,8 +93,10 @@ def prepare_output_folder(folder: str | os.PathLike, *, command: str, is_own: Ca
         clear_folder(folder)
     elif content and not is_own(folder):
         shown = ", ".join(p.name for p in content[:3]) + (f" and {len(content) - 3} more" if len(content) > 3 else "")
-        raise OutputError(f"{folder} holds files that are not an earlier `{command}` output ({shown}); choose a new "
-                          "or empty folder, or pass --overwrite to replace its contents")
+        raise OutputError(
+            f"{folder} holds files that are not an earlier `{command}` output ({shown}); choose a new "
+            "or empty folder, or pass --overwrite to replace its contents"
+        )
     return make_dir(folder)
 
 
@@ -108,6 +118,7 @@ def clear_folder(folder: Path) -> None:
 
 def has_settings_of(command: str, settings_file: str = "run.json") -> Callable[[Path], bool]:
     """An ``is_own`` test: the folder's settings file names ``command`` (what generate and crop write)."""
+
     def is_own(folder: Path) -> bool:
         try:
             return json.loads((folder / settings_file).read_text()).get("command") == command
@@ -136,9 +147,13 @@ def output_lock(folder: str | os.PathLike, name: str = ".fer.lock") -> Iterator[
             if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-            raise BusyError(f"{folder} is in use by {holder}; wait for it to finish or stop it, then run again") from None
+            raise BusyError(
+                f"{folder} is in use by {holder}; wait for it to finish or stop it, then run again"
+            ) from None
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "python"
-        info = f"process {os.getpid()} on {socket.gethostname()} (`{command}`, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
+        info = (
+            f"process {os.getpid()} on {socket.gethostname()} (`{command}`, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode(), 0)
         yield path

@@ -40,8 +40,8 @@ import numpy as np
 
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import ClassList, class_list
-from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError, SplitNotFoundError
 from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, TEXT_COLUMNS, Dataset, Split, shared_classes
+from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError, SplitNotFoundError
 
 FORMAT = "fer-synth-hdf5"
 FORMAT_VERSION = 1
@@ -86,8 +86,9 @@ def _json_attr(value) -> str | int | float | bool:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def write(path: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping | None = None,
-          compression: str | None = None) -> Path:
+def write(
+    path: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping | None = None, compression: str | None = None
+) -> Path:
     """Write ``splits`` (keys among ``train``, ``val``, ``test``) to ``path`` atomically; return the path.
 
     ``attrs`` become root attributes (non-scalar values are stored as JSON strings). ``compression``
@@ -138,8 +139,9 @@ def _write_split(group: h5py.Group, split: Split, compression: str | None) -> No
     group.create_dataset("seed", data=split.seed.astype(np.int64))
     group.create_dataset("judge_score", data=split.judge_score.astype(np.float32))
     for name in TEXT_COLUMNS:
-        group.create_dataset(name, data=getattr(split, name).astype(str).tolist(), dtype=_STR_DTYPE,
-                             compression="gzip" if n else None)
+        group.create_dataset(
+            name, data=getattr(split, name).astype(str).tolist(), dtype=_STR_DTYPE, compression="gzip" if n else None
+        )
     group.attrs["num_images"] = n
     group.attrs["num_synthetic"] = split.n_synthetic
 
@@ -168,8 +170,10 @@ def read_attrs(path: str | os.PathLike) -> dict:
     try:
         class_list(names)
     except (ValueError, TypeError):
-        raise FormatError(f"{path}: its class list {names!r} is not a list of distinct names; write the file again "
-                          "with `fer-synth pack` or `fer-synth balance`") from None
+        raise FormatError(
+            f"{path}: its class list {names!r} is not a list of distinct names; write the file again "
+            "with `fer-synth pack` or `fer-synth balance`"
+        ) from None
     return attrs
 
 
@@ -210,8 +214,10 @@ def _read_group(group: h5py.Group, provenance: bool, classes: ClassList, rows: s
             data["soft_labels"] = group["soft_labels"][rows]
         return Split(**data, classes=classes)
     except (KeyError, ValueError, TypeError, OSError) as e:
-        raise FormatError(f"{group.file.filename}: split {group.name.strip('/')!r} is damaged ({e}); write the file "
-                          "again with `fer-synth pack` or `fer-synth balance`") from None
+        raise FormatError(
+            f"{group.file.filename}: split {group.name.strip('/')!r} is damaged ({e}); write the file "
+            "again with `fer-synth pack` or `fer-synth balance`"
+        ) from None
 
 
 def read(path: str | os.PathLike, splits: tuple[str, ...] | None = None, provenance: bool = True) -> Dataset:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from fer_synth.core import store
+from fer_synth.core.atomic import remove_stale_temps
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC, Split
-from fer_synth.core.atomic import remove_stale_temps
 from fer_synth.core.errors import FerError, InvalidOptionError
 from fer_synth.core.folders import EXPORT_MARKER, read_pool_faces
 from fer_synth.core.judgement import JudgementError, SelectionPolicy, judge_of, read_judgement
@@ -83,8 +83,12 @@ def resolve_target(target: str | int, counts: np.ndarray) -> int:
     return int(target)
 
 
-def plan_topup(counts: Mapping[str, np.ndarray], pool_counts: np.ndarray, target: str | int = "max",
-               classes: Sequence[str] = CLASSES) -> TopUpPlan:
+def plan_topup(
+    counts: Mapping[str, np.ndarray],
+    pool_counts: np.ndarray,
+    target: str | int = "max",
+    classes: Sequence[str] = CLASSES,
+) -> TopUpPlan:
     """Plan to bring each class of each split in ``counts`` up to ``target`` from a pool with ``pool_counts``.
 
     Counts are per class of ``classes``. Classes already at or above the target are left as they are (nothing is
@@ -106,8 +110,9 @@ def plan_topup(counts: Mapping[str, np.ndarray], pool_counts: np.ndarray, target
     return plan
 
 
-def apply_topup(splits: Mapping[str, Split], pool: Split, plan: TopUpPlan, seed: int,
-                best_first: bool = False) -> dict[str, Split]:
+def apply_topup(
+    splits: Mapping[str, Split], pool: Split, plan: TopUpPlan, seed: int, best_first: bool = False
+) -> dict[str, Split]:
     """Add the pool images ``plan`` asks for to each split; pool rows are drawn without replacement: a seeded
     random draw, or with ``best_first`` the highest ``judge_score`` first (ties by file name), deterministically."""
     queues = {}
@@ -202,7 +207,9 @@ def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | No
         make_dir(out.parent)
     elif out.exists():
         # Checked only: the export replaces the folder as a whole, atomically.
-        prepare_output_folder(out, command="fer-synth pack/balance", is_own=has_file(EXPORT_MARKER), overwrite=overwrite)
+        prepare_output_folder(
+            out, command="fer-synth pack/balance", is_own=has_file(EXPORT_MARKER), overwrite=overwrite
+        )
     remove_stale_temps(out)
 
 
@@ -221,8 +228,9 @@ def prepare(config: PackConfig) -> tuple[ProtocolSplits, list[tuple[str, str]]]:
     return protocol, skipped
 
 
-def usable_pool(pool: Split, protocol: ProtocolSplits, near_distance: int = DEFAULT_MAX_DISTANCE,
-                allow_leakage: bool = False) -> tuple[Split, list[str]]:
+def usable_pool(
+    pool: Split, protocol: ProtocolSplits, near_distance: int = DEFAULT_MAX_DISTANCE, allow_leakage: bool = False
+) -> tuple[Split, list[str]]:
     """The pool faces ``balance`` may use, and notes saying which it left out or let in.
 
     The pool's classes are mapped by name onto the dataset's; faces of a class the dataset lacks are left out.
@@ -235,17 +243,23 @@ def usable_pool(pool: Split, protocol: ProtocolSplits, near_distance: int = DEFA
     foreign = sorted({pool.classes[label] for label in np.unique(pool.labels)} - set(classes))
     pool, in_classes = pool.with_classes(classes)
     if foreign:
-        notes.append(f"left out {int((~in_classes).sum())} pool faces of {', '.join(foreign)}: not a class of the "
-                     f"dataset ({classes.name}: {', '.join(classes)})")
+        notes.append(
+            f"left out {int((~in_classes).sum())} pool faces of {', '.join(foreign)}: not a class of the "
+            f"dataset ({classes.name}: {', '.join(classes)})"
+        )
     leaky = near_mask(phash(pool.images), protocol.held_out_phashes(), near_distance)
     if leaky.any():
         first = ", ".join(pool.origin[leaky][:3])
         if allow_leakage:
-            notes.append(f"WARNING: used {int(leaky.sum())} pool faces nearly identical to a val/test face (pHash "
-                         f"distance <= {near_distance}; --allow-pool-leakage): {first}, ...")
+            notes.append(
+                f"WARNING: used {int(leaky.sum())} pool faces nearly identical to a val/test face (pHash "
+                f"distance <= {near_distance}; --allow-pool-leakage): {first}, ..."
+            )
         else:
-            notes.append(f"refused {int(leaky.sum())} pool faces nearly identical to a val/test face (pHash distance "
-                         f"<= {near_distance}), e.g. {first}; --allow-pool-leakage uses them")
+            notes.append(
+                f"refused {int(leaky.sum())} pool faces nearly identical to a val/test face (pHash distance "
+                f"<= {near_distance}), e.g. {first}; --allow-pool-leakage uses them"
+            )
             pool = pool.take(~leaky)
     return pool, notes
 
@@ -267,8 +281,10 @@ def balance(config: BalanceConfig) -> BalanceResult:
     check_target(config.target)
     check_method(config.method)
     if config.method != GENERATED and (list(config.splits) != ["train"] or config.judged is not None):
-        raise InvalidOptionError(f"--method {config.method} rebalances the train split only, from its own rows: drop "
-                                 "--splits and --judged (they choose generated faces)")
+        raise InvalidOptionError(
+            f"--method {config.method} rebalances the train split only, from its own rows: drop "
+            "--splits and --judged (they choose generated faces)"
+        )
     if not config.dry_run:
         check_output(config.out, [config.dataset, config.pool, config.ferplus], config.overwrite)
     protocol, skipped = prepare(config)
@@ -276,14 +292,20 @@ def balance(config: BalanceConfig) -> BalanceResult:
         return oversample_train(config, protocol, skipped)
     pool_path = Path(config.pool)
     real = protocol.as_dict()
-    pool_split, pool_notes = usable_pool(read_pool_faces(pool_path, "make one with `fer-synth generate --emotion all --n N` "
-                                                              "(it writes generated/) or pass --pool"),
-                                         protocol, config.near_distance, config.allow_pool_leakage)
+    pool_split, pool_notes = usable_pool(
+        read_pool_faces(
+            pool_path, "make one with `fer-synth generate --emotion all --n N` (it writes generated/) or pass --pool"
+        ),
+        protocol,
+        config.near_distance,
+        config.allow_pool_leakage,
+    )
     judgement = None
     if config.judged is not None:
         pool_split, judgement = trusted_pool(pool_path, pool_split, config.judged)
-    plan = plan_topup({s: real[s].counts() for s in config.splits}, pool_split.counts(), config.target,
-                      pool_split.classes)
+    plan = plan_topup(
+        {s: real[s].counts() for s in config.splits}, pool_split.counts(), config.target, pool_split.classes
+    )
     if plan.total_shortfall and not config.allow_shortfall:
         short = ", ".join(f"{c} short by {n}" for c, n in plan.shortfall_by_class().items())
         raise ShortfallError(
@@ -311,8 +333,10 @@ def balance(config: BalanceConfig) -> BalanceResult:
         **({"judgement": judgement} if judgement else {}),
     }
     if judgement:
-        notes.append(f"pool judged by {judgement['judge']['model']}; policy {judgement['policy']}: "
-                     f"{sum(judgement['accepted'].values())} of {judgement['judged']} faces trusted")
+        notes.append(
+            f"pool judged by {judgement['judge']['model']}; policy {judgement['policy']}: "
+            f"{sum(judgement['accepted'].values())} of {judgement['judged']} faces trusted"
+        )
     result.out = write_output(config.out, result.splits, attrs, config.compression)
     return result
 
@@ -328,12 +352,19 @@ def oversample_train(config: BalanceConfig, protocol: ProtocolSplits, skipped: l
     goal = resolve_target(target, counts)
     wanted = np.where(counts > 0, np.maximum(goal - counts, 0), 0)
     empty = np.where(counts == 0, goal, 0)
-    plan = TopUpPlan({"train": counts.tolist()}, {"train": np.maximum(goal, counts).tolist()},
-                     {"train": wanted.tolist()}, {"train": empty.tolist()}, tuple(train.classes))
+    plan = TopUpPlan(
+        {"train": counts.tolist()},
+        {"train": np.maximum(goal, counts).tolist()},
+        {"train": wanted.tolist()},
+        {"train": empty.tolist()},
+        tuple(train.classes),
+    )
     notes = [*protocol.notes]
     if empty.any():
-        notes.append(f"WARNING: {', '.join(c for c, n in zip(train.classes, counts) if not n)}: no train row to "
-                     f"oversample from; --method {method} leaves such a class empty")
+        notes.append(
+            f"WARNING: {', '.join(c for c, n in zip(train.classes, counts) if not n)}: no train row to "
+            f"oversample from; --method {method} leaves such a class empty"
+        )
     result = BalanceResult(real, plan, notes, skipped=skipped)
     if out is None:
         return result
@@ -342,13 +373,21 @@ def oversample_train(config: BalanceConfig, protocol: ProtocolSplits, skipped: l
     notes.extend(resampled.notes())
     result.splits = {**real, "train": resampled.split}
     attrs = {
-        "source_dataset": str(dataset), "method": method, "sampler": resampled.sampler, "seed": seed,
-        "target": str(target), "topped_up_splits": ["train"], "forced_synthetic_eval": False,
+        "source_dataset": str(dataset),
+        "method": method,
+        "sampler": resampled.sampler,
+        "seed": seed,
+        "target": str(target),
+        "topped_up_splits": ["train"],
+        "forced_synthetic_eval": False,
         "plan": {"counts": plan.counts, "targets": plan.targets, "take": plan.take, "shortfall": plan.shortfall},
-        "removed": {"real": dict(zip(train.classes, resampled.removed_real.tolist())),
-                    "synthetic": dict(zip(train.classes, resampled.removed_synthetic.tolist())),
-                    "first_real": resampled.removed_examples},
-        "notes": notes, "skipped_source_files": len(skipped),
+        "removed": {
+            "real": dict(zip(train.classes, resampled.removed_real.tolist())),
+            "synthetic": dict(zip(train.classes, resampled.removed_synthetic.tolist())),
+            "first_real": resampled.removed_examples,
+        },
+        "notes": notes,
+        "skipped_source_files": len(skipped),
     }
     result.out = write_output(out, result.splits, attrs, compression)
     return result
@@ -360,22 +399,32 @@ def trusted_pool(pool: Path, faces: Split, policy: SelectionPolicy) -> tuple[Spl
     Every face must have a judgement by one judge, made for the class of the folder it is in."""
     records = read_judgement(pool)
     if not records:
-        raise JudgementError(f"{pool} was never judged; run `fer-models judge {pool}` first, or balance without --judged")
+        raise JudgementError(
+            f"{pool} was never judged; run `fer-models judge {pool}` first, or balance without --judged"
+        )
     judge = judge_of(records)
     missing = [o for o in faces.origin if o not in records]
     if missing:
-        raise JudgementError(f"{len(missing)} faces of {pool} have no judgement (e.g. {', '.join(missing[:3])}); run "
-                             f"`fer-models judge {pool}` again: it judges only the new faces")
+        raise JudgementError(
+            f"{len(missing)} faces of {pool} have no judgement (e.g. {', '.join(missing[:3])}); run "
+            f"`fer-models judge {pool}` again: it judges only the new faces"
+        )
     moved = [o for o, label in zip(faces.origin, faces.labels) if records[o]["class"] != faces.classes[label]]
     if moved:
-        raise JudgementError(f"{len(moved)} faces of {pool} were judged as another class than their folder's (e.g. "
-                             f"{', '.join(moved[:3])}); judge the pool again with --overwrite")
+        raise JudgementError(
+            f"{len(moved)} faces of {pool} were judged as another class than their folder's (e.g. "
+            f"{', '.join(moved[:3])}); judge the pool again with --overwrite"
+        )
     faces.judge_score[:] = [records[o]["p_intended"] for o in faces.origin]
     trusted = {r["file"] for rs in policy.select(records[o] for o in faces.origin).values() for r in rs}
     keep = np.array([o in trusted for o in faces.origin], dtype=bool)
     accepted = np.bincount(faces.labels[keep], minlength=len(faces.classes))
-    summary = {"judge": judge, "policy": str(policy), "judged": len(faces),
-               "accepted": {c: int(n) for c, n in zip(faces.classes, accepted)}}
+    summary = {
+        "judge": judge,
+        "policy": str(policy),
+        "judged": len(faces),
+        "accepted": {c: int(n) for c, n in zip(faces.classes, accepted)},
+    }
     return faces.take(keep), summary
 
 
@@ -383,15 +432,21 @@ def pack(config: PackConfig) -> BalanceResult:
     """Write ``config.dataset`` as train/val/test with no top-up (``fer-synth pack``; :class:`PackConfig`)."""
     check_output(config.out, [config.dataset, config.ferplus], config.overwrite)
     protocol, skipped = prepare(config)
-    attrs = {"source_dataset": str(config.dataset), "seed": config.seed, "notes": protocol.notes,
-             "skipped_source_files": len(skipped)}
+    attrs = {
+        "source_dataset": str(config.dataset),
+        "seed": config.seed,
+        "notes": protocol.notes,
+        "skipped_source_files": len(skipped),
+    }
     splits = protocol.as_dict()
-    return BalanceResult(splits, None, protocol.notes, write_output(config.out, splits, attrs, config.compression),
-                         skipped)
+    return BalanceResult(
+        splits, None, protocol.notes, write_output(config.out, splits, attrs, config.compression), skipped
+    )
 
 
-def write_output(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping,
-                 compression: str | None = None) -> Path:
+def write_output(
+    out: str | os.PathLike, splits: Mapping[str, Split], attrs: Mapping, compression: str | None = None
+) -> Path:
     """HDF5 when ``out`` ends in .h5/.hdf5, Kaggle-style folders otherwise."""
     out = Path(out)
     _check_space(out, splits)
@@ -410,8 +465,10 @@ def _check_space(out: Path, splits: Mapping[str, Split]) -> None:
     needed = int(pixels * 1.2) + (1 << 20) * (1 if is_hdf5_path(out) else 4)  # headers, provenance, PNG overhead
     free = shutil.disk_usage(out.parent if out.parent.exists() else Path.cwd()).free
     if free < needed:
-        raise OutputError(f"{out}: about {needed / 1e6:.0f} MB are needed and {free / 1e6:.0f} MB are free on its disk; "
-                          "free space or choose another output path")
+        raise OutputError(
+            f"{out}: about {needed / 1e6:.0f} MB are needed and {free / 1e6:.0f} MB are free on its disk; "
+            "free space or choose another output path"
+        )
 
 
 def default_output(dataset: str | os.PathLike) -> Path:

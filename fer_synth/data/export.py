@@ -32,8 +32,8 @@ from fer_synth.core import store
 from fer_synth.core.atomic import atomic_dir, remove_stale_temps
 from fer_synth.core.dataset import SOURCE_NAMES, Split, shared_classes
 from fer_synth.core.errors import FerError
-from fer_synth.core.images import png_bytes
 from fer_synth.core.folders import EXPORT_MARKER
+from fer_synth.core.images import png_bytes
 from fer_synth.core.manifest import MANIFEST
 from fer_synth.core.outputs import has_file, prepare_output_folder
 from fer_synth.core.registry import Registry
@@ -49,10 +49,17 @@ def row_record(split_name: str, split: Split, row: int, targets: np.ndarray | No
     seed's -1, a judge score of -1 means not judged (JSON has no NaN, and one column keeps one type).
     ``targets``: ``split.targets()`` (made once per chunk) when the records carry soft labels."""
     score = float(split.judge_score[row])
-    record = {"split": split_name, "label": split.classes[split.labels[row]], "label_index": int(split.labels[row]),
-              "source": SOURCE_NAMES[split.source[row]], "origin": str(split.origin[row]),
-              "prompt": str(split.prompt[row]), "seed": int(split.seed[row]), "model": str(split.model[row]),
-              "judge_score": -1.0 if np.isnan(score) else round(score, 6)}
+    record = {
+        "split": split_name,
+        "label": split.classes[split.labels[row]],
+        "label_index": int(split.labels[row]),
+        "source": SOURCE_NAMES[split.source[row]],
+        "origin": str(split.origin[row]),
+        "prompt": str(split.prompt[row]),
+        "seed": int(split.seed[row]),
+        "model": str(split.model[row]),
+        "judge_score": -1.0 if np.isnan(score) else round(score, 6),
+    }
     if split.parents[row]:
         record["parents"] = json.loads(split.parents[row])
     if targets is not None:
@@ -71,8 +78,13 @@ def write_folders(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Ma
                 for row in range(len(split)):
                     rel = f"{split_name}/{classes[split.labels[row]]}/{row:06d}.png"
                     (tmp / rel).write_bytes(png_bytes(split.images[row]))
-                    record = {"path": rel, "split": split_name, "label": classes[split.labels[row]],
-                              "source": SOURCE_NAMES[split.source[row]], "origin": split.origin[row]}
+                    record = {
+                        "path": rel,
+                        "split": split_name,
+                        "label": classes[split.labels[row]],
+                        "source": SOURCE_NAMES[split.source[row]],
+                        "origin": split.origin[row],
+                    }
                     if split.seed[row] >= 0:
                         record.update(prompt=split.prompt[row], seed=int(split.seed[row]), model=split.model[row])
                     if split.parents[row]:
@@ -83,8 +95,9 @@ def write_folders(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Ma
 
 
 def _write_marker(folder: Path, attrs: Mapping | None, classes: Iterable[str], **extra) -> None:
-    (folder / EXPORT_MARKER).write_text(json.dumps({**dict(attrs or {}), "classes": list(classes), **extra},
-                                                   indent=2, default=str))
+    (folder / EXPORT_MARKER).write_text(
+        json.dumps({**dict(attrs or {}), "classes": list(classes), **extra}, indent=2, default=str)
+    )
 
 
 # --- exports of an HDF5 file, streamed a chunk at a time ---------------------------------------------
@@ -100,8 +113,13 @@ class ExportResult:
     counts: dict[str, int] = field(default_factory=dict)  # images written per split
 
 
-def export(h5: str | os.PathLike, out: str | os.PathLike, format: str = DEFAULT_FORMAT,
-           shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False) -> ExportResult:
+def export(
+    h5: str | os.PathLike,
+    out: str | os.PathLike,
+    format: str = DEFAULT_FORMAT,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    overwrite: bool = False,
+) -> ExportResult:
     """Write the fer_synth HDF5 file ``h5`` to the folder ``out`` in ``format`` (see the module docstring).
 
     Streams each split in chunks; ``out`` must be new, empty or an earlier export unless ``overwrite``.
@@ -120,8 +138,12 @@ def export(h5: str | os.PathLike, out: str | os.PathLike, format: str = DEFAULT_
     with atomic_dir(out) as tmp:
         for name in attrs["splits"]:
             result.counts[name] = writer(tmp, name, store.iter_split(h5, name), soft, shard_size)
-        _write_marker(tmp, {k: v for k, v in attrs.items() if k != "classes"}, attrs["classes"],
-                      export={"format": format, "source": str(h5), "counts": result.counts})
+        _write_marker(
+            tmp,
+            {k: v for k, v in attrs.items() if k != "classes"},
+            attrs["classes"],
+            export={"format": format, "source": str(h5), "counts": result.counts},
+        )
     return result
 
 
@@ -156,7 +178,8 @@ def _webdataset(folder: Path, name: str, chunks: Iterable[Split], soft: bool, sh
                     if shard is not None:
                         shard.close()
                     shard = tarfile.open(  # noqa: SIM115 (one shard open at a time, closed when full or at the end)
-                        folder / f"{name}-{row // shard_size:06d}.tar", "w", format=tarfile.USTAR_FORMAT)
+                        folder / f"{name}-{row // shard_size:06d}.tar", "w", format=tarfile.USTAR_FORMAT
+                    )
                 key = f"{name}-{row:07d}"
                 _add(shard, f"{key}.png", png_bytes(chunk.images[k]))
                 _add(shard, f"{key}.json", json.dumps(row_record(name, chunk, k, targets)).encode())

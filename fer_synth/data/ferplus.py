@@ -64,8 +64,10 @@ def read_votes(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
                     votes.append([int(float(row[i])) for i in columns])
                     usages.append(row[header.index("usage")].strip())
                 except (IndexError, ValueError):
-                    raise FerPlusError(f"{path}: row {number} is malformed ({','.join(row)[:80]!r}); "
-                                       "expected Usage, Image name and ten vote counts") from None
+                    raise FerPlusError(
+                        f"{path}: row {number} is malformed ({','.join(row)[:80]!r}); "
+                        "expected Usage, Image name and ten vote counts"
+                    ) from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise FerPlusError(f"{path}: cannot read as CSV ({e})") from None
     return usages, np.asarray(votes, dtype=np.int64).reshape(-1, len(FERPLUS) + len(NOT_EMOTIONS))
@@ -83,8 +85,10 @@ def _vote_columns(path: Path, header: list[str]) -> list[int]:
             continue
     missing = [c for c in FERPLUS if c not in by_class] + [c for c in NOT_EMOTIONS if c not in header]
     if missing:
-        raise FerPlusError(f"{path}: not a FER+ vote file (no column for {', '.join(missing)}); expected "
-                           "neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF")
+        raise FerPlusError(
+            f"{path}: not a FER+ vote file (no column for {', '.join(missing)}); expected "
+            "neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF"
+        )
     return [by_class[c] for c in FERPLUS] + [header.index(c) for c in NOT_EMOTIONS]
 
 
@@ -97,21 +101,32 @@ def label_votes(votes: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray, n
     check_label_mode(mode)
     votes = np.where(votes > 1, votes, 0)  # a single vote is an outlier (the reference code's first step)
     total = votes.sum(1)
-    emotions, other = votes[:, :len(FERPLUS)], votes[:, len(FERPLUS):]
+    emotions, other = votes[:, : len(FERPLUS)], votes[:, len(FERPLUS) :]
     top = votes.argmax(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        distribution = np.where(emotions.sum(1, keepdims=True) > 0,
-                                emotions / emotions.sum(1, keepdims=True), 0).astype(np.float32)
+        distribution = np.where(
+            emotions.sum(1, keepdims=True) > 0, emotions / emotions.sum(1, keepdims=True), 0
+        ).astype(np.float32)
     if mode == "majority":
         has_majority = votes.max(1) * 2 > total
         keep = has_majority & (top < len(FERPLUS))
-        reasons = np.where(~has_majority, "no majority",
-                           np.where(top == len(FERPLUS), "unknown", np.where(top > len(FERPLUS), "not a face", "")))
+        reasons = np.where(
+            ~has_majority,
+            "no majority",
+            np.where(top == len(FERPLUS), "unknown", np.where(top > len(FERPLUS), "not a face", "")),
+        )
     else:
         best_emotion = emotions.max(1)
         keep = (best_emotion > 0) & (best_emotion >= other.max(1))
-        reasons = np.where(keep, "", np.where(best_emotion + other.max(1) == 0, "no votes left",
-                                              np.where(other[:, 1] > other[:, 0], "not a face", "unknown")))
+        reasons = np.where(
+            keep,
+            "",
+            np.where(
+                best_emotion + other.max(1) == 0,
+                "no votes left",
+                np.where(other[:, 1] > other[:, 0], "not a face", "unknown"),
+            ),
+        )
     labels = np.where(keep, emotions.argmax(1), 0)
     return keep, labels, distribution, reasons.tolist()
 
@@ -124,8 +139,9 @@ def apply_ferplus(dataset: Dataset, votes_path: str | os.PathLike, mode: str = "
     """
     check_label_mode(mode)
     if dataset.attrs.get("layout") != "fer2013-csv":
-        raise FerPlusError("--ferplus needs FER2013's CSV (fer2013.csv or .csv.gz): FER+ votes are matched to its "
-                           "rows by position")
+        raise FerPlusError(
+            "--ferplus needs FER2013's CSV (fer2013.csv or .csv.gz): FER+ votes are matched to its rows by position"
+        )
     usages, votes = read_votes(votes_path)
     _check_alignment(dataset, usages, votes_path)
     splits, drops = {}, {}
@@ -133,32 +149,56 @@ def apply_ferplus(dataset: Dataset, votes_path: str | os.PathLike, mode: str = "
         rows = split.origin.astype(np.int64)
         split_mode = mode if name == TRAINING_USAGE else "majority"
         keep, labels, distribution, reasons = label_votes(votes[rows], split_mode)
-        relabelled = Split(split.images, labels, split.source, split.origin, split.prompt, split.seed, split.model,
-                           soft_labels=distribution if mode == "distribution" else None, classes=FERPLUS)
+        relabelled = Split(
+            split.images,
+            labels,
+            split.source,
+            split.origin,
+            split.prompt,
+            split.seed,
+            split.model,
+            soft_labels=distribution if mode == "distribution" else None,
+            classes=FERPLUS,
+        )
         splits[name] = relabelled.take(keep)
         drops[name] = dict(sorted(Counter(r for r in reasons if r).items()))
     dropped = sum(sum(d.values()) for d in drops.values())
-    note = (f"labels: FER+ votes ({Path(votes_path).name}), {mode} mode (single votes dropped; "
-            f"{'strict majority' if mode == 'majority' else 'vote distributions in train, strict majority in val/test'}"
-            f"); dropped {dropped} rows: "
-            + "; ".join(f"{name} " + ", ".join(f"{reason} {n}" for reason, n in d.items()) for name, d in drops.items() if d))
-    attrs = {**dataset.attrs, "label_source": f"ferplus-{mode}", "ferplus": str(votes_path), "label_drops": drops,
-             "notes": [*dataset.attrs.get("notes", []), note]}
+    note = (
+        f"labels: FER+ votes ({Path(votes_path).name}), {mode} mode (single votes dropped; "
+        f"{'strict majority' if mode == 'majority' else 'vote distributions in train, strict majority in val/test'}"
+        f"); dropped {dropped} rows: "
+        + "; ".join(
+            f"{name} " + ", ".join(f"{reason} {n}" for reason, n in d.items()) for name, d in drops.items() if d
+        )
+    )
+    attrs = {
+        **dataset.attrs,
+        "label_source": f"ferplus-{mode}",
+        "ferplus": str(votes_path),
+        "label_drops": drops,
+        "notes": [*dataset.attrs.get("notes", []), note],
+    }
     return Dataset(splits, attrs=attrs)
 
 
 def _check_alignment(dataset: Dataset, usages: list[str], votes_path: str | os.PathLike) -> None:
     """FER+ rows pair with FER2013 rows by position: same row count and the same Usage on every row."""
     n_rows = dataset.attrs.get("rows")
-    fix = ("FER+ votes are matched to fer2013.csv by row order: give the fer2013.csv they were made for "
-           "(35,887 rows), unsorted and unfiltered")
+    fix = (
+        "FER+ votes are matched to fer2013.csv by row order: give the fer2013.csv they were made for "
+        "(35,887 rows), unsorted and unfiltered"
+    )
     if n_rows is not None and n_rows != len(usages):
-        raise FerPlusError(f"{votes_path} has {len(usages)} rows and the FER2013 CSV {n_rows}: they do not align; {fix}")
+        raise FerPlusError(
+            f"{votes_path} has {len(usages)} rows and the FER2013 CSV {n_rows}: they do not align; {fix}"
+        )
     for name, split in dataset.splits.items():
         rows = split.origin.astype(np.int64)
         if len(rows) and rows.max() >= len(usages):
             raise FerPlusError(f"the FER2013 CSV has row {rows.max()} and {votes_path} only {len(usages)} rows; {fix}")
         wrong = [int(r) for r in rows if usages[r] != name]
         if wrong:
-            raise FerPlusError(f"row {wrong[0]} is {name} in the FER2013 CSV but {usages[wrong[0]]} in {votes_path} "
-                               f"({len(wrong)} such rows): the files do not align; {fix}")
+            raise FerPlusError(
+                f"row {wrong[0]} is {name} in the FER2013 CSV but {usages[wrong[0]]} in {votes_path} "
+                f"({len(wrong)} such rows): the files do not align; {fix}"
+            )

@@ -34,8 +34,9 @@ def phash(images: np.ndarray) -> np.ndarray:
     return out.view(np.uint64).ravel() if len(images) else np.zeros(0, np.uint64)
 
 
-def close_pairs(a: np.ndarray, b: np.ndarray | None = None,
-                max_distance: int = DEFAULT_MAX_DISTANCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def close_pairs(
+    a: np.ndarray, b: np.ndarray | None = None, max_distance: int = DEFAULT_MAX_DISTANCE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs of hashes at most ``max_distance`` bits apart: (rows of ``a``, rows of ``b``, distances).
 
     With ``b`` None, pairs within ``a`` (each once, first row < second row)."""
@@ -43,7 +44,7 @@ def close_pairs(a: np.ndarray, b: np.ndarray | None = None,
     b = a if within else b
     rows, cols, dists = [], [], []
     for start in range(0, len(a), _BLOCK):
-        block = a[start:start + _BLOCK]
+        block = a[start : start + _BLOCK]
         first = start if within else 0  # within one set, only the columns right of the diagonal block
         distance = np.bitwise_count(block[:, None] ^ b[None, first:])
         if within:  # column c of this block is row start + c: keep c > r only
@@ -97,8 +98,9 @@ class NearDuplicateStats:
     examples: list[list[str]] = field(default_factory=list)  # a few cross-split groups as "split:origin (distance)"
 
 
-def near_duplicate_stats(splits: Mapping[str, Split], max_distance: int = DEFAULT_MAX_DISTANCE,
-                         max_examples: int = 3) -> NearDuplicateStats:
+def near_duplicate_stats(
+    splits: Mapping[str, Split], max_distance: int = DEFAULT_MAX_DISTANCE, max_examples: int = 3
+) -> NearDuplicateStats:
     """Near-duplicate groups within and across ``splits`` (see the module docstring)."""
     names = list(splits)
     owner = np.concatenate([np.full(len(splits[s]), k) for k, s in enumerate(names)]) if names else np.zeros(0, int)

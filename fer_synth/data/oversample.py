@@ -53,11 +53,18 @@ class Resampled:
         classes = self.split.classes
         if not (self.removed_real.sum() or self.removed_synthetic.sum()):
             return [f"{self.method}: the cleaning step removed no row"] if "-" in self.method else []
-        per_class = ", ".join(f"{c} {r:,} real + {s:,} synthetic" for c, r, s in
-                              zip(classes, self.removed_real, self.removed_synthetic) if r or s)
-        return [(f"{self.method}: the cleaning step removed {int(self.removed_real.sum()):,} real and "
-                 f"{int(self.removed_synthetic.sum()):,} synthetic train rows ({per_class}); first real rows removed: "
-                 f"{', '.join(self.removed_examples) or 'none'}")]
+        per_class = ", ".join(
+            f"{c} {r:,} real + {s:,} synthetic"
+            for c, r, s in zip(classes, self.removed_real, self.removed_synthetic)
+            if r or s
+        )
+        return [
+            (
+                f"{self.method}: the cleaning step removed {int(self.removed_real.sum()):,} real and "
+                f"{int(self.removed_synthetic.sum()):,} synthetic train rows ({per_class}); first real rows removed: "
+                f"{', '.join(self.removed_examples) or 'none'}"
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ def _ros(strategy: dict, seed: int):
 
         def _fit_resample(self, X, y):
             resampled = super()._fit_resample(X, y)
-            self.parents_ = self.sample_indices_[len(y):, None]
+            self.parents_ = self.sample_indices_[len(y) :, None]
             return resampled
 
     return TracedRandomOverSampler(sampling_strategy=strategy, random_state=seed)
@@ -156,9 +163,11 @@ def _adasyn(strategy: dict, seed: int):
                 steps = rng.uniform(size=(len(rows), 1))
                 base, partner = members[rows], members[neighbours[rows, cols]]
                 expected = (X[base] + steps * (X[partner] - X[base])).astype(X.dtype)
-                if not np.array_equal(expected, X_out[start:start + len(rows)]):
-                    raise RuntimeError("ADASYN's draws could not be replayed: this imbalanced-learn version draws "
-                                       "differently; pin the tested one (see pyproject.toml)")
+                if not np.array_equal(expected, X_out[start : start + len(rows)]):
+                    raise RuntimeError(
+                        "ADASYN's draws could not be replayed: this imbalanced-learn version draws "
+                        "differently; pin the tested one (see pyproject.toml)"
+                    )
                 parents.append(np.stack([base, partner], axis=1))
                 start += len(rows)
             self.parents_ = np.concatenate(parents) if parents else np.zeros((0, 2), np.int64)
@@ -200,8 +209,10 @@ def oversample(train: Split, method: str, goal: int, seed: int = 0) -> Resampled
     too_few = {train.classes[c]: int(counts[c]) for c in strategy if counts[c] <= K_NEIGHBORS and method != "ros"}
     if too_few:
         listing = ", ".join(f"{c} ({n})" for c, n in too_few.items())
-        raise InvalidOptionError(f"--method {method} interpolates between a row and its {K_NEIGHBORS} nearest rows of "
-                                 f"the same class, and {listing} has too few rows; use --method ros")
+        raise InvalidOptionError(
+            f"--method {method} interpolates between a row and its {K_NEIGHBORS} nearest rows of "
+            f"the same class, and {listing} has too few rows; use --method ros"
+        )
     X = train.images.reshape(len(train), -1).astype(np.float32)
     sampler = spec.oversampler(strategy, seed)
     if strategy:
@@ -227,17 +238,31 @@ def oversample(train: Split, method: str, goal: int, seed: int = 0) -> Resampled
     removed_real = np.bincount(y_all[removed[removed < n_real]], minlength=n_classes)
     removed_synthetic = np.bincount(y_all[removed[removed >= n_real]], minlength=n_classes)
     new = keep[keep >= n_real] - n_real
-    name = (f"imbalanced-learn {version('imbalanced-learn')} {type(sampler).__name__.removeprefix('Traced')}"
-            f"{'' if method == 'ros' else f'(k_neighbors={K_NEIGHBORS})'}"
-            f"{f' + {type(cleaner).__name__}' if cleaner is not None else ''}")
+    name = (
+        f"imbalanced-learn {version('imbalanced-learn')} {type(sampler).__name__.removeprefix('Traced')}"
+        f"{'' if method == 'ros' else f'(k_neighbors={K_NEIGHBORS})'}"
+        f"{f' + {type(cleaner).__name__}' if cleaner is not None else ''}"
+    )
     origins = train.origin
     added = Split(
         np.clip(np.rint(X_all[n_real:][new]), 0, 255).astype(np.uint8).reshape(-1, *train.images.shape[1:]),
-        y_all[n_real:][new], source=np.full(len(new), SYNTHETIC, np.uint8), origin=[method.split("-")[0]] * len(new),
-        seed=np.full(len(new), seed, np.int64), model=[name] * len(new),
-        parents=[json.dumps([str(origins[p]) for p in row]) for row in parents[new]], classes=train.classes)
+        y_all[n_real:][new],
+        source=np.full(len(new), SYNTHETIC, np.uint8),
+        origin=[method.split("-")[0]] * len(new),
+        seed=np.full(len(new), seed, np.int64),
+        model=[name] * len(new),
+        parents=[json.dumps([str(origins[p]) for p in row]) for row in parents[new]],
+        classes=train.classes,
+    )
     real = train.take(keep[keep < n_real])
     kept = Split.concat([real, added])
     logger.info(f"{method}: {len(train):,} train rows -> {len(kept):,} ({len(added):,} added)")
-    return Resampled(kept, method, name, np.bincount(added.labels, minlength=n_classes), removed_real,
-                     removed_synthetic, [str(origins[r]) for r in removed[removed < n_real][:EXAMPLES]])
+    return Resampled(
+        kept,
+        method,
+        name,
+        np.bincount(added.labels, minlength=n_classes),
+        removed_real,
+        removed_synthetic,
+        [str(origins[r]) for r in removed[removed < n_real][:EXAMPLES]],
+    )

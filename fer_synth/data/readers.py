@@ -32,9 +32,15 @@ USAGE_PREFIXES = {f"{usage}_": usage for usage in FER2013_USAGES}
 _CSV_CHUNK = 4096
 
 
-def read_dataset(path: str | os.PathLike, *, resize: bool = False, synthetic: bool = False,
-                 ferplus: str | os.PathLike | None = None, label_mode: str = "majority",
-                 classes: ClassList | None = None) -> Dataset:
+def read_dataset(
+    path: str | os.PathLike,
+    *,
+    resize: bool = False,
+    synthetic: bool = False,
+    ferplus: str | os.PathLike | None = None,
+    label_mode: str = "majority",
+    classes: ClassList | None = None,
+) -> Dataset:
     """Read a dataset of any supported layout, chosen by what ``path`` is.
 
     * ``*.csv`` / ``*.csv.gz``: FER2013's ``emotion,pixels[,Usage]`` CSV; with ``ferplus`` (Microsoft's
@@ -62,7 +68,9 @@ def read_dataset(path: str | os.PathLike, *, resize: bool = False, synthetic: bo
         elif name.endswith((".h5", ".hdf5")):
             dataset = store.read(path)
         else:
-            raise DatasetError(f"{path}: unknown dataset file type; give a FER2013 .csv/.csv.gz, an .h5 file or a folder")
+            raise DatasetError(
+                f"{path}: unknown dataset file type; give a FER2013 .csv/.csv.gz, an .h5 file or a folder"
+            )
     else:
         dataset = read_folder(path, resize=resize, synthetic=synthetic, classes=classes)
     if dataset.num_images == 0:

@@ -79,13 +79,20 @@ def protocol_splits(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) 
         if test is not None:
             notes.append("test = PrivateTest")
     elif {"train", "val", "test"} <= set(splits):
-        return ProtocolSplits(splits["train"], splits["val"], splits["test"], [*notes, "train/val/test as in the source"],
-                              _unused(splits, ("train", "val", "test")))
+        return ProtocolSplits(
+            splits["train"],
+            splits["val"],
+            splits["test"],
+            [*notes, "train/val/test as in the source"],
+            _unused(splits, ("train", "val", "test")),
+        )
     else:
         train_name = "train" if "train" in splits else "images"
         if train_name not in splits:
-            raise InvalidOptionError(f"no training split: the dataset has only {', '.join(splits)}; give a folder with "
-                                     "train/ (val/ and test/ optional) or a FER2013 CSV with Training rows")
+            raise InvalidOptionError(
+                f"no training split: the dataset has only {', '.join(splits)}; give a folder with "
+                "train/ (val/ and test/ optional) or a FER2013 CSV with Training rows"
+            )
         train = splits[train_name]
         val_name = next((n for n in _VAL_NAMES if n in splits), None)
         val = splits[val_name] if val_name else None
@@ -93,7 +100,9 @@ def protocol_splits(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) 
         used = (train_name, val_name, "test")
     if test is None:
         train, test = stratified_holdout(train, val_fraction, seed + 1)
-        notes.append(f"test = a stratified {val_fraction:.0%} of the source's images (seed {seed}); the source has no test split")
+        notes.append(
+            f"test = a stratified {val_fraction:.0%} of the source's images (seed {seed}); the source has no test split"
+        )
     if val is None:
         train, val = stratified_holdout(train, val_fraction, seed)
         notes.append(f"val = a stratified {val_fraction:.0%} of train (seed {seed})")
@@ -102,9 +111,15 @@ def protocol_splits(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) 
 
 def _unused(splits: dict[str, Split], used: tuple[str | None, ...]) -> list[tuple[str, str]]:
     """Every row of a split the protocol does not map (e.g. a CSV row whose Usage is not one of the three)."""
-    return [(f"row {origin}" if str(origin).isdigit() else str(origin),
-             f"its split {name!r} is none of {', '.join(u for u in used if u)}")
-            for name, split in splits.items() if name not in used for origin in split.origin]
+    return [
+        (
+            f"row {origin}" if str(origin).isdigit() else str(origin),
+            f"its split {name!r} is none of {', '.join(u for u in used if u)}",
+        )
+        for name, split in splits.items()
+        if name not in used
+        for origin in split.origin
+    ]
 
 
 def drop_leaked(protocol: ProtocolSplits, near_distance: int | None = None) -> tuple[ProtocolSplits, int]:
@@ -119,5 +134,6 @@ def drop_leaked(protocol: ProtocolSplits, near_distance: int | None = None) -> t
         what = f"nearly identical to (pHash distance <= {near_distance})"
     dropped = int((~keep).sum())
     notes = [*protocol.notes, f"dropped {dropped} train images {what} a val/test image"]
-    return ProtocolSplits(protocol.train.take(keep), protocol.val, protocol.test, notes, protocol.unused,
-                          protocol._held_out_phashes), dropped
+    return ProtocolSplits(
+        protocol.train.take(keep), protocol.val, protocol.test, notes, protocol.unused, protocol._held_out_phashes
+    ), dropped

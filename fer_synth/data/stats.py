@@ -66,8 +66,9 @@ def identical_groups(splits: Mapping[str, Split]) -> tuple[list[list[tuple[str, 
     return [members for members in groups.values() if len(members) > 1], len(groups)
 
 
-def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3,
-                    groups: tuple[list[list[tuple[str, int]]], int] | None = None) -> DuplicateStats:
+def duplicate_stats(
+    splits: Mapping[str, Split], max_examples: int = 3, groups: tuple[list[list[tuple[str, int]]], int] | None = None
+) -> DuplicateStats:
     """Counts of identical images; ``groups`` reuses :func:`identical_groups`' answer for these splits."""
     duplicate, distinct = groups or identical_groups(splits)
     constant = 0
@@ -96,8 +97,11 @@ def duplicate_stats(splits: Mapping[str, Split], max_examples: int = 3,
     )
 
 
-def dataset_stats(splits: Mapping[str, Split], groups: tuple[list[list[tuple[str, int]]], int] | None = None,
-                  near_distance: int | None = DEFAULT_MAX_DISTANCE) -> dict:
+def dataset_stats(
+    splits: Mapping[str, Split],
+    groups: tuple[list[list[tuple[str, int]]], int] | None = None,
+    near_distance: int | None = DEFAULT_MAX_DISTANCE,
+) -> dict:
     """Per-split statistics and the duplicate reports, as plain data (what ``fer-synth stats --json`` prints).
 
     ``groups``: :func:`identical_groups` when already computed. ``near_distance``: the pHash distance of near

@@ -88,17 +88,22 @@ def resolve_face_model(path: str | os.PathLike | None = None, allow_download: bo
         found = Path(given).expanduser()
         if not found.is_file():
             source = "--face-model" if path else ENV_FACE_MODEL
-            raise FaceModelError(f"face model {found} ({source}) does not exist; pass --face-model PATH to "
-                                 f"the {FACE_MODEL_NAME} file")
+            raise FaceModelError(
+                f"face model {found} ({source}) does not exist; pass --face-model PATH to the {FACE_MODEL_NAME} file"
+            )
         return found
     cached = cached_model_path()
     if cached.is_file():
         if sha256_of(cached) != FACE_MODEL_SHA256:
-            raise FaceModelError(f"the cached face model {cached} fails its SHA-256 check; delete it to "
-                                 f"download it again, or pass --face-model PATH")
+            raise FaceModelError(
+                f"the cached face model {cached} fails its SHA-256 check; delete it to "
+                f"download it again, or pass --face-model PATH"
+            )
         return cached
-    hint = (f"pass --face-model PATH (the MediaPipe {FACE_MODEL_NAME}), set {ENV_FACE_MODEL}, "
-            f"or put the file at {cached}; or use --backend haar, which needs no model file")
+    hint = (
+        f"pass --face-model PATH (the MediaPipe {FACE_MODEL_NAME}), set {ENV_FACE_MODEL}, "
+        f"or put the file at {cached}; or use --backend haar, which needs no model file"
+    )
     if not allow_download or offline():
         raise FaceModelError(f"no MediaPipe face model and downloads are off: {hint}")
     try:

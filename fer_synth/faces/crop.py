@@ -30,12 +30,12 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from fer_synth.core.classes import VOCABULARY, UnknownClassError
-from fer_synth.ui.console import progress_bar
 from fer_synth.core.errors import FerError
 from fer_synth.core.images import IMAGE_SUFFIXES, is_image_file, read_rgb, save_png
 from fer_synth.core.manifest import MANIFEST, ManifestWriter, check_settings, read_records
 from fer_synth.core.outputs import has_settings_of, output_lock, prepare_output_folder, refuse_inputs
 from fer_synth.faces.stage import FaceStage
+from fer_synth.ui.console import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,12 @@ UNREADABLE = "unreadable"
 class CropSummary:
     """Counts over every record in the manifest (this run's and earlier runs')."""
 
-    images: Counter = field(default_factory=Counter)   # class -> images recorded
-    kept: Counter = field(default_factory=Counter)     # class -> images with at least one face kept
-    faces: Counter = field(default_factory=Counter)    # class -> face crops written
+    images: Counter = field(default_factory=Counter)  # class -> images recorded
+    kept: Counter = field(default_factory=Counter)  # class -> images with at least one face kept
+    faces: Counter = field(default_factory=Counter)  # class -> face crops written
     rejected: Counter = field(default_factory=Counter)  # (class, reason) -> images
-    resumed: int = 0                                    # records found from an earlier run
-    processed: int = 0                                  # images handled by this run
+    resumed: int = 0  # records found from an earlier run
+    processed: int = 0  # images handled by this run
 
     def add(self, record: dict) -> None:
         label = record["class"] or UNLABELLED
@@ -117,9 +117,15 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_image_file(p))
 
 
-def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage: FaceStage,
-                keep_rejects: str | os.PathLike | None = None, progress: bool = False,
-                sources: list[Source] | None = None, overwrite: bool = False) -> CropSummary:
+def crop_folder(
+    input_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    stage: FaceStage,
+    keep_rejects: str | os.PathLike | None = None,
+    progress: bool = False,
+    sources: list[Source] | None = None,
+    overwrite: bool = False,
+) -> CropSummary:
     """Run ``stage`` on every image under ``input_dir``; write kept faces and the manifest under ``out_dir``.
 
     Images already in the manifest are skipped. ``keep_rejects`` copies each rejected image to
@@ -131,8 +137,9 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
     sources = find_images(input_dir) if sources is None else sources
     if keep_rejects is not None:
         refuse_inputs(keep_rejects, [input_dir, out_dir], "--keep-rejects")
-    prepare_output_folder(out_dir, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite,
-                          inputs=[input_dir])
+    prepare_output_folder(
+        out_dir, command=COMMAND, is_own=has_settings_of(COMMAND), overwrite=overwrite, inputs=[input_dir]
+    )
     with output_lock(out_dir):
         check_settings(out_dir, {"command": COMMAND, "input": str(input_dir.resolve()), **stage.settings})
         summary = CropSummary()
@@ -142,8 +149,17 @@ def crop_folder(input_dir: str | os.PathLike, out_dir: str | os.PathLike, stage:
             summary.add(record)
         summary.resumed = len(done)
         todo = [s for s in sources if s.relpath not in done]
-        with progress_bar(progress, TextColumn("cropping faces"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), transient=True) as bar, ManifestWriter(out_dir / MANIFEST) as log:
+        with (
+            progress_bar(
+                progress,
+                TextColumn("cropping faces"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            ) as bar,
+            ManifestWriter(out_dir / MANIFEST) as log,
+        ):
             task = bar.add_task("crop", total=len(todo))
             for source, rgb in prefetch(lambda s: read_rgb(input_dir / s.relpath), todo):
                 record = _crop_one(source, rgb, input_dir, out_dir, stage, keep_rejects)
@@ -171,8 +187,14 @@ def prefetch(load: Callable, items: Iterable, depth: int = 4) -> Iterator[tuple]
             yield first, future.result()
 
 
-def _crop_one(source: Source, rgb: np.ndarray | None, input_dir: Path, out_dir: Path, stage: FaceStage,
-              keep_rejects: str | os.PathLike | None) -> dict:
+def _crop_one(
+    source: Source,
+    rgb: np.ndarray | None,
+    input_dir: Path,
+    out_dir: Path,
+    stage: FaceStage,
+    keep_rejects: str | os.PathLike | None,
+) -> dict:
     path = input_dir / source.relpath
     record = {"input": source.relpath, "class": source.label, "files": []}
     if rgb is None:
@@ -182,8 +204,11 @@ def _crop_one(source: Source, rgb: np.ndarray | None, input_dir: Path, out_dir: 
     folder = out_dir / source.folder
     if result.kept:
         folder.mkdir(parents=True, exist_ok=True)
-        names = [f"{source.stem}.png"] if len(result.faces) == 1 else [
-            f"{source.stem}_{k}.png" for k in range(len(result.faces))]
+        names = (
+            [f"{source.stem}.png"]
+            if len(result.faces) == 1
+            else [f"{source.stem}_{k}.png" for k in range(len(result.faces))]
+        )
         for name, face in zip(names, result.faces):
             save_png(face, folder / name)
         record["files"] = [(folder / name).relative_to(out_dir).as_posix() for name in names]

@@ -9,16 +9,17 @@ framed in a wider border): ``python bench/face_throughput.py --calibrate``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from fer_synth.core.errors import FerError
-from fer_synth.ui.log import native_stderr_silenced
-from fer_synth.faces.blazeface import resolve_face_model, sha256_of
 from fer_synth.core.registry import Registry
+from fer_synth.faces.blazeface import resolve_face_model, sha256_of
+from fer_synth.ui.log import native_stderr_silenced
 
 
 class UnknownBackendError(FerError):
@@ -105,32 +106,49 @@ class HaarDetector:
     framing = Framing(left=-0.01, top=-0.01, side=1.02)
     default_min_score = None
 
-    def __init__(self, scale_factor: float = HAAR_SCALE_FACTOR, min_neighbors: int = HAAR_MIN_NEIGHBORS,
-                 min_size: int = HAAR_MIN_SIZE,
-                 cascade: str = "haarcascade_frontalface_default.xml"):
+    def __init__(
+        self,
+        scale_factor: float = HAAR_SCALE_FACTOR,
+        min_neighbors: int = HAAR_MIN_NEIGHBORS,
+        min_size: int = HAAR_MIN_SIZE,
+        cascade: str = "haarcascade_frontalface_default.xml",
+    ):
         if scale_factor <= 1.0 or min_neighbors < 0 or min_size < 1:
             raise FerError("haar needs scale_factor > 1, min_neighbors >= 0 and min_size >= 1")
         path = cascade if "/" in cascade else cv2.data.haarcascades + cascade
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
-            raise FerError(f"could not load the Haar cascade {path}; install opencv-contrib-python<5 "
-                           f"(OpenCV 5 wheels ship no cascades)")
+            raise FerError(
+                f"could not load the Haar cascade {path}; install opencv-contrib-python<5 "
+                f"(OpenCV 5 wheels ship no cascades)"
+            )
         self.scale_factor, self.min_neighbors, self.min_size, self.cascade = (
-            scale_factor, min_neighbors, min_size, cascade)
+            scale_factor,
+            min_neighbors,
+            min_size,
+            cascade,
+        )
 
     def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         side = max(int(round(self.min_size * scale)), 1)
         boxes, _, weights = self._cascade.detectMultiScale3(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(side, side),
-            outputRejectLevels=True)
-        return [Detection(tuple(int(v) for v in box), float(weight))
-                for box, weight in zip(boxes, np.ravel(weights))]
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(side, side),
+            outputRejectLevels=True,
+        )
+        return [Detection(tuple(int(v) for v in box), float(weight)) for box, weight in zip(boxes, np.ravel(weights))]
 
     @property
     def settings(self) -> dict:
-        return {"scale_factor": self.scale_factor, "min_neighbors": self.min_neighbors,
-                "min_size": self.min_size, "cascade": self.cascade}
+        return {
+            "scale_factor": self.scale_factor,
+            "min_neighbors": self.min_neighbors,
+            "min_size": self.min_size,
+            "cascade": self.cascade,
+        }
 
     def close(self) -> None:
         self._cascade = None
@@ -159,15 +177,17 @@ class MediaPipeDetector:
         self.face_model_sha256 = sha256_of(self.face_model)
         self.floor, self.max_aspect = floor, max_aspect
         options = vision.FaceDetectorOptions(
-            base_options=BaseOptions(model_asset_buffer=self.face_model.read_bytes()),
-            min_detection_confidence=floor)
+            base_options=BaseOptions(model_asset_buffer=self.face_model.read_bytes()), min_detection_confidence=floor
+        )
         self._first_call = True
         try:
             with native_stderr_silenced():  # LiteRT's start-up lines; shown with -v
                 self._detector = vision.FaceDetector.create_from_options(options)
         except (RuntimeError, ValueError) as e:
-            raise FerError(f"MediaPipe could not load the face model {self.face_model} ({e}); pass "
-                           f"--face-model PATH to a BlazeFace .tflite file") from None
+            raise FerError(
+                f"MediaPipe could not load the face model {self.face_model} ({e}); pass "
+                f"--face-model PATH to a BlazeFace .tflite file"
+            ) from None
 
     def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Detection]:
         height, width = rgb.shape[:2]
@@ -180,7 +200,7 @@ class MediaPipeDetector:
         found: list[Detection] = []
         for start in starts:
             x0, y0 = (start, 0) if width > height else (0, start)
-            found += self._detect_window(rgb[y0:y0 + side, x0:x0 + side], x0, y0)
+            found += self._detect_window(rgb[y0 : y0 + side, x0 : x0 + side], x0, y0)
         return merge_overlapping(found)
 
     def _detect_window(self, rgb: np.ndarray, x0: int, y0: int) -> list[Detection]:
@@ -193,9 +213,18 @@ class MediaPipeDetector:
                 result = self._detector.detect(image)
         else:
             result = self._detector.detect(image)
-        return [Detection((d.bounding_box.origin_x + x0, d.bounding_box.origin_y + y0,
-                           d.bounding_box.width, d.bounding_box.height), float(d.categories[0].score))
-                for d in result.detections]
+        return [
+            Detection(
+                (
+                    d.bounding_box.origin_x + x0,
+                    d.bounding_box.origin_y + y0,
+                    d.bounding_box.width,
+                    d.bounding_box.height,
+                ),
+                float(d.categories[0].score),
+            )
+            for d in result.detections
+        ]
 
     @property
     def settings(self) -> dict:

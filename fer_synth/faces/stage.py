@@ -22,21 +22,27 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fer_synth.faces.detectors import (HAAR_MIN_NEIGHBORS, HAAR_MIN_SIZE, HAAR_SCALE_FACTOR, Detection, Detector,
-                                       create_detector)
 from fer_synth.core.errors import FerError
+from fer_synth.faces.detectors import (
+    HAAR_MIN_NEIGHBORS,
+    HAAR_MIN_SIZE,
+    HAAR_SCALE_FACTOR,
+    Detection,
+    Detector,
+    create_detector,
+)
 
 REASONS = ("nsfw_blank", "no_face", "multiple_faces", "face_too_small", "low_confidence", "blurry")
 POLICIES = ("largest", "single", "all")
 DEFAULT_BACKEND = "mediapipe"
 
 # Defaults, each explained in docs/faces.md.
-DEFAULT_SIZE = 48            # FER2013's side
-DEFAULT_MARGIN = 0.0         # the backends' framings already reproduce FER2013's (measured)
-DEFAULT_MIN_FACE = 48        # a frame smaller than the crop would be upscaled
-DEFAULT_BLUR_THRESHOLD = 400.0   # ~1st percentile of FER2013 train's own 48x48 faces (median ~2,000)
-DEFAULT_BLANK_STD = 3.0      # grey levels; the safety checker's output is exactly 0
-DEFAULT_DETECT_SIZE = 320    # the detector sees a copy of at most 320x320 pixels' area (boxes map back)
+DEFAULT_SIZE = 48  # FER2013's side
+DEFAULT_MARGIN = 0.0  # the backends' framings already reproduce FER2013's (measured)
+DEFAULT_MIN_FACE = 48  # a frame smaller than the crop would be upscaled
+DEFAULT_BLUR_THRESHOLD = 400.0  # ~1st percentile of FER2013 train's own 48x48 faces (median ~2,000)
+DEFAULT_BLANK_STD = 3.0  # grey levels; the safety checker's output is exactly 0
+DEFAULT_DETECT_SIZE = 320  # the detector sees a copy of at most 320x320 pixels' area (boxes map back)
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,13 @@ class FaceResult:
 
     def to_record(self) -> dict:
         """JSON-ready fields for a manifest record; no pixels."""
-        return {"kept": self.kept, "reason": self.reason, "boxes": [list(b) for b in self.boxes],
-                "scores": [round(s, 4) for s in self.scores], "backend": self.backend}
+        return {
+            "kept": self.kept,
+            "reason": self.reason,
+            "boxes": [list(b) for b in self.boxes],
+            "scores": [round(s, 4) for s in self.scores],
+            "backend": self.backend,
+        }
 
 
 def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -149,7 +160,9 @@ class FaceStageConfig:
     blank_std: float = DEFAULT_BLANK_STD
     detect_size: int = DEFAULT_DETECT_SIZE
     pad: float | None = None
-    face_model: str | None = None  # mediapipe: the BlazeFace .tflite (else $FER_SYNTH_FACE_MODEL, the cache, a download)
+    face_model: str | None = (
+        None  # mediapipe: the BlazeFace .tflite (else $FER_SYNTH_FACE_MODEL, the cache, a download)
+    )
     haar_scale_factor: float = HAAR_SCALE_FACTOR
     haar_min_neighbors: int = HAAR_MIN_NEIGHBORS
     haar_min_size: int = HAAR_MIN_SIZE
@@ -157,8 +170,11 @@ class FaceStageConfig:
     def detector_options(self) -> dict:
         """The options of this config's backend, as its detector takes them."""
         if self.backend == "haar":
-            return {"scale_factor": self.haar_scale_factor, "min_neighbors": self.haar_min_neighbors,
-                    "min_size": self.haar_min_size}
+            return {
+                "scale_factor": self.haar_scale_factor,
+                "min_neighbors": self.haar_min_neighbors,
+                "min_size": self.haar_min_size,
+            }
         if self.backend == "mediapipe":
             return {"face_model": self.face_model}
         return {}
@@ -182,7 +198,12 @@ class FaceStage:
             raise FerError("face stage needs size >= 8, margin >= 0, min_face >= 0, detect_size >= 0 and pad >= 0")
         self.detector: Detector = create_detector(config.backend, **config.detector_options())
         self.filters, self.policy, self.size, self.margin, self.min_face = (
-            config.filters, config.policy, config.size, config.margin, min_face)
+            config.filters,
+            config.policy,
+            config.size,
+            config.margin,
+            min_face,
+        )
         self.min_score = self.detector.default_min_score if min_score is None else min_score
         self.blur_threshold, self.blank_std, self.detect_size = blur_threshold, config.blank_std, config.detect_size
 
@@ -193,10 +214,20 @@ class FaceStage:
     @property
     def settings(self) -> dict:
         """Backend, detector options, thresholds and crop options; JSON-ready."""
-        return {"backend": self.backend, "detector": self.detector.settings, "filters": self.filters, "policy": self.policy,
-                "size": self.size, "margin": self.margin, "min_face": self.min_face, "min_score": self.min_score,
-                "blur_threshold": self.blur_threshold, "blank_std": self.blank_std,
-                "detect_size": self.detect_size, "pad": self.pad}
+        return {
+            "backend": self.backend,
+            "detector": self.detector.settings,
+            "filters": self.filters,
+            "policy": self.policy,
+            "size": self.size,
+            "margin": self.margin,
+            "min_face": self.min_face,
+            "min_score": self.min_score,
+            "blur_threshold": self.blur_threshold,
+            "blank_std": self.blank_std,
+            "detect_size": self.detect_size,
+            "pad": self.pad,
+        }
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in full-size pixels, largest first; the detector sees a copy of at most ``detect_size``² pixels."""
@@ -205,16 +236,19 @@ class FaceStage:
         # Shrink by area, not by the longest side, so a wide image keeps its faces as large as a square one's.
         if self.detect_size and height * width > self.detect_size**2:
             scale = self.detect_size / (height * width) ** 0.5
-            small = cv2.resize(rgb, (max(round(width * scale), 1), max(round(height * scale), 1)),
-                               interpolation=cv2.INTER_AREA)
+            small = cv2.resize(
+                rgb, (max(round(width * scale), 1), max(round(height * scale), 1)), interpolation=cv2.INTER_AREA
+            )
         else:
             small = rgb
         found = self.detector.detect(small, scale)
         border = round(self.pad * max(small.shape[:2]))
         if not found and border:  # a second look, for a face that fills the whole image
             small = cv2.copyMakeBorder(small, border, border, border, border, cv2.BORDER_REPLICATE)
-            found = [Detection((d.box[0] - border, d.box[1] - border, d.box[2], d.box[3]), d.score)
-                     for d in self.detector.detect(small, scale)]
+            found = [
+                Detection((d.box[0] - border, d.box[1] - border, d.box[2], d.box[3]), d.score)
+                for d in self.detector.detect(small, scale)
+            ]
         found = [Detection(tuple(int(round(v / scale)) for v in d.box), d.score) for d in found]
         return sorted(found, key=lambda d: -d.box[2] * d.box[3])
 
@@ -243,7 +277,9 @@ class FaceStage:
         result.kept = bool(result.faces)
         return result
 
-    def _crops(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[list[tuple[np.ndarray, Detection]], str | None]:
+    def _crops(
+        self, rgb: np.ndarray, detections: list[Detection]
+    ) -> tuple[list[tuple[np.ndarray, Detection]], str | None]:
         """(crop, detection) for the faces that pass the size and blur filters, or [] and the reason of the first
         (largest) face."""
         crops, reasons = [], []

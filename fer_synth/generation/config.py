@@ -35,8 +35,10 @@ CLASS_LISTS: tuple[str, ...] = tuple(known.name for known in classes.KNOWN_LISTS
 #: 2M) is the default: it reaches at 20-25 steps the quality PNDM/DDIM reach at 40-50.
 SCHEDULER_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "dpmpp": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "dpmpp-karras": ("DPMSolverMultistepScheduler",
-                     {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
+    "dpmpp-karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
     "unipc": ("UniPCMultistepScheduler", {}),
     "euler": ("EulerDiscreteScheduler", {}),
     "euler-a": ("EulerAncestralDiscreteScheduler", {}),
@@ -98,10 +100,19 @@ class PipelineOptions:
             raise InvalidOptionError(f"unknown scheduler {self.scheduler!r}; valid: {', '.join(SCHEDULER_SPECS)}")
         if self.dtype != "auto":
             resolve_dtype(self.dtype, "cpu")
-        for kind, name in (("model", self.model), ("vae", self.vae), ("tiny VAE", self.tiny_vae),
-                           ("config", self.config), *(("LoRA", path) for path in self.lora)):
-            if name and name not in ("auto", "model", TINY_RANDOM) and is_local(str(name)) \
-                    and not Path(name).expanduser().exists():
+        for kind, name in (
+            ("model", self.model),
+            ("vae", self.vae),
+            ("tiny VAE", self.tiny_vae),
+            ("config", self.config),
+            *(("LoRA", path) for path in self.lora),
+        ):
+            if (
+                name
+                and name not in ("auto", "model", TINY_RANDOM)
+                and is_local(str(name))
+                and not Path(name).expanduser().exists()
+            ):
                 raise ModelLoadError(f"{kind} {name!r}: no such file or folder")
 
     def settings(self) -> dict:
@@ -139,8 +150,13 @@ class GenerateConfig:
         """A validated copy with canonical class names and ``out`` as a Path; raises before anything loads."""
         emotions = tuple(classes.known_list(self.class_list).resolve_many(self.emotions))
         self.pipeline.check()
-        for name, value, low in (("n", self.n, 1), ("steps", self.steps, 1), ("batch-size", self.batch_size, 1),
-                                 ("max-attempts", self.max_attempts, 1), ("seed", self.seed, 0)):
+        for name, value, low in (
+            ("n", self.n, 1),
+            ("steps", self.steps, 1),
+            ("batch-size", self.batch_size, 1),
+            ("max-attempts", self.max_attempts, 1),
+            ("seed", self.seed, 0),
+        ):
             if value < low:
                 raise InvalidOptionError(f"--{name} must be at least {low} (got {value})")
         if self.guidance < 0:

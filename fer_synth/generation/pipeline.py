@@ -20,8 +20,17 @@ import torch
 
 from fer_synth.core.env import offline as hub_offline
 from fer_synth.core.env import resolve_device
-from fer_synth.generation.config import (DEFAULT_MODEL, DEFAULT_VAE, SCHEDULER_SPECS, TINY_RANDOM, ModelLoadError,
-                                        PipelineOptions, is_local, resolve_dtype, resolved_vae)
+from fer_synth.generation.config import (
+    DEFAULT_MODEL,
+    DEFAULT_VAE,
+    SCHEDULER_SPECS,
+    TINY_RANDOM,
+    ModelLoadError,
+    PipelineOptions,
+    is_local,
+    resolve_dtype,
+    resolved_vae,
+)
 from fer_synth.generation.tiny import tiny_random_pipeline
 
 logger = logging.getLogger(__name__)
@@ -38,8 +47,17 @@ def create_scheduler(name: str, config: dict) -> Any:
 #: Scheduler name -> factory from the model's scheduler config.
 SCHEDULERS: dict[str, Callable[[dict], Any]] = {name: partial(create_scheduler, name) for name in SCHEDULER_SPECS}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-__all__ = ["DEFAULT_MODEL", "DEFAULT_VAE", "DTYPES", "SCHEDULERS", "ModelLoadError", "PipelineOptions", "build_pipeline",
-           "create_scheduler", "resolved_vae"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_VAE",
+    "DTYPES",
+    "SCHEDULERS",
+    "ModelLoadError",
+    "PipelineOptions",
+    "build_pipeline",
+    "create_scheduler",
+    "resolved_vae",
+]
 
 
 def _load(kind: str, name: str, loader: Callable[..., Any], **kwargs: Any) -> Any:
@@ -52,7 +70,7 @@ def _load(kind: str, name: str, loader: Callable[..., Any], **kwargs: Any) -> An
         kwargs["local_files_only"] = kwargs.get("local_files_only", False) or offline
     try:
         return loader(str(local) if local.exists() else name, **kwargs)
-    except Exception as e:  # noqa: BLE001 - a user's damaged file raises many types; each becomes one line
+    except Exception as e:
         if local.exists():
             raise ModelLoadError(f"{kind} {name!r} cannot be loaded: {str(e).splitlines()[0]}") from e
         if not isinstance(e, (OSError, ValueError)):

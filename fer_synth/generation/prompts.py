@@ -124,6 +124,7 @@ def _base(name: str, lists: dict[str, list[str]]) -> str:
 
 # --- reading a prompt file ----------------------------------------------------------------------
 
+
 def default_prompts_path() -> Path:
     """``prompts/default.yaml``: beside the package in a source or editable checkout, else where the
     wheel installs it (``<prefix>/share/fer-synth/prompts``, a setuptools data-files mapping)."""
@@ -219,7 +220,9 @@ def parse_prompts(text: str, source: str = "<string>") -> PromptSet:
         if cls in class_entries:
             raise fail(knode, f"class {cls!r} is given twice (as an alias)")
         fields = mapping(vnode, f"class {cls!r}")
-        entry: dict[str, Any] = {"emotion": string(fields["emotion"][1], f"{cls}.emotion") if "emotion" in fields else cls}
+        entry: dict[str, Any] = {
+            "emotion": string(fields["emotion"][1], f"{cls}.emotion") if "emotion" in fields else cls
+        }
         for field_name, (fk, fv) in fields.items():
             if field_name == "emotion":
                 continue

@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fer_synth.ui.console import progress_bar
 from fer_synth.core.errors import InvalidOptionError
 from fer_synth.core.images import save_png
 from fer_synth.core.manifest import ManifestWriter, check_settings, read_records, remove_stale_temp_files, shard_name
@@ -41,6 +40,7 @@ from fer_synth.core.outputs import has_settings_of, output_lock, prepare_output_
 from fer_synth.generation.config import GenerateConfig
 from fer_synth.generation.pipeline import build_pipeline
 from fer_synth.generation.prompts import Prompt, PromptSet, load_prompts
+from fer_synth.ui.console import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ def run_settings(config: GenerateConfig, prompt_set: PromptSet, face_stage: Face
 
 # --- what an attempt produces: raw images, or face crops ----------------------------------------------
 
+
 class RawImages:
     """Without a face stage: index i is one full-size image, ``OUT/<class>/<name>.png``; n indices in all."""
 
@@ -201,6 +202,7 @@ Output = RawImages | FaceCrops
 
 # --- the worker thread ----------------------------------------------------------------------------------
 
+
 @dataclass
 class _Batch:
     prompts: list[Prompt]
@@ -216,8 +218,15 @@ class _Writer:
     A context manager: leaving it normally waits for every queued batch and re-raises a worker error;
     leaving it by an exception stops the worker without waiting for the rest."""
 
-    def __init__(self, config: GenerateConfig, output: Output, manifest: ManifestWriter, base_record: dict,
-                 summary: dict[str, ClassSummary], on_done: Callable[[str, int], None]):
+    def __init__(
+        self,
+        config: GenerateConfig,
+        output: Output,
+        manifest: ManifestWriter,
+        base_record: dict,
+        summary: dict[str, ClassSummary],
+        on_done: Callable[[str, int], None],
+    ):
         self.config, self.output, self.manifest = config, output, manifest
         self.base_record, self.summary, self.on_done = base_record, summary, on_done
         self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
@@ -272,10 +281,16 @@ class _Writer:
             name = image_name(prompt.emotion, self.config.seed, prompt.index)
             fields, files = self.output.process(prompt, name, image, bool(nsfw))
             record = {
-                "class": prompt.emotion, "index": prompt.index, "seed": prompt.seed, "prompt": prompt.text,
-                "negative_prompt": prompt.negative, **self.base_record, "nsfw": nsfw,
+                "class": prompt.emotion,
+                "index": prompt.index,
+                "seed": prompt.seed,
+                "prompt": prompt.text,
+                "negative_prompt": prompt.negative,
+                **self.base_record,
+                "nsfw": nsfw,
                 "time_s": round(batch.seconds / len(batch.images), 4),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **fields,
             }
             kept = self.output.outputs_of(record)
             records.append(record)
@@ -290,6 +305,7 @@ class _Writer:
 
 
 # --- the run --------------------------------------------------------------------------------------------
+
 
 def generate(
     config: GenerateConfig,
@@ -310,8 +326,10 @@ def generate(
     if rank is None or world_size is None:
         rank, world_size = shard_from_env()
     if overwrite and world_size > 1:
-        raise InvalidOptionError("--overwrite empties the output folder, which ranks of one run share; empty it "
-                                 "before starting a sharded run")
+        raise InvalidOptionError(
+            "--overwrite empties the output folder, which ranks of one run share; empty it "
+            "before starting a sharded run"
+        )
     prompt_set = load_prompts(config.prompts)
     for emotion in config.emotions:
         prompt_set.lists_for(emotion)
@@ -338,30 +356,40 @@ def generate(
             pipe = build_pipeline(config.pipeline, local_rank=int(os.environ.get("LOCAL_RANK", rank)))
         check_settings(config.out, settings)
         remove_stale_temp_files(config.out)
-        base_record = {k: v for k, v in run_settings(config, prompt_set, None).items()
-                       if k not in ("faces", "prompts", "command")}
+        base_record = {
+            k: v for k, v in run_settings(config, prompt_set, None).items() if k not in ("faces", "prompts", "command")
+        }
         base_record.update(run_seed=base_record.pop("seed"), prompts_digest=prompt_set.digest, rank=rank)
 
         # 5. Batches through the pipeline; the writer keeps or rejects each image and records it.
         started = time.perf_counter()
         with _progress(progress) as bar, ManifestWriter(config.out / shard) as manifest:
             tasks = {e: bar.add_task(e, total=quota, completed=min(quota, summary[e].kept)) for e in config.emotions}
-            with _Writer(config, output, manifest, base_record, summary,
-                         on_done=lambda e, k: bar.advance(tasks[e], k)) as writer:
+            with _Writer(
+                config, output, manifest, base_record, summary, on_done=lambda e, k: bar.advance(tasks[e], k)
+            ) as writer:
                 for emotion in config.emotions:
                     indices = _undone(done[emotion], rank, world_size, limit=config.n if face_stage is None else None)
                     scheduled = summary[emotion].attempts_total
                     while writer.kept(emotion) < quota and scheduled < max_total:
-                        batch = [prompt_set.prompt(config.seed, emotion, i)
-                                 for i in _take(indices, min(config.batch_size, max_total - scheduled))]
+                        batch = [
+                            prompt_set.prompt(config.seed, emotion, i)
+                            for i in _take(indices, min(config.batch_size, max_total - scheduled))
+                        ]
                         if not batch:
                             break
                         scheduled += len(batch)
                         writer.put(_call(pipe, batch, config))
 
     # 6. What this rank did.
-    return RunSummary(out=config.out, rank=rank, world_size=world_size, seconds=time.perf_counter() - started,
-                      per_class=summary, max_attempts=config.max_attempts if face_stage is not None else None)
+    return RunSummary(
+        out=config.out,
+        rank=rank,
+        world_size=world_size,
+        seconds=time.perf_counter() - started,
+        per_class=summary,
+        max_attempts=config.max_attempts if face_stage is not None else None,
+    )
 
 
 def _undone(done: set[int], rank: int, world: int, limit: int | None) -> Iterator[int]:
@@ -401,8 +429,14 @@ def _call(pipe: Any, batch: list[Prompt], config: GenerateConfig) -> _Batch:
 
 
 def _progress(enabled: bool):
-    from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class Rate(ProgressColumn):
@@ -410,5 +444,13 @@ def _progress(enabled: bool):
             speed = task.finished_speed or task.speed
             return Text(f"{speed:.2f} img/s" if speed else "-- img/s")
 
-    return progress_bar(enabled, TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    return progress_bar(
+        enabled,
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )

@@ -78,18 +78,37 @@ def tiny_random_pipeline(seed: int = 0, safety_checker: bool = False):
 
             checker = StableDiffusionSafetyChecker(
                 CLIPConfig(
-                    text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                                 "num_attention_heads": 2, "vocab_size": 100,
-                                 "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
-                    vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                                   "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+                    text_config={
+                        "hidden_size": 16,
+                        "intermediate_size": 32,
+                        "num_hidden_layers": 1,
+                        "num_attention_heads": 2,
+                        "vocab_size": 100,
+                        "bos_token_id": 0,
+                        "eos_token_id": 1,
+                        "pad_token_id": 1,
+                    },
+                    vision_config={
+                        "hidden_size": 16,
+                        "intermediate_size": 32,
+                        "num_hidden_layers": 1,
+                        "num_attention_heads": 2,
+                        "image_size": 32,
+                        "patch_size": 8,
+                    },
                     projection_dim=16,
                 )
             )
             feature_extractor = CLIPImageProcessor(crop_size=32, size={"shortest_edge": 32})
     scheduler = PNDMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-        skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading",
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        timestep_spacing="leading",
     )
     return StableDiffusionPipeline(
         vae=vae,
@@ -101,4 +120,3 @@ def tiny_random_pipeline(seed: int = 0, safety_checker: bool = False):
         feature_extractor=feature_extractor,
         requires_safety_checker=False,
     )
-

@@ -67,8 +67,10 @@ class ReportInputs:
         """Real and synthetic images per class of one split."""
         split = self.dataset[name]
         size = len(self.classes)
-        return (np.bincount(split.labels[split.source == REAL], minlength=size),
-                np.bincount(split.labels[split.source == SYNTHETIC], minlength=size))
+        return (
+            np.bincount(split.labels[split.source == REAL], minlength=size),
+            np.bincount(split.labels[split.source == SYNTHETIC], minlength=size),
+        )
 
 
 def checked_judgement(pool: Path) -> list[dict]:
@@ -77,8 +79,10 @@ def checked_judgement(pool: Path) -> list[dict]:
     for record in records:
         missing = [key for key in JUDGEMENT_KEYS if key not in record]
         if missing:
-            raise FerError(f"{pool / JUDGEMENT_FILE}: the record of {record.get('file', '?')} lacks "
-                           f"{', '.join(missing)}; judge the pool again (`fer-models judge POOL --overwrite`)")
+            raise FerError(
+                f"{pool / JUDGEMENT_FILE}: the record of {record.get('file', '?')} lacks "
+                f"{', '.join(missing)}; judge the pool again (`fer-models judge POOL --overwrite`)"
+            )
     return records
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_synth.ui import html, plots
 from fer_synth.core.dataset import REAL, Split
 from fer_synth.core.images import read_rgb
 from fer_synth.core.manifest import outcome
 from fer_synth.data.balance import plan_topup
 from fer_synth.data.stats import dataset_stats, identical_groups, split_stats
 from fer_synth.report.inputs import ReportInputs
+from fer_synth.ui import html, plots
 
 SHEET_COLUMNS, SHEET_ROWS = 6, 4
 GROUPS_SHOWN = 12  # duplicate groups shown per kind
@@ -38,6 +38,7 @@ def _class_label(classes: Sequence[str], i: int) -> str:
 
 # --- class distribution -----------------------------------------------------------------------------------
 
+
 def distribution(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> tuple[str, str, str]:
     classes, splits = inputs.classes, inputs.dataset.splits
     stats = dataset_stats(splits, inputs.exact_groups)
@@ -46,15 +47,31 @@ def distribution(inputs: ReportInputs, images: html.Images, facts: dict, seed: i
     facts["real_only"] = real_only
     composition = {name: inputs.composition(name) for name in splits}
     synthetic_any = any(syn.any() for _, syn in composition.values())
-    panels = [(f"{name}: {int(real.sum()):,} real" + (f" + {int(syn.sum()):,} synthetic" if syn.any() else ""),
-               real, syn) for name, (real, syn) in composition.items()]
-    plots.split_bars(images.path("distribution.png"), classes, panels, title="Images per class" +
-                     (" (hatched: synthetic top-up)" if synthetic_any else ""))
+    panels = [
+        (f"{name}: {int(real.sum()):,} real" + (f" + {int(syn.sum()):,} synthetic" if syn.any() else ""), real, syn)
+        for name, (real, syn) in composition.items()
+    ]
+    plots.split_bars(
+        images.path("distribution.png"),
+        classes,
+        panels,
+        title="Images per class" + (" (hatched: synthetic top-up)" if synthetic_any else ""),
+    )
     parts = [images.figure("distribution.png", "images per class and split")]
-    parts.append(html.row(*(_split_table(name, stats["splits"][name], real_only[name], composition[name][1], classes)
-                            for name in splits)))
-    parts.append(html.note(f"Deficit: images a class needs to match its split's largest class; "
-                           f"{stats['needed_total']:,} in all for class equilibrium in every split."))
+    parts.append(
+        html.row(
+            *(
+                _split_table(name, stats["splits"][name], real_only[name], composition[name][1], classes)
+                for name in splits
+            )
+        )
+    )
+    parts.append(
+        html.note(
+            f"Deficit: images a class needs to match its split's largest class; "
+            f"{stats['needed_total']:,} in all for class equilibrium in every split."
+        )
+    )
     plan = inputs.dataset.attrs.get("plan")
     if plan:
         facts["plan"] = plan
@@ -63,34 +80,72 @@ def distribution(inputs: ReportInputs, images: html.Images, facts: dict, seed: i
         counts = composition[inputs.train_name][0]
         projected = plan_topup({inputs.train_name: counts}, inputs.pool.faces.counts(), "max")
         facts["projected_plan"] = asdict(projected)
-        parts.append(html.row(_plan_table(asdict(projected), classes, "projected_plan",
-                                          "What `fer-synth balance` (target max) would take from the pool")))
+        parts.append(
+            html.row(
+                _plan_table(
+                    asdict(projected),
+                    classes,
+                    "projected_plan",
+                    "What `fer-synth balance` (target max) would take from the pool",
+                )
+            )
+        )
     return "distribution", "Class distribution", "".join(parts)
 
 
 def _split_table(name: str, s: dict, before: dict, synthetic: np.ndarray, classes: Sequence[str]) -> str:
     """Counts and deficits of one split; with synthetic rows, before (real only) and after the top-up."""
     if not synthetic.any():
-        header = ["class", html.Cell("images", numeric=True), html.Cell("share %", numeric=True),
-                  html.Cell("deficit", numeric=True)]
-        rows = [[html.Cell(c), html.num(s["counts"][c], f"stats.splits.{name}.counts.{c}"),
-                 html.pct(s["counts"][c] / max(s["num_images"], 1), digits=1),
-                 html.num(s["deficits"][c], f"stats.splits.{name}.deficits.{c}")] for c in classes]
-        total = ["total", html.num(s["num_images"], f"stats.splits.{name}.num_images"), "",
-                 html.num(s["needed"], f"stats.splits.{name}.needed")]
+        header = [
+            "class",
+            html.Cell("images", numeric=True),
+            html.Cell("share %", numeric=True),
+            html.Cell("deficit", numeric=True),
+        ]
+        rows = [
+            [
+                html.Cell(c),
+                html.num(s["counts"][c], f"stats.splits.{name}.counts.{c}"),
+                html.pct(s["counts"][c] / max(s["num_images"], 1), digits=1),
+                html.num(s["deficits"][c], f"stats.splits.{name}.deficits.{c}"),
+            ]
+            for c in classes
+        ]
+        total = [
+            "total",
+            html.num(s["num_images"], f"stats.splits.{name}.num_images"),
+            "",
+            html.num(s["needed"], f"stats.splits.{name}.needed"),
+        ]
         caption = f"{name}: {_balance_words(s)}"
     else:
-        header = ["class", html.Cell("real", numeric=True), html.Cell("synthetic", numeric=True),
-                  html.Cell("total", numeric=True), html.Cell("deficit before", numeric=True),
-                  html.Cell("after", numeric=True)]
-        rows = [[html.Cell(c), html.num(before["counts"][c], f"real_only.{name}.counts.{c}"), html.num(int(synthetic[i])),
-                 html.num(s["counts"][c], f"stats.splits.{name}.counts.{c}"),
-                 html.num(before["deficits"][c], f"real_only.{name}.deficits.{c}"),
-                 html.num(s["deficits"][c], f"stats.splits.{name}.deficits.{c}")] for i, c in enumerate(classes)]
-        total = ["total", html.num(before["num_images"], f"real_only.{name}.num_images"), html.num(int(synthetic.sum())),
-                 html.num(s["num_images"], f"stats.splits.{name}.num_images"),
-                 html.num(before["needed"], f"real_only.{name}.needed"),
-                 html.num(s["needed"], f"stats.splits.{name}.needed")]
+        header = [
+            "class",
+            html.Cell("real", numeric=True),
+            html.Cell("synthetic", numeric=True),
+            html.Cell("total", numeric=True),
+            html.Cell("deficit before", numeric=True),
+            html.Cell("after", numeric=True),
+        ]
+        rows = [
+            [
+                html.Cell(c),
+                html.num(before["counts"][c], f"real_only.{name}.counts.{c}"),
+                html.num(int(synthetic[i])),
+                html.num(s["counts"][c], f"stats.splits.{name}.counts.{c}"),
+                html.num(before["deficits"][c], f"real_only.{name}.deficits.{c}"),
+                html.num(s["deficits"][c], f"stats.splits.{name}.deficits.{c}"),
+            ]
+            for i, c in enumerate(classes)
+        ]
+        total = [
+            "total",
+            html.num(before["num_images"], f"real_only.{name}.num_images"),
+            html.num(int(synthetic.sum())),
+            html.num(s["num_images"], f"stats.splits.{name}.num_images"),
+            html.num(before["needed"], f"real_only.{name}.needed"),
+            html.num(s["needed"], f"stats.splits.{name}.needed"),
+        ]
         caption = f"{name}: before the top-up {_balance_words(before)}; after, {_balance_words(s)}"
     return html.table(header, rows, table_id=f"counts-{name}", total=total, caption=caption)
 
@@ -108,29 +163,49 @@ def _ratio(value: float) -> str:
 def _plan_table(plan: dict, classes: Sequence[str], key: str, caption: str) -> str:
     parts = []
     for split in plan["take"]:
-        header = ["class", html.Cell("real", numeric=True), html.Cell("target", numeric=True),
-                  html.Cell("from pool", numeric=True), html.Cell("short", numeric=True)]
-        rows = [[html.Cell(c)] + [html.num(plan[field][split][i], f"{key}.{field}.{split}.{i}")
-                                  for field in ("counts", "targets", "take", "shortfall")] for i, c in enumerate(classes)]
+        header = [
+            "class",
+            html.Cell("real", numeric=True),
+            html.Cell("target", numeric=True),
+            html.Cell("from pool", numeric=True),
+            html.Cell("short", numeric=True),
+        ]
+        rows = [
+            [html.Cell(c)]
+            + [
+                html.num(plan[field][split][i], f"{key}.{field}.{split}.{i}")
+                for field in ("counts", "targets", "take", "shortfall")
+            ]
+            for i, c in enumerate(classes)
+        ]
         parts.append(html.table(header, rows, table_id=f"{key}-{split}", caption=f"{caption} ({split})"))
     return "".join(parts)
 
 
 # --- contact sheets ---------------------------------------------------------------------------------------
 
+
 def contact_sheets(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> tuple[str, str, str] | None:
     train = inputs.dataset[inputs.train_name]
     # Synthetic faces: those the file's training split holds, else the pool's.
     if (train.source != REAL).any():
-        synthetic, kind, where = train.take(train.source != REAL), "top-up", f"the synthetic rows of {inputs.train_name}"
+        synthetic, kind, where = (
+            train.take(train.source != REAL),
+            "top-up",
+            f"the synthetic rows of {inputs.train_name}",
+        )
     elif inputs.pool is not None:
         synthetic, kind, where = inputs.pool.faces, "pool", f"the pool {inputs.pool.path}"
     else:
         synthetic, kind, where = None, "", ""
     real = train.take(train.source == REAL)
-    parts = [html.note(f"A seeded sample (seed {seed}) of up to {SHEET_COLUMNS * SHEET_ROWS} faces per class: real "
-                       f"faces of {inputs.train_name} on the left" +
-                       (f", synthetic faces from {where} on the right." if synthetic is not None else "."))]
+    parts = [
+        html.note(
+            f"A seeded sample (seed {seed}) of up to {SHEET_COLUMNS * SHEET_ROWS} faces per class: real "
+            f"faces of {inputs.train_name} on the left"
+            + (f", synthetic faces from {where} on the right." if synthetic is not None else ".")
+        )
+    ]
     shown = {}
     for label, name in enumerate(inputs.classes):
         row = [_sheet(images, f"sheet-{label}-real.png", real, label, seed, f"real ({inputs.train_name})")]
@@ -138,7 +213,7 @@ def contact_sheets(inputs: ReportInputs, images: html.Images, facts: dict, seed:
         if synthetic is not None:
             row.append(_sheet(images, f"sheet-{label}-synthetic.png", synthetic, label, seed, f"synthetic ({kind})"))
             shown[name]["synthetic"] = int((synthetic.labels == label).sum())
-        parts.append(f"<h3>{_class_label(inputs.classes, label)}</h3><div class=\"row\">{''.join(row)}</div>")
+        parts.append(f'<h3>{_class_label(inputs.classes, label)}</h3><div class="row">{"".join(row)}</div>')
     facts["contact_sheets"] = {"seed": seed, "available": shown}
     return "faces", "Faces per class", "".join(parts)
 
@@ -156,6 +231,7 @@ def _sheet(images: html.Images, name: str, split: Split, label: int, seed: int, 
 
 
 # --- generation / crop run --------------------------------------------------------------------------------
+
 
 def run_outcomes(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> tuple[str, str, str] | None:
     pool = inputs.pool
@@ -176,29 +252,68 @@ def run_outcomes(inputs: ReportInputs, images: html.Images, facts: dict, seed: i
             examples[reason].append(record)
     names = [c for c in inputs.classes if attempts[c]] + sorted(set(attempts) - set(inputs.classes))
     all_reasons = sorted(reasons, key=lambda r: -sum(reasons[r].values()))
-    per_class = {c: {"attempts": attempts[c], "kept": kept[c], "faces": faces[c], "nsfw_flagged": nsfw[c],
-                     "rejected": {r: reasons[r][c] for r in all_reasons if reasons[r][c]}} for c in names}
+    per_class = {
+        c: {
+            "attempts": attempts[c],
+            "kept": kept[c],
+            "faces": faces[c],
+            "nsfw_flagged": nsfw[c],
+            "rejected": {r: reasons[r][c] for r in all_reasons if reasons[r][c]},
+        }
+        for c in names
+    }
     facts["run"] = {"kind": _run_kind(pool.records), "per_class": per_class}
-    header = ["class", html.Cell("attempts", numeric=True), html.Cell("kept", numeric=True),
-              html.Cell("kept %", numeric=True), html.Cell("faces", numeric=True)]
+    header = [
+        "class",
+        html.Cell("attempts", numeric=True),
+        html.Cell("kept", numeric=True),
+        html.Cell("kept %", numeric=True),
+        html.Cell("faces", numeric=True),
+    ]
     header += [html.Cell(r, numeric=True) for r in all_reasons]
-    rows = [[html.Cell(c), html.num(attempts[c], f"run.per_class.{c}.attempts"),
-             html.num(kept[c], f"run.per_class.{c}.kept"), html.pct(kept[c] / attempts[c], digits=1),
-             html.num(faces[c], f"run.per_class.{c}.faces")] +
-            [html.num(reasons[r][c], f"run.per_class.{c}.rejected.{r}") if reasons[r][c] else "" for r in all_reasons]
-            for c in names]
-    total = ["total", html.num(sum(attempts.values())), html.num(sum(kept.values())),
-             html.pct(sum(kept.values()) / max(sum(attempts.values()), 1), digits=1), html.num(sum(faces.values()))]
+    rows = [
+        [
+            html.Cell(c),
+            html.num(attempts[c], f"run.per_class.{c}.attempts"),
+            html.num(kept[c], f"run.per_class.{c}.kept"),
+            html.pct(kept[c] / attempts[c], digits=1),
+            html.num(faces[c], f"run.per_class.{c}.faces"),
+        ]
+        + [html.num(reasons[r][c], f"run.per_class.{c}.rejected.{r}") if reasons[r][c] else "" for r in all_reasons]
+        for c in names
+    ]
+    total = [
+        "total",
+        html.num(sum(attempts.values())),
+        html.num(sum(kept.values())),
+        html.pct(sum(kept.values()) / max(sum(attempts.values()), 1), digits=1),
+        html.num(sum(faces.values())),
+    ]
     total += [html.num(sum(reasons[r].values())) for r in all_reasons]
     series = {"kept": [kept[c] for c in names]} | {r: [reasons[r][c] for c in names] for r in all_reasons}
     colours = ["#4c9a5f", "#d9a441", "#c4553f", "#8a6fb0", "#5b8fc7", "#9c9c9c", "#6d4c41", "#e58fb4"]
-    plots.stacked_bars(images.path("attempts.png"), names, series, colours[:len(series)],
-                       title="What became of each attempt, per class", xlabel="attempts (images)")
-    parts = [html.note(f"{facts['run']['kind']}: {sum(attempts.values()):,} attempts recorded in the manifest of "
-                       f"{pool.path}; {sum(faces.values()):,} faces kept."),
-             html.table(header, rows, table_id="run", total=total, caption="Attempts, kept images and every rejection "
-                        "reason per class"),
-             images.figure("attempts.png", "attempts per class")]
+    plots.stacked_bars(
+        images.path("attempts.png"),
+        names,
+        series,
+        colours[: len(series)],
+        title="What became of each attempt, per class",
+        xlabel="attempts (images)",
+    )
+    parts = [
+        html.note(
+            f"{facts['run']['kind']}: {sum(attempts.values()):,} attempts recorded in the manifest of "
+            f"{pool.path}; {sum(faces.values()):,} faces kept."
+        ),
+        html.table(
+            header,
+            rows,
+            table_id="run",
+            total=total,
+            caption="Attempts, kept images and every rejection reason per class",
+        ),
+        images.figure("attempts.png", "attempts per class"),
+    ]
     if sum(nsfw.values()):
         parts.append(html.note(f"{sum(nsfw.values()):,} images were flagged by the safety checker.", warn=True))
     for reason in all_reasons:
@@ -238,8 +353,10 @@ def _rejection_examples(inputs: ReportInputs, images: html.Images, reason: str, 
         src = images.save_png(f"rejected-{_slug(reason)}-{k}.png", thumb)
         thumbs.append((src, record.get("class") or "unlabelled", str(source)))
     if not thumbs:
-        return html.note("No rejected image is on disk to show (generation keeps them with --keep-raw; crop reads "
-                         "them from its input folder).")
+        return html.note(
+            "No rejected image is on disk to show (generation keeps them with --keep-raw; crop reads "
+            "them from its input folder)."
+        )
     return html.thumbs(thumbs)
 
 
@@ -259,20 +376,31 @@ def _slug(text: str) -> str:
 
 # --- duplicates -------------------------------------------------------------------------------------------
 
+
 def duplicates(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> tuple[str, str, str]:
     splits = inputs.dataset.splits
     d = facts["stats"]["duplicates"]
     groups = inputs.exact_groups[0]
-    rows = [(label, html.num(d[key], f"stats.duplicates.{key}")) for key, label in (
-        ("distinct_images", "distinct images"), ("duplicate_groups", "groups of identical images"),
-        ("extra_copies", "copies beyond the first of each group"),
-        ("cross_split_groups", "groups spanning more than one split (leakage)"),
-        ("conflicting_label_groups", "groups whose copies carry different labels"),
-        ("constant_images", "images of a single flat colour"))]
-    parts = [html.table(["exact duplicates (identical pixels)", html.Cell("count", numeric=True)], rows,
-                        table_id="duplicates"),
-             html.note("Each card: one of the identical faces, then where every copy sits as split:origin (the CSV "
-                       "row or file it came from) and its label.")]
+    rows = [
+        (label, html.num(d[key], f"stats.duplicates.{key}"))
+        for key, label in (
+            ("distinct_images", "distinct images"),
+            ("duplicate_groups", "groups of identical images"),
+            ("extra_copies", "copies beyond the first of each group"),
+            ("cross_split_groups", "groups spanning more than one split (leakage)"),
+            ("conflicting_label_groups", "groups whose copies carry different labels"),
+            ("constant_images", "images of a single flat colour"),
+        )
+    ]
+    parts = [
+        html.table(
+            ["exact duplicates (identical pixels)", html.Cell("count", numeric=True)], rows, table_id="duplicates"
+        ),
+        html.note(
+            "Each card: one of the identical faces, then where every copy sits as split:origin (the CSV "
+            "row or file it came from) and its label."
+        ),
+    ]
     lookup = {name: split for name, split in splits.items()}
     kinds = {
         "Across splits (a train face also in val or test)": [g for g in groups if len({s for s, _ in g}) > 1],
@@ -286,8 +414,16 @@ def duplicates(inputs: ReportInputs, images: html.Images, facts: dict, seed: int
     return "duplicates", "Duplicates", "".join(parts)
 
 
-def group_rows(title: str, groups: list[list[tuple[str, int]]], splits: dict[str, Split], classes: Sequence[str],
-               images: html.Images, name: str, faces_per_group: int = 1, shown: int = GROUPS_SHOWN) -> str:
+def group_rows(
+    title: str,
+    groups: list[list[tuple[str, int]]],
+    splits: dict[str, Split],
+    classes: Sequence[str],
+    images: html.Images,
+    name: str,
+    faces_per_group: int = 1,
+    shown: int = GROUPS_SHOWN,
+) -> str:
     """Groups of (split, row) pairs as cards: the face(s) and where each copy sits. Exact duplicates need one
     face per group; near duplicates (issue 14) show several with ``faces_per_group``."""
     parts = [f"<h3>{html.esc(title)}: {len(groups):,} group{'s' if len(groups) != 1 else ''}</h3>"]
@@ -295,8 +431,11 @@ def group_rows(title: str, groups: list[list[tuple[str, int]]], splits: dict[str
         return parts[0] + html.note("none")
     cards = []
     for k, group in enumerate(groups[:shown]):
-        faces = "".join(f'<img src="{html.esc(images.save_png(f"{name}-{k}-{m}.png", splits[split].images[row]))}" '
-                        f'alt="{html.esc(split)}:{row}">' for m, (split, row) in enumerate(group[:faces_per_group]))
+        faces = "".join(
+            f'<img src="{html.esc(images.save_png(f"{name}-{k}-{m}.png", splits[split].images[row]))}" '
+            f'alt="{html.esc(split)}:{row}">'
+            for m, (split, row) in enumerate(group[:faces_per_group])
+        )
         lines = [f"{len(group)} copies"] + [_where(splits, classes, split, row) for split, row in group[:5]]
         if len(group) > 5:
             lines.append(f"and {len(group) - 5} more")
@@ -319,15 +458,24 @@ def _pool_duplicates(inputs: ReportInputs, images: html.Images, facts: dict) -> 
     groups, _ = identical_groups({"pool": pool, **evals})
     with_eval = [g for g in groups if any(s == "pool" for s, _ in g) and any(s != "pool" for s, _ in g)]
     within = [g for g in groups if all(s == "pool" for s, _ in g)]
-    facts["pool_duplicates"] = {"pool_vs_eval_groups": len(with_eval), "within_pool_groups": len(within),
-                                "eval_splits": list(evals)}
+    facts["pool_duplicates"] = {
+        "pool_vs_eval_groups": len(with_eval),
+        "within_pool_groups": len(within),
+        "eval_splits": list(evals),
+    }
     lookup = {"pool": pool, **evals}
-    return (group_rows(f"Pool faces identical to a face of {', '.join(evals) or 'no evaluation split'}", with_eval,
-                       lookup, inputs.classes, images, "pool-eval") +
-            group_rows("Identical faces within the pool", within, lookup, inputs.classes, images, "pool-pool"))
+    return group_rows(
+        f"Pool faces identical to a face of {', '.join(evals) or 'no evaluation split'}",
+        with_eval,
+        lookup,
+        inputs.classes,
+        images,
+        "pool-eval",
+    ) + group_rows("Identical faces within the pool", within, lookup, inputs.classes, images, "pool-pool")
 
 
 # --- the judge --------------------------------------------------------------------------------------------
+
 
 def judge(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> tuple[str, str, str] | None:
     pool = inputs.pool
@@ -351,27 +499,59 @@ def judge(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> 
     for a in agreement.values():
         a["rate"] = a["agree"] / a["n"] if a["n"] else 0.0
         a["mean_p_intended"] = a["mean_p_intended"] / a["n"] if a["n"] else 0.0
-    judges = sorted({f"{r.get('judge', {}).get('model', '?')} ({r.get('judge', {}).get('fingerprint', '?')})"
-                     for r in records})
-    facts["judge"] = {"judges": judges, "agreement": agreement, "confusion": confusion.tolist(),
-                      "judge_classes": judge_classes, "records": len(records), "unmatched": sum(unknown.values())}
+    judges = sorted(
+        {f"{r.get('judge', {}).get('model', '?')} ({r.get('judge', {}).get('fingerprint', '?')})" for r in records}
+    )
+    facts["judge"] = {
+        "judges": judges,
+        "agreement": agreement,
+        "confusion": confusion.tolist(),
+        "judge_classes": judge_classes,
+        "records": len(records),
+        "unmatched": sum(unknown.values()),
+    }
     n, agree = sum(a["n"] for a in agreement.values()), sum(a["agree"] for a in agreement.values())
-    rows = [[html.Cell(c), html.num(agreement[c]["n"], f"judge.agreement.{c}.n"),
-             html.num(agreement[c]["agree"], f"judge.agreement.{c}.agree"),
-             html.pct(agreement[c]["rate"], f"judge.agreement.{c}.rate", digits=1),
-             html.num(agreement[c]["mean_p_intended"], f"judge.agreement.{c}.mean_p_intended", digits=3)]
-            for c in classes if agreement[c]["n"]]
+    rows = [
+        [
+            html.Cell(c),
+            html.num(agreement[c]["n"], f"judge.agreement.{c}.n"),
+            html.num(agreement[c]["agree"], f"judge.agreement.{c}.agree"),
+            html.pct(agreement[c]["rate"], f"judge.agreement.{c}.rate", digits=1),
+            html.num(agreement[c]["mean_p_intended"], f"judge.agreement.{c}.mean_p_intended", digits=3),
+        ]
+        for c in classes
+        if agreement[c]["n"]
+    ]
     total = ["all", html.num(n), html.num(agree), html.pct(agree / max(n, 1), digits=1), ""]
-    header = ["intended class", html.Cell("faces judged", numeric=True), html.Cell("judged as intended", numeric=True),
-              html.Cell("agreement %", numeric=True), html.Cell("mean p(intended)", numeric=True)]
-    plots.confusion_figure(images.path("judge-confusion.png"), confusion, classes, "Intended vs judged class",
-                           true_label="intended class", predicted_label="judged class", columns=judge_classes)
-    parts = [html.note(f"Judge: {', '.join(judges)}; {len(records):,} faces judged."),
-             html.table(header, rows, table_id="judge", total=total, caption="Does the judge see the intended emotion?"),
-             images.figure("judge-confusion.png", "intended vs judged confusion")]
+    header = [
+        "intended class",
+        html.Cell("faces judged", numeric=True),
+        html.Cell("judged as intended", numeric=True),
+        html.Cell("agreement %", numeric=True),
+        html.Cell("mean p(intended)", numeric=True),
+    ]
+    plots.confusion_figure(
+        images.path("judge-confusion.png"),
+        confusion,
+        classes,
+        "Intended vs judged class",
+        true_label="intended class",
+        predicted_label="judged class",
+        columns=judge_classes,
+    )
+    parts = [
+        html.note(f"Judge: {', '.join(judges)}; {len(records):,} faces judged."),
+        html.table(header, rows, table_id="judge", total=total, caption="Does the judge see the intended emotion?"),
+        images.figure("judge-confusion.png", "intended vs judged confusion"),
+    ]
     if unknown:
-        parts.append(html.note(f"{sum(unknown.values())} records name a class outside the lists "
-                               f"(first: {', '.join(list(unknown)[:3])}); they are left out above.", warn=True))
+        parts.append(
+            html.note(
+                f"{sum(unknown.values())} records name a class outside the lists "
+                f"(first: {', '.join(list(unknown)[:3])}); they are left out above.",
+                warn=True,
+            )
+        )
     parts.append(_lowest_judged(inputs, images, records))
     return "judge", "Judge", "".join(parts)
 
@@ -391,9 +571,11 @@ def _lowest_judged(inputs: ReportInputs, images: html.Images, records: list[dict
             items.append((src, f"{r['judged']} {float(r['p_intended']):.2f}", r["file"]))
         if items:
             blocks.append((_class_label(inputs.classes, label), items))
-    parts = ["<h3>Lowest-scored faces per class</h3>",
-             html.note("Under each face: the class the judge saw and its probability for the intended class."),
-             html.labelled_thumbs(blocks)]
+    parts = [
+        "<h3>Lowest-scored faces per class</h3>",
+        html.note("Under each face: the class the judge saw and its probability for the intended class."),
+        html.labelled_thumbs(blocks),
+    ]
     if missing:
         parts.append(html.note(f"{missing} judged files are not in the pool folder any more.", warn=True))
     return "".join(parts)
@@ -401,9 +583,26 @@ def _lowest_judged(inputs: ReportInputs, images: html.Images, records: list[dict
 
 # --- provenance -------------------------------------------------------------------------------------------
 
-PROVENANCE_KEYS = ("format", "format_version", "writer", "command", "created", "fingerprint", "source_dataset",
-                   "pool", "seed", "target", "topped_up_splits", "forced_synthetic_eval", "synthetic_in_eval", "notes",
-                   "skipped_source_files", "layout", "image_size", "classes")
+PROVENANCE_KEYS = (
+    "format",
+    "format_version",
+    "writer",
+    "command",
+    "created",
+    "fingerprint",
+    "source_dataset",
+    "pool",
+    "seed",
+    "target",
+    "topped_up_splits",
+    "forced_synthetic_eval",
+    "synthetic_in_eval",
+    "notes",
+    "skipped_source_files",
+    "layout",
+    "image_size",
+    "classes",
+)
 
 
 def provenance(inputs: ReportInputs, images: html.Images, facts: dict, seed: int) -> tuple[str, str, str]:
@@ -415,8 +614,12 @@ def provenance(inputs: ReportInputs, images: html.Images, facts: dict, seed: int
     synthetic = Split.concat([s.take(s.source != REAL) for s in inputs.dataset.splits.values()])
     if len(synthetic):
         models = Counter(synthetic.model.tolist())
-        parts.append(html.note("Synthetic rows by generator model: " +
-                               ", ".join(f"{m or '(none recorded)'} {k:,}" for m, k in models.most_common())))
+        parts.append(
+            html.note(
+                "Synthetic rows by generator model: "
+                + ", ".join(f"{m or '(none recorded)'} {k:,}" for m, k in models.most_common())
+            )
+        )
     pool = inputs.pool
     if pool is not None:
         parts.append(f"<h3>Pool {html.esc(pool.path)}</h3>")
@@ -430,10 +633,13 @@ def _generation_provenance(records: list[dict]) -> str:
     generated = [r for r in records if "prompt" in r]
     if not generated:
         return ""
-    values = {key: Counter(str(r.get(key)) for r in generated) for key in
-              ("model", "run_seed", "prompts_digest", "scheduler", "steps", "guidance", "height", "vae", "lora")}
-    pairs = [(key, ", ".join(f"{v} ({k:,})" for v, k in c.most_common())) for key, c in values.items()
-             if set(c) != {"None"}]
+    values = {
+        key: Counter(str(r.get(key)) for r in generated)
+        for key in ("model", "run_seed", "prompts_digest", "scheduler", "steps", "guidance", "height", "vae", "lora")
+    }
+    pairs = [
+        (key, ", ".join(f"{v} ({k:,})" for v, k in c.most_common())) for key, c in values.items() if set(c) != {"None"}
+    ]
     times = [r["time_s"] for r in generated if isinstance(r.get("time_s"), (int, float))]
     if times:
         pairs.append(("seconds per image (mean)", f"{np.mean(times):.3f}"))
@@ -445,11 +651,22 @@ def _generation_provenance(records: list[dict]) -> str:
     for r in generated:
         if len(examples[r["class"]]) < 2:
             examples[r["class"]].append(r)
-    rows = [[r["class"], html.Cell(str(r["index"]), r["index"], True), html.Cell(str(r["seed"]), r["seed"], True),
-             html.Cell(r["prompt"])] for rs in examples.values() for r in rs]
-    return (html.key_values(pairs, "provenance-generation") +
-            html.table(["class", html.Cell("index", numeric=True), html.Cell("image seed", numeric=True), "prompt"],
-                       rows, table_id="prompts", caption="Example prompts (regenerate any image from its seed)"))
+    rows = [
+        [
+            r["class"],
+            html.Cell(str(r["index"]), r["index"], True),
+            html.Cell(str(r["seed"]), r["seed"], True),
+            html.Cell(r["prompt"]),
+        ]
+        for rs in examples.values()
+        for r in rs
+    ]
+    return html.key_values(pairs, "provenance-generation") + html.table(
+        ["class", html.Cell("index", numeric=True), html.Cell("image seed", numeric=True), "prompt"],
+        rows,
+        table_id="prompts",
+        caption="Example prompts (regenerate any image from its seed)",
+    )
 
 
 def _default_template(digests: Counter) -> str | None:

@@ -75,10 +75,20 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> No
 
 def _verbosity_options() -> list[click.Option]:
     return [
-        click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_set_verbosity,
-                     help="More detail (debug logs, native libraries' start-up lines)."),
-        click.Option(["-q", "--quiet"], count=True, expose_value=False, callback=_set_verbosity,
-                     help="Warnings and errors only; no progress bars."),
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="More detail (debug logs, native libraries' start-up lines).",
+        ),
+        click.Option(
+            ["-q", "--quiet"],
+            count=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Warnings and errors only; no progress bars.",
+        ),
     ]
 
 
@@ -107,8 +117,10 @@ class FriendlyGroup(click.Group):
 
 def with_options(options: list) -> Callable:
     """Apply a list of click options to a command, in the listed order."""
+
     def decorator(f):
         for option in reversed(options):
             f = option(f)
         return f
+
     return decorator

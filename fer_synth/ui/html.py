@@ -112,9 +112,15 @@ def _cell(item: object, tag: str) -> str:
     return f"<{tag}{attrs}>{esc(item.text)}</{tag}>"
 
 
-def table(header: Sequence[object], rows: Iterable[Sequence[object]], *, table_id: str | None = None,
-          caption: str | None = None, total: Sequence[object] | None = None,
-          groups: Sequence[tuple[str, int]] = ()) -> str:
+def table(
+    header: Sequence[object],
+    rows: Iterable[Sequence[object]],
+    *,
+    table_id: str | None = None,
+    caption: str | None = None,
+    total: Sequence[object] | None = None,
+    groups: Sequence[tuple[str, int]] = (),
+) -> str:
     """An HTML table; cells are strings or :class:`Cell` (numbers right-aligned, with their exact value).
     ``groups`` adds a header row above ``header``: (label, columns spanned) pairs."""
     head = "".join(_cell(h if isinstance(h, Cell) else Cell(str(h)), "th") for h in header)
@@ -149,8 +155,10 @@ def thumbs(items: Iterable[tuple[str, str] | tuple[str, str, str]]) -> str:
     cells = []
     for src, caption, *tooltip in items:
         tip = f' title="{esc(tooltip[0])}"' if tooltip else ""
-        cells.append(f'<figure class="thumb"{tip}><img src="{esc(src)}" alt="{esc(caption)}">'
-                     f"<figcaption>{esc(caption)}</figcaption></figure>")
+        cells.append(
+            f'<figure class="thumb"{tip}><img src="{esc(src)}" alt="{esc(caption)}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>"
+        )
     return f'<div class="thumbs">{"".join(cells)}</div>'
 
 
@@ -161,7 +169,11 @@ def row(*parts: str) -> str:
 
 def labelled_thumbs(blocks: Iterable[tuple[str, list]]) -> str:
     """Rows of thumbnails, each under a label given as HTML (e.g. a class swatch and name), packed side by side."""
-    return '<div class="blocks">' + "".join(f"<div><p>{label}</p>{thumbs(items)}</div>" for label, items in blocks) + "</div>"
+    return (
+        '<div class="blocks">'
+        + "".join(f"<div><p>{label}</p>{thumbs(items)}</div>" for label, items in blocks)
+        + "</div>"
+    )
 
 
 def note(text: str, warn: bool = False) -> str:
@@ -187,11 +199,13 @@ class Page:
         nav = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t, _ in self.sections)
         body = "".join(f'<section id="{esc(a)}"><h2>{esc(t)}</h2>{b}</section>' for a, t, b in self.sections)
         sub = "".join(f"<p>{esc(line)}</p>" for line in self.subtitle)
-        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-                f'<meta name="generator" content="{GENERATOR}"><title>{esc(self.title)}</title>'
-                f"<style>{_CSS}</style></head><body><header><h1>{esc(self.title)}</h1>{sub}</header>"
-                f"<nav>{nav}</nav><main>{body}</main></body></html>\n")
+        return (
+            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<meta name="generator" content="{GENERATOR}"><title>{esc(self.title)}</title>'
+            f"<style>{_CSS}</style></head><body><header><h1>{esc(self.title)}</h1>{sub}</header>"
+            f"<nav>{nav}</nav><main>{body}</main></body></html>\n"
+        )
 
 
 class Images:
@@ -233,8 +247,9 @@ def is_report(folder: Path) -> bool:
         return False
 
 
-def prepare_report_folder(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
-                          overwrite: bool = False) -> Path:
+def prepare_report_folder(
+    out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), overwrite: bool = False
+) -> Path:
     """Check ``out`` by the output-folder rule (new, empty, an earlier report, or ``overwrite``; never over an
     input) before any work, and create it."""
     return prepare_output_folder(out, command="report", is_own=is_report, overwrite=overwrite, inputs=inputs)

@@ -15,8 +15,14 @@ from fer_synth.core.atomic import atomic_file
 
 #: FER2013's classes (and FER+'s contempt) in colours a reader can tell apart; other names get tab10's.
 CLASS_COLOURS: dict[str, str] = {
-    "angry": "#d62728", "disgust": "#6b8e23", "fear": "#9467bd", "happy": "#f0a202", "sad": "#1f77b4",
-    "surprise": "#17becf", "neutral": "#7f7f7f", "contempt": "#e377c2",
+    "angry": "#d62728",
+    "disgust": "#6b8e23",
+    "fear": "#9467bd",
+    "happy": "#f0a202",
+    "sad": "#1f77b4",
+    "surprise": "#17becf",
+    "neutral": "#7f7f7f",
+    "contempt": "#e377c2",
 }
 _FALLBACK = ("#8c564b", "#bcbd22", "#ff7f0e", "#2ca02c", "#393b79", "#ad494a")
 
@@ -33,8 +39,16 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.titleweight": "bold", "axes.spines.top": False,
-                         "axes.spines.right": False, "figure.dpi": 100})
+    plt.rcParams.update(
+        {
+            "font.size": 10,
+            "axes.titlesize": 11,
+            "axes.titleweight": "bold",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "figure.dpi": 100,
+        }
+    )
     return plt
 
 
@@ -48,8 +62,14 @@ def save(fig, path: str | Path, dpi: int = 100) -> Path:
     return Path(path)
 
 
-def split_bars(path: str | Path, classes: Sequence[str], panels: Sequence[tuple[str, Sequence[int], Sequence[int] | None]],
-               base_label: str = "real", extra_label: str = "synthetic", title: str = "") -> Path:
+def split_bars(
+    path: str | Path,
+    classes: Sequence[str],
+    panels: Sequence[tuple[str, Sequence[int], Sequence[int] | None]],
+    base_label: str = "real",
+    extra_label: str = "synthetic",
+    title: str = "",
+) -> Path:
     """One panel per split: a bar per class (its colour), ``extra`` stacked on ``base`` hatched and paler."""
     plt = pyplot()
     colours = class_colours(classes)
@@ -58,14 +78,30 @@ def split_bars(path: str | Path, classes: Sequence[str], panels: Sequence[tuple[
     for ax, (name, base, extra) in zip(axes[0], panels):
         ax.bar(x, base, color=colours, edgecolor="black", linewidth=0.4, label=base_label)
         if extra is not None and np.any(extra):
-            ax.bar(x, extra, bottom=base, color=colours, alpha=0.35, hatch="///", edgecolor="black", linewidth=0.4,
-                   label=extra_label)
+            ax.bar(
+                x,
+                extra,
+                bottom=base,
+                color=colours,
+                alpha=0.35,
+                hatch="///",
+                edgecolor="black",
+                linewidth=0.4,
+                label=extra_label,
+            )
             ax.set_ylim(0, 1.2 * float(np.max(np.add(base, extra))))  # room for the legend above the bars
             from matplotlib.patches import Patch
 
-            ax.legend(handles=[Patch(facecolor="#9a9a9a", edgecolor="black", label=base_label),
-                               Patch(facecolor="#9a9a9a", alpha=0.35, hatch="///", edgecolor="black", label=extra_label)],
-                      loc="upper center", ncol=2, fontsize=8, frameon=False)
+            ax.legend(
+                handles=[
+                    Patch(facecolor="#9a9a9a", edgecolor="black", label=base_label),
+                    Patch(facecolor="#9a9a9a", alpha=0.35, hatch="///", edgecolor="black", label=extra_label),
+                ],
+                loc="upper center",
+                ncol=2,
+                fontsize=8,
+                frameon=False,
+            )
         ax.set_xticks(x, classes, rotation=35, ha="right")
         ax.set_ylabel("images")
         ax.set_title(name)
@@ -76,9 +112,15 @@ def split_bars(path: str | Path, classes: Sequence[str], panels: Sequence[tuple[
     return save(fig, path)
 
 
-def confusion_figure(path: str | Path, confusion: Sequence[Sequence[int]], classes: Sequence[str], title: str = "",
-                     true_label: str = "true class", predicted_label: str = "predicted class",
-                     columns: Sequence[str] | None = None) -> Path:
+def confusion_figure(
+    path: str | Path,
+    confusion: Sequence[Sequence[int]],
+    classes: Sequence[str],
+    title: str = "",
+    true_label: str = "true class",
+    predicted_label: str = "predicted class",
+    columns: Sequence[str] | None = None,
+) -> Path:
     """Counts and row-normalised rates side by side (rows: ``true_label``, columns: ``predicted_label``)."""
     plt = pyplot()
     counts = np.asarray(confusion, dtype=np.int64)
@@ -97,16 +139,28 @@ def confusion_figure(path: str | Path, confusion: Sequence[Sequence[int]], class
         ax.set_title(panel)
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
-                ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if scaled[i, j] > 0.55 else "black" if values[i, j] else "#b0b0b0")
+                ax.text(
+                    j,
+                    i,
+                    fmt.format(values[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if scaled[i, j] > 0.55 else "black" if values[i, j] else "#b0b0b0",
+                )
         ax.spines[:].set_visible(False)
     if title:
         fig.suptitle(title, fontweight="bold")
     return save(fig, path)
 
 
-def class_metric_bars(path: str | Path, classes: Sequence[str], metrics: Mapping[str, Sequence[float]],
-                      title: str = "", ylabel: str = "score") -> Path:
+def class_metric_bars(
+    path: str | Path,
+    classes: Sequence[str],
+    metrics: Mapping[str, Sequence[float]],
+    title: str = "",
+    ylabel: str = "score",
+) -> Path:
     """One panel per metric (e.g. precision, recall, F1), a bar per class in its colour, values on top."""
     plt = pyplot()
     colours = class_colours(classes)
@@ -125,8 +179,14 @@ def class_metric_bars(path: str | Path, classes: Sequence[str], metrics: Mapping
     return save(fig, path)
 
 
-def grouped_bars(path: str | Path, classes: Sequence[str], series: Mapping[str, Sequence[float]], title: str = "",
-                 ylabel: str = "score", errors: Mapping[str, Sequence] | None = None) -> Path:
+def grouped_bars(
+    path: str | Path,
+    classes: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    title: str = "",
+    ylabel: str = "score",
+    errors: Mapping[str, Sequence] | None = None,
+) -> Path:
     """Per class, one bar per series (e.g. models), series told apart by grey level; class names on the axis.
     ``errors``: per series, an error bar's half-length per class (e.g. a standard deviation over seeds), or two rows
     [below, above] per class (an interval around the value)."""
@@ -136,8 +196,17 @@ def grouped_bars(path: str | Path, classes: Sequence[str], series: Mapping[str, 
     width = 0.8 / max(1, len(series))
     shades = plt.cm.viridis(np.linspace(0.15, 0.85, len(series)))
     for k, ((name, values), shade) in enumerate(zip(series.items(), shades)):
-        ax.bar(x - 0.4 + width * (k + 0.5), values, width, label=name, color=shade, edgecolor="black", linewidth=0.3,
-               yerr=None if errors is None else errors[name], capsize=2)
+        ax.bar(
+            x - 0.4 + width * (k + 0.5),
+            values,
+            width,
+            label=name,
+            color=shade,
+            edgecolor="black",
+            linewidth=0.3,
+            yerr=None if errors is None else errors[name],
+            capsize=2,
+        )
     ax.set_xticks(x, classes, rotation=35, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.0)
@@ -148,8 +217,13 @@ def grouped_bars(path: str | Path, classes: Sequence[str], series: Mapping[str, 
     return save(fig, path)
 
 
-def face_grid(images: Sequence[np.ndarray] | np.ndarray, columns: int, rows: int | None = None, gap: int = 2,
-              background: int = 255) -> np.ndarray:
+def face_grid(
+    images: Sequence[np.ndarray] | np.ndarray,
+    columns: int,
+    rows: int | None = None,
+    gap: int = 2,
+    background: int = 255,
+) -> np.ndarray:
     """Faces ([N, H, W] uint8) tiled ``columns`` wide with ``gap`` pixels between them; empty cells stay blank."""
     images = np.asarray(images, dtype=np.uint8)
     n, height, width = images.shape if len(images) else (0, 48, 48)
@@ -157,12 +231,20 @@ def face_grid(images: Sequence[np.ndarray] | np.ndarray, columns: int, rows: int
     grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), background, np.uint8)
     for k in range(min(n, rows * columns)):
         r, c = divmod(k, columns)
-        grid[r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = images[k]
+        grid[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = images[
+            k
+        ]
     return grid
 
 
-def stacked_bars(path: str | Path, categories: Sequence[str], series: Mapping[str, Sequence[int]],
-                 colours: Sequence[str], title: str = "", xlabel: str = "images") -> Path:
+def stacked_bars(
+    path: str | Path,
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[int]],
+    colours: Sequence[str],
+    title: str = "",
+    xlabel: str = "images",
+) -> Path:
     """Horizontal bars, one per category, split into ``series`` (e.g. kept and each rejection reason)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9.0, 0.5 * len(categories) + 1.4))

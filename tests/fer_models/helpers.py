@@ -23,15 +23,32 @@ def separable_split(per_class: int, seed: int, synthetic: int = 0) -> Split:
 
 
 def separable_h5(path: Path, synthetic_test: int = 0) -> Path:
-    return store.write(path, {"train": separable_split(24, 0), "val": separable_split(6, 1),
-                              "test": separable_split(6, 2, synthetic=synthetic_test)})
+    return store.write(
+        path,
+        {
+            "train": separable_split(24, 0),
+            "val": separable_split(6, 1),
+            "test": separable_split(6, 2, synthetic=synthetic_test),
+        },
+    )
 
 
 def tiny_config(data: Path, out: Path, **overrides):
     """A seconds-long run: the small CNN with narrow layers, no augmentation, no progress bar."""
     from fer_models.training.config import make_config
 
-    settings = dict(data=str(data), out=str(out), model="small-cnn", model_options={"widths": [8, 16]}, epochs=2,
-                    batch_size=16, lr=0.01, augment={}, progress=False, device="cpu", tta="none")
+    settings = dict(
+        data=str(data),
+        out=str(out),
+        model="small-cnn",
+        model_options={"widths": [8, 16]},
+        epochs=2,
+        batch_size=16,
+        lr=0.01,
+        augment={},
+        progress=False,
+        device="cpu",
+        tta="none",
+    )
     settings.update(overrides)
     return make_config(**settings)

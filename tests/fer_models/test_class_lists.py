@@ -14,7 +14,6 @@ from fer_synth.core import store
 from fer_synth.core.classes import FERPLUS
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
-
 from tests.fer_models.helpers import separable_h5, tiny_config
 
 
@@ -29,8 +28,9 @@ def separable_8(per_class: int, seed: int, soft_shift: int = 0) -> Split:
 
 
 def test_an_eight_class_file_trains_an_eight_class_model(tmp_path):
-    data = store.write(tmp_path / "plus.h5", {"train": separable_8(24, 0), "val": separable_8(6, 1),
-                                              "test": separable_8(6, 2)})
+    data = store.write(
+        tmp_path / "plus.h5", {"train": separable_8(24, 0), "val": separable_8(6, 1), "test": separable_8(6, 2)}
+    )
     train(tiny_config(data, tmp_path / "run", epochs=4))
     meta = ckpt.read_meta(tmp_path / "run")
     assert meta["classes"] == list(FERPLUS) and meta["num_classes"] == 8 and meta["soft_labels"] is False
@@ -53,7 +53,8 @@ def test_training_follows_the_soft_labels(tmp_path):
 def test_a_model_is_not_evaluated_on_another_class_list(tmp_path):
     seven = separable_h5(tmp_path / "seven.h5")
     train(tiny_config(seven, tmp_path / "run", epochs=1))
-    plus = store.write(tmp_path / "plus.h5", {"train": separable_8(4, 0), "val": separable_8(2, 1),
-                                              "test": separable_8(2, 2)})
+    plus = store.write(
+        tmp_path / "plus.h5", {"train": separable_8(4, 0), "val": separable_8(2, 1), "test": separable_8(2, 2)}
+    )
     with pytest.raises(FerError, match="predicts 7 classes .* the test split has 8"):
         evaluate(tmp_path / "run", plus, "test", "none")

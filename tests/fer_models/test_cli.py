@@ -58,11 +58,14 @@ def test_wrong_format_version(runner, tmp_path):
     assert result.exit_code == 2 and "format version 99" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "resnet-9000"], "unknown model 'resnet-9000'"),
-    (["--recipe", "nope"], "unknown recipe 'nope'"),
-    (["--loss", "hinge"], "unknown loss 'hinge'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "resnet-9000"], "unknown model 'resnet-9000'"),
+        (["--recipe", "nope"], "unknown recipe 'nope'"),
+        (["--loss", "hinge"], "unknown loss 'hinge'"),
+    ],
+)
 def test_bad_settings(runner, tmp_path, args, message):
     data = separable_h5(tmp_path / "d.h5")
     result = runner.invoke(main, ["train", "--data", str(data), "--out", str(tmp_path / "r"), *FAST, *args])

@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fer_models.data import (GRAY_MEAN, GRAY_STD, Augment, augment_batch, batches, epoch_order, load_split,
-                             mix_batch, render, view_thetas)
+from fer_models.data import (
+    GRAY_MEAN,
+    GRAY_STD,
+    Augment,
+    augment_batch,
+    batches,
+    epoch_order,
+    load_split,
+    mix_batch,
+    render,
+    view_thetas,
+)
 from fer_synth.core.errors import FerError
 
 

@@ -25,8 +25,10 @@ from tests.fer_models.helpers import tiny_config
 @pytest.fixture(scope="module")
 def four_faces(tmp_path_factory) -> Path:
     """One training batch of 4, 2 validation and 2 test faces."""
-    return store.write(tmp_path_factory.mktemp("data") / "four.h5",
-                       {"train": make_split(4, 0), "val": make_split(2, 1), "test": make_split(2, 2)})
+    return store.write(
+        tmp_path_factory.mktemp("data") / "four.h5",
+        {"train": make_split(4, 0), "val": make_split(2, 1), "test": make_split(2, 2)},
+    )
 
 
 @pytest.mark.parametrize("name", [spec.name for spec in list_models()] + ["timm:resnet10t", "timm:dpn68"])
@@ -89,18 +91,42 @@ def test_a_1x1_conv_classifier_is_tapped_after_pooling_and_a_model_without_one_i
         FeatureTap(nn.Sequential(nn.Conv2d(3, 7, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
 
 
-@pytest.mark.parametrize("model, loss, extra", [
-    ("small-cnn", "emonext", []),
-    ("vgg", "emonext", []),
-    ("timm:resnet10t", "emonext", ["--input-size", "32"]),
-    ("timm:resnet10t", "focal", ["--input-size", "32"]),
-    ("vgg", "focal", []),
-])
+@pytest.mark.parametrize(
+    "model, loss, extra",
+    [
+        ("small-cnn", "emonext", []),
+        ("vgg", "emonext", []),
+        ("timm:resnet10t", "emonext", ["--input-size", "32"]),
+        ("timm:resnet10t", "focal", ["--input-size", "32"]),
+        ("vgg", "focal", []),
+    ],
+)
 def test_one_training_step_through_the_cli_with_any_model(model, loss, extra, four_faces, tmp_path):
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--model", model, "--loss", loss, "--data", str(four_faces),
-                                       "--out", str(out), "--epochs", "1", "--batch-size", "4", "--device", "cpu",
-                                       "--no-progress", "--threads", "1", *extra])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--model",
+            model,
+            "--loss",
+            loss,
+            "--data",
+            str(four_faces),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--threads",
+            "1",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     state, _ = ckpt.load_state(out / "last-state.safetensors")
     if loss == "emonext":

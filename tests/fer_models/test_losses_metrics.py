@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fer_models.losses import build_loss, class_weights, list_losses, register_loss
 from fer_models.evaluation.metrics import classification_metrics, top_k_accuracy
+from fer_models.losses import build_loss, class_weights, list_losses, register_loss
 from fer_synth.core.errors import FerError
 
 
@@ -63,7 +63,8 @@ def test_losses():
     # Focal with gamma 0 is cross-entropy, also weighted and with soft targets.
     assert build_loss("focal", gamma=0.0)(logits, y) == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
     assert build_loss("focal", gamma=0.0, class_weights=w)(logits, y) == pytest.approx(
-        F.cross_entropy(logits, y, weight=w).item(), rel=1e-5)
+        F.cross_entropy(logits, y, weight=w).item(), rel=1e-5
+    )
     soft = F.one_hot(y, 7).float() * 0.7 + F.one_hot((y + 1) % 7, 7).float() * 0.3
     assert build_loss("focal", gamma=0.0)(logits, soft) == pytest.approx(F.cross_entropy(logits, soft).item(), rel=1e-5)
     # Focusing lowers the loss of easy examples the most.

@@ -26,8 +26,11 @@ def fer_rows(per_class: dict[str, list[int]], seed: int = 0) -> list[tuple[int, 
     return rows
 
 
-DEFAULT_COUNTS = {"Training": [6, 2, 5, 9, 4, 3, 7], "PublicTest": [2, 1, 2, 3, 2, 1, 2],
-                  "PrivateTest": [2, 1, 1, 3, 2, 2, 2]}
+DEFAULT_COUNTS = {
+    "Training": [6, 2, 5, 9, 4, 3, 7],
+    "PublicTest": [2, 1, 2, 3, 2, 1, 2],
+    "PrivateTest": [2, 1, 1, 3, 2, 2, 2],
+}
 
 
 def write_csv(path: Path, rows, gz: bool = False, extra_lines: tuple[str, ...] = ()) -> Path:

@@ -3,9 +3,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
-from fer_synth.core import store
 from fer_synth.cli import main
+from fer_synth.core import store
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
 
 
 @pytest.fixture
@@ -81,8 +81,9 @@ def test_shortfall_error_and_dry_run(runner, tmp_path):
     out = tmp_path / "o.h5"
     result = runner.invoke(main, ["balance", str(csv), "--pool", str(pool), "--out", str(out)])
     assert result.exit_code == 2 and "disgust short by 6" in result.output and not out.exists()
-    result = runner.invoke(main, ["balance", str(csv), "--pool", str(pool), "--out", str(out), "--dry-run",
-                                  "--allow-shortfall"])
+    result = runner.invoke(
+        main, ["balance", str(csv), "--pool", str(pool), "--out", str(out), "--dry-run", "--allow-shortfall"]
+    )
     assert result.exit_code == 0 and "Top-up plan" in result.output and not out.exists()
 
 

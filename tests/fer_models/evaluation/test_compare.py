@@ -15,21 +15,35 @@ from tests.fer_models.helpers import separable_split
 
 
 def _file(path, method: str | None, train_rows: int = 24):
-    splits = {"train": separable_split(train_rows // 7 + 1, 0).take(np.arange(train_rows)),
-              "val": separable_split(6, 1), "test": separable_split(6, 2)}
+    splits = {
+        "train": separable_split(train_rows // 7 + 1, 0).take(np.arange(train_rows)),
+        "val": separable_split(6, 1),
+        "test": separable_split(6, 2),
+    }
     return store.write(path, splits, {"method": method} if method else {})
 
 
 @pytest.fixture
 def files(tmp_path):
-    return [_file(tmp_path / "real.h5", None, 70), _file(tmp_path / "r.h5", "ros", 140),
-            _file(tmp_path / "s.h5", "smote", 140), _file(tmp_path / "t.h5", "smote-tomek", 120)]
+    return [
+        _file(tmp_path / "real.h5", None, 70),
+        _file(tmp_path / "r.h5", "ros", 140),
+        _file(tmp_path / "s.h5", "smote", 140),
+        _file(tmp_path / "t.h5", "smote-tomek", 120),
+    ]
 
 
 def test_ensembles_by_arm_name_or_balance_method(files):
     arms = plan_arms(files, ["loss=focal"], [["ros", "s"], ["real+loss=focal", "smote-tomek"]])
-    assert [a.name for a in arms] == ["real", "r", "s", "t", "real+loss=focal", "ensemble(ros+s)",
-                                      "ensemble(real+loss=focal+smote-tomek)"]
+    assert [a.name for a in arms] == [
+        "real",
+        "r",
+        "s",
+        "t",
+        "real+loss=focal",
+        "ensemble(ros+s)",
+        "ensemble(real+loss=focal+smote-tomek)",
+    ]
     assert arms[5].members == ("r", "s") and arms[6].members == ("real+loss=focal", "t")
     with pytest.raises(FerError, match="adasyn is none of"):
         plan_arms(files, ensembles=[["ros", "adasyn"]])
@@ -71,14 +85,29 @@ def test_a_run_ended_by_its_time_budget_is_not_trained_again(tmp_path):
     from tests.fer_models.helpers import separable_h5
 
     data = separable_h5(tmp_path / "toy.h5")
-    settings = dict(model="small-cnn", model_options={"widths": [8, 16]}, epochs=50, batch_size=4, lr=0.01,
-                    augment={}, tta="none", time_budget=0.05, device="cpu", seeds=1, resamples=100)
+    settings = dict(
+        model="small-cnn",
+        model_options={"widths": [8, 16]},
+        epochs=50,
+        batch_size=4,
+        lr=0.01,
+        augment={},
+        tta="none",
+        time_budget=0.05,
+        device="cpu",
+        seeds=1,
+        resamples=100,
+    )
     first = compare([data], tmp_path / "cmp", **settings)
     run = tmp_path / "cmp" / "toy" / "seed-0"
     history = json.loads((run / "last.json").read_text())["history"]
     assert history[-1]["partial_epoch"] and len(history) < 50
-    config = run_configs(plan_arms([data]), tmp_path / "cmp", seeds=1, **{k: v for k, v in settings.items()
-                                                                          if k not in ("seeds", "resamples")})[0]
+    config = run_configs(
+        plan_arms([data]),
+        tmp_path / "cmp",
+        seeds=1,
+        **{k: v for k, v in settings.items() if k not in ("seeds", "resamples")},
+    )[0]
     assert finished(config)
     again = compare([data], tmp_path / "cmp", **settings)
     assert json.loads((run / "last.json").read_text())["history"] == history

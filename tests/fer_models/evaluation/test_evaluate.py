@@ -19,8 +19,15 @@ def test_evaluation_report_breaks_down_real_and_synthetic(two_runs):
     assert set(report["results"]) == {"none", "ten-crop"}
     for mode in report["results"].values():
         assert mode["real"]["n"] == 28 and mode["synthetic"]["n"] == 14
-        assert set(mode["all"]) >= {"accuracy", "balanced_accuracy", "macro_f1", "top2_accuracy", "top3_accuracy",
-                                    "per_class", "confusion"}
+        assert set(mode["all"]) >= {
+            "accuracy",
+            "balanced_accuracy",
+            "macro_f1",
+            "top2_accuracy",
+            "top3_accuracy",
+            "per_class",
+            "confusion",
+        }
     assert report["results"]["none"]["all"]["accuracy"] > 0.9
     saved = json.loads((root / "good" / "evaluation-test.json").read_text())
     assert saved["results"]["ten-crop"]["all"]["confusion"] == report["results"]["ten-crop"]["all"]["confusion"]
@@ -55,7 +62,9 @@ def test_ensembles_in_one_folder_keep_their_own_evaluations(two_runs, tmp_path):
     for method in ("mean", "weighted"):
         report = json.loads((tmp_path / f"{method}.evaluation-test.json").read_text())
         assert report["checkpoint"].endswith(f"{method}.json")
-        assert (tmp_path / f"{method}.evaluation-test.npz").exists() and (tmp_path / f"{method}.confusion-test.png").exists()
+        assert (tmp_path / f"{method}.evaluation-test.npz").exists() and (
+            tmp_path / f"{method}.confusion-test.png"
+        ).exists()
     assert not (tmp_path / "evaluation-test.json").exists()
 
 

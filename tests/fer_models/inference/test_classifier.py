@@ -11,9 +11,9 @@ import torch
 from fer_models import checkpoint as ckpt
 from fer_models.evaluation.ensemble import Ensemble, combine, save_ensemble
 from fer_models.inference.classifier import load_classifier
+from fer_models.inference.probabilities import predict_proba
 from fer_models.models import create_model, get_spec
 from fer_models.models.builtin import BUILTIN_JSON, BUILTIN_WEIGHTS, builtin_meta
-from fer_models.inference.probabilities import predict_proba
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError
 from tests.conftest import SHARED
@@ -24,8 +24,18 @@ FER2013_CSV = SHARED / "data" / "fer2013" / "fer2013.csv.gz"
 def save_tiny(stem, seed: int, tta: str = "flip", input_size: int = 48):
     torch.manual_seed(seed)
     model = create_model("small-cnn", widths=[4, 8])
-    ckpt.save_checkpoint(stem, model, {"model": "small-cnn", "model_options": {"widths": [4, 8]},
-                                       "input_size": input_size, "in_chans": 1, "classes": list(CLASSES), "tta": tta})
+    ckpt.save_checkpoint(
+        stem,
+        model,
+        {
+            "model": "small-cnn",
+            "model_options": {"widths": [4, 8]},
+            "input_size": input_size,
+            "in_chans": 1,
+            "classes": list(CLASSES),
+            "tta": tta,
+        },
+    )
     return model
 
 
@@ -42,8 +52,11 @@ def test_a_checkpoint_gives_its_models_probabilities_with_its_tta(tmp_path):
     expected = predict_proba(model.eval(), torch.from_numpy(faces(5)), 40, 1, "ten-crop")
     assert np.allclose(probs, expected, atol=1e-6)
     assert classifier.classes == CLASSES and classifier.members[0].tta == "ten-crop"
-    assert np.allclose(load_classifier(tmp_path, tta="none").predict_proba(faces(5)),
-                       predict_proba(model, torch.from_numpy(faces(5)), 40, 1, "none"), atol=1e-6)
+    assert np.allclose(
+        load_classifier(tmp_path, tta="none").predict_proba(faces(5)),
+        predict_proba(model, torch.from_numpy(faces(5)), 40, 1, "none"),
+        atol=1e-6,
+    )
     assert load_classifier(tmp_path).predict_proba(faces(0)).shape == (0, 7)
 
 
@@ -65,8 +78,9 @@ def test_an_ensemble_combines_its_members(tmp_path):
     each = [load_classifier(tmp_path / m).predict_proba(faces(6)) for m in ("a", "b")]
     assert np.allclose(classifier.predict_proba(faces(6)), combine(each, [0.25, 0.75], "weighted"), atol=1e-6)
     assert [m.tta for m in classifier.members] == ["flip", "none"]  # each member's own
-    assert classifier.identity["fingerprint"] not in {load_classifier(tmp_path / m).identity["fingerprint"]
-                                                      for m in ("a", "b")}
+    assert classifier.identity["fingerprint"] not in {
+        load_classifier(tmp_path / m).identity["fingerprint"] for m in ("a", "b")
+    }
 
 
 def test_faces_of_another_shape_or_type_are_refused(tmp_path):

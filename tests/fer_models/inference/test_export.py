@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fer_models.inference.export import export
 from fer_models.inference.classifier import load_classifier
+from fer_models.inference.export import export
 from fer_synth.core.errors import FerError
 from tests.fer_models.inference.test_classifier import faces, save_tiny
 

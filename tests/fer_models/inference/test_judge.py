@@ -122,8 +122,11 @@ def test_an_eight_class_judge_judges_a_pool_with_contempt(tmp_path):
 
 
 def test_policies():
-    records = [{"file": f"{c}/{i}.png", "class": c, "judged": c if i % 2 else "happy", "p_intended": p}
-               for c in ("fear", "sad") for i, p in enumerate((0.9, 0.2, 0.6, 0.4))]
+    records = [
+        {"file": f"{c}/{i}.png", "class": c, "judged": c if i % 2 else "happy", "p_intended": p}
+        for c in ("fear", "sad")
+        for i, p in enumerate((0.9, 0.2, 0.6, 0.4))
+    ]
     assert [r["p_intended"] for r in SelectionPolicy("top-k", 2).select(records)["fear"]] == [0.9, 0.6]
     assert [r["p_intended"] for r in SelectionPolicy("min-prob", 0.5).select(records)["sad"]] == [0.9, 0.6]
     assert [r["file"] for r in SelectionPolicy("agree").select(records)["fear"]] == ["fear/3.png", "fear/1.png"]
@@ -137,15 +140,28 @@ def test_judged_balance_takes_trusted_faces_best_first_and_records_them(tmp_path
     truth = write_pool(tmp_path / "pool", per_class=8, wrong=3)
     source = separable_h5(tmp_path / "source.h5")  # 24 train faces per class: the target 30 needs 6 of each
     with pytest.raises(JudgementError, match="never judged"):
-        balance(BalanceConfig(source, tmp_path / "b.h5", pool=tmp_path / "pool", target=30, judged=SelectionPolicy("agree")))
+        balance(
+            BalanceConfig(source, tmp_path / "b.h5", pool=tmp_path / "pool", target=30, judged=SelectionPolicy("agree"))
+        )
     judge_pool(tmp_path / "pool", judge)
-    result = balance(BalanceConfig(source, tmp_path / "b.h5", pool=tmp_path / "pool", target=30, judged=SelectionPolicy("top-k", 5), allow_shortfall=True))
+    result = balance(
+        BalanceConfig(
+            source,
+            tmp_path / "b.h5",
+            pool=tmp_path / "pool",
+            target=30,
+            judged=SelectionPolicy("top-k", 5),
+            allow_shortfall=True,
+        )
+    )
     train_split = store.read_split(tmp_path / "b.h5", "train")
     synthetic = train_split.source == 1
     assert synthetic.sum() == 35  # 5 trusted per class, the shortfall of 1 allowed
     records = read_judgement(tmp_path / "pool")
     picked = list(train_split.origin[synthetic])
-    np.testing.assert_allclose(train_split.judge_score[synthetic], [records[f]["p_intended"] for f in picked], atol=1e-6)
+    np.testing.assert_allclose(
+        train_split.judge_score[synthetic], [records[f]["p_intended"] for f in picked], atol=1e-6
+    )
     assert np.isnan(train_split.judge_score[~synthetic]).all()
     for c in CLASSES:  # within a class, the picked faces are the best-judged ones
         scores = sorted((r["p_intended"] for r in records.values() if r["class"] == c), reverse=True)
@@ -157,8 +173,10 @@ def test_judged_balance_takes_trusted_faces_best_first_and_records_them(tmp_path
     assert result.plan.shortfall["train"] == [1] * 7
     # The command line: a policy without --judged, and two policies, are one-line errors.
     for args, message in ((["--agree"], "add --judged"), (["--judged", "--agree", "--top-k", "3"], "one selection")):
-        cli = CliRunner().invoke(synth_cli, ["balance", str(source), "--pool", str(tmp_path / "pool"), "--out",
-                                             str(tmp_path / "c.h5"), *args])
+        cli = CliRunner().invoke(
+            synth_cli,
+            ["balance", str(source), "--pool", str(tmp_path / "pool"), "--out", str(tmp_path / "c.h5"), *args],
+        )
         assert cli.exit_code == 2 and message in cli.output, cli.output
 
 
@@ -168,7 +186,16 @@ def test_new_faces_without_a_judgement_are_refused(tmp_path, toy):
     judge_pool(tmp_path / "pool", judge)
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(tmp_path / "pool" / "fear" / "late.png")
     with pytest.raises(JudgementError, match="no judgement.*fear/late.png"):
-        balance(BalanceConfig(separable_h5(tmp_path / "s.h5"), tmp_path / "b.h5", pool=tmp_path / "pool", target=26, judged=SelectionPolicy("agree"), allow_shortfall=True))
+        balance(
+            BalanceConfig(
+                separable_h5(tmp_path / "s.h5"),
+                tmp_path / "b.h5",
+                pool=tmp_path / "pool",
+                target=26,
+                judged=SelectionPolicy("agree"),
+                allow_shortfall=True,
+            )
+        )
 
 
 def test_judge_command_line(tmp_path, toy):
@@ -188,17 +215,34 @@ def test_clip_second_opinion_from_a_local_folder(tmp_path, toy):
 
     data, judge = toy
     tokenizer = tiny_tokenizer()
-    config = CLIPConfig(text_config={"vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32,
-                                     "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 64,
-                                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                                     "pad_token_id": tokenizer.pad_token_id},
-                        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8}, projection_dim=16)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
     torch.manual_seed(0)
     CLIPModel(config).save_pretrained(tmp_path / "clip")
     tokenizer.model_max_length = 64
-    CLIPProcessor(image_processor=CLIPImageProcessor(crop_size=32, size={"shortest_edge": 32}),
-                  tokenizer=tokenizer).save_pretrained(tmp_path / "clip")
+    CLIPProcessor(
+        image_processor=CLIPImageProcessor(crop_size=32, size={"shortest_edge": 32}), tokenizer=tokenizer
+    ).save_pretrained(tmp_path / "clip")
     write_pool(tmp_path / "pool", per_class=2)
     report = judge_pool(tmp_path / "pool", judge, clip=str(tmp_path / "clip"))
     assert report["clip"]["faces"] == 14 and 0 <= report["clip"]["agreement_with_judge"] <= 1
@@ -226,10 +270,16 @@ def test_compare_refuses_other_test_data_and_reports_paired_differences(tmp_path
     balanced = store.read(a)  # the same val/test, a different train: a stand-in for a topped-up file
     balanced.splits["train"] = balanced.splits["train"].take(np.arange(0, len(balanced.splits["train"]), 2))
     c = store.write(tmp_path / "c.h5", balanced.splits)
-    settings = dict(model="small-cnn", model_options={"widths": [8, 16]}, epochs=2, batch_size=16, lr=0.01, augment={},
-                    tta="none")
-    args = dict(seeds=2, variants=["class_weighting=balanced"], ensembles=[["c", "a+class_weighting=balanced"]],
-                device="cpu", resamples=300)
+    settings = dict(
+        model="small-cnn", model_options={"widths": [8, 16]}, epochs=2, batch_size=16, lr=0.01, augment={}, tta="none"
+    )
+    args = dict(
+        seeds=2,
+        variants=["class_weighting=balanced"],
+        ensembles=[["c", "a+class_weighting=balanced"]],
+        device="cpu",
+        resamples=300,
+    )
     result = compare([a, c], tmp_path / "cmp", **args, **settings)
     ensemble = "ensemble(c+a+class_weighting=balanced)"
     assert list(result["arms"]) == ["a", "c", "a+class_weighting=balanced", ensemble]
@@ -244,8 +294,9 @@ def test_compare_refuses_other_test_data_and_reports_paired_differences(tmp_path
     assert (tmp_path / "cmp" / "compare.json").exists() and (tmp_path / "cmp" / "compare-recall.png").exists()
     assert result["arms"]["a+class_weighting=balanced"]["variant"] == {"class_weighting": "balanced"}
     # the ensemble arm is `fer-models ensemble`'s mean of its members' runs, seed by seed, evaluated like a run
-    saved = json.loads((tmp_path / "cmp" / "ensemble_c+a+class_weighting_balanced_" / "seed-1" / "ensemble.json")
-                       .read_text())
+    saved = json.loads(
+        (tmp_path / "cmp" / "ensemble_c+a+class_weighting_balanced_" / "seed-1" / "ensemble.json").read_text()
+    )
     assert saved["method"] == "mean" and len(saved["members"]) == 2
     assert result["arms"][ensemble]["members"] == ["c", "a+class_weighting=balanced"]
     again = compare([a, c], tmp_path / "cmp", **args, **settings)
@@ -261,8 +312,13 @@ def test_paired_bootstrap_intervals():
     better[:, :120] = labels[:120]  # right wherever the baseline was wrong on the first 120 images
     noisy = np.repeat(np.where(rng.random(600) < 0.6, labels, (labels + 1) % 3)[None], 3, 0)  # as good, other images
     spread = np.stack([labels, labels, (labels + 1) % 3])  # seeds that disagree completely: 100%, 100%, 0%
-    result = paired_bootstrap(labels, {"base": base, "same": base.copy(), "better": better, "noisy": noisy,
-                                       "spread": spread}, "base", 3, resamples=500)
+    result = paired_bootstrap(
+        labels,
+        {"base": base, "same": base.copy(), "better": better, "noisy": noisy, "spread": spread},
+        "base",
+        3,
+        resamples=500,
+    )
     assert result["same"]["vs_first"]["accuracy"] == (0.0, 0.0, 0.0)  # paired: the same images in every arm
     gain = float(np.mean(better == labels) - np.mean(base == labels))
     mean, low, high = result["better"]["vs_first"]["accuracy"]

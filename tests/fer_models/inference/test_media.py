@@ -37,8 +37,9 @@ def photos(tmp_path_factory):
     root = tmp_path_factory.mktemp("photos")
     astronaut = data.astronaut()
     save_png(astronaut, root / "people" / "astronaut.png")
-    save_png(np.full((200, 200, 3), 90, np.uint8) + np.arange(200, dtype=np.uint8)[:, None, None] // 4,
-             root / "wall.png")
+    save_png(
+        np.full((200, 200, 3), 90, np.uint8) + np.arange(200, dtype=np.uint8)[:, None, None] // 4, root / "wall.png"
+    )
     (root / "broken.jpg").write_bytes(b"not a jpeg")
     writer = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
     for _ in range(12):
@@ -60,7 +61,10 @@ def test_predict_finds_the_faces_in_images_folders_and_videos(photos, stage, tmp
     still = [p for p in summary.predictions if p.frame is None]
     assert len(still) == 1 and still[0].file.endswith("astronaut.png")
     face = still[0]
-    assert FACE_REGION[0] <= face.x + face.w / 2 <= FACE_REGION[2] and FACE_REGION[1] <= face.y + face.h / 2 <= FACE_REGION[3]
+    assert (
+        FACE_REGION[0] <= face.x + face.w / 2 <= FACE_REGION[2]
+        and FACE_REGION[1] <= face.y + face.h / 2 <= FACE_REGION[3]
+    )
     assert face.label in classifier.classes and abs(sum(face.probabilities.values()) - 1) < 1e-4
     assert face.score == max(face.probabilities.values())
     assert [p.frame for p in summary.predictions if p.frame is not None] == [0, 5, 10]
@@ -88,10 +92,13 @@ def test_rows_are_flat_json_and_csv(photos, stage, tmp_path):
 def test_the_photo_filters_keep_real_faces_the_strict_ones_drop():
     # A real face from a low-resolution photo: the astronaut's face shrunk to 40 px and blown up again.
     face = data.astronaut()[40:220, 140:320]
-    blurry = cv2.resize(cv2.resize(face, (40, 40), interpolation=cv2.INTER_AREA), (240, 240),
-                        interpolation=cv2.INTER_CUBIC)
-    with FaceStage(FaceStageConfig("mediapipe", face_model=str(MODEL))) as strict, \
-            FaceStage(FaceStageConfig("mediapipe", filters="photo", face_model=str(MODEL))) as lenient:
+    blurry = cv2.resize(
+        cv2.resize(face, (40, 40), interpolation=cv2.INTER_AREA), (240, 240), interpolation=cv2.INTER_CUBIC
+    )
+    with (
+        FaceStage(FaceStageConfig("mediapipe", face_model=str(MODEL))) as strict,
+        FaceStage(FaceStageConfig("mediapipe", filters="photo", face_model=str(MODEL))) as lenient,
+    ):
         assert strict(blurry).reason == "blurry"
         assert lenient(blurry).kept
         assert lenient.settings["filters"] == "photo" and lenient.blur_threshold == 0
@@ -101,8 +108,16 @@ def test_the_photo_filters_keep_real_faces_the_strict_ones_drop():
 
 def test_cli_predict_writes_json_and_csv_and_refuses_to_replace_them(photos, tmp_path):
     out = tmp_path / "faces.csv"
-    args = ["predict", str(photos / "people"), "--face-model", str(MODEL), "--csv", str(out), "--json",
-            str(tmp_path / "faces.json")]
+    args = [
+        "predict",
+        str(photos / "people"),
+        "--face-model",
+        str(MODEL),
+        "--csv",
+        str(out),
+        "--json",
+        str(tmp_path / "faces.json"),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "astronaut.png" in result.output and out.exists()

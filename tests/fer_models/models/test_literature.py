@@ -43,7 +43,9 @@ def test_parameter_count_matches_the_paper(name):
 def test_rmn_parameter_count_matches_the_paper_counting_its_shared_projections_twice():
     model = _meta_model("rmn")
     projections = sum(
-        p.numel() for block in model.masks.modules() if getattr(block, "downsample", None) is not None
+        p.numel()
+        for block in model.masks.modules()
+        if getattr(block, "downsample", None) is not None
         for p in block.downsample.parameters()
     )
     assert _n_params(model) == pytest.approx(137.8e6, rel=0.002)
@@ -52,8 +54,11 @@ def test_rmn_parameter_count_matches_the_paper_counting_its_shared_projections_t
 
 def test_emonext_tiny_is_convnext_tiny_plus_stn_and_se_and_its_loss_holds_the_attention():
     model = _meta_model("emonext-tiny")
-    convnext = sum(p.numel() for n, p in model.named_parameters()
-                   if n.split(".")[0] in ("stem", "stages", "head") and not n.startswith("head.fc"))
+    convnext = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if n.split(".")[0] in ("stem", "stages", "head") and not n.startswith("head.fc")
+    )
     assert convnext == _n_params(timm.create_model("convnext_tiny", num_classes=0, pretrained=False))
     extra = {part: _n_params(getattr(model, part)) for part in ("stn", "se")}
     assert extra["stn"] == pytest.approx(0.87e6, rel=0.01)  # its FC 10*52*52 -> 32 dominates
@@ -64,8 +69,11 @@ def test_emonext_tiny_is_convnext_tiny_plus_stn_and_se_and_its_loss_holds_the_at
 
 
 def test_cbam_members_add_cbam_to_their_backbones():
-    for name, arch, n_cbam in (("cbam-resnet50", "resnet50", 4), ("cbam-efficientnet-b3", "efficientnet_b3", 1),
-                               ("multiscale-resnet34", "resnet34", 4)):
+    for name, arch, n_cbam in (
+        ("cbam-resnet50", "resnet50", 4),
+        ("cbam-efficientnet-b3", "efficientnet_b3", 1),
+        ("multiscale-resnet34", "resnet34", 4),
+    ):
         model = _meta_model(name)
         assert len([m for m in model.modules() if type(m).__name__ == "CbamModule"]) == n_cbam
         backbone = _n_params(timm.create_model(arch, num_classes=0, pretrained=False))
@@ -143,9 +151,13 @@ def test_a_loaded_checkpoint_silences_the_warning(capsys):
 
 @pytest.mark.parametrize(
     "name, architecture, first_conv",
-    [("patt-lite", "mobilenetv1_100", "conv_stem"), ("rmn", "resnet34", "conv1"),
-     ("emonext-tiny", "convnext_tiny", "stem.0"), ("cbam-efficientnet-b3", "efficientnet_b3", "conv_stem"),
-     ("efficientnet-b0", "efficientnet_b0", "conv_stem")],
+    [
+        ("patt-lite", "mobilenetv1_100", "conv_stem"),
+        ("rmn", "resnet34", "conv1"),
+        ("emonext-tiny", "convnext_tiny", "stem.0"),
+        ("cbam-efficientnet-b3", "efficientnet_b3", "conv_stem"),
+        ("efficientnet-b0", "efficientnet_b0", "conv_stem"),
+    ],
 )
 def test_imagenet_weights_load_from_a_local_safetensors_file(tmp_path, capsys, name, architecture, first_conv):
     torch.manual_seed(1)
@@ -188,24 +200,44 @@ def test_emonext_loss_is_smoothed_cross_entropy_plus_the_attention_regulariser_o
     model.eval()
     with torch.no_grad():
         logits = model(torch.randn(3, 3, 224, 224))
-    torch.testing.assert_close(loss_fn(logits, targets),
-                               torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.2))
+    torch.testing.assert_close(
+        loss_fn(logits, targets), torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.2)
+    )
     assert {"ce", "focal", "emonext"} <= set(list_losses())
 
 
 @pytest.fixture(scope="module")
 def four_faces(tmp_path_factory) -> Path:
     """The smallest file a run accepts: one training batch of 4, 2 validation and 2 test faces."""
-    return store.write(tmp_path_factory.mktemp("data") / "four.h5",
-                       {"train": make_split(4, 0), "val": make_split(2, 1), "test": make_split(2, 2)})
+    return store.write(
+        tmp_path_factory.mktemp("data") / "four.h5",
+        {"train": make_split(4, 0), "val": make_split(2, 1), "test": make_split(2, 2)},
+    )
 
 
 @pytest.mark.parametrize("recipe", list_recipes())
 def test_every_recipe_trains_one_step_through_the_cli(recipe, four_faces, tmp_path):
     """Each shipped recipe, with its own model, optimiser, schedule, loss and augmentation, for one step."""
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--recipe", recipe, "--data", str(four_faces), "--out", str(out),
-                                       "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--no-progress"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--recipe",
+            recipe,
+            "--data",
+            str(four_faces),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "best.json").read_text())
     assert meta["model"] == load_recipe(recipe)["model"]

@@ -39,9 +39,11 @@ def test_page_numbers_are_the_evaluation_reports(runs, tmp_path):
     assert names == ["good", "weak", "ens"]
     for entry, folder in zip(facts["entries"], (root / "good", root / "weak", root)):
         stem = "ens" if entry["name"] == "ens" else "best"
-        on_disk = {json.loads(p.read_text())["split"]: json.loads(p.read_text())
-                   for p in folder.glob("*evaluation-*.json") if json.loads(p.read_text())["checkpoint"].endswith(
-                       f"{stem}.json")}
+        on_disk = {
+            json.loads(p.read_text())["split"]: json.loads(p.read_text())
+            for p in folder.glob("*evaluation-*.json")
+            if json.loads(p.read_text())["checkpoint"].endswith(f"{stem}.json")
+        }
         assert entry["evaluations"] == on_disk  # every evaluation found, verbatim
     assert set(facts["entries"][0]["evaluations"]) == {"test", "val"}
     keys = {cell["key"] for cell in parser.cells}
@@ -53,8 +55,14 @@ def test_page_numbers_are_the_evaluation_reports(runs, tmp_path):
     assert "SYNTHETIC rows" in text  # the toy test split holds synthetic rows: said loudly
     assert all(f">{name}<" in text for name in json.loads((root / "good" / "best.json").read_text())["classes"])
     # Curves for the runs (none for the ensemble), confusion and per-class figures per evaluation.
-    for name in ("curves-0.png", "curves-1.png", "confusion-0-test.png", "confusion-0-val.png", "per-class-2-test.png",
-                 "members-2-test.png"):
+    for name in (
+        "curves-0.png",
+        "curves-1.png",
+        "confusion-0-test.png",
+        "confusion-0-val.png",
+        "per-class-2-test.png",
+        "members-2-test.png",
+    ):
         assert f"img/{name}" in parser.images
     assert "img/curves-2.png" not in parser.images
     # The worst-confused faces: one row per true class that has mistakes, from the saved probabilities.
@@ -97,8 +105,9 @@ def test_a_comparison_on_the_page(runs, tmp_path):
     from fer_models.evaluation.compare import compare
 
     data, _ = runs
-    settings = dict(model="small-cnn", model_options={"widths": [8, 16]}, epochs=1, batch_size=16, lr=0.01, augment={},
-                    tta="none")
+    settings = dict(
+        model="small-cnn", model_options={"widths": [8, 16]}, epochs=1, batch_size=16, lr=0.01, augment={}, tta="none"
+    )
     compare([data], tmp_path / "cmp", seeds=2, variants=["label_smoothing=0.1"], device="cpu", **settings)
     result = CliRunner().invoke(main, ["report", "--compare", str(tmp_path / "cmp"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
@@ -109,8 +118,11 @@ def test_a_comparison_on_the_page(runs, tmp_path):
     assert "comparisons.0.arms.toy+label_smoothing=0_1.vs_first.accuracy.mean" in keys
     assert "comparisons.0.arms.toy.recall.fear.mean" in keys and "img/compare-0.png" in parser.images
     # a leaderboard: best balanced accuracy first
-    names = [c["key"].split(".")[3] for c in parser.cells
-             if c["key"].endswith(".balanced_accuracy.mean") and "vs_first" not in c["key"]]
+    names = [
+        c["key"].split(".")[3]
+        for c in parser.cells
+        if c["key"].endswith(".balanced_accuracy.mean") and "vs_first" not in c["key"]
+    ]
     ranked = sorted(saved["arms"], key=lambda a: -saved["arms"][a]["balanced_accuracy"]["mean"])
     assert names == [a.replace(".", "_") for a in ranked]
     arm = saved["arms"]["toy"]

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_two_process_ddp_with_gloo(tiny_h5, tmp_path, loss):
     """With ``emonext`` the loss learns parameters of its own (an attention), which DDP must keep in step too."""
     script = tmp_path / "ddp_train.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, torch
         torch.set_num_threads(1)
         from tests.fer_models.helpers import tiny_config
@@ -30,10 +31,17 @@ def test_two_process_ddp_with_gloo(tiny_h5, tmp_path, loss):
         state = {{**result.model.state_dict(), **result.loss.state_dict()}}
         digest = sum(float(v.double().sum()) for v in state.values())
         open({str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.txt", "w").write(repr(digest))
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     digests = [float((tmp_path / f"rank{r}.txt").read_text()) for r in (0, 1)]
     assert digests[0] == digests[1]  # DDP kept model and loss identical (BN buffers synced before evaluation)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from fer_models.training import precision
-from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
 from fer_models.training.loop import train
+from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
 from tests.fer_models.helpers import tiny_config
 
 CPU = torch.device("cpu")

@@ -9,12 +9,12 @@ import torch
 from safetensors.torch import load_file
 
 from fer_models import checkpoint as ckpt
-from fer_models.training import loop as train_mod
 from fer_models.data import load_split
 from fer_models.inference.probabilities import predict_proba
+from fer_models.training import loop as train_mod
 from fer_models.training.config import make_config
-from fer_models.training.optim import lr_factor
 from fer_models.training.loop import train
+from fer_models.training.optim import lr_factor
 from fer_synth.core.errors import FerError
 from tests.fer_models.helpers import separable_h5, tiny_config
 
@@ -31,8 +31,16 @@ def test_a_few_steps_lower_the_loss(tiny_h5, tmp_path):
 
 
 def test_separable_toy_classes_are_learned(toy_h5, tmp_path):
-    result = train(tiny_config(toy_h5, tmp_path / "run", epochs=10, lr=0.02, schedule="one-cycle",
-                               augment={"hflip": True, "translate": 0.05}))
+    result = train(
+        tiny_config(
+            toy_h5,
+            tmp_path / "run",
+            epochs=10,
+            lr=0.02,
+            schedule="one-cycle",
+            augment={"hflip": True, "translate": 0.05},
+        )
+    )
     model, meta = ckpt.load_model(tmp_path / "run")
     test = load_split(toy_h5, "test")
     accuracy = (predict_proba(model, test.images, 48, 1).argmax(1) == test.labels.numpy()).mean()
@@ -52,8 +60,9 @@ def test_same_seed_same_weights(tiny_h5, tmp_path):
 @pytest.mark.parametrize("schedule, loss", [("plateau", "ce"), ("cosine-warmup", "ce"), ("cosine-warmup", "emonext")])
 def test_resume_ends_where_an_uninterrupted_run_would(tiny_h5, tmp_path, monkeypatch, schedule, loss):
     """Also with a loss that learns parameters of its own (EmoNeXt's attention, here on the small CNN)."""
-    settings = dict(epochs=3, ema=0.9, schedule=schedule, optimizer="sgd", augment={"hflip": True, "erasing": 0.5},
-                    loss=loss)
+    settings = dict(
+        epochs=3, ema=0.9, schedule=schedule, optimizer="sgd", augment={"hflip": True, "erasing": 0.5}, loss=loss
+    )
     whole = train(tiny_config(tiny_h5, tmp_path / "whole", **settings))
 
     real_write = train_mod.write_history
@@ -99,8 +108,15 @@ def test_checkpoint_round_trip(tiny_h5, tmp_path):
     assert meta["data"]["fingerprint"] and meta["config"]["seed"] == 0
     assert set(meta["metrics"]["val"]) >= {"accuracy", "balanced_accuracy", "macro_f1"}
     files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert {"best.json", "best.safetensors", "last-state.safetensors", "metrics.csv", "metrics.json",
-            "curves.png", "config.json"} <= files
+    assert {
+        "best.json",
+        "best.safetensors",
+        "last-state.safetensors",
+        "metrics.csv",
+        "metrics.json",
+        "curves.png",
+        "config.json",
+    } <= files
     assert not any(name.endswith(".tmp") for name in files)
 
 
@@ -118,7 +134,10 @@ def test_early_stopping(tiny_h5, tmp_path):
 
 def test_cyclic_schedule_saves_a_snapshot_per_cycle(tiny_h5, tmp_path):
     train(tiny_config(tiny_h5, tmp_path / "run", epochs=4, schedule="cyclic-snapshots", cycle_epochs=2))
-    assert sorted(p.name for p in (tmp_path / "run").glob("snapshot-*.json")) == ["snapshot-01.json", "snapshot-02.json"]
+    assert sorted(p.name for p in (tmp_path / "run").glob("snapshot-*.json")) == [
+        "snapshot-01.json",
+        "snapshot-02.json",
+    ]
 
 
 def test_schedules_shape():
@@ -154,13 +173,27 @@ def test_recipe_values_and_overrides():
 
 
 def test_class_balanced_sampler_and_weighted_focal_train(tiny_h5, tmp_path):
-    result = train(tiny_config(tiny_h5, tmp_path / "run", epochs=1, balanced_sampler=True, loss="focal",
-                               class_weighting="balanced", label_smoothing=0.1, clip_grad=1.0, optimizer="radam"))
+    result = train(
+        tiny_config(
+            tiny_h5,
+            tmp_path / "run",
+            epochs=1,
+            balanced_sampler=True,
+            loss="focal",
+            class_weighting="balanced",
+            label_smoothing=0.1,
+            clip_grad=1.0,
+            optimizer="radam",
+        )
+    )
     assert result.history[0]["train_loss"] > 0
 
 
 def test_a_timm_model_trains_at_a_chosen_input_size(tiny_h5, tmp_path):
-    result = train(tiny_config(tiny_h5, tmp_path / "run", model="timm:resnet10t", model_options={}, input_size=32,
-                               epochs=1, batch_size=32))
+    result = train(
+        tiny_config(
+            tiny_h5, tmp_path / "run", model="timm:resnet10t", model_options={}, input_size=32, epochs=1, batch_size=32
+        )
+    )
     model, meta = ckpt.load_model(tmp_path / "run")
     assert (meta["input_size"], meta["in_chans"]) == (32, 3) and result.history[0]["train_images"] == 64

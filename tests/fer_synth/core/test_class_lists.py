@@ -11,7 +11,6 @@ from fer_synth.core.classes import CLASSES, FER2013, FERPLUS, NUM_CLASSES, Unkno
 from fer_synth.core.dataset import Split
 from fer_synth.data.balance import BalanceConfig, balance
 from fer_synth.data.readers import DatasetError, read_dataset
-
 from tests.conftest import make_split
 from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
 
@@ -36,8 +35,11 @@ def test_the_public_constants_stay_fer2013s():
 
 
 def test_an_eight_class_file_with_soft_labels_round_trips(tmp_path):
-    splits = {"train": eight_class_split(16, 0, soft=True), "val": eight_class_split(8, 1, soft=True),
-              "test": eight_class_split(8, 2)}
+    splits = {
+        "train": eight_class_split(16, 0, soft=True),
+        "val": eight_class_split(8, 1, soft=True),
+        "test": eight_class_split(8, 2),
+    }
     path = store.write(tmp_path / "plus.h5", splits)
     attrs = store.read_attrs(path)
     assert attrs["format_version"] == 1 and attrs["classes"] == list(FERPLUS)  # older readers refuse it by its list

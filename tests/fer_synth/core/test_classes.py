@@ -9,8 +9,15 @@ def test_order_is_fer2013():
 
 @pytest.mark.parametrize(
     "alias,name",
-    [("anger", "angry"), ("Disgusted", "disgust"), ("fearful", "fear"), ("happiness", "happy"),
-     ("sadness", "sad"), ("surprised", "surprise"), (" NEUTRAL ", "neutral")],
+    [
+        ("anger", "angry"),
+        ("Disgusted", "disgust"),
+        ("fearful", "fear"),
+        ("happiness", "happy"),
+        ("sadness", "sad"),
+        ("surprised", "surprise"),
+        (" NEUTRAL ", "neutral"),
+    ],
 )
 def test_aliases(alias, name):
     assert classes.resolve(alias) == name

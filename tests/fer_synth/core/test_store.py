@@ -2,10 +2,10 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import make_split
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError
+from tests.conftest import make_split
 
 
 def test_round_trip(tmp_path):

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, tree_digest, write_csv, write_kaggle, write_pool
 from fer_synth.core import store
-from fer_synth.data.balance import BalanceConfig, ShortfallError, balance, default_output, plan_topup
 from fer_synth.core.dataset import SYNTHETIC
 from fer_synth.core.errors import FerError
+from fer_synth.data.balance import BalanceConfig, ShortfallError, balance, default_output, plan_topup
 from fer_synth.data.readers import read_dataset
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, tree_digest, write_csv, write_kaggle, write_pool
 
 
 def test_plan_is_a_pure_function_of_counts():
@@ -21,8 +21,10 @@ def test_plan_is_a_pure_function_of_counts():
 
 
 def test_plan_serves_splits_in_order_from_one_pool():
-    plan = plan_topup({"train": np.array([0, 4, 4, 4, 4, 4, 4]), "val": np.array([0, 2, 2, 2, 2, 2, 2])},
-                      np.array([5, 0, 0, 0, 0, 0, 0]))
+    plan = plan_topup(
+        {"train": np.array([0, 4, 4, 4, 4, 4, 4]), "val": np.array([0, 2, 2, 2, 2, 2, 2])},
+        np.array([5, 0, 0, 0, 0, 0, 0]),
+    )
     assert plan.take["train"][0] == 4 and plan.take["val"][0] == 1 and plan.shortfall["val"][0] == 1
 
 
@@ -57,7 +59,9 @@ def test_balance_tops_up_train_only_and_records_provenance(tmp_path, sources):
 def test_balance_is_deterministic_and_seeded(tmp_path, sources):
     csv, pool = sources
     a = store.read(balance(BalanceConfig(csv, tmp_path / "a.h5", pool=pool, seed=1)).out)
-    b = store.read(balance(BalanceConfig(csv, tmp_path / "a.h5", pool=pool, seed=1)).out)  # run again over its own output
+    b = store.read(
+        balance(BalanceConfig(csv, tmp_path / "a.h5", pool=pool, seed=1)).out
+    )  # run again over its own output
     c = store.read(balance(BalanceConfig(csv, tmp_path / "c.h5", pool=pool, seed=2)).out)
     assert a.attrs["fingerprint"] == b.attrs["fingerprint"]
     assert list(a["train"].origin) == list(b["train"].origin)
@@ -78,7 +82,9 @@ def test_synthetic_in_eval_needs_force_and_is_recorded(tmp_path, sources):
     csv, pool = sources
     with pytest.raises(FerError, match="--force-synthetic-eval"):
         balance(BalanceConfig(csv, tmp_path / "x.h5", pool=pool, splits=("train", "test")))
-    result = balance(BalanceConfig(csv, tmp_path / "x.h5", pool=pool, splits=("train", "test"), force_synthetic_eval=True))
+    result = balance(
+        BalanceConfig(csv, tmp_path / "x.h5", pool=pool, splits=("train", "test"), force_synthetic_eval=True)
+    )
     ds = store.read(result.out)
     assert ds["test"].n_synthetic > 0 and ds.attrs["synthetic_in_eval"] and ds.attrs["forced_synthetic_eval"]
     assert any(n.startswith("WARNING") for n in result.notes)

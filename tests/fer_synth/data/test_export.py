@@ -15,7 +15,6 @@ from fer_synth.core import store
 from fer_synth.core.classes import FERPLUS
 from fer_synth.core.dataset import Split
 from fer_synth.data.export import export
-
 from tests.conftest import make_split
 
 
@@ -54,8 +53,15 @@ def test_imagefolder_loads_with_hugging_face_datasets(h5, tmp_path, monkeypatch)
 def test_webdataset_shards_of_the_given_size(h5, tmp_path):
     out = export(h5, tmp_path / "wds", "webdataset", shard_size=6).out
     assert sorted(p.name for p in out.glob("*.tar")) == [
-        "test-000000.tar", "test-000001.tar", "train-000000.tar", "train-000001.tar", "train-000002.tar",
-        "train-000003.tar", "val-000000.tar", "val-000001.tar"]
+        "test-000000.tar",
+        "test-000001.tar",
+        "train-000000.tar",
+        "train-000001.tar",
+        "train-000002.tar",
+        "train-000003.tar",
+        "val-000000.tar",
+        "val-000001.tar",
+    ]
     original = store.read(h5)["train"]
     rows = []
     for shard in sorted(out.glob("train-*.tar")):

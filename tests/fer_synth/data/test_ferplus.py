@@ -15,7 +15,6 @@ from fer_synth.core.errors import FerError
 from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
 from fer_synth.data.ferplus import FerPlusError, label_votes, read_votes
 from fer_synth.data.readers import read_dataset
-
 from tests.conftest import SHARED
 from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
 
@@ -42,9 +41,15 @@ def ferplus_votes(votes: list[list[int]]) -> np.ndarray:
 def test_majority_follows_the_reference_protocol():
     keep, labels, dist, reasons = label_votes(ferplus_votes(list(VOTES.values())), "majority")
     got = {name: (FERPLUS[label] if k else reason) for name, k, label, reason in zip(VOTES, keep, labels, reasons)}
-    assert got == {"clear happy": "happy", "majority after dropping single votes": "neutral", "tie": "no majority",
-                   "plurality only": "no majority", "unknown majority": "unknown", "not a face": "not a face",
-                   "contempt": "contempt"}
+    assert got == {
+        "clear happy": "happy",
+        "majority after dropping single votes": "neutral",
+        "tie": "no majority",
+        "plurality only": "no majority",
+        "unknown majority": "unknown",
+        "not a face": "not a face",
+        "contempt": "contempt",
+    }
     # Distributions over the eight emotions after the single votes are dropped.
     assert dist[list(VOTES).index("contempt")].tolist() == pytest.approx([0, 0, 0, 0, 0, 0, 2 / 9, 7 / 9])
 
@@ -69,7 +74,9 @@ def fer_and_votes(tmp_path):
     rows = fer_rows(DEFAULT_COUNTS)
     csv = write_csv(tmp_path / "fer2013.csv", rows)
     cycle = list(VOTES.values())
-    votes = write_votes(tmp_path / "fer2013new.csv", [u for _, _, u in rows], [cycle[i % len(cycle)] for i in range(len(rows))])
+    votes = write_votes(
+        tmp_path / "fer2013new.csv", [u for _, _, u in rows], [cycle[i % len(cycle)] for i in range(len(rows))]
+    )
     return csv, votes, rows
 
 
@@ -94,7 +101,9 @@ def test_misaligned_files_are_refused(fer_and_votes, tmp_path):
         read_dataset(csv, ferplus=tmp_path / "short.csv")
     usages = [line.split(",")[0] for line in lines[1:]]  # a PublicTest row moved to the top: same count
     first_public = usages.index("PublicTest")
-    moved = lines[:1] + lines[first_public + 1:first_public + 2] + lines[1:first_public + 1] + lines[first_public + 2:]
+    moved = (
+        lines[:1] + lines[first_public + 1 : first_public + 2] + lines[1 : first_public + 1] + lines[first_public + 2 :]
+    )
     (tmp_path / "moved.csv").write_text("\n".join(moved) + "\n")
     with pytest.raises(FerPlusError, match="row 0 is Training in the FER2013 CSV but PublicTest"):
         read_dataset(csv, ferplus=tmp_path / "moved.csv")

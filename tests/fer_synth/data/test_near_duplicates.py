@@ -16,7 +16,6 @@ from fer_synth.core import store
 from fer_synth.core.dataset import Split
 from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, close_pairs, near_duplicate_stats, near_mask, phash
-
 from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_pool
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "horse", "retina", "clock")
@@ -104,7 +103,9 @@ def test_pool_faces_near_a_test_face_are_refused_unless_allowed(tmp_path, photos
     refused = balance(BalanceConfig(csv, tmp_path / "b.h5", pool=pool, target=3, allow_shortfall=True))
     assert any(note.startswith("refused 1 pool faces") and "disgust/00000.png" in note for note in refused.notes)
     assert "disgust/00000.png" not in set(store.read(refused.out)["train"].origin)
-    allowed = balance(BalanceConfig(csv, tmp_path / "c.h5", pool=pool, target=3, allow_shortfall=True, allow_pool_leakage=True))
+    allowed = balance(
+        BalanceConfig(csv, tmp_path / "c.h5", pool=pool, target=3, allow_shortfall=True, allow_pool_leakage=True)
+    )
     assert any(note.startswith("WARNING: used 1 pool faces") for note in allowed.notes)
     assert "WARNING: used 1" in " ".join(store.read_attrs(allowed.out)["notes"])
 

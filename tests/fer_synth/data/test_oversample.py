@@ -16,8 +16,11 @@ from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack
 from fer_synth.data.oversample import METHODS, oversample
 from tests.fer_synth.data_helpers import fer_rows, write_csv
 
-COUNTS = {"Training": [12, 7, 10, 30, 9, 8, 14], "PublicTest": [2, 1, 2, 3, 2, 1, 2],
-          "PrivateTest": [2, 1, 1, 3, 2, 2, 2]}
+COUNTS = {
+    "Training": [12, 7, 10, 30, 9, 8, 14],
+    "PublicTest": [2, 1, 2, 3, 2, 1, 2],
+    "PrivateTest": [2, 1, 1, 3, 2, 2, 2],
+}
 CLEANING = ("smote-tomek", "smote-enn")
 
 
@@ -29,8 +32,11 @@ def csv(tmp_path_factory):
 def _groups(path, names=("val", "test")) -> dict[str, bytes]:
     """Every dataset of the named split groups, as raw bytes."""
     with h5py.File(path) as f:
-        return {f"{g}/{k}": f[g][k][()].tobytes() if f[g][k].dtype.kind != "O" else repr(f[g][k][()]).encode()
-                for g in names for k in f[g]}
+        return {
+            f"{g}/{k}": f[g][k][()].tobytes() if f[g][k].dtype.kind != "O" else repr(f[g][k][()]).encode()
+            for g in names
+            for k in f[g]
+        }
 
 
 def _on_parents_segment(image: np.ndarray, parents: list[np.ndarray]) -> bool:
@@ -85,7 +91,9 @@ def test_methods_are_seeded(tmp_path, csv):
 
 
 def test_target_works_as_for_generated_faces(tmp_path, csv):
-    median = store.read_split(balance(BalanceConfig(csv, tmp_path / "m.h5", method="ros", target="median")).out, "train")
+    median = store.read_split(
+        balance(BalanceConfig(csv, tmp_path / "m.h5", method="ros", target="median")).out, "train"
+    )
     assert median.counts().tolist() == [12, 10, 10, 30, 10, 10, 14]  # median 10; nothing removed above it
     fixed = store.read_split(balance(BalanceConfig(csv, tmp_path / "f.h5", method="smote", target=15)).out, "train")
     assert fixed.counts().tolist() == [15, 15, 15, 30, 15, 15, 15]
@@ -93,7 +101,9 @@ def test_target_works_as_for_generated_faces(tmp_path, csv):
 
 def test_bad_requests_are_one_line_errors(tmp_path, csv):
     with pytest.raises(FerError, match="train split only"):
-        balance(BalanceConfig(csv, tmp_path / "x.h5", method="smote", splits=("train", "val"), force_synthetic_eval=True))
+        balance(
+            BalanceConfig(csv, tmp_path / "x.h5", method="smote", splits=("train", "val"), force_synthetic_eval=True)
+        )
     with pytest.raises(FerError, match="unknown balance method"):
         balance(BalanceConfig(csv, tmp_path / "x.h5", method="smoat"))
     few = write_csv(tmp_path / "few.csv", fer_rows({**COUNTS, "Training": [12, 3, 10, 30, 9, 8, 14]}))
@@ -114,20 +124,23 @@ def test_cleaning_removal_counts_add_up():
     labels = np.repeat(np.arange(7), [30, 8, 25, 40, 20, 15, 35])
     from fer_synth.core.dataset import Split
 
-    train = Split(rng.integers(0, 256, (len(labels), 48, 48), dtype=np.uint8), labels,
-                  origin=[str(i) for i in range(len(labels))])
+    train = Split(
+        rng.integers(0, 256, (len(labels), 48, 48), dtype=np.uint8), labels, origin=[str(i) for i in range(len(labels))]
+    )
     result = oversample(train, "smote-enn", 40, seed=0)
     made = np.array([40, 40, 40, 40, 40, 40, 40]) - train.counts()
     assert np.array_equal(result.split.counts(), train.counts() + made - result.removed_real - result.removed_synthetic)
     assert np.array_equal(result.added, made - result.removed_synthetic)
-    assert (result.split.source[:len(train) - result.removed_real.sum()] == REAL).all()
+    assert (result.split.source[: len(train) - result.removed_real.sum()] == REAL).all()
 
 
 def test_cli_names_the_method_and_what_cleaning_removed(tmp_path, csv):
     result = CliRunner().invoke(main, ["balance", str(csv), "--method", "smote-enn", "--out", str(tmp_path / "e.h5")])
     assert result.exit_code == 0, result.output
     assert "cleaning step removed" in result.output and "added" in result.output
-    bad = CliRunner().invoke(main, ["balance", str(csv), "--method", "smote", "--judged", "--out", str(tmp_path / "j.h5")])
+    bad = CliRunner().invoke(
+        main, ["balance", str(csv), "--method", "smote", "--judged", "--out", str(tmp_path / "j.h5")]
+    )
     assert bad.exit_code == 2 and "train split only" in bad.output
 
 
@@ -142,8 +155,10 @@ def test_files_without_parents_still_read(tmp_path, csv):
 
 
 def test_dry_run_plans_and_writes_nothing(tmp_path, csv):
-    result = CliRunner().invoke(main, ["balance", str(csv), "--method", "adasyn", "--target", "20", "--dry-run",
-                                       "--out", str(tmp_path / "d.h5")])
+    result = CliRunner().invoke(
+        main,
+        ["balance", str(csv), "--method", "adasyn", "--target", "20", "--dry-run", "--out", str(tmp_path / "d.h5")],
+    )
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "d.h5").exists() and "Top-up plan" in result.output
     plan = balance(BalanceConfig(csv, None, method="ros", target=20, dry_run=True)).plan

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
 from fer_synth.data.readers import DatasetError, read_dataset
 from fer_synth.data.splits import protocol_splits
+from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv, write_kaggle, write_pool
 
 
 @pytest.fixture
@@ -25,8 +25,9 @@ def test_csv_splits_counts_and_origin(tmp_path, rows, gz):
 
 
 def test_csv_bad_rows_are_skipped_and_named(tmp_path, rows):
-    path = write_csv(tmp_path / "f.csv", rows, extra_lines=("9," + " ".join(["0"] * 2304) + ",Training",
-                                                            "3,1 2 3,Training"))
+    path = write_csv(
+        tmp_path / "f.csv", rows, extra_lines=("9," + " ".join(["0"] * 2304) + ",Training", "3,1 2 3,Training")
+    )
     ds = read_dataset(path)
     reasons = dict(ds.attrs["skipped"])
     assert len(reasons) == 2 and "outside 0..6" in " ".join(reasons.values())
@@ -66,11 +67,15 @@ def test_unusable_files_are_counted_and_skipped(tmp_path, rows):
     (root / "train" / "fear" / "corrupt.png").write_bytes(b"not a png")
     (root / "train" / "fear" / "notes.txt").write_text("hello")
     import cv2
+
     cv2.imwrite(str(root / "train" / "fear" / "big.png"), np.zeros((64, 64), np.uint8))
     ds = read_dataset(root)
     reasons = dict(ds.attrs["skipped"])
-    assert reasons == {"train/fear/big.png": "size 64x64, expected 48x48",
-                       "train/fear/corrupt.png": "unreadable image", "train/fear/notes.txt": "not an image file"}
+    assert reasons == {
+        "train/fear/big.png": "size 64x64, expected 48x48",
+        "train/fear/corrupt.png": "unreadable image",
+        "train/fear/notes.txt": "not an image file",
+    }
     assert len(ds["train"]) == sum(DEFAULT_COUNTS["Training"])
 
 

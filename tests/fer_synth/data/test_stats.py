@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED, make_split
 from fer_synth.core.dataset import Split
 from fer_synth.data.readers import read_dataset
 from fer_synth.data.stats import dataset_stats, duplicate_stats, split_stats
+from tests.conftest import SHARED, make_split
 
 FER2013_CSV = SHARED / "data" / "fer2013" / "fer2013.csv.gz"
 
@@ -35,12 +35,21 @@ def test_real_fer2013_matches_its_documented_figures():
     data = read_dataset(FER2013_CSV)
     report = dataset_stats(data.splits)
     splits = report["splits"]
-    assert {k: v["num_images"] for k, v in splits.items()} == {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}
+    assert {k: v["num_images"] for k, v in splits.items()} == {
+        "Training": 28709,
+        "PublicTest": 3589,
+        "PrivateTest": 3589,
+    }
     assert splits["Training"]["counts"]["disgust"] == 436 and splits["Training"]["counts"]["happy"] == 7215
     assert splits["Training"]["needed"] == 21796  # the seed's train figure
     # Kaggle's test folder is PublicTest + PrivateTest: largest class happy 1,774 -> the seed's 5,240 images
     kaggle_test = split_stats(Split.concat([data["PublicTest"], data["PrivateTest"]]))
     assert kaggle_test.counts["happy"] == 1774 and kaggle_test.needed == 5240
     d = report["duplicates"]
-    assert (d["duplicate_groups"], d["extra_copies"], d["cross_split_groups"], d["conflicting_label_groups"],
-            d["constant_images"]) == (1516, 1853, 557, 57, 12)
+    assert (
+        d["duplicate_groups"],
+        d["extra_copies"],
+        d["cross_split_groups"],
+        d["conflicting_label_groups"],
+        d["constant_images"],
+    ) == (1516, 1853, 557, 57, 12)

@@ -12,14 +12,13 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage import data
 
-from fer_synth.faces import crop as crop_module
 from fer_synth.cli import main
-from fer_synth.core.manifest import MANIFEST
+from fer_synth.core.manifest import MANIFEST, read_records
+from fer_synth.faces import crop as crop_module
 from fer_synth.faces.crop import crop_folder
-from fer_synth.core.manifest import read_records
 from fer_synth.faces.stage import FaceStage, FaceStageConfig
-
 from tests.conftest import SHARED
+
 
 @pytest.fixture(autouse=True)
 def no_downloads(monkeypatch):
@@ -47,7 +46,7 @@ def per_class(tmp_path, photo) -> Path:
     save(root / "happy" / "a.png", photo)
     save(root / "happy" / "b.jpg", np.ascontiguousarray(photo[:, ::-1]))
     (root / "happy" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    save(root / "Sadness" / "c.png", photo)          # an alias folder name
+    save(root / "Sadness" / "c.png", photo)  # an alias folder name
     save(root / "Sadness" / "black.png", np.zeros((256, 256, 3), np.uint8))
     (root / "Sadness" / "notes.txt").write_text("not an image")
     return root
@@ -66,7 +65,10 @@ def test_per_class_folder(per_class, tmp_path):
     result = run(str(per_class), "--out", str(out), "--face-model", MODEL, "--keep-rejects", str(rejects))
     assert result.exit_code == 0, result.output
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
-        "happy/a.png", "happy/b.png", "sad/c.png"]
+        "happy/a.png",
+        "happy/b.png",
+        "sad/c.png",
+    ]
     for png in out.rglob("*.png"):
         face = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
         assert face.shape == (48, 48) and face.dtype == np.uint8
@@ -74,8 +76,14 @@ def test_per_class_folder(per_class, tmp_path):
     assert set(got) == {"happy/a.png", "happy/b.jpg", "happy/broken.png", "Sadness/c.png", "Sadness/black.png"}
     assert got["happy/broken.png"]["reason"] == "unreadable" and not got["happy/broken.png"]["kept"]
     assert got["Sadness/black.png"]["reason"] == "nsfw_blank"
-    assert got["Sadness/c.png"] == {**got["Sadness/c.png"], "class": "sad", "kept": True, "reason": None,
-                                    "files": ["sad/c.png"], "backend": "mediapipe"}
+    assert got["Sadness/c.png"] == {
+        **got["Sadness/c.png"],
+        "class": "sad",
+        "kept": True,
+        "reason": None,
+        "files": ["sad/c.png"],
+        "backend": "mediapipe",
+    }
     assert len(got["Sadness/c.png"]["boxes"]) == 1 and got["Sadness/c.png"]["scores"][0] > 0.8
     assert (rejects / "nsfw_blank" / "sad" / "black.png").is_file()
     assert (rejects / "unreadable" / "happy" / "broken.png").is_file()
@@ -116,8 +124,12 @@ def test_all_faces_policy_and_clashing_names(tmp_path, photo):
     save(root / "surprise" / "one.jpg", photo)
     out = tmp_path / "out"
     assert run(str(root), "--out", str(out), "--face-model", MODEL, "--policy", "all").exit_code == 0
-    assert sorted(p.name for p in (out / "surprise").iterdir()) == ["one_jpg.png", "one_png.png", "pair_0.png",
-                                                                    "pair_1.png"]
+    assert sorted(p.name for p in (out / "surprise").iterdir()) == [
+        "one_jpg.png",
+        "one_png.png",
+        "pair_0.png",
+        "pair_1.png",
+    ]
     assert records(out)["surprise/pair.png"]["files"] == ["surprise/pair_0.png", "surprise/pair_1.png"]
 
 
@@ -132,8 +144,9 @@ def test_resume_skips_done_images_without_duplicates(per_class, tmp_path, monkey
     save(per_class / "happy" / "new.png", cv2.resize(data.astronaut(), (300, 300)))
     seen = []
     real = crop_module.read_rgb
-    monkeypatch.setattr(crop_module, "read_rgb", lambda path: seen.append(path.relative_to(per_class).as_posix())
-                        or real(path))
+    monkeypatch.setattr(
+        crop_module, "read_rgb", lambda path: seen.append(path.relative_to(per_class).as_posix()) or real(path)
+    )
     with FaceStage(FaceStageConfig("mediapipe", face_model=MODEL)) as stage:
         second = crop_folder(per_class, out, stage)
     assert sorted(seen) == sorted(["happy/new.png", json.loads(lines[-1])["input"]])
@@ -146,23 +159,26 @@ def test_resume_skips_done_images_without_duplicates(per_class, tmp_path, monkey
 def test_resume_with_other_settings_is_an_error(per_class, tmp_path):
     out = tmp_path / "out"
     assert run(str(per_class), "--out", str(out), "--face-model", MODEL).exit_code == 0
-    result = CliRunner().invoke(main, ["crop", str(per_class), "--out", str(out), "--face-model", MODEL,
-                                       "--min-face", "80"])
+    result = CliRunner().invoke(
+        main, ["crop", str(per_class), "--out", str(out), "--face-model", MODEL, "--min-face", "80"]
+    )
     assert result.exit_code == 2 and "min_face" in result.output and "--out" in result.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["missing-folder"], "does not exist"),
-    (["EMPTY"], "no images in"),
-    (["IN", "--backend", "dlib"], "Invalid value for '--backend'"),
-    (["IN", "--policy", "biggest"], "Invalid value for '--policy'"),
-    (["IN", "--face-model", "nowhere.tflite"], "--face-model"),
-    (["IN", "--crop-size", "2"], "size >= 8"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["missing-folder"], "does not exist"),
+        (["EMPTY"], "no images in"),
+        (["IN", "--backend", "dlib"], "Invalid value for '--backend'"),
+        (["IN", "--policy", "biggest"], "Invalid value for '--policy'"),
+        (["IN", "--face-model", "nowhere.tflite"], "--face-model"),
+        (["IN", "--crop-size", "2"], "size >= 8"),
+    ],
+)
 def test_bad_input_is_one_clear_error(tmp_path, per_class, args, message):
     (tmp_path / "EMPTY").mkdir()
-    args = [str(per_class) if a == "IN" else str(tmp_path / a) if a in ("EMPTY", "missing-folder") else a
-            for a in args]
+    args = [str(per_class) if a == "IN" else str(tmp_path / a) if a in ("EMPTY", "missing-folder") else a for a in args]
     result = CliRunner().invoke(main, ["crop", *args, "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and message in result.output
     assert "Traceback" not in result.output

@@ -11,13 +11,13 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from fer_synth.faces import blazeface as face_model
-from fer_synth.faces.detectors import Detection, Framing, create_detector, list_detectors, merge_overlapping
 from fer_synth.core.env import ENV_OFFLINE
 from fer_synth.core.errors import FerError
+from fer_synth.faces import blazeface as face_model
+from fer_synth.faces.detectors import Detection, Framing, create_detector, list_detectors, merge_overlapping
 from fer_synth.faces.stage import REASONS, FaceResult, FaceStage, FaceStageConfig, crop_face, face_frame
-
 from tests.conftest import SHARED
+
 
 @pytest.fixture(autouse=True)
 def no_downloads(monkeypatch):
@@ -73,8 +73,9 @@ def test_astronaut_one_face_cropped_to_48_gray(backend, astronaut):
     # The crop is that square of the photo in grayscale, area-resized.
     x, y, side = frame
     assert centre_in_face((x, y, side, side))
-    reference = cv2.resize(cv2.cvtColor(astronaut[y:y + side, x:x + side], cv2.COLOR_RGB2GRAY), (48, 48),
-                           interpolation=cv2.INTER_AREA)
+    reference = cv2.resize(
+        cv2.cvtColor(astronaut[y : y + side, x : x + side], cv2.COLOR_RGB2GRAY), (48, 48), interpolation=cv2.INTER_AREA
+    )
     assert np.abs(crop.astype(int) - reference).max() <= 1
 
 
@@ -179,8 +180,12 @@ def test_settings_are_json_and_name_everything():
     with stage("haar", min_face=60) as faces:
         settings = json.loads(json.dumps(faces.settings))
     assert settings["backend"] == "haar" and settings["min_face"] == 60
-    assert settings["detector"] == {"scale_factor": 1.3, "min_neighbors": 7, "min_size": 50,
-                                    "cascade": "haarcascade_frontalface_default.xml"}
+    assert settings["detector"] == {
+        "scale_factor": 1.3,
+        "min_neighbors": 7,
+        "min_size": 50,
+        "cascade": "haarcascade_frontalface_default.xml",
+    }
     with stage("mediapipe") as faces:
         assert faces.settings["detector"]["face_model_sha256"] == face_model.FACE_MODEL_SHA256
         assert faces.settings["min_score"] == 0.6
@@ -199,16 +204,23 @@ def test_unknown_backend_and_policy_list_the_valid_ones():
 def test_reasons_are_the_agreed_ones():
     assert REASONS == ("nsfw_blank", "no_face", "multiple_faces", "face_too_small", "low_confidence", "blurry")
     assert FaceResult(False, "no_face", backend="haar").to_record() == {
-        "kept": False, "reason": "no_face", "boxes": [], "scores": [], "backend": "haar"}
+        "kept": False,
+        "reason": "no_face",
+        "boxes": [],
+        "scores": [],
+        "backend": "haar",
+    }
 
 
 def test_merge_keeps_the_best_of_overlapping_boxes():
-    merged = merge_overlapping([Detection((0, 0, 10, 10), 0.6), Detection((1, 1, 10, 10), 0.9),
-                                Detection((50, 50, 10, 10), 0.7)])
+    merged = merge_overlapping(
+        [Detection((0, 0, 10, 10), 0.6), Detection((1, 1, 10, 10), 0.9), Detection((50, 50, 10, 10), 0.7)]
+    )
     assert merged == [Detection((1, 1, 10, 10), 0.9), Detection((50, 50, 10, 10), 0.7)]
 
 
 # --- the MediaPipe model lookup -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def empty_cache(tmp_path, monkeypatch):

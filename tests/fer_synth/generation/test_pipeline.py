@@ -20,8 +20,15 @@ from fer_synth.generation.pipeline import (
 )
 from fer_synth.generation.tiny import tiny_random_pipeline
 
-CALL = dict(prompt=["a close-up photograph of a frightened man"], negative_prompt=["cartoon, blurry"],
-            num_inference_steps=2, guidance_scale=5.0, height=32, width=32, output_type="np")
+CALL = dict(
+    prompt=["a close-up photograph of a frightened man"],
+    negative_prompt=["cartoon, blurry"],
+    num_inference_steps=2,
+    guidance_scale=5.0,
+    height=32,
+    width=32,
+    output_type="np",
+)
 
 
 def images(pipe, seed: int = 0) -> np.ndarray:
@@ -60,7 +67,9 @@ def test_every_scheduler_builds_and_runs(name):
 
 
 def test_offline_hub_id_without_cache_says_how_to_pass_a_local_model(hub_offline):
-    with pytest.raises(ModelLoadError, match=r"not in the local Hugging Face cache.*local diffusers folder.*\.safetensors"):
+    with pytest.raises(
+        ModelLoadError, match=r"not in the local Hugging Face cache.*local diffusers folder.*\.safetensors"
+    ):
         build_pipeline(PipelineOptions(model="nobody-here/no-such-model-xyz"))
 
 
@@ -111,8 +120,12 @@ def test_tiny_vae_decoder(tmp_path):
     from diffusers import AutoencoderTiny
 
     torch.manual_seed(0)
-    AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-                    num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1)).save_pretrained(tmp_path / "taesd")
+    AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+    ).save_pretrained(tmp_path / "taesd")
     pipe = build_pipeline(PipelineOptions(model="tiny-random", tiny_vae=str(tmp_path / "taesd")))
     assert type(pipe.vae).__name__ == "AutoencoderTiny"
     out = images(pipe)
@@ -131,10 +144,12 @@ def test_lora_file_is_loaded_and_fused(tmp_path):
 
     donor = tiny_random_pipeline()
     torch.manual_seed(0)
-    donor.unet.add_adapter(LoraConfig(r=2, lora_alpha=2, init_lora_weights=False,
-                                      target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    donor.unet.add_adapter(
+        LoraConfig(r=2, lora_alpha=2, init_lora_weights=False, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    )
     StableDiffusionPipeline.save_lora_weights(
-        save_directory=tmp_path, safe_serialization=True,
+        save_directory=tmp_path,
+        safe_serialization=True,
         unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(donor.unet)),
     )
     lora = tmp_path / "pytorch_lora_weights.safetensors"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fer_synth.core.classes import EMOTIONS, UnknownClassError
 from fer_synth.cli import main
+from fer_synth.core.classes import EMOTIONS, UnknownClassError
 from fer_synth.generation.prompts import PromptFileError, default_prompts_path, load_prompts, parse_prompts
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,8 +68,9 @@ def test_numbered_slots_draw_distinct_words_and_negative_keeps_every_line():
 
 
 def test_class_lists_override_shared_pools():
-    text = MINIMAL.replace("    word: [scared, terrified, afraid]",
-                           "    word: [scared, terrified, afraid]\n    context: [selfie]")
+    text = MINIMAL.replace(
+        "    word: [scared, terrified, afraid]", "    word: [scared, terrified, afraid]\n    context: [selfie]"
+    )
     assert all(p.text.startswith("selfie") for p in parse_prompts(text).prompts(0, "fear", 10))
 
 
@@ -83,12 +84,17 @@ def test_a_class_missing_from_a_user_file_is_named():
     [
         ("template: [unclosed\n", r"x\.yaml:2: not valid YAML"),
         (MINIMAL + "extra: 1\n", r"x\.yaml:11: unknown key 'extra'"),
-        (MINIMAL.replace("[close-up, headshot]", "[close-up, Close-up]"),
-         r"x\.yaml:6: pool 'context': 'Close-up' is listed twice \(first on line 6\)"),
+        (
+            MINIMAL.replace("[close-up, headshot]", "[close-up, Close-up]"),
+            r"x\.yaml:6: pool 'context': 'Close-up' is listed twice \(first on line 6\)",
+        ),
         (MINIMAL.replace("{word2}", "{colour}"), r"x\.yaml:1: template slot \{colour\} has no list for class 'fear'"),
         (MINIMAL.replace("  fear:", "  fearsome:"), r"x\.yaml:8: unknown emotion 'fearsome'; valid: angry"),
         (MINIMAL.replace("[scared, terrified, afraid]", "[scared]"), r"2 distinct \{wordN\} slots.*only 1"),
-        (MINIMAL.replace("  context: [close-up, headshot]", "  context: []"), r"x\.yaml:6: pool 'context' must be a non-empty list"),
+        (
+            MINIMAL.replace("  context: [close-up, headshot]", "  context: []"),
+            r"x\.yaml:6: pool 'context' must be a non-empty list",
+        ),
         ("classes: {}\n", r"x\.yaml:1: missing 'template'"),
         ("", r"x\.yaml: the file is empty"),
         (MINIMAL.replace("pools:", "template: again\npools:"), r"x\.yaml:5: the file: 'template' appears twice"),

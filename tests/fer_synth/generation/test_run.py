@@ -20,12 +20,12 @@ from PIL import Image
 
 from fer_synth.cli import main
 from fer_synth.core.errors import FerError
-from fer_synth.generation.config import GenerateConfig
-from fer_synth.generation.run import generate, image_name, shard_from_env
 from fer_synth.core.manifest import ManifestError, SettingsMismatchError, read_records
+from fer_synth.generation.config import GenerateConfig
 from fer_synth.generation.pipeline import PipelineOptions, build_pipeline
-from fer_synth.generation.tiny import tiny_random_pipeline
 from fer_synth.generation.prompts import load_prompts
+from fer_synth.generation.run import generate, image_name, shard_from_env
+from fer_synth.generation.tiny import tiny_random_pipeline
 
 ROOT = Path(__file__).resolve().parents[3]
 SMALL = dict(steps=2, guidance=5.0, height=32, width=32)
@@ -38,8 +38,15 @@ def pipe():
 
 
 def config(out: Path, emotions=("fear",), n: int = 4, batch_size: int = 2, **kw) -> GenerateConfig:
-    return GenerateConfig(emotions=list(emotions), n=n, seed=0, out=out, batch_size=batch_size,
-                          pipeline=PipelineOptions(model="tiny-random"), **{**SMALL, **kw})
+    return GenerateConfig(
+        emotions=list(emotions),
+        n=n,
+        seed=0,
+        out=out,
+        batch_size=batch_size,
+        pipeline=PipelineOptions(model="tiny-random"),
+        **{**SMALL, **kw},
+    )
 
 
 def pngs(folder: Path) -> dict[str, bytes]:
@@ -48,8 +55,15 @@ def pngs(folder: Path) -> dict[str, bytes]:
 
 def run_cli(args: list[str], env: dict | None = None, **popen) -> subprocess.Popen:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "fer_synth.cli", *args], env=full_env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fer_synth.cli", *args],
+        env=full_env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 def test_run_writes_images_and_complete_records_then_resumes_with_nothing_to_do(tmp_path, pipe):
@@ -64,7 +78,12 @@ def test_run_writes_images_and_complete_records_then_resumes_with_nothing_to_do(
     assert rec["prompt"] == prompt.text and rec["seed"] == prompt.seed and rec["negative_prompt"] == prompt.negative
     for key in ("model", "scheduler", "steps", "guidance", "height", "width", "time_s", "created", "file", "run_seed"):
         assert key in rec
-    assert (rec["model"], rec["scheduler"], rec["steps"], rec["file"]) == ("tiny-random", "dpmpp", 2, "sad/sad_s0_000002.png")
+    assert (rec["model"], rec["scheduler"], rec["steps"], rec["file"]) == (
+        "tiny-random",
+        "dpmpp",
+        2,
+        "sad/sad_s0_000002.png",
+    )
     again = generate(config(tmp_path, emotions=["sad", "fear"], n=3), pipe=pipe, progress=False)
     assert again.images_made == 0 and pngs(tmp_path) == files and len(read_records(tmp_path)) == 6
 
@@ -72,8 +91,15 @@ def test_run_writes_images_and_complete_records_then_resumes_with_nothing_to_do(
 def test_an_image_is_what_a_bare_pipeline_call_makes_and_indices_differ(tmp_path, pipe):
     generate(config(tmp_path, n=3), pipe=pipe, progress=False)
     p = load_prompts().prompt(0, "fear", 2)
-    bare = pipe(prompt=[p.text], negative_prompt=[p.negative], num_inference_steps=2, guidance_scale=5.0,
-                height=32, width=32, generator=[torch.Generator().manual_seed(p.seed)]).images[0]
+    bare = pipe(
+        prompt=[p.text],
+        negative_prompt=[p.negative],
+        num_inference_steps=2,
+        guidance_scale=5.0,
+        height=32,
+        width=32,
+        generator=[torch.Generator().manual_seed(p.seed)],
+    ).images[0]
     ours = np.asarray(Image.open(tmp_path / "fear" / "fear_s0_000002.png"))
     np.testing.assert_array_equal(ours, np.asarray(bare))
     other = np.asarray(Image.open(tmp_path / "fear" / "fear_s0_000001.png"))
@@ -106,8 +132,10 @@ def test_same_folder_with_different_settings_is_an_error_naming_them(tmp_path, p
 
 def test_a_users_prompt_file_is_used_and_part_of_the_settings(tmp_path, pipe):
     mine = tmp_path / "mine.yaml"
-    mine.write_text('template: "{context} of a {emotion} face"\npools:\n  context: [photo, headshot]\n'
-                    'classes:\n  fear:\n    emotion: frightened\n')
+    mine.write_text(
+        'template: "{context} of a {emotion} face"\npools:\n  context: [photo, headshot]\n'
+        "classes:\n  fear:\n    emotion: frightened\n"
+    )
     generate(config(tmp_path / "out", n=2, prompts=mine), pipe=pipe, progress=False)
     assert all(r["prompt"].endswith("of a frightened face") for r in read_records(tmp_path / "out"))
     with pytest.raises(SettingsMismatchError, match="prompts"):
@@ -172,15 +200,36 @@ def test_resume_after_kill_9_ends_with_exactly_n_images(tmp_path, pipe):
     last_before = max(r["index"] for r in before)
     for index in (0, last_before, n - 1):
         p = load_prompts().prompt(0, "fear", index)
-        bare = pipe(prompt=[p.text], negative_prompt=[p.negative], num_inference_steps=2, guidance_scale=5.0,
-                    height=32, width=32, generator=[torch.Generator().manual_seed(p.seed)]).images[0]
-        np.testing.assert_array_equal(np.asarray(Image.open(out / "fear" / f"fear_s0_{index:06d}.png")),
-                                      np.asarray(bare), err_msg=f"index {index} ({fresh})")
+        bare = pipe(
+            prompt=[p.text],
+            negative_prompt=[p.negative],
+            num_inference_steps=2,
+            guidance_scale=5.0,
+            height=32,
+            width=32,
+            generator=[torch.Generator().manual_seed(p.seed)],
+        ).images[0]
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(out / "fear" / f"fear_s0_{index:06d}.png")),
+            np.asarray(bare),
+            err_msg=f"index {index} ({fresh})",
+        )
 
 
 @pytest.mark.slow
 def test_two_ranks_make_the_same_images_as_one_process(tmp_path, pipe):
-    args = ["generate", "-e", "fear,sad", "--n", "5", "--batch-size", "2", "--out", str(tmp_path / "sharded"), *CLI_SMALL]
+    args = [
+        "generate",
+        "-e",
+        "fear,sad",
+        "--n",
+        "5",
+        "--batch-size",
+        "2",
+        "--out",
+        str(tmp_path / "sharded"),
+        *CLI_SMALL,
+    ]
     procs = [run_cli(args, env={"RANK": str(r), "WORLD_SIZE": "2"}) for r in (0, 1)]
     for proc in procs:
         output = proc.communicate(timeout=180)[0]
@@ -198,6 +247,7 @@ def test_two_ranks_make_the_same_images_as_one_process(tmp_path, pipe):
 
 
 # --- the safety checker -------------------------------------------------------------------------
+
 
 def _checker_pipe(threshold: float | None):
     """tiny-random with a real StableDiffusionSafetyChecker; ``threshold`` on concept 0 (None: never flag)."""
@@ -232,8 +282,11 @@ def test_safety_checker_flags_are_recorded_and_flagged_images_are_black(tmp_path
     assert ordered[gap + 1] - ordered[gap] > 0.002, "scores too close to split"
     expected = scores > (ordered[gap] + ordered[gap + 1]) / 2
 
-    generate(config(tmp_path / "checked", n=6, batch_size=4), pipe=_checker_pipe(float((ordered[gap] + ordered[gap + 1]) / 2)),
-             progress=False)
+    generate(
+        config(tmp_path / "checked", n=6, batch_size=4),
+        pipe=_checker_pipe(float((ordered[gap] + ordered[gap + 1]) / 2)),
+        progress=False,
+    )
     records = {r["index"]: r for r in read_records(tmp_path / "checked")}
     for i in range(6):
         pixels = np.asarray(Image.open(tmp_path / "checked" / "fear" / f"fear_s0_{i:06d}.png"))
@@ -242,6 +295,7 @@ def test_safety_checker_flags_are_recorded_and_flagged_images_are_black(tmp_path
 
 
 # --- the face-stage hook (FACE_API.md), with an honest test double -------------------------------
+
 
 @dataclass
 class FakeResult:
@@ -253,8 +307,13 @@ class FakeResult:
     backend: str = "fake"
 
     def to_record(self) -> dict:
-        return {"kept": self.kept, "reason": self.reason, "boxes": self.boxes, "scores": self.scores,
-                "backend": self.backend}
+        return {
+            "kept": self.kept,
+            "reason": self.reason,
+            "boxes": self.boxes,
+            "scores": self.scores,
+            "backend": self.backend,
+        }
 
 
 class FakeFaceStage:
@@ -282,8 +341,12 @@ class FakeFaceStage:
 
 def test_face_stage_keeps_n_faces_records_every_attempt_and_runs_in_a_worker_thread(tmp_path, pipe):
     stage = FakeFaceStage()
-    summary = generate(config(tmp_path, emotions=["fear", "sad"], n=3, batch_size=2, keep_raw=True, max_attempts=10),
-                       pipe=pipe, face_stage=stage, progress=False)
+    summary = generate(
+        config(tmp_path, emotions=["fear", "sad"], n=3, batch_size=2, keep_raw=True, max_attempts=10),
+        pipe=pipe,
+        face_stage=stage,
+        progress=False,
+    )
     assert {name for name, _ in stage.calls} == {"fer-synth-writer"}
     records = read_records(tmp_path)
     for emotion in ("fear", "sad"):
@@ -299,15 +362,23 @@ def test_face_stage_keeps_n_faces_records_every_attempt_and_runs_in_a_worker_thr
             assert Image.open(path).size == (48, 48) and Image.open(path).mode == "L"
         assert len(list((tmp_path / "raw" / emotion).glob("*.png"))) == len(mine)
     # Resume: nothing left to do; and a different face-stage setting is a settings mismatch.
-    assert generate(config(tmp_path, emotions=["fear", "sad"], n=3, keep_raw=True, max_attempts=10), pipe=pipe,
-                    face_stage=FakeFaceStage(), progress=False).images_made == 0
+    assert (
+        generate(
+            config(tmp_path, emotions=["fear", "sad"], n=3, keep_raw=True, max_attempts=10),
+            pipe=pipe,
+            face_stage=FakeFaceStage(),
+            progress=False,
+        ).images_made
+        == 0
+    )
     with pytest.raises(SettingsMismatchError, match="faces"):
         generate(config(tmp_path, n=3, keep_raw=True), pipe=pipe, face_stage=FakeFaceStage(keep=False), progress=False)
 
 
 def test_face_stage_shortfall_is_reported_after_max_attempts(tmp_path, pipe):
-    summary = generate(config(tmp_path, n=2, max_attempts=3), pipe=pipe, face_stage=FakeFaceStage(keep=False),
-                       progress=False)
+    summary = generate(
+        config(tmp_path, n=2, max_attempts=3), pipe=pipe, face_stage=FakeFaceStage(keep=False), progress=False
+    )
     assert len(read_records(tmp_path)) == 6  # 3 attempts per wanted face, then it stops
     report = summary.shortfall_report()
     assert report and "fear: 0 of 2 faces after 6 attempts (--max-attempts 3); rejected: no_face 6" in report
@@ -315,14 +386,16 @@ def test_face_stage_shortfall_is_reported_after_max_attempts(tmp_path, pipe):
 
 def test_safety_flag_reaches_the_face_stage(tmp_path):
     stage = FakeFaceStage()
-    summary = generate(config(tmp_path, n=1, max_attempts=2), pipe=_checker_pipe(-10.0), face_stage=stage,
-                       progress=False)
+    summary = generate(
+        config(tmp_path, n=1, max_attempts=2), pipe=_checker_pipe(-10.0), face_stage=stage, progress=False
+    )
     assert [flag for _, flag in stage.calls] == [True, True]
     assert all(r["nsfw"] and r["face"]["reason"] == "nsfw_blank" for r in read_records(tmp_path))
     assert summary.per_class["fear"].nsfw == 2
 
 
 # --- arguments ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "change, match",
@@ -364,16 +437,32 @@ def test_generate_command(tmp_path):
     assert result.exit_code == 2 and "Error:" in result.output and "steps 2 (this run: 3)" in result.output
     result = runner.invoke(main, ["generate", "-e", "fear", "--n", "1", "--out", str(out), *CLI_SMALL, "--keep-raw"])
     assert result.exit_code == 2 and "--keep-raw needs the face stage" in result.output
-    result = runner.invoke(main, ["generate", "-e", "fear", "--n", "1", "--out", str(tmp_path / "x"),
-                                  "--model", str(tmp_path / "missing.safetensors"), "--no-faces"])
+    result = runner.invoke(
+        main,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "x"),
+            "--model",
+            str(tmp_path / "missing.safetensors"),
+            "--no-faces",
+        ],
+    )
     assert result.exit_code == 2 and "no such file" in result.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--emotion", "joyful"], "unknown emotion 'joyful'; valid: angry"),
-    (["--emotion", "fear", "--model", "/nonexistent/model"], "model '/nonexistent/model': no such file"),
-    (["--emotion", "fear", "--lora", "missing.safetensors"], "LoRA 'missing.safetensors': no such file"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--emotion", "joyful"], "unknown emotion 'joyful'; valid: angry"),
+        (["--emotion", "fear", "--model", "/nonexistent/model"], "model '/nonexistent/model': no such file"),
+        (["--emotion", "fear", "--lora", "missing.safetensors"], "LoRA 'missing.safetensors': no such file"),
+    ],
+)
 def test_bad_arguments_fail_before_the_face_stage_is_set_up(tmp_path, monkeypatch, args, message):
     monkeypatch.setenv("FER_SYNTH_OFFLINE", "1")  # the face stage would fail on its model file instead
     monkeypatch.setenv("FER_SYNTH_CACHE", str(tmp_path / "cache"))

@@ -14,13 +14,12 @@ from PIL import Image
 from skimage import data
 
 from fer_synth.cli import main
+from fer_synth.core.manifest import read_records
+from fer_synth.data.readers import read_dataset
 from fer_synth.faces.stage import REASONS, FaceStage, FaceStageConfig
 from fer_synth.generation.config import GenerateConfig
-from fer_synth.generation.run import generate as run_generation
-from fer_synth.core.manifest import read_records
 from fer_synth.generation.pipeline import PipelineOptions
-from fer_synth.data.readers import read_dataset
-
+from fer_synth.generation.run import generate as run_generation
 from tests.conftest import SHARED
 
 MODEL = str(SHARED / "models" / "face_detection_short_range.tflite")
@@ -32,9 +31,31 @@ def no_downloads(monkeypatch):
 
 
 def generate(out, *extra: str):
-    args = ["generate", "-e", "happy,sad", "--n", "2", "--max-attempts", "2", "--seed", "5", "--out", str(out),
-            "--model", "tiny-random", "--steps", "2", "--guidance", "5", "--size", "64", "--no-progress",
-            "--face-model", MODEL, *extra]
+    args = [
+        "generate",
+        "-e",
+        "happy,sad",
+        "--n",
+        "2",
+        "--max-attempts",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--model",
+        "tiny-random",
+        "--steps",
+        "2",
+        "--guidance",
+        "5",
+        "--size",
+        "64",
+        "--no-progress",
+        "--face-model",
+        MODEL,
+        *extra,
+    ]
     return CliRunner().invoke(main, args)
 
 
@@ -88,8 +109,15 @@ class PhotoPipeline:
 
 def test_n_counts_kept_faces_and_every_attempt_is_recorded(tmp_path):
     def run(n: int):
-        config = GenerateConfig(emotions=["disgust"], n=n, seed=1, out=tmp_path, batch_size=2, max_attempts=10,
-                                pipeline=PipelineOptions(model="tiny-random"))
+        config = GenerateConfig(
+            emotions=["disgust"],
+            n=n,
+            seed=1,
+            out=tmp_path,
+            batch_size=2,
+            max_attempts=10,
+            pipeline=PipelineOptions(model="tiny-random"),
+        )
         with FaceStage(FaceStageConfig("mediapipe", face_model=MODEL)) as stage:
             return run_generation(config, pipe=PhotoPipeline(), face_stage=stage, progress=False)
 
@@ -100,8 +128,7 @@ def test_n_counts_kept_faces_and_every_attempt_is_recorded(tmp_path):
     assert len(kept) == 3 and all(r["seed"] % 2 == 0 for r in kept)
     # Noise is rejected: mostly no_face, now and then a weak detection under min_score (low_confidence).
     rejected = [r for r in records if r not in kept]
-    assert rejected and all(r["face"]["reason"] in ("no_face", "low_confidence") and r["files"] == []
-                            for r in rejected)
+    assert rejected and all(r["face"]["reason"] in ("no_face", "low_confidence") and r["files"] == [] for r in rejected)
     faces = sorted(tmp_path.glob("disgust/*.png"))
     assert [f.relative_to(tmp_path).as_posix() for f in faces] == sorted(f for r in kept for f in r["files"])
     assert all(cv2.imread(str(f), cv2.IMREAD_UNCHANGED).shape == (48, 48) for f in faces)

@@ -16,8 +16,8 @@ from fer_synth.core.classes import CLASSES
 from fer_synth.core.errors import FerError
 from fer_synth.data.balance import BalanceConfig, balance
 from fer_synth.report import dataset_report
-from tests.report_checks import check_page
 from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
+from tests.report_checks import check_page
 
 REJECTIONS = {"angry": ["no_face", "no_face"], "disgust": ["blurry", "nsfw_blank"], "sad": ["low_confidence"]}
 MISJUDGED = "happy"  # each class's first face is judged as this (and happy's as neutral)
@@ -45,9 +45,17 @@ def inputs(tmp_path_factory) -> dict:
             cv2.imwrite(str(pool / file), face)
             records.append(_record(name, index, [file], None))
             judged = (MISJUDGED if name != MISJUDGED else "neutral") if k == 0 else name
-            judgement.append({"file": file, "class": name, "judged": judged, "p_intended": 0.1 if k == 0 else 0.8,
-                              "probs": [0.1] * 7, "classes": list(CLASSES),
-                              "judge": {"model": "mini-xception", "fingerprint": "abc123"}})
+            judgement.append(
+                {
+                    "file": file,
+                    "class": name,
+                    "judged": judged,
+                    "p_intended": 0.1 if k == 0 else 0.8,
+                    "probs": [0.1] * 7,
+                    "classes": list(CLASSES),
+                    "judge": {"model": "mini-xception", "fingerprint": "abc123"},
+                }
+            )
             index += 1
         for reason in REJECTIONS.get(name, []):
             records.append(_record(name, index, [], reason))
@@ -65,10 +73,20 @@ def inputs(tmp_path_factory) -> dict:
 
 def _record(name: str, index: int, files: list[str], reason: str | None) -> dict:
     """A manifest record as `generate` writes it with the face stage."""
-    return {"class": name, "index": index, "seed": 1000 + index, "prompt": f"a photo of a {name} face",
-            "negative_prompt": "blurry", "model": "tiny-random", "run_seed": 0, "prompts_digest": "d1",
-            "nsfw": reason == "nsfw_blank", "time_s": 0.5, "files": files,
-            "face": {"kept": bool(files), "reason": reason, "boxes": [], "scores": [], "backend": "mediapipe"}}
+    return {
+        "class": name,
+        "index": index,
+        "seed": 1000 + index,
+        "prompt": f"a photo of a {name} face",
+        "negative_prompt": "blurry",
+        "model": "tiny-random",
+        "run_seed": 0,
+        "prompts_digest": "d1",
+        "nsfw": reason == "nsfw_blank",
+        "time_s": 0.5,
+        "files": files,
+        "face": {"kept": bool(files), "reason": reason, "boxes": [], "scores": [], "backend": "mediapipe"},
+    }
 
 
 def test_balanced_file_with_pool(inputs, tmp_path):
@@ -83,8 +101,14 @@ def test_balanced_file_with_pool(inputs, tmp_path):
     assert facts["stats"]["splits"]["train"]["deficits"] == dict.fromkeys(CLASSES, 0)
     assert facts["real_only"]["train"]["counts"] == dict(zip(CLASSES, DEFAULT_COUNTS["Training"]))
     keys = {cell["key"] for cell in parser.cells}
-    assert {"stats.splits.train.counts.angry", "real_only.train.deficits.disgust", "stats.duplicates.cross_split_groups",
-            "run.per_class.angry.rejected.no_face", "judge.agreement.fear.rate", "plan.take.train.1"} <= keys
+    assert {
+        "stats.splits.train.counts.angry",
+        "real_only.train.deficits.disgust",
+        "stats.duplicates.cross_split_groups",
+        "run.per_class.angry.rejected.no_face",
+        "judge.agreement.fear.rate",
+        "plan.take.train.1",
+    } <= keys
     # The leaked, relabelled face is one cross-split group with conflicting labels, shown as a thumbnail.
     assert facts["stats"]["duplicates"]["cross_split_groups"] == 1
     assert facts["stats"]["duplicates"]["conflicting_label_groups"] == 1
@@ -96,14 +120,20 @@ def test_balanced_file_with_pool(inputs, tmp_path):
         mine = [r for r in inputs["records"] if r["class"] == name]
         got = facts["run"]["per_class"][name]
         assert got["attempts"] == len(mine) and got["faces"] == sum(len(r["files"]) for r in mine)
-        assert got["rejected"] == {reason: REJECTIONS.get(name, []).count(reason) for reason in REJECTIONS.get(name, [])}
+        assert got["rejected"] == {
+            reason: REJECTIONS.get(name, []).count(reason) for reason in REJECTIONS.get(name, [])
+        }
     assert facts["run"]["per_class"]["disgust"]["nsfw_flagged"] == 1
     assert "img/rejected-no-face-" in text and "img/rejected-blurry" not in text  # only images on disk are shown
     # The judge: each class's first face was judged wrong, with the lowest score.
     for name in CLASSES:
         n = sum(r["class"] == name for r in inputs["judgement"])
-        assert facts["judge"]["agreement"][name] == {"n": n, "agree": n - 1, "rate": (n - 1) / n,
-                                                     "mean_p_intended": pytest.approx((0.1 + 0.8 * (n - 1)) / n)}
+        assert facts["judge"]["agreement"][name] == {
+            "n": n,
+            "agree": n - 1,
+            "rate": (n - 1) / n,
+            "mean_p_intended": pytest.approx((0.1 + 0.8 * (n - 1)) / n),
+        }
     assert facts["judge"]["confusion"][CLASSES.index("fear")][CLASSES.index(MISJUDGED)] == 1
     assert "judged-0-0.png" in text and ">happy 0.10<" in text
     # Contact sheets: real and synthetic faces of every class; provenance names the generator.
@@ -150,8 +180,7 @@ def test_judgement_with_a_bad_record_is_one_line_error(inputs, tmp_path):
     shutil.copytree(inputs["pool"], pool)
     with open(pool / "judgement.jsonl", "a") as f:
         f.write(json.dumps({"file": "x.png", "class": "sad"}) + "\n")
-    result = CliRunner().invoke(main, ["report", str(inputs["csv"]), "--pool", str(pool), "--out",
-                                       str(tmp_path / "r")])
+    result = CliRunner().invoke(main, ["report", str(inputs["csv"]), "--pool", str(pool), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "lacks judged, p_intended" in result.output
     assert not Path(tmp_path / "r" / "index.html").exists()
 
@@ -159,7 +188,9 @@ def test_judgement_with_a_bad_record_is_one_line_error(inputs, tmp_path):
 def test_the_page_check_catches_a_wrong_number_and_a_missing_image(inputs, tmp_path):
     page = dataset_report(inputs["csv"], None, tmp_path / "report")
     text = page.read_text()
-    wrong = text.replace('data-key="stats.splits.Training.counts.angry">6<', 'data-key="stats.splits.Training.counts.angry">7<')
+    wrong = text.replace(
+        'data-key="stats.splits.Training.counts.angry">6<', 'data-key="stats.splits.Training.counts.angry">7<'
+    )
     assert wrong != text
     page.write_text(wrong)
     with pytest.raises(AssertionError):

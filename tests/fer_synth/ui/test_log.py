@@ -28,8 +28,22 @@ def test_quiet_and_default_verbosity_on_the_command_line(tmp_path):
     data = separable_h5(tmp_path / "d.h5")
 
     def run(*flags: str, out: str):
-        return CliRunner().invoke(models_cli, [*flags, "train", "--data", str(data), "--epochs", "1", "--no-progress",
-                                               "--device", "cpu", "--out", str(tmp_path / out)])
+        return CliRunner().invoke(
+            models_cli,
+            [
+                *flags,
+                "train",
+                "--data",
+                str(data),
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / out),
+            ],
+        )
 
     try:
         loud, quiet = run(out="a"), run("-q", out="b")
