@@ -7,8 +7,9 @@
    pool's with ``--pool``), the variants class_weighting=balanced and balanced_sampler=true of the baseline
    (``--variants`` for others, e.g. loss=focal), and the source study's ensemble (ros + smote + smote-tomek,
    softmax averaged seed by seed); seeds 0..N-1; every run ``small-cnn`` with the ``cpu-fast`` recipe on one thread
-   for ``--budget`` CPU seconds of training at a constant learning rate: the same optimizer steps in every arm whatever its file's size (epochs
-   would give an oversampled file more), and no schedule cut short at different points.
+   for ``--budget`` CPU seconds of training at a constant learning rate: the same optimizer steps in every arm
+   whatever its file's size (epochs would give an oversampled file more), and no schedule cut short at different
+   points.
 3. Leakage: the source study's protocol (SMOTE on all 35,887 faces, then a random stratified 80/10/10 split) against
    the honest one (the same random split of the real faces first, SMOTE on its train part only), the same model,
    budget and seeds; each scored on its own test split, as each protocol would report it; plus an audit from the
