@@ -10,6 +10,7 @@ from rich.table import Table
 
 from fer_models import __version__
 from fer_models.data import TTA_MODES
+from fer_models.evaluation.compare import RESAMPLES
 from fer_models.inference.demo import DEFAULT_HOST as DEMO_HOST
 from fer_models.inference.demo import DEFAULT_PORT as DEMO_PORT
 from fer_models.inference.demo import SHARE_MODES
@@ -503,44 +504,101 @@ def judge_command(pool, model, clip, tta, amp, batch_size, device, overwrite, as
     help="an arm on the first file with one setting changed, "
     "e.g. loss=focal, class_weighting=balanced, balanced_sampler=true (repeatable)",
 )
+@click.option(
+    "--ensemble",
+    "ensembles",
+    multiple=True,
+    help="an arm averaging other arms seed by seed, named by arm or "
+    "balance method, comma-separated, e.g. ros,smote,smote-tomek (repeatable)",
+)
 @click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1))
+@click.option(
+    "--train-images",
+    type=click.IntRange(min=1),
+    help="about this many training images per run (epochs = "
+    "N / the arm's train rows): an oversampled file gets no more optimizer steps than the baseline",
+)
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training per run")
+@click.option(
+    "--budget-clock",
+    type=click.Choice(tuple(BUDGET_CLOCKS)),
+    help="what --time-budget counts: wall-clock or the run's CPU seconds [default: wall]",
+)
 @click.option("--threads", type=click.IntRange(min=1))
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=100),
+    default=RESAMPLES,
+    show_default=True,
+    help="bootstrap resamples of the paired intervals",
+)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def compare_command(datasets, recipe, seeds, variants, out, epochs, time_budget, threads, device) -> None:
-    """Did the top-up help? Train one recipe on each file (same seeds, same val/test) and compare on test."""
-    from fer_models.evaluation.compare import METRICS, RECALL_PNG, REPORT_FILE, compare
+def compare_command(
+    datasets,
+    recipe,
+    seeds,
+    variants,
+    ensembles,
+    out,
+    epochs,
+    train_images,
+    time_budget,
+    budget_clock,
+    threads,
+    resamples,
+    device,
+) -> None:
+    """Which rebalancing helps? Train one recipe on each file (the first is the baseline; same seeds, same val/test)
+    and rank the arms on test, with paired bootstrap intervals against the baseline."""
+    from fer_models.evaluation.compare import METRICS, RECALL_PNG, REPORT_FILE, compare, leaderboard
 
+    if epochs and train_images:
+        raise click.UsageError("give --epochs or --train-images, not both")
     overrides = {
-        k: v for k, v in dict(epochs=epochs, time_budget=time_budget, threads=threads).items() if v is not None
+        k: v
+        for k, v in dict(epochs=epochs, time_budget=time_budget, budget_clock=budget_clock, threads=threads).items()
+        if v is not None
     }
     result = compare(
-        list(datasets), out, recipe=recipe, seeds=seeds, variants=list(variants), device=device, **overrides
+        list(datasets),
+        out,
+        recipe=recipe,
+        seeds=seeds,
+        variants=list(variants),
+        device=device,
+        ensembles=[[m.strip() for m in e.split(",") if m.strip()] for e in ensembles],
+        resamples=resamples,
+        train_images=train_images,
+        **overrides,
     )
     table = Table(
         title=escape(
-            f"test metrics, mean +- std over {seeds} seed(s); difference to {result['first']} "
-            "with its paired 95% interval"
+            f"test metrics (%), mean of {seeds} seed(s) [95% interval]; difference to the baseline "
+            f"{result['first']} [paired 95% interval]; best balanced accuracy first"
         )
     )
     table.add_column("arm")
     for metric in METRICS:
         table.add_column(metric.replace("_", " "), justify="right")
-        table.add_column("vs first", justify="right", style="dim")
-    for name, arm in result["arms"].items():
+        table.add_column("vs baseline", justify="right", style="dim")
+    for name in leaderboard(result):
+        arm = result["arms"][name]
         cells = []
         for metric in METRICS:
-            cells.append(f"{100 * arm[metric]['mean']:.2f} +- {100 * arm[metric]['std']:.2f}")
-            d = arm["vs_first"][metric]
+            m, d = arm[metric], arm["vs_first"][metric]
+            cells.append(f"{100 * m['mean']:.2f} [{100 * m['low']:.1f}, {100 * m['high']:.1f}]")
             cells.append(
                 ""
                 if name == result["first"]
-                else f"{100 * d['mean']:+.2f}" + (f" +- {100 * d['ci95']:.2f}" if d["ci95"] is not None else "")
+                else f"{100 * d['mean']:+.2f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
             )
-        table.add_row(name, *cells)
+        table.add_row(escape(name), *cells)
     console.print(table)
-    console.print(f"saved {out}/{REPORT_FILE} and {out}/{RECALL_PNG}")
+    console.print(
+        f"saved {out}/{REPORT_FILE} and {out}/{RECALL_PNG}; `fer-models report --compare {out}` shows per-class "
+        "recall with intervals"
+    )
 
 
 @main.command("report")

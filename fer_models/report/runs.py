@@ -24,7 +24,7 @@ from PIL import Image
 
 from fer_models import checkpoint as ckpt
 from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE
-from fer_models.evaluation.compare import plot_recall
+from fer_models.evaluation.compare import leaderboard, plot_recall
 from fer_models.evaluation.evaluate import load_predictions
 from fer_models.training.history import plot_curves
 from fer_synth.core import store
@@ -451,59 +451,81 @@ def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
 def comparisons_section(
     entries: list[Entry], comparisons: list[dict], images: html.Images, facts: dict
 ) -> list[tuple[str, str, str]]:
-    """``fer-models compare`` results: each arm's mean and spread over seeds, its paired difference to the first
-    arm with a 95% interval, and per-class recall side by side."""
+    """``fer-models compare`` results as a leaderboard: per arm, best balanced accuracy first, accuracy, balanced
+    accuracy, macro-F1 and per-class recall (means over seeds) with 95% intervals, and each one's paired difference
+    to the baseline (the first arm) with its interval."""
     facts["comparisons"] = [{**c, "arms": {_key(name): arm for name, arm in c["arms"].items()}} for c in comparisons]
     shown = []
     for k, c in enumerate(comparisons):
-        arms = list(c["arms"].items())
-        header = ["arm", "data", html.Cell("seeds", numeric=True)]
+        classes, first = c["classes"], c["first"]
+        header = ["#", "arm", "data"]
         groups = [("", 3)]
         for _, label in HEADLINE[:3]:
             header += [
                 html.Cell("mean", numeric=True),
-                html.Cell("sd", numeric=True),
-                html.Cell("Δ first", numeric=True),
-                html.Cell("± 95%", numeric=True),
+                html.Cell("95%", numeric=True),
+                html.Cell("Δ baseline", numeric=True),
+                html.Cell("95%", numeric=True),
             ]
             groups.append((label, 4))
-        rows = []
-        for name, arm in arms:
+        rows, recall_rows = [], []
+        for rank, name in enumerate(leaderboard(c), 1):
+            arm = c["arms"][name]
             key = f"comparisons.{k}.arms.{_key(name)}"
-            row = [
-                name,
-                Path(arm["data"]).name + (f" {arm['variant']}" if arm["variant"] else ""),
-                html.num(len(arm["per_seed"])),
-            ]
+            what = (
+                " + ".join(arm["members"])
+                if arm.get("members")
+                else (Path(arm["data"]).name + (f" {arm['variant']}" if arm["variant"] else ""))
+            )
+            row = [html.num(rank), html.Cell(f"{name} (baseline)" if name == first else name), what]
             for metric, _ in HEADLINE[:3]:
-                diff = arm["vs_first"][metric]
-                row += [
-                    html.pct(arm[metric]["mean"], f"{key}.{metric}.mean"),
-                    html.pct(arm[metric]["std"], f"{key}.{metric}.std"),
-                    html.pct(diff["mean"], f"{key}.vs_first.{metric}.mean") if name != c["first"] else "",
-                    html.pct(diff["ci95"], f"{key}.vs_first.{metric}.ci95")
-                    if diff["ci95"] is not None and name != c["first"]
-                    else "",
-                ]
+                row += _interval_cells(arm[metric], f"{key}.{metric}")
+                row += (
+                    ["", ""]
+                    if name == first
+                    else _interval_cells(arm["vs_first"][metric], f"{key}.vs_first.{metric}", signed=True)
+                )
             rows.append(row)
+            recall_rows.append(
+                [html.Cell(name)]
+                + [cell for cls in classes for cell in _interval_cells(arm["recall"][cls], f"{key}.recall.{cls}")]
+            )
         plot_recall(images.path(f"compare-{k}.png"), c)
         body = [
             html.note(
                 f"Recipe {c.get('recipe') or 'default'}; {c['seeds']} seed(s) per arm; every arm evaluated "
-                f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Differences are paired "
-                "seed by seed against the first arm."
+                f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Intervals: "
+                f"{c.get('interval', 'see docs/rebalancing.md')}; an interval that holds 0 shows no "
+                "difference."
             ),
             html.table(
                 header,
                 rows,
                 table_id=f"compare-{k}",
                 groups=groups,
-                caption=f"Test metrics (%) over seeds; Δ first: the paired difference to {c['first']}",
+                caption=f"Leaderboard, best balanced accuracy first: test metrics (%) and the paired "
+                f"difference to the baseline {first}",
+            ),
+            html.table(
+                ["arm"] + [html.Cell(h, numeric=True) for _ in classes for h in ("mean", "95%")],
+                recall_rows,
+                table_id=f"compare-recall-{k}",
+                groups=[("", 1)] + [(c, 2) for c in classes],
+                caption="Test recall per class (%): mean over seeds and 95% interval",
             ),
             images.figure(f"compare-{k}.png", "per-class recall per arm"),
         ]
         shown.append((f"compare-{k}", f"Comparison: {Path(c['_path']).parent.name}", "".join(body)))
     return shown
+
+
+def _interval_cells(value: dict, key: str, signed: bool = False) -> list[html.Cell]:
+    """A mean (or difference), carrying its exact value, and its 95% interval (exact values in report.json)."""
+    sign = "+" if signed else ""
+    return [
+        html.Cell(f"{100 * value['mean']:{sign}.2f}", value["mean"], True, f"{key}.mean"),
+        html.Cell(f"[{100 * value['low']:{sign}.1f}, {100 * value['high']:{sign}.1f}]", numeric=True),
+    ]
 
 
 def _key(name: str) -> str:
@@ -525,6 +547,11 @@ def load_comparison(path: str | os.PathLike) -> dict:
         comparison = None
     if not isinstance(comparison, dict) or "arms" not in comparison:
         raise FerError(f"{file}: not a `fer-models compare` result; run the comparison again")
+    if any("low" not in arm["accuracy"] for arm in comparison["arms"].values()):
+        raise FerError(
+            f"{file}: written by an earlier `fer-models compare`, without intervals; run the same comparison "
+            "again (its runs are reused) to write them"
+        )
     comparison["_path"] = str(file)
     return comparison
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fer_models.cli import main as models_cli
-from fer_models.evaluation.compare import compare, paired_interval, parse_variant
+from fer_models.evaluation.compare import compare, paired_bootstrap, parse_variant
 from fer_models.inference.classifier import load_classifier
 from fer_models.inference.judge import JUDGE_AMP, JUDGE_TTA, judge_pool
 from fer_models.training.loop import train
@@ -294,22 +294,65 @@ def test_compare_refuses_other_test_data_and_reports_paired_differences(tmp_path
     settings = dict(
         model="small-cnn", model_options={"widths": [8, 16]}, epochs=2, batch_size=16, lr=0.01, augment={}, tta="none"
     )
-    result = compare([a, c], tmp_path / "cmp", seeds=2, variants=["class_weighting=balanced"], device="cpu", **settings)
-    assert list(result["arms"]) == ["a", "c", "a+class_weighting=balanced"]
+    args = dict(
+        seeds=2,
+        variants=["class_weighting=balanced"],
+        ensembles=[["c", "a+class_weighting=balanced"]],
+        device="cpu",
+        resamples=300,
+    )
+    result = compare([a, c], tmp_path / "cmp", **args, **settings)
+    ensemble = "ensemble(c+a+class_weighting=balanced)"
+    assert list(result["arms"]) == ["a", "c", "a+class_weighting=balanced", ensemble]
     arm = result["arms"]["c"]
     assert len(arm["per_seed"]) == 2 and set(arm["recall"]) == set(CLASSES)
-    diffs = [x["accuracy"] - y["accuracy"] for x, y in zip(arm["per_seed"], result["arms"]["a"]["per_seed"])]
-    assert arm["vs_first"]["accuracy"]["mean"] == pytest.approx(np.mean(diffs))
+    for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
+        diffs = [x[metric] - y[metric] for x, y in zip(arm["per_seed"], result["arms"]["a"]["per_seed"])]
+        d = arm["vs_first"][metric]
+        assert d["mean"] == pytest.approx(np.mean(diffs)) and d["low"] <= d["high"]
+        assert arm[metric]["low"] <= arm[metric]["high"]
+    assert result["arms"]["a"]["vs_first"]["accuracy"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
     assert (tmp_path / "cmp" / "compare.json").exists() and (tmp_path / "cmp" / "compare-recall.png").exists()
     assert result["arms"]["a+class_weighting=balanced"]["variant"] == {"class_weighting": "balanced"}
-    again = compare([a, c], tmp_path / "cmp", seeds=2, variants=["class_weighting=balanced"], device="cpu", **settings)
+    # the ensemble arm is `fer-models ensemble`'s mean of its members' runs, seed by seed, evaluated like a run
+    saved = json.loads(
+        (tmp_path / "cmp" / "ensemble_c+a+class_weighting_balanced_" / "seed-1" / "ensemble.json").read_text()
+    )
+    assert saved["method"] == "mean" and len(saved["members"]) == 2
+    assert result["arms"][ensemble]["members"] == ["c", "a+class_weighting=balanced"]
+    again = compare([a, c], tmp_path / "cmp", **args, **settings)
     assert again["arms"]["c"]["per_seed"] == arm["per_seed"]  # the runs continue (here: are complete), not retrain
+    assert again["arms"]["c"]["vs_first"] == arm["vs_first"]  # the bootstrap is seeded
 
 
-def test_paired_interval_and_variants():
-    mean, half = paired_interval([0.01, 0.03, 0.02])
-    assert mean == pytest.approx(0.02) and half == pytest.approx(4.303 * 0.01 / 3**0.5)
-    assert paired_interval([0.5]) == (0.5, None)
+def test_paired_bootstrap_intervals():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    base = np.repeat(np.where(rng.random(600) < 0.6, labels, (labels + 1) % 3)[None], 3, 0)  # 3 equal seeds, ~60%
+    better = base.copy()
+    better[:, :120] = labels[:120]  # right wherever the baseline was wrong on the first 120 images
+    noisy = np.repeat(np.where(rng.random(600) < 0.6, labels, (labels + 1) % 3)[None], 3, 0)  # as good, other images
+    spread = np.stack([labels, labels, (labels + 1) % 3])  # seeds that disagree completely: 100%, 100%, 0%
+    result = paired_bootstrap(
+        labels,
+        {"base": base, "same": base.copy(), "better": better, "noisy": noisy, "spread": spread},
+        "base",
+        3,
+        resamples=500,
+    )
+    assert result["same"]["vs_first"]["accuracy"] == (0.0, 0.0, 0.0)  # paired: the same images in every arm
+    gain = float(np.mean(better == labels) - np.mean(base == labels))
+    mean, low, high = result["better"]["vs_first"]["accuracy"]
+    assert mean == pytest.approx(gain) and 0 < low < gain < high
+    _, low, high = result["noisy"]["vs_first"]["accuracy"]
+    assert low < 0 < high
+    low, high = result["spread"]["arm"]["accuracy"]
+    # the seeds are resampled too: training noise widens the interval (seeds kept as they are: exactly 2/3)
+    assert low <= 1 / 3 + 1e-6 and high == 1.0
+    assert set(result["base"]["arm"]) >= {"accuracy", "balanced_accuracy", "macro_f1", "recall:0", "recall:2"}
+
+
+def test_variants_parse():
     assert parse_variant("balanced-sampler=true") == {"balanced_sampler": True}
     with pytest.raises(FerError):
         parse_variant("focal")

@@ -126,7 +126,17 @@ def test_a_comparison_on_the_page(runs, tmp_path):
     assert [a for a in facts["comparisons"][0]["arms"].values()] == list(saved["arms"].values())
     keys = {cell["key"] for cell in parser.cells}
     assert "comparisons.0.arms.toy+label_smoothing=0_1.vs_first.accuracy.mean" in keys
-    assert "comparisons.0.arms.toy.macro_f1.std" in keys and "img/compare-0.png" in parser.images
+    assert "comparisons.0.arms.toy.recall.fear.mean" in keys and "img/compare-0.png" in parser.images
+    # a leaderboard: best balanced accuracy first
+    names = [
+        c["key"].split(".")[3]
+        for c in parser.cells
+        if c["key"].endswith(".balanced_accuracy.mean") and "vs_first" not in c["key"]
+    ]
+    ranked = sorted(saved["arms"], key=lambda a: -saved["arms"][a]["balanced_accuracy"]["mean"])
+    assert names == [a.replace(".", "_") for a in ranked]
+    arm = saved["arms"]["toy"]
+    assert arm["accuracy"]["low"] <= arm["accuracy"]["high"] and arm["vs_first"]["accuracy"]["mean"] == 0.0
 
 
 def test_dataset_report_agrees_with_the_judge(runs, tmp_path):
