@@ -166,7 +166,6 @@ def shipped(model: str, own: Path, other: Path) -> None:
     reports[0]["ece_uncalibrated"] = ece_uncalibrated(model, own, meta["tta"])
     meta = json.loads(shipped_json(model).read_text())
     meta["evaluation"] = {
-        **meta.get("evaluation", {}),
         "test": reports[0],
         "other_test": reports[1],
         "command": " ".join(["python", *sys.argv]),
