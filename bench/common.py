@@ -16,9 +16,11 @@ from fer_synth.data.balance import PackConfig, pack
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CSV = SHARED / "data" / "fer2013" / "fer2013.csv.gz"
+FERPLUS_CSV = SHARED / "data" / "fer2013" / "ferplus-fer2013new.csv"  # Microsoft's FER+ votes, row-aligned
 FACE_MODEL = SHARED / "models" / "face_detection_short_range.tflite"
 CACHE = ROOT / "bench" / ".cache"
 FER2013_H5 = CACHE / "fer2013.h5"  # FER2013 packed from CSV, made once by packed() and reused by every benchmark
+FERPLUS_H5 = CACHE / "ferplus-distribution.h5"  # the same with FER+ vote distributions (the built-in model's data)
 
 
 def packed(h5: Path = FER2013_H5, ferplus: Path | None = None, label_mode: str = "majority") -> Path:

@@ -2,8 +2,10 @@
 balancing help, and how fast is judging? Built from real FER2013 faces (no text-to-image weights here).
 
 1. The judge: a model trained on the FIRST half of FER2013 Training only (selected on PublicTest), so that every
-   face judged below is one it never trained on. ``--judge RUN`` uses another model instead (e.g. the built-in),
-   for experiments 1-2 only: experiment 3's pool is the second half of Training, which such a model may have seen.
+   face judged below is one it never trained on. ``--judges A,B`` runs experiments 2-3 with each of these models
+   instead, side by side (e.g. ``builtin-fer2013,builtin``: the judge before and after issue 20; both chose their
+   epoch on PublicTest, so it is not wholly unseen by them); experiment 4 then uses the first of them, whose
+   training may have seen its pool (the second half of Training).
 2. True vs shuffled: PublicTest faces filed under their true class, and under a seeded shuffle of the labels.
 3. Corruption: PublicTest faces with 10%, 30%, 50% of the labels changed on purpose to another class; per policy,
    the filter's precision (kept faces whose label is right) and recall (wrong faces removed).
@@ -14,6 +16,7 @@ balancing help, and how fast is judging? Built from real FER2013 faces (no text-
 5. Speed: faces/s of the judge on the largest pool (batch 512), and of the bare model on the same faces.
 
     python bench/judge_fer2013.py --judge-epochs 6 --compare-epochs 3 --seeds 2 --threads 1
+    python bench/judge_fer2013.py --judges builtin-fer2013,builtin --skip-compare --threads 2   # docs/judging.md
     python bench/judge_fer2013.py --quick            # minutes: smaller judge and pools, one seed
 """
 
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import CACHE, packed  # noqa: E402
 from fer_models.evaluation.compare import compare  # noqa: E402
 from fer_models.inference.classifier import load_classifier  # noqa: E402
-from fer_models.inference.judge import judge_pool  # noqa: E402
+from fer_models.inference.judge import JUDGE_AMP, JUDGE_TTA, judge_pool  # noqa: E402
 from fer_models.training.config import make_config  # noqa: E402
 from fer_models.training.loop import train  # noqa: E402
 from fer_synth.core import store  # noqa: E402
@@ -85,10 +88,74 @@ def filter_quality(records: dict, right: dict[str, bool], policy: SelectionPolic
     }
 
 
+def judge_experiments(judge: str, public: Split, work: Path, threads: int) -> dict:
+    """Experiments 2, 3 and 5 for one judge, its pools under ``work``."""
+    summary: dict = {}
+    # 2. True vs shuffled labels.
+    shuffled = np.random.default_rng(7).permutation(public.labels)
+    for name, labels in (("true", public.labels), ("shuffled", shuffled)):
+        report = judge_pool(write_pool(work / f"pool-{name}", public, labels), judge, overwrite=True)
+        summary[f"publictest_{name}_labels"] = {
+            "faces": report["faces"],
+            "agreement": report["agreement"],
+            "mean_p_intended": float(
+                np.mean([r["p_intended"] for r in read_judgement(work / f"pool-{name}").values()])
+            ),
+        }
+        print(
+            f"{judge}: PublicTest, {name} labels: agreement {100 * report['agreement']:.1f}% on {report['faces']} faces"
+        )
+
+    # 3. Corruption 10/30/50%: filter precision and recall per policy.
+    summary["corruption"] = {}
+    for rate in (0.1, 0.3, 0.5):
+        labels = corrupt(public.labels, rate, seed=1)
+        folder = work / f"pool-corrupt-{int(rate * 100)}"
+        judge_pool(write_pool(folder, public, labels), judge, overwrite=True)
+        records = read_judgement(folder)
+        right = truth_of(records, public.labels)
+        per_class_clean = {c: sum(ok for f, ok in right.items() if records[f]["class"] == c) for c in CLASSES}
+        policies = [*POLICIES, SelectionPolicy("top-k", max(1, int(np.median(list(per_class_clean.values())))))]
+        summary["corruption"][rate] = {str(pol): filter_quality(records, right, pol) for pol in policies}
+        for pol, q in summary["corruption"][rate].items():
+            print(
+                f"{judge}: corrupted {int(100 * rate)}%, {pol:>13}: kept {q['kept']:5d}, precision "
+                f"{100 * (q['precision'] or 0):.1f}%, wrong removed {100 * (q['recall_of_wrong'] or 0):.1f}%, "
+                f"clean kept {100 * q['clean_kept']:.1f}%"
+            )
+
+    # 5. Speed, on the 50% pool's faces, with the judge's default settings.
+    classifier = load_classifier(judge, tta=JUDGE_TTA, amp=JUDGE_AMP)
+    faces = public.images
+    for _ in range(2):  # warm-up, then timed
+        started = time.perf_counter()
+        classifier.predict_proba(faces)
+    bare_s = time.perf_counter() - started
+    (work / "pool-corrupt-50" / JUDGEMENT_FILE).unlink()  # judge it all again, timed
+    started = time.perf_counter()
+    judge_pool(work / "pool-corrupt-50", judge)
+    judge_s = time.perf_counter() - started
+    summary["speed"] = {
+        "faces": len(faces),
+        "judge_pool_faces_per_s": len(faces) / judge_s,
+        "bare_model_faces_per_s": len(faces) / bare_s,
+        "threads": threads,
+    }
+    print(
+        f"{judge}: speed: judge (read pool, score, write records and report) {len(faces) / judge_s:.0f} faces/s; "
+        f"the model alone {len(faces) / bare_s:.0f} faces/s ({threads} thread(s))"
+    )
+    return summary
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=CACHE / "judge")
-    p.add_argument("--judge", help="use this model (run folder, checkpoint, ensemble) as the judge for 1-2")
+    p.add_argument(
+        "--judges",
+        help="comma-separated models (run folders, checkpoints, ensembles, shipped names) "
+        "judged side by side in 2-3, instead of the half-train judge",
+    )
     p.add_argument(
         "--judge-epochs",
         type=int,
@@ -122,15 +189,15 @@ def main() -> None:
         {"note": "first half of FER2013 Training (bench/judge_fer2013.py)"},
     )
 
-    # 1. The judge.
-    judge = Path(args.judge) if args.judge else work / "judge-run"
-    if not args.judge:
+    # 1. The judge(s).
+    judges = args.judges.split(",") if args.judges else [str(work / "judge-run")]
+    if not args.judges:
         started = time.perf_counter()
         train(
             make_config(
                 "cpu-fast",
                 data=str(base),
-                out=str(judge),
+                out=judges[0],
                 device="cpu",
                 threads=args.threads,
                 epochs=args.judge_epochs,
@@ -138,61 +205,11 @@ def main() -> None:
             )
         )
         summary["judge_training_s"] = round(time.perf_counter() - started, 1)
-    summary["judge"] = str(judge)
-
+    summary["judges"] = {}
     public = data["val"] if not args.quick else data["val"].take(np.arange(0, len(data["val"]), 4))
-    # 2. True vs shuffled labels.
-    shuffled = np.random.default_rng(7).permutation(public.labels)
-    for name, labels in (("true", public.labels), ("shuffled", shuffled)):
-        report = judge_pool(write_pool(work / f"pool-{name}", public, labels), judge, overwrite=True)
-        summary[f"publictest_{name}_labels"] = {
-            "faces": report["faces"],
-            "agreement": report["agreement"],
-            "mean_p_intended": float(
-                np.mean([r["p_intended"] for r in read_judgement(work / f"pool-{name}").values()])
-            ),
-        }
-        print(f"PublicTest, {name} labels: agreement {100 * report['agreement']:.1f}% on {report['faces']} faces")
-
-    # 3. Corruption 10/30/50%: filter precision and recall per policy.
-    summary["corruption"] = {}
-    for rate in (0.1, 0.3, 0.5):
-        labels = corrupt(public.labels, rate, seed=1)
-        folder = work / f"pool-corrupt-{int(rate * 100)}"
-        judge_pool(write_pool(folder, public, labels), judge, overwrite=True)
-        records = read_judgement(folder)
-        right = truth_of(records, public.labels)
-        per_class_clean = {c: sum(ok for f, ok in right.items() if records[f]["class"] == c) for c in CLASSES}
-        policies = [*POLICIES, SelectionPolicy("top-k", max(1, int(np.median(list(per_class_clean.values())))))]
-        summary["corruption"][rate] = {str(pol): filter_quality(records, right, pol) for pol in policies}
-        for pol, q in summary["corruption"][rate].items():
-            print(
-                f"corrupted {int(100 * rate)}%, {pol:>13}: kept {q['kept']:5d}, precision "
-                f"{100 * (q['precision'] or 0):.1f}%, wrong removed {100 * (q['recall_of_wrong'] or 0):.1f}%, "
-                f"clean kept {100 * q['clean_kept']:.1f}%"
-            )
-
-    # 5. Speed, on the 50% pool's faces.
-    classifier = load_classifier(judge)
-    faces = public.images
-    for _ in range(2):  # warm-up, then timed
-        started = time.perf_counter()
-        classifier.predict_proba(faces)
-    bare_s = time.perf_counter() - started
-    (work / "pool-corrupt-50" / JUDGEMENT_FILE).unlink()  # judge it all again, timed
-    started = time.perf_counter()
-    judge_pool(work / "pool-corrupt-50", judge)
-    judge_s = time.perf_counter() - started
-    summary["speed"] = {
-        "faces": len(faces),
-        "judge_pool_faces_per_s": len(faces) / judge_s,
-        "bare_model_faces_per_s": len(faces) / bare_s,
-        "threads": args.threads,
-    }
-    print(
-        f"speed: judge (read pool, score, write records and report) {len(faces) / judge_s:.0f} faces/s; "
-        f"the model alone {len(faces) / bare_s:.0f} faces/s ({args.threads} thread(s))"
-    )
+    for judge in judges:
+        summary["judges"][judge] = judge_experiments(judge, public, work / Path(judge).name, args.threads)
+    judge = judges[0]
 
     # 4. compare on a toy budget.
     if not args.skip_compare:

@@ -18,17 +18,18 @@ fer-synth stats "$fer2013"
 echo "== 2. pack it: train = Training, val = PublicTest, test = PrivateTest"
 fer-synth pack "$fer2013" --out fer2013.h5
 
-echo "== 3. train the built-in model's recipe for 3 CPU-minutes (bf16 on CPUs that have it; one thread)"
-fer-models train --recipe builtin --data fer2013.h5 --epochs 3 --time-budget 180 --out runs/fer2013 --no-progress
+echo "== 3. train the FER2013-label built-in model's recipe for 3 CPU-minutes (bf16 on CPUs that have it; one thread)"
+fer-models train --recipe builtin-fer2013 --data fer2013.h5 --epochs 3 --time-budget 180 --out runs/fer2013 --no-progress
 
 echo "== 4. evaluate it once on the test split (PrivateTest), with and without its TTA"
 fer-models evaluate runs/fer2013 --data fer2013.h5 --split test
 
-echo "== 5. every face in a real photo: your model, then the built-in one (30 CPU-minutes of training)"
+echo "== 5. every face in a real photo: your model, then the built-in one (FER+ votes, eight classes)"
 fer-models predict "$photos" --model runs/fer2013 --face-model "$face_model" --csv faces.csv --annotate annotated
 fer-models predict "$photos" --model builtin --face-model "$face_model"
 
-echo "== 6. an ensemble of your model and the built-in one (weights fit on val), and its evaluation"
+echo "== 6. an ensemble of your model and the built-in one (weights fit on val; its contempt dropped on these seven-class"
+echo "      data and renormalised), and its evaluation"
 # flip TTA: the members' own ten-crop would score val and test five times over (minutes on a CPU)
 fer-models ensemble runs/fer2013 builtin --data fer2013.h5 --method weighted --tta flip --out runs/with-builtin.json
 

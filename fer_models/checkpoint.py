@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_models.models import create_model
-from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
+from fer_models.models.builtin import SHIPPED, shipped_json, shipped_name
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.errors import FerError, MissingPathError
 
@@ -149,10 +148,10 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A run folder, a checkpoint's ``.json`` or ``.safetensors``, an ensemble ``.json``, or ``builtin`` (the model
-    shipped in the package; a folder of that name is ``./builtin``) -> the JSON file."""
-    if str(path) == BUILTIN:
-        return BUILTIN_JSON
+    """A run folder, a checkpoint's ``.json`` or ``.safetensors``, an ensemble ``.json``, or a shipped model's name
+    (``builtin``, ``builtin-fer2013``; a folder of that name is ``./builtin``) -> the JSON file."""
+    if str(path) in SHIPPED:
+        return shipped_json(str(path))
     given = path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise FerError(
@@ -181,7 +180,7 @@ def input_files(spec: str | os.PathLike, _seen: set[Path] | None = None) -> list
     if json_file.resolve() in seen:
         return []
     seen.add(json_file.resolve())
-    found = [json_file] if str(spec) == BUILTIN else [Path(spec), json_file]
+    found = [json_file] if str(spec) in SHIPPED else [Path(spec), json_file]
     try:
         meta = json.loads(json_file.read_text())
     except (OSError, UnicodeDecodeError, ValueError):
@@ -194,7 +193,7 @@ def input_files(spec: str | os.PathLike, _seen: set[Path] | None = None) -> list
     for member in members if isinstance(members, list) else []:
         name = member.get("checkpoint") if isinstance(member, dict) else None
         if isinstance(name, str):
-            path = name if name == BUILTIN else json_file.parent / name
+            path = name if name in SHIPPED else json_file.parent / name
             try:
                 found += input_files(path, seen)
             except FerError:
@@ -203,30 +202,21 @@ def input_files(spec: str | os.PathLike, _seen: set[Path] | None = None) -> list
 
 
 def report_dir(path: str | os.PathLike) -> Path:
-    """Where reports about a checkpoint go by default: beside it, or ``runs/builtin`` for the built-in model
-    (never inside the installed package)."""
+    """Where reports about a checkpoint go by default: beside it, or ``runs/<name>`` for a shipped model (never
+    inside the installed package)."""
     json_file = resolve_checkpoint(path)
-    return Path("runs") / BUILTIN if json_file == BUILTIN_JSON else json_file.parent
+    name = shipped_name(json_file)
+    return Path("runs") / name if name else json_file.parent
 
 
 def member_checkpoints(meta: dict) -> list[Path]:
     """The JSON files of an ensemble's members (``meta`` from :func:`read_meta`): paths relative to the ensemble
-    file's folder, or ``builtin``."""
+    file's folder, or a shipped model's name."""
     base = Path(meta["_path"]).parent
     return [
-        resolve_checkpoint(m["checkpoint"] if m["checkpoint"] == BUILTIN else base / m["checkpoint"])
+        resolve_checkpoint(m["checkpoint"] if m["checkpoint"] in SHIPPED else base / m["checkpoint"])
         for m in meta["members"]
     ]
-
-
-def check_classes(meta: dict, classes: Sequence[str], data: str) -> None:
-    """Raise unless a checkpoint's class list is ``classes`` (those of ``data``): its outputs mean those classes."""
-    trained = list(meta.get("classes", []))
-    if trained != list(classes):
-        raise FerError(
-            f"{meta['_path']} predicts {len(trained)} classes ({', '.join(trained)}) but {data} has "
-            f"{len(classes)} ({', '.join(classes)}); evaluate it on data with the classes it was trained on"
-        )
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

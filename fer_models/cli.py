@@ -10,7 +10,12 @@ from rich.table import Table
 
 from fer_models import __version__
 from fer_models.data import TTA_MODES
+from fer_models.evaluation.compare import RESAMPLES
+from fer_models.inference.demo import DEFAULT_HOST as DEMO_HOST
+from fer_models.inference.demo import DEFAULT_PORT as DEMO_PORT
+from fer_models.inference.demo import SHARE_MODES
 from fer_models.inference.export import FORMATS as EXPORT_FORMATS
+from fer_models.inference.judge import JUDGE_AMP, JUDGE_TTA
 from fer_models.inference.media import DEFAULT_EVERY
 from fer_models.losses import list_losses
 from fer_models.models.builtin import BUILTIN
@@ -272,6 +277,11 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 )
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="write one row per face (pandas.read_csv)")
 @click.option("--annotate", type=click.Path(file_okay=False), help="write the images with boxes and labels to DIR")
+@click.option(
+    "--explain",
+    type=click.Path(file_okay=False),
+    help="write the images with each face's Grad-CAM heatmap (where the model looks) to DIR",
+)
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: the model's own]")
 @click.option(
     "--amp",
@@ -285,9 +295,10 @@ def ensemble_command(members, data, method, tta, split, out, device) -> None:
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @face_options("photo", policy="all")
 def predict_command(
-    paths, model_spec, every, json_out, csv_out, annotate, tta, amp, overwrite, device, **face_settings
+    paths, model_spec, every, json_out, csv_out, annotate, explain, tta, amp, overwrite, device, **face_settings
 ) -> None:
-    """Expressions of the faces in images, folders (recursive) and videos: a table, and --json/--csv/--annotate."""
+    """Expressions of the faces in images, folders (recursive) and videos: a table, and
+    --json/--csv/--annotate/--explain."""
     from fer_models.checkpoint import input_files
     from fer_models.inference.classifier import load_classifier
     from fer_models.inference.media import check_outputs, find_media, predict_media, write_rows
@@ -299,14 +310,15 @@ def predict_command(
         annotate,
         overwrite,
         inputs=[*input_files(model_spec), *face_inputs(face_settings)],
+        explain=explain,
     )
     classifier = load_classifier(model_spec, resolve_device(device), tta, amp)
     with FaceStage(FaceStageConfig(**face_settings)) as stage:
-        summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files)
+        summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files, explain)
     for out, fmt in ((json_out, "json"), (csv_out, "csv")):
         if out is not None:
             write_rows(summary.predictions, classifier.classes, out, fmt)
-    _print_predictions(summary, classifier.classes, [o for o in (json_out, csv_out, annotate) if o])
+    _print_predictions(summary, classifier.classes, [o for o in (json_out, csv_out, annotate, explain) if o])
 
 
 SHOWN_FACES = 40  # rows of the table; --json/--csv hold them all
@@ -338,6 +350,65 @@ def _print_predictions(summary, classes: tuple[str, ...], outputs: list[str]) ->
         console.print(f"wrote {escape(str(out))}")
 
 
+@main.command("demo")
+@click.option(
+    "--model",
+    "model_spec",
+    default=BUILTIN,
+    show_default=True,
+    help="builtin, a run folder, a checkpoint (.json/.safetensors) or an ensemble .json",
+)
+@click.option("--host", default=DEMO_HOST, show_default=True, help="address to serve on (0.0.0.0: every network)")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEMO_PORT, show_default=True)
+@click.option(
+    "--share",
+    type=click.Choice(SHARE_MODES),
+    default="off",
+    show_default=True,
+    help="on: a public link through Gradio's servers (needs the internet)",
+)
+@click.option(
+    "--tta", type=click.Choice(TTA_MODES), default="none", show_default=True, help="none keeps the webcam fast"
+)
+@click.option(
+    "--amp",
+    type=click.Choice(AMP_MODES),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 where the CPU has it natively",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="torch CPU threads (one face at a time runs fastest on one)",
+)
+@click.option("--device", default="cpu", show_default=True, help=DEVICE_HELP)
+@face_options("photo", policy="all")
+def demo_command(model_spec, host, port, share, tta, amp, threads, device, **face_settings) -> None:
+    """A local web app: webcam, photo and video tabs, every face's expression and, on demand, where the model
+    looks (Grad-CAM). Needs the extra: pip install -e ".[demo]"."""
+    from fer_models.inference.demo import serve
+
+    app, url = serve(
+        model_spec,
+        lambda: FaceStage(FaceStageConfig(**face_settings)),
+        host=host,
+        port=port,
+        share=share,
+        device=resolve_device(device),
+        tta=tta,
+        amp=amp,
+        threads=threads,
+    )
+    console.print(f"fer-models demo of {escape(model_spec)}: open [bold]{url}[/] in a browser; Ctrl-C stops it")
+    try:
+        app.block_thread()
+    finally:
+        app.close()
+
+
 @main.command("export")
 @click.argument("model_spec", metavar="MODEL")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="onnx", show_default=True)
@@ -367,11 +438,25 @@ def export_command(model_spec, fmt, out, tta, overwrite) -> None:
 @click.option(
     "--clip", help="also CLIP's opinion: a hub id or local folder of a CLIP model (skipped offline when not cached)"
 )
+@click.option(
+    "--tta",
+    type=click.Choice(TTA_MODES),
+    default=JUDGE_TTA,
+    show_default=True,
+    help="test-time views per face (ten-crop: 5x the time for a few tenths of a point; docs/judging.md)",
+)
+@click.option(
+    "--amp",
+    type=click.Choice(AMP_MODES),
+    default=JUDGE_AMP,
+    show_default=True,
+    help="auto: bf16 where the CPU has it natively (labels >= 99%% equal to float32's), none: float32",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--overwrite", is_flag=True, help="judge again a pool judged by another model")
+@click.option("--overwrite", is_flag=True, help="judge again a pool judged by another model or other settings")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> None:
+def judge_command(pool, model, clip, tta, amp, batch_size, device, overwrite, as_json) -> None:
     """Score every face of POOL with an independent model: does it show its folder's class?
 
     Writes POOL/judgement.jsonl (what `fer-synth balance --judged` uses), a report and a confusion PNG.
@@ -381,7 +466,14 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
     from fer_models.inference.judge import CONFUSION_FILE, judge_pool
 
     report = judge_pool(
-        pool, model, device=resolve_device(device), batch_size=batch_size, overwrite=overwrite, clip=clip
+        pool,
+        model,
+        device=resolve_device(device),
+        tta=tta,
+        amp=amp,
+        batch_size=batch_size,
+        overwrite=overwrite,
+        clip=clip,
     )
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -397,6 +489,8 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
     table.add_section()
     table.add_row("all", str(report["faces"]), f"{100 * report['agreement']:.1f}%", "", "")
     console.print(table)
+    if "class_mapping" in report:
+        console.print(f"[yellow]judged on the pool's classes: {escape(report['class_mapping']['note'])}[/]")
     console.print("kept by policy: " + ", ".join(f"{policy} {n}" for policy, n in report["policies"].items()))
     if "clip" in report:
         c = report["clip"]
@@ -418,44 +512,101 @@ def judge_command(pool, model, clip, batch_size, device, overwrite, as_json) -> 
     help="an arm on the first file with one setting changed, "
     "e.g. loss=focal, class_weighting=balanced, balanced_sampler=true (repeatable)",
 )
+@click.option(
+    "--ensemble",
+    "ensembles",
+    multiple=True,
+    help="an arm averaging other arms seed by seed, named by arm or "
+    "balance method, comma-separated, e.g. ros,smote,smote-tomek (repeatable)",
+)
 @click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1))
+@click.option(
+    "--train-images",
+    type=click.IntRange(min=1),
+    help="about this many training images per run (epochs = "
+    "N / the arm's train rows): an oversampled file gets no more optimizer steps than the baseline",
+)
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="seconds of training per run")
+@click.option(
+    "--budget-clock",
+    type=click.Choice(tuple(BUDGET_CLOCKS)),
+    help="what --time-budget counts: wall-clock or the run's CPU seconds [default: wall]",
+)
 @click.option("--threads", type=click.IntRange(min=1))
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=100),
+    default=RESAMPLES,
+    show_default=True,
+    help="bootstrap resamples of the paired intervals",
+)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def compare_command(datasets, recipe, seeds, variants, out, epochs, time_budget, threads, device) -> None:
-    """Did the top-up help? Train one recipe on each file (same seeds, same val/test) and compare on test."""
-    from fer_models.evaluation.compare import METRICS, RECALL_PNG, REPORT_FILE, compare
+def compare_command(
+    datasets,
+    recipe,
+    seeds,
+    variants,
+    ensembles,
+    out,
+    epochs,
+    train_images,
+    time_budget,
+    budget_clock,
+    threads,
+    resamples,
+    device,
+) -> None:
+    """Which rebalancing helps? Train one recipe on each file (the first is the baseline; same seeds, same val/test)
+    and rank the arms on test, with paired bootstrap intervals against the baseline."""
+    from fer_models.evaluation.compare import METRICS, RECALL_PNG, REPORT_FILE, compare, leaderboard
 
+    if epochs and train_images:
+        raise click.UsageError("give --epochs or --train-images, not both")
     overrides = {
-        k: v for k, v in dict(epochs=epochs, time_budget=time_budget, threads=threads).items() if v is not None
+        k: v
+        for k, v in dict(epochs=epochs, time_budget=time_budget, budget_clock=budget_clock, threads=threads).items()
+        if v is not None
     }
     result = compare(
-        list(datasets), out, recipe=recipe, seeds=seeds, variants=list(variants), device=device, **overrides
+        list(datasets),
+        out,
+        recipe=recipe,
+        seeds=seeds,
+        variants=list(variants),
+        device=device,
+        ensembles=[[m.strip() for m in e.split(",") if m.strip()] for e in ensembles],
+        resamples=resamples,
+        train_images=train_images,
+        **overrides,
     )
     table = Table(
         title=escape(
-            f"test metrics, mean +- std over {seeds} seed(s); difference to {result['first']} "
-            "with its paired 95% interval"
+            f"test metrics (%), mean of {seeds} seed(s) [95% interval]; difference to the baseline "
+            f"{result['first']} [paired 95% interval]; best balanced accuracy first"
         )
     )
     table.add_column("arm")
     for metric in METRICS:
         table.add_column(metric.replace("_", " "), justify="right")
-        table.add_column("vs first", justify="right", style="dim")
-    for name, arm in result["arms"].items():
+        table.add_column("vs baseline", justify="right", style="dim")
+    for name in leaderboard(result):
+        arm = result["arms"][name]
         cells = []
         for metric in METRICS:
-            cells.append(f"{100 * arm[metric]['mean']:.2f} +- {100 * arm[metric]['std']:.2f}")
-            d = arm["vs_first"][metric]
+            m, d = arm[metric], arm["vs_first"][metric]
+            cells.append(f"{100 * m['mean']:.2f} [{100 * m['low']:.1f}, {100 * m['high']:.1f}]")
             cells.append(
                 ""
                 if name == result["first"]
-                else f"{100 * d['mean']:+.2f}" + (f" +- {100 * d['ci95']:.2f}" if d["ci95"] is not None else "")
+                else f"{100 * d['mean']:+.2f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
             )
-        table.add_row(name, *cells)
+        table.add_row(escape(name), *cells)
     console.print(table)
-    console.print(f"saved {out}/{REPORT_FILE} and {out}/{RECALL_PNG}")
+    console.print(
+        f"saved {out}/{REPORT_FILE} and {out}/{RECALL_PNG}; `fer-models report --compare {out}` shows per-class "
+        "recall with intervals"
+    )
 
 
 @main.command("report")

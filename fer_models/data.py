@@ -91,6 +91,11 @@ class Augment:
     ``ratio``: its aspect range, ``translate``: shift as a fraction of the face, ``rotate``: degrees,
     ``erasing``: probability of a random erased rectangle, ``noise``: Gaussian noise std on 0..1 pixels,
     ``mixup``/``cutmix``: Beta alpha (0 = off; both on: one of the two per batch).
+
+    Photo-domain augmentation imitates what happens to a photograph's face on its way to 48x48 (``predict``,
+    the judge): each is the probability that an image gets it. ``downscale``: sampled down to 40-90% of its side
+    and back up (a small face in a large photo); ``blur``: Gaussian blur, sigma 0.3-1.2 px (focus, motion);
+    ``jpeg``: JPEG-compressed at quality 30-90; ``gamma``: gamma 0.67-1.5 and contrast 0.7-1.3 (exposure, light).
     """
 
     scale: tuple[float, float] = (1.0, 1.0)
@@ -102,6 +107,10 @@ class Augment:
     noise: float = 0.0
     mixup: float = 0.0
     cutmix: float = 0.0
+    downscale: float = 0.0
+    blur: float = 0.0
+    jpeg: float = 0.0
+    gamma: float = 0.0
 
 
 def view_half_size(input_size: int, image_size: int) -> float:
@@ -120,10 +129,14 @@ def _theta(half_w: Tensor, half_h: Tensor, cx: Tensor, cy: Tensor, angle: Tensor
 
 def render(images: Tensor, theta: Tensor, input_size: int, in_chans: int) -> Tensor:
     """uint8 [B, H, W] -> normalised float [B, in_chans, input_size, input_size] through affine maps."""
+    return normalise(sample(images, theta, input_size), in_chans)
+
+
+def sample(images: Tensor, theta: Tensor, input_size: int) -> Tensor:
+    """uint8 [B, H, W] -> 0..1 gray [B, 1, input_size, input_size] through affine maps (one grid_sample)."""
     x = images[:, None].float().div_(255)
     grid = F.affine_grid(theta.to(x.dtype), [len(x), 1, input_size, input_size], align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return normalise(x, in_chans)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def normalise(x: Tensor, in_chans: int) -> Tensor:
@@ -155,12 +168,100 @@ def augment_batch(images: Tensor, aug: Augment, input_size: int, in_chans: int, 
     cy = cy + _uniform(n, -2 * aug.translate, 2 * aug.translate, g, device)
     angle = _uniform(n, -aug.rotate, aug.rotate, g, device) * (math.pi / 180)
     flip = (torch.rand(n, generator=g, device=device) < 0.5) & aug.hflip
-    x = render(images, _theta(half_w, half_h, cx, cy, angle, flip), input_size, in_chans)
+    x = sample(images, _theta(half_w, half_h, cx, cy, angle, flip), input_size)
+    x = photo_degrade(x, aug, g)
+    x = normalise(x, in_chans)
     if aug.noise:
         x = x + torch.randn(x.shape, generator=g, device=device) * (aug.noise / _std(in_chans))
     if aug.erasing:
         x = _erase(x, aug.erasing, g)
     return x
+
+
+DOWNSCALE_RANGE = (0.4, 0.9)  # side kept by ``downscale``
+BLUR_SIGMA = (0.3, 1.2)  # pixels of the rendered view
+JPEG_QUALITY = (30, 90)
+GAMMA_RANGE, CONTRAST_RANGE = (2 / 3, 1.5), (0.7, 1.3)
+
+
+def photo_degrade(x: Tensor, aug: Augment, g: torch.Generator) -> Tensor:
+    """The photo-domain augmentations of ``aug`` on 0..1 gray views [B, 1, S, S], in the order a photograph
+    meets them: resolution, focus, compression, then exposure."""
+    if aug.downscale:
+        x = _downscale(x, aug.downscale, g)
+    if aug.blur:
+        x = _blur(x, aug.blur, g)
+    if aug.jpeg:
+        x = _jpeg(x, aug.jpeg, g)
+    if aug.gamma:
+        x = _gamma_contrast(x, aug.gamma, g)
+    return x
+
+
+def _chosen(n: int, p: float, g: torch.Generator, device) -> Tensor:
+    return torch.rand(n, generator=g, device=device) < p
+
+
+def _downscale(x: Tensor, p: float, g: torch.Generator) -> Tensor:
+    """Area-downsample the chosen views to one random side per batch (resizes do not batch over sizes) and
+    upsample back bilinearly, as a small face in a photograph is."""
+    on = _chosen(len(x), p, g, x.device)
+    if not on.any():
+        return x
+    size = x.shape[-1]
+    low = max(2, round(size * float(_uniform(1, *DOWNSCALE_RANGE, g, x.device))))
+    small = F.interpolate(x[on], size=(low, low), mode="area")
+    x = x.clone()
+    x[on] = F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
+    return x
+
+
+def _blur(x: Tensor, p: float, g: torch.Generator) -> Tensor:
+    """Gaussian blur with a sigma per image: one grouped separable convolution for the batch."""
+    n, device = len(x), x.device
+    sigma = _uniform(n, *BLUR_SIGMA, g, device)
+    on = _chosen(n, p, g, device)
+    radius = math.ceil(3 * BLUR_SIGMA[1])
+    offsets = torch.arange(-radius, radius + 1, device=device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (offsets / sigma.to(x.dtype).view(-1, 1)) ** 2)
+    kernel = kernel / kernel.sum(1, keepdim=True)
+    identity = (offsets == 0).to(x.dtype).expand(n, -1)
+    kernel = torch.where(on.view(-1, 1), kernel, identity)
+    h, w = x.shape[-2:]
+    y = F.pad(x.reshape(1, n, h, w), (radius, radius, radius, radius), mode="replicate")
+    y = F.conv2d(y, kernel.view(n, 1, 1, -1), groups=n)
+    y = F.conv2d(y, kernel.view(n, 1, -1, 1), groups=n)
+    return y.view(n, 1, h, w)
+
+
+def _jpeg(x: Tensor, p: float, g: torch.Generator) -> Tensor:
+    """JPEG round trip of the chosen views at one random quality per batch (libjpeg through OpenCV, on the CPU)."""
+    import cv2
+
+    on = _chosen(len(x), p, g, x.device)
+    if not on.any():
+        return x
+    quality = int(torch.randint(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1, (1,), generator=g, device=g.device))
+    chosen = x[on, 0].mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    decoded = [
+        cv2.imdecode(cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_GRAYSCALE)
+        for face in chosen
+    ]
+    x = x.clone()
+    x[on] = torch.from_numpy(np.stack(decoded))[:, None].to(x.device, x.dtype).div_(255)
+    return x
+
+
+def _gamma_contrast(x: Tensor, p: float, g: torch.Generator) -> Tensor:
+    """A gamma and a contrast change about the image mean, per image, for the chosen views."""
+    n, device = len(x), x.device
+    on = _chosen(n, p, g, device).view(-1, 1, 1, 1)
+    gamma = torch.exp(_uniform(n, math.log(GAMMA_RANGE[0]), math.log(GAMMA_RANGE[1]), g, device)).view(-1, 1, 1, 1)
+    contrast = _uniform(n, *CONTRAST_RANGE, g, device).view(-1, 1, 1, 1)
+    y = x.clamp(min=0).pow(gamma)
+    mean = y.mean((-2, -1), keepdim=True)
+    y = ((y - mean) * contrast + mean).clamp_(0, 1)
+    return torch.where(on, y, x)
 
 
 def _std(in_chans: int) -> float:

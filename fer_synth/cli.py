@@ -19,6 +19,7 @@ from fer_synth.core.judgement import DEFAULT_POLICY, SelectionPolicy
 from fer_synth.data.balance import BalanceConfig, BalanceResult, PackConfig, TopUpPlan, balance, default_output, pack
 from fer_synth.data.export import DEFAULT_FORMAT, DEFAULT_SHARD_SIZE, EXPORT_FORMATS, export
 from fer_synth.data.ferplus import LABEL_MODES
+from fer_synth.data.oversample import method_names
 from fer_synth.data.readers import read_dataset
 from fer_synth.data.stats import dataset_stats
 from fer_synth.faces.options import face_inputs, face_options
@@ -198,7 +199,7 @@ def _plan_table(plan: TopUpPlan) -> Table:
     for split in plan.take:
         table.add_column(f"{split} real", justify="right")
         table.add_column("target", justify="right")
-        table.add_column("from pool", justify="right", style="green")
+        table.add_column("added", justify="right", style="green")
         table.add_column("short", justify="right", style="red")
     for i, name in enumerate(plan.classes):
         cells = []
@@ -297,6 +298,14 @@ _common_split_options = [
 @main.command("balance")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option(
+    "--method",
+    type=click.Choice(method_names()),
+    default=BalanceConfig.method,
+    show_default=True,
+    help="generated: faces from --pool; the others rebalance the train split from its own rows "
+    "(imbalanced-learn; docs/rebalancing.md).",
+)
+@click.option(
     "--pool",
     type=click.Path(path_type=Path),
     default=Path(BalanceConfig.pool),
@@ -346,6 +355,7 @@ _common_split_options = [
 @with_options(_common_split_options)
 def balance_command(
     dataset,
+    method,
     pool,
     out,
     target,
@@ -361,7 +371,7 @@ def balance_command(
     compression,
     **options,
 ) -> None:
-    """Top up the classes of DATASET to equilibrium with generated faces from POOL."""
+    """Top up the classes of DATASET to equilibrium with generated faces from POOL, or by --method."""
     chosen = {k: v for k, v in (("min-prob", min_prob), ("top-k", top_k), ("agree", agree or None)) if v is not None}
     if chosen and not judged:
         raise InvalidOptionError(f"--{next(iter(chosen))} chooses which judged faces to trust; add --judged")
@@ -384,6 +394,7 @@ def balance_command(
             dry_run=dry_run,
             compression=None if compression == "none" else compression,
             judged=policy,
+            method=method,
             **options,
         )
     )

@@ -1,5 +1,5 @@
 """The documented offline chain (examples/offline_end_to_end.sh) at toy size, so that it cannot rot:
-pack -> train (the builtin recipe) -> evaluate -> predict on the example's photo -> ensemble with the built-in
+pack -> train (the builtin-fer2013 recipe) -> evaluate -> predict on the example's photo -> ensemble with the built-in
 model; generate (tiny-random) -> crop -> balance -> HDF5 -> train x2 -> evaluate -> ensemble."""
 
 import json
@@ -82,7 +82,7 @@ def test_the_example_ends_with_a_model_and_predictions_on_a_photo(tmp_path, monk
         [
             "train",
             "--recipe",
-            "builtin",
+            "builtin-fer2013",
             "--data",
             "fer2013.h5",
             "--epochs",

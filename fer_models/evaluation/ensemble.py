@@ -7,6 +7,7 @@ the test split is never looked at before the report.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,13 @@ import torch
 from fer_models import checkpoint as ckpt
 from fer_models.data import TensorSplit, check_tta, data_identity, load_split
 from fer_models.evaluation.metrics import classification_metrics
-from fer_models.inference.probabilities import predict_proba
-from fer_models.models.builtin import BUILTIN, BUILTIN_JSON
+from fer_models.inference.class_mapping import class_mapping
+from fer_models.inference.probabilities import checkpoint_proba
+from fer_models.models.builtin import shipped_name
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import make_dir, refuse_existing_file, refuse_inputs, remove_stale_temps
+
+logger = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("mean", "weighted", "vote")
 
@@ -83,10 +87,15 @@ def member_probs(
     out = []
     for member in members:
         model, meta = ckpt.load_model(member, device)
-        ckpt.check_classes(meta, split.classes, f"the {split.name} split")
-        out.append(
-            predict_proba(model, split.images, meta["input_size"], meta["in_chans"], tta or meta["tta"], batch_size)
-        )
+        mapping = class_mapping(meta["classes"], split.classes, meta["_path"], f"the {split.name} split")
+        if mapping.unscorable:
+            raise FerError(
+                f"{meta['_path']} does not predict {', '.join(mapping.unscorable)}, which the {split.name} "
+                "split has: every member of an ensemble must predict every class of the data"
+            )
+        if mapping.dropped:
+            logger.info(f"{meta['_path']}: {mapping.note()}")
+        out.append(mapping.probs(checkpoint_proba(model, meta, split.images, tta or meta["tta"], batch_size)))
     return out
 
 
@@ -96,8 +105,7 @@ def save_ensemble(path: str | os.PathLike, ensemble: Ensemble, info: dict | None
     base = path.parent.resolve()
 
     def rel(p: Path) -> str:
-        p = p.resolve()
-        return BUILTIN if p == BUILTIN_JSON.resolve() else os.path.relpath(p, base)
+        return shipped_name(p) or os.path.relpath(p.resolve(), base)
 
     doc = {
         "format": ckpt.ENSEMBLE_FORMAT,

@@ -7,6 +7,7 @@ split holding synthetic rows is flagged loudly: such a number is not a FER2013 r
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from fer_models import checkpoint as ckpt
 from fer_models.data import TensorSplit, check_tta, load_split
 from fer_models.evaluation.ensemble import load_ensemble, member_probs
 from fer_models.evaluation.metrics import classification_metrics
-from fer_models.inference.probabilities import predict_proba
+from fer_models.inference.class_mapping import ClassMapping, class_mapping
+from fer_models.inference.probabilities import checkpoint_proba
 from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES
@@ -26,20 +28,24 @@ from fer_synth.core.errors import SplitNotFoundError
 from fer_synth.core.outputs import make_dir, refuse_inputs, remove_stale_temps
 from fer_synth.ui.plots import confusion_figure
 
+logger = logging.getLogger(__name__)
+
 MEMBERS_TTA = "members"  # an ensemble's members each with their own recipe's TTA
 
 
 def predict_file(
     path: str | os.PathLike, split: TensorSplit, tta: str, device: str | torch.device = "cpu"
-) -> np.ndarray:
-    """Probabilities of a checkpoint or an ensemble file on ``split`` with ``tta``."""
+) -> tuple[np.ndarray, ClassMapping]:
+    """Probabilities of a checkpoint or an ensemble file on ``split`` with ``tta``, over the classes the model
+    shares with the split (:mod:`fer_models.inference.class_mapping`), and that mapping."""
     meta = ckpt.read_meta(path)
     if meta["format"] == ckpt.ENSEMBLE_FORMAT:
         ensemble = load_ensemble(path)
-        return ensemble.combine(member_probs(ensemble.members, split, None if tta == MEMBERS_TTA else tta, device))
+        probs = ensemble.combine(member_probs(ensemble.members, split, None if tta == MEMBERS_TTA else tta, device))
+        return probs, ClassMapping(tuple(split.classes), tuple(split.classes))
     model, meta = ckpt.load_model(path, device)
-    ckpt.check_classes(meta, split.classes, f"the {split.name} split")
-    return predict_proba(model, split.images, meta["input_size"], meta["in_chans"], tta)
+    mapping = class_mapping(meta["classes"], split.classes, meta["_path"], f"the {split.name} split")
+    return mapping.probs(checkpoint_proba(model, meta, split.images, tta)), mapping
 
 
 def evaluate(
@@ -73,15 +79,18 @@ def evaluate(
     default = MEMBERS_TTA if meta["format"] == ckpt.ENSEMBLE_FORMAT else "flip"
     tta = tta or meta.get("tta") or default
     evaluated = load_split(data, split, device)
-    labels = evaluated.labels.cpu().numpy()
-    synthetic = evaluated.source.cpu().numpy() == SYNTHETIC
     results = {}
     for mode in dict.fromkeys(("none", tta)):
-        probs = predict_file(path, evaluated, mode, device)  # the last mode's stay for the predictions file
-        results[mode] = {"all": classification_metrics(probs, labels, evaluated.classes)}
+        probs, mapping = predict_file(path, evaluated, mode, device)  # the last mode's stay for the predictions file
+        # Rows labelled with a class the model does not predict cannot be scored: left out, and said so.
+        kept, labels = mapping.rows(evaluated.labels.cpu().numpy())
+        probs, synthetic, classes = probs[kept], evaluated.source.cpu().numpy()[kept] == SYNTHETIC, mapping.shared
+        results[mode] = {"all": classification_metrics(probs, labels, classes)}
         if synthetic.any():
-            results[mode]["real"] = classification_metrics(probs[~synthetic], labels[~synthetic], evaluated.classes)
-            results[mode]["synthetic"] = classification_metrics(probs[synthetic], labels[synthetic], evaluated.classes)
+            results[mode]["real"] = classification_metrics(probs[~synthetic], labels[~synthetic], classes)
+            results[mode]["synthetic"] = classification_metrics(probs[synthetic], labels[synthetic], classes)
+    if not mapping.identity:
+        logger.warning(f"{meta['_path']} on {split}: {mapping.note()} ({len(evaluated) - len(kept)} rows left out)")
     trained_on = meta.get("data", {}).get("fingerprint")
     report = {
         "checkpoint": meta["_path"],
@@ -95,20 +104,26 @@ def evaluate(
         "n": len(labels),
         "n_synthetic": int(synthetic.sum()),
         "tta": tta,
-        "classes": list(evaluated.classes),
+        "classes": list(classes),
         "results": results,
     }
+    if not mapping.identity:
+        report["class_mapping"] = {
+            **mapping.describe(),
+            "note": mapping.note(),
+            "rows_left_out": len(evaluated) - len(kept),
+        }
     if out is not None:
         out = Path(out)
         npz, report_json, png = output_names(meta, split)
-        report["predictions_file"] = str(save_predictions(out / npz, probs, labels))
+        report["predictions_file"] = str(save_predictions(out / npz, probs, labels, kept))
         report["report_file"] = str(ckpt.write_json(out / report_json, report))
         report["confusion_png"] = str(
             plot_confusion(
                 out / png,
                 results[tta]["all"]["confusion"],
                 f"{report['model']} on {split} (TTA {tta})",
-                rows=list(evaluated.classes),
+                rows=list(classes),
             )
         )
     return report
@@ -122,10 +137,13 @@ def output_names(meta: dict, split: str) -> tuple[str, str, str]:
     return f"{prefix}evaluation-{split}.npz", f"{prefix}evaluation-{split}.json", f"{prefix}confusion-{split}.png"
 
 
-def save_predictions(path: Path, probs: np.ndarray, labels: np.ndarray) -> Path:
-    """Each row's class probabilities (with the report's TTA) and label, for reports that show faces."""
+def save_predictions(path: Path, probs: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> Path:
+    """Each scored row's class probabilities (with the report's TTA), label (into the report's classes) and row
+    in the split, for reports that show faces."""
     with atomic_file(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, probs=probs.astype(np.float32), labels=labels.astype(np.int64))
+        np.savez_compressed(
+            f, probs=probs.astype(np.float32), labels=labels.astype(np.int64), rows=rows.astype(np.int64)
+        )
     return path
 
 
@@ -145,7 +163,9 @@ def plot_confusion(
     )
 
 
-def load_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities [N, C], labels [N]) from :func:`save_predictions`' file (plain arrays, no pickle)."""
+def load_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities [N, C], labels [N], rows [N]) from :func:`save_predictions`' file (plain arrays, no pickle);
+    ``rows`` index the split (files written before rows were recorded: every row, in order)."""
     with np.load(path, allow_pickle=False) as data:
-        return data["probs"], data["labels"]
+        rows = data["rows"] if "rows" in data else np.arange(len(data["labels"]))
+        return data["probs"], data["labels"], rows

@@ -53,6 +53,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Seque
         "top2_accuracy": top_k_accuracy(probs, labels, 2),
         "top3_accuracy": top_k_accuracy(probs, labels, 3),
         "nll": nll,
+        "ece": expected_calibration_error(probs, labels),
         "per_class": {
             c: {
                 "precision": float(pc["precision"][i]),
@@ -64,3 +65,24 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Seque
         },
         "confusion": confusion.tolist(),
     }
+
+
+ECE_BINS = 15
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE (Naeini et al. 2015; Guo et al. 2017): the confidence-weighted gap between confidence and accuracy,
+    over ``bins`` equal-width bins of the top-class probability. 0 is perfect."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    if len(labels) == 0:
+        return 0.0
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            gap += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(gap)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,9 @@ from torch import Tensor, nn
 from fer_models import checkpoint as ckpt
 from fer_models.data import check_tta
 from fer_models.evaluation.ensemble import combine, load_ensemble
-from fer_models.inference.probabilities import predict_proba
-from fer_models.models.builtin import BUILTIN
+from fer_models.inference.class_mapping import ClassMapping, class_mapping
+from fer_models.inference.probabilities import checkpoint_proba
+from fer_models.models.builtin import BUILTIN, SHIPPED
 from fer_models.training.precision import autocast_dtype, to_layout, uses_channels_last
 from fer_synth.core.errors import FerError
 
@@ -42,9 +44,7 @@ class LoadedModel:
     amp: torch.dtype | None = None
 
     def predict_proba(self, faces: Tensor, batch_size: int) -> np.ndarray:
-        return predict_proba(
-            self.model, faces, self.meta["input_size"], self.meta["in_chans"], self.tta, batch_size, self.amp
-        )
+        return checkpoint_proba(self.model, self.meta, faces, self.tta, batch_size, self.amp)
 
 
 class Classifier:
@@ -67,18 +67,40 @@ class Classifier:
     @functools.cached_property
     def identity(self) -> dict:
         """The model spec as given and a fingerprint of what produces the probabilities: 16 hex digits of SHA-256
-        over every weights file, each model's TTA, and an ensemble's weights and method (docs/judging.md)."""
+        over every weights file, each model's TTA and precision, and an ensemble's weights and method
+        (docs/judging.md)."""
         h = hashlib.sha256()
         for member in self.members:
             with open(Path(member.meta["_path"]).parent / member.meta["weights"], "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
             h.update(member.tta.encode())
+            h.update(str(member.amp).encode())  # bf16 scores differ from float32's in the last digits
         h.update(repr((self.weights, self.method)).encode())
         return {"model": self.spec, "fingerprint": h.hexdigest()[:16]}
 
-    def predict_proba(self, faces: np.ndarray | Tensor, batch_size: int | None = None) -> np.ndarray:
-        """Probabilities [N, C] (float32, in the order of :attr:`classes`) for uint8 grayscale faces [N, 48, 48]."""
+    def class_mapping(self, classes: Sequence[str], data: str = "the data") -> ClassMapping:
+        """How this classifier's classes map onto ``classes`` (e.g. a pool's); an error when the data has a class
+        the classifier does not predict, since its faces could not be judged."""
+        mapping = class_mapping(self.classes, classes, self.spec, data)
+        if mapping.unscorable:
+            raise FerError(
+                f"{self.spec} does not predict {', '.join(mapping.unscorable)}, which {data} holds; use a "
+                "model that predicts every class of it"
+            )
+        return mapping
+
+    def predict_proba(
+        self, faces: np.ndarray | Tensor, batch_size: int | None = None, classes: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Probabilities [N, C] (float32, in the order of :attr:`classes`) for uint8 grayscale faces [N, 48, 48].
+
+        ``classes``: a subset of :attr:`classes` (a seven-class pool for the eight-class built-in model): the
+        probabilities of those classes, renormalised to sum to one (:mod:`fer_models.inference.class_mapping`)."""
+        probs = self._predict_proba(faces, batch_size)
+        return probs if classes is None else self.class_mapping(classes).probs(probs)
+
+    def _predict_proba(self, faces: np.ndarray | Tensor, batch_size: int | None) -> np.ndarray:
         if isinstance(faces, np.ndarray):
             if faces.dtype != np.uint8:
                 raise FerError(f"faces must be uint8 grayscale, got {faces.dtype}")
@@ -121,5 +143,5 @@ def load_classifier(
         ensemble = load_ensemble(spec)
         members = [loaded(m, meta.get("tta")) for m in ensemble.members]
         return Classifier(str(spec), members, ensemble.weights, ensemble.method, "ensemble", batch_size)
-    kind = BUILTIN if str(spec) == BUILTIN else "checkpoint"
+    kind = "shipped" if str(spec) in SHIPPED else "checkpoint"
     return Classifier(str(spec), [loaded(spec, None)], [1.0], "mean", kind, batch_size)

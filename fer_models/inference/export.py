@@ -28,8 +28,9 @@ from torch import Tensor, nn
 
 from fer_models.checkpoint import input_files, resolve_checkpoint
 from fer_models.data import normalise, view_thetas
+from fer_models.inference.calibration import temperature_of
 from fer_models.inference.classifier import FACE_SIZE, Classifier, load_classifier
-from fer_models.models.builtin import BUILTIN
+from fer_models.models.builtin import SHIPPED
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.errors import FerError
 from fer_synth.core.outputs import refuse_existing_file, refuse_inputs, remove_stale_temps
@@ -54,6 +55,7 @@ class FaceProbabilities(nn.Module):
             )
         self.models = nn.ModuleList(m.model for m in classifier.members)
         self.in_chans = [int(m.meta["in_chans"]) for m in classifier.members]
+        self.temperatures = [temperature_of(m.meta, m.tta) for m in classifier.members]
         total = sum(classifier.weights)
         self.weights = [w / total for w in classifier.weights]
         for i, member in enumerate(classifier.members):
@@ -67,7 +69,9 @@ class FaceProbabilities(nn.Module):
         x = faces[:, None].float() / 255
         n = x.shape[0]
         total = 0
-        for i, (model, in_chans, weight) in enumerate(zip(self.models, self.in_chans, self.weights)):
+        for i, (model, in_chans, weight, temperature) in enumerate(
+            zip(self.models, self.in_chans, self.weights, self.temperatures)
+        ):
             grids = getattr(self, f"grids{i}")
             probs = 0
             for v in range(grids.shape[0]):
@@ -78,15 +82,15 @@ class FaceProbabilities(nn.Module):
                     padding_mode="zeros",
                     align_corners=False,
                 )
-                probs = probs + model(normalise(view, in_chans)).float().softmax(-1)
+                probs = probs + (model(normalise(view, in_chans)).float() / temperature).softmax(-1)
             total = total + weight * probs / grids.shape[0]
         return total
 
 
 def default_export_path(spec: str | os.PathLike, fmt: str = "onnx") -> Path:
-    """``builtin.onnx`` here for the built-in model; else beside the checkpoint, named as it (a run: ``best``)."""
-    if str(spec) == BUILTIN:
-        return Path(f"{BUILTIN}.{fmt}")
+    """``<name>.onnx`` here for a shipped model; else beside the checkpoint, named as it (a run: ``best``)."""
+    if str(spec) in SHIPPED:
+        return Path(f"{spec}.{fmt}")
     return resolve_checkpoint(spec).with_suffix(f".{fmt}")
 
 

@@ -26,7 +26,9 @@ import torch
 from fer_models.checkpoint import input_files, write_json
 from fer_models.evaluation.evaluate import plot_confusion
 from fer_models.inference.classifier import Classifier, load_classifier
+from fer_models.models.builtin import BUILTIN
 from fer_synth.core.atomic import atomic_file
+from fer_synth.core.classes import known_list_holding
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 from fer_synth.core.folders import read_pool_faces
@@ -44,6 +46,9 @@ from fer_synth.core.outputs import output_lock, refuse_inputs, remove_stale_temp
 logger = logging.getLogger(__name__)
 
 CLIP_TEMPLATE = "a photo of a {} face"
+#: The judge's defaults: flip TTA in bf16 where the CPU has it natively (docs/judging.md: speed and agreement with
+#: float32 ten-crop measured by bench/judge_speed.py).
+JUDGE_TTA, JUDGE_AMP = "flip", "auto"
 REPORT_FILE = "judgement-report.json"
 CONFUSION_FILE = "judgement-confusion.png"
 #: What the report says each of these policies would keep (top-k keeps k per class whatever the scores).
@@ -52,34 +57,39 @@ PREVIEW_POLICIES = (SelectionPolicy("agree"), SelectionPolicy("min-prob", 0.3), 
 
 def judge_pool(
     pool: str | os.PathLike,
-    model: str | os.PathLike,
+    model: str | os.PathLike = BUILTIN,
     *,
     device: str | torch.device = "cpu",
+    tta: str | None = JUDGE_TTA,
+    amp: str = JUDGE_AMP,
     batch_size: int = 512,
     overwrite: bool = False,
     clip: str | None = None,
 ) -> dict:
     """Score every face of ``pool`` not judged yet with ``model``; write its records and the report (JSON, PNG).
 
-    A record holds for the bytes its face file held when judged: a face replaced since is judged again, a deleted
-    one leaves the report. A pool judged by another model is refused unless ``overwrite``, which judges it again
-    from scratch: the new judgement is written beside the old one and replaces it at the end, so an error or a kill
-    leaves the old one whole."""
+    The judge scores the pool's classes: a judge with more classes (the eight-class built-in model on a
+    seven-class pool) has its other classes' probability dropped and the rest renormalised, as the records and
+    the report say. ``tta`` (None: the model's own) and ``amp`` are :func:`~fer_models.inference.load_classifier`'s;
+    the defaults are the fast ones docs/judging.md measured. A record holds for the bytes its face file held when
+    judged: a face replaced since is judged again, a deleted one leaves the report. A pool judged by another model
+    (or with other settings) is refused unless ``overwrite``, which judges it again from scratch: the new judgement
+    is written beside the old one and replaces it at the end, so an error or a kill leaves the old one whole."""
     pool = Path(pool)
     for name in (JUDGEMENT_FILE, REPORT_FILE, CONFUSION_FILE):
         refuse_inputs(pool / name, input_files(model), "the judgement file")
-    classifier = load_classifier(model, device)
+    classifier = load_classifier(model, device, tta=tta, amp=amp, batch_size=batch_size)
     identity = classifier.identity
     faces = read_pool_faces(pool)  # any known emotion (FER+'s contempt too): the judge must predict the pool's
-    missing = sorted({faces.classes[label] for label in faces.labels} - set(classifier.classes))
-    if missing:
-        raise FerError(
-            f"{model} does not predict {', '.join(missing)}, which the pool holds; judge with a model of "
-            "the pool's classes"
-        )
+    # The pool's class list: FER2013's seven unless it holds contempt (its folders may cover only some classes).
+    mapping = classifier.class_mapping(
+        known_list_holding(faces.classes[label] for label in set(faces.labels)), str(pool)
+    )
+    if not mapping.identity:
+        logger.info(f"judging {pool} on its {len(mapping.shared)} classes: {mapping.note()}")
     if not overwrite:
         read_judgement(pool)  # a damaged judgement fails here, before anything is written (even the lock)
-    clip_judge = _clip_judge(clip, classifier.classes, device) if clip else None
+    clip_judge = _clip_judge(clip, mapping.shared, device) if clip else None
     with output_lock(pool, ".judgement.lock"):
         for name in (JUDGEMENT_FILE, REPORT_FILE, CONFUSION_FILE):  # what a killed judge left
             remove_stale_temps(pool / name)
@@ -101,17 +111,23 @@ def judge_pool(
         ):
             for start in range(0, len(todo), batch_size):
                 index = todo[start : start + batch_size]
-                records = judge_records(faces.take(index), classifier, identity, clip_judge)
+                records = judge_records(faces.take(index), classifier, identity, mapping.shared, clip_judge)
                 out.append([{**r, "sha256": digests[r["file"]]} for r in records])
     current, _ = current_judgement(pool, faces.origin, digests=digests)
-    report = summarise(current, classifier.classes)
+    report = summarise(current, mapping.shared)
+    if not mapping.identity:
+        report["class_mapping"] = {**mapping.describe(), "note": mapping.note()}
     _write_report(pool, report)
     return report
 
 
-def judge_records(faces: Split, classifier: Classifier, identity: dict, clip_judge=None) -> list[dict]:
-    """One judgement record per face (``origin`` is its file, ``labels`` its intended class)."""
-    probs = classifier.predict_proba(faces.images)
+def judge_records(
+    faces: Split, classifier: Classifier, identity: dict, classes: Sequence[str], clip_judge=None
+) -> list[dict]:
+    """One judgement record per face (``origin`` is its file, ``labels`` its intended class), with the judge's
+    probabilities over ``classes`` (the pool's, renormalised when the judge has more)."""
+    classes = list(classes)
+    probs = classifier.predict_proba(faces.images, classes=classes)
     clip_probs = clip_judge(faces.images) if clip_judge is not None else None
     records = []
     for i, (file, label) in enumerate(zip(faces.origin, faces.labels)):
@@ -119,16 +135,16 @@ def judge_records(faces: Split, classifier: Classifier, identity: dict, clip_jud
         record = {
             "file": str(file),
             "class": intended,
-            "judged": classifier.classes[int(probs[i].argmax())],
-            "p_intended": round(float(probs[i][classifier.classes.index(intended)]), 6),
+            "judged": classes[int(probs[i].argmax())],
+            "p_intended": round(float(probs[i][classes.index(intended)]), 6),
             "probs": [round(float(p), 6) for p in probs[i]],
-            "classes": list(classifier.classes),
+            "classes": classes,
             "judge": identity,
         }
         if clip_probs is not None:
             record["clip"] = {
-                "judged": classifier.classes[int(clip_probs[i].argmax())],
-                "p_intended": round(float(clip_probs[i][classifier.classes.index(intended)]), 6),
+                "judged": classes[int(clip_probs[i].argmax())],
+                "p_intended": round(float(clip_probs[i][classes.index(intended)]), 6),
             }
         records.append(record)
     return records

@@ -5,7 +5,8 @@ FER2013's framing (48x48 grayscale) and classify it with a :class:`fer_models.in
 (every ``every``-th frame) and returns one :class:`FacePrediction` per face, plus what it could not use (files
 that do not decode, images and frames without a usable face, by reason). ``--json``/``--csv`` write the rows
 flat (file, frame, box, label, score, one column per class) so that ``pandas.read_json``/``read_csv`` read them
-as they are; ``annotate`` writes each image (or frame) with its boxes and labels drawn.
+as they are; ``annotate`` writes each image (or frame) with its boxes and labels drawn, ``explain`` the same with
+each face's Grad-CAM heatmap (:mod:`fer_models.inference.explain`) painted where its crop came from.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from fer_synth.core.outputs import (
     refuse_inputs,
     remove_stale_temps,
 )
-from fer_synth.faces.stage import TOO_LARGE, FaceStage
+from fer_synth.faces.stage import TOO_LARGE, FaceStage, face_frame
 from fer_synth.ui.log import native_stderr_silenced
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ DEFAULT_EVERY = 10  # video frames: every 10th (3 per second at 30 fps)
 UNREADABLE = "unreadable"
 COMMAND = "fer-models predict"
 ANNOTATED_MARK = "annotations.json"  # written first into an --annotate folder: marks it as this command's
+EXPLAINED_MARK = "explanations.json"  # the same for an --explain folder
 _FLUSH_FACES = 256  # faces classified per batch
 
 
@@ -89,6 +91,7 @@ class MediaSummary:
     without_face: Counter = field(default_factory=Counter)  # reason -> images/frames
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> the first few files
     annotated: list[str] = field(default_factory=list)
+    explained: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, where: str) -> None:
         self.without_face[reason] += 1
@@ -204,26 +207,23 @@ def check_outputs(
     annotate: str | os.PathLike | None = None,
     overwrite: bool = False,
     inputs: list[str | os.PathLike | None] = (),
+    explain: str | os.PathLike | None = None,
 ) -> None:
-    """Refuse, before any work, outputs (``files``: option -> file, and the ``annotate`` folder) that exist (unless
-    ``overwrite``), that are one another, or that would write over an input: ``paths`` and the other ``inputs``
-    (the model's files, the face model)."""
+    """Refuse, before any work, outputs (``files``: option -> file, the ``annotate`` and ``explain`` folders) that
+    exist (unless ``overwrite``), that are one another, or that would write over an input: ``paths`` and the other
+    ``inputs`` (the model's files, the face model)."""
     files = dict(files or {})
     inputs = [*paths, *inputs]
-    refuse_collisions({**files, "--annotate": annotate})
+    refuse_collisions({**files, "--annotate": annotate, "--explain": explain})
     for option, out in files.items():
         if out is not None:
             refuse_inputs(out, inputs, option)
             refuse_existing_file(out, overwrite, option)
-    if annotate is not None:
-        check_output_folder(
-            annotate,
-            command=COMMAND,
-            is_own=has_file(ANNOTATED_MARK),
-            overwrite=overwrite,
-            inputs=inputs,
-            option="--annotate",
-        )
+    for option, folder, mark in (("--annotate", annotate, ANNOTATED_MARK), ("--explain", explain, EXPLAINED_MARK)):
+        if folder is not None:
+            check_output_folder(
+                folder, command=COMMAND, is_own=has_file(mark), overwrite=overwrite, inputs=inputs, option=option
+            )
 
 
 def predict_media(
@@ -234,6 +234,7 @@ def predict_media(
     annotate: str | os.PathLike | None = None,
     overwrite: bool = False,
     files: list[Path] | None = None,
+    explain: str | os.PathLike | None = None,
 ) -> MediaSummary:
     """Every face in the images, folders and videos of ``paths``, classified; see the module's docstring.
 
@@ -241,46 +242,45 @@ def predict_media(
     filters for real photographs). ``annotate``: a folder (new, empty, an earlier annotation folder, or any with
     ``overwrite``) for copies of the images and sampled video frames with boxes and labels drawn, named as the
     inputs below their common folder (inputs that would share a name keep their suffix in it: ``x_png.png``,
-    ``x_jpg.png``). It is built beside ``annotate`` and replaces it at the end: an error or a kill leaves the old
-    one whole. ``files``: :func:`find_media`'s list of ``paths`` when the caller has made it and checked the
-    outputs (:func:`check_outputs`) already, as the command line does before it starts the face detector; they
-    are then not done twice.
+    ``x_jpg.png``); ``explain``: a folder for the same with each face's Grad-CAM heatmap (for the class
+    predicted), named alike. Each is built beside its target and replaces it at the end: an error or a kill leaves
+    the old one whole. ``files``: :func:`find_media`'s list of ``paths`` when the caller has made it and checked
+    the outputs (:func:`check_outputs`) already, as the command line does before it starts the face detector;
+    they are then not done twice.
     """
     if every < 1:
         raise FerError(f"--every must be at least 1, got {every}")
     model_files = [
         p for m in classifier.members for p in (m.meta["_path"], Path(m.meta["_path"]).parent / m.meta["weights"])
     ]
+    inputs = [*model_files, *stage.files]
     if files is None:
         files = find_media(paths)
-        check_outputs(paths, annotate=annotate, overwrite=overwrite, inputs=[*model_files, *stage.files])
+        check_outputs(paths, annotate=annotate, overwrite=overwrite, inputs=inputs, explain=explain)
     summary = MediaSummary()
-    claim = (
-        nullcontext(None)
-        if annotate is None
-        else output_folder(
-            annotate,
-            command=COMMAND,
-            is_own=has_file(ANNOTATED_MARK),
-            overwrite=overwrite,
-            whole=True,
-            lock=None,
-            inputs=[*paths, *model_files, *stage.files],
-            option="--annotate",
-        )
-    )
-    with claim as folder:
-        if folder is not None:
-            names = annotation_names(files)
-            write_bytes(
-                folder / ANNOTATED_MARK,
-                (
-                    json.dumps(
-                        {"command": COMMAND, "inputs": [str(p) for p in paths], "model": classifier.identity}, indent=1
-                    )
-                    + "\n"
-                ).encode(),
+    inputs = [*paths, *inputs]
+    wanted = {"annotate": (annotate, ANNOTATED_MARK), "explain": (explain, EXPLAINED_MARK)}
+    with ExitStack() as claims:
+        folders = {
+            kind: claims.enter_context(
+                output_folder(
+                    given,
+                    command=COMMAND,
+                    is_own=has_file(mark),
+                    overwrite=overwrite,
+                    whole=True,
+                    lock=None,
+                    inputs=inputs,
+                    option=f"--{kind}",
+                )
             )
+            for kind, (given, mark) in wanted.items()
+            if given is not None
+        }
+        names = annotation_names(files) if folders else {}
+        record = {"command": COMMAND, "inputs": [str(p) for p in paths], "model": classifier.identity}
+        for kind, folder in folders.items():
+            write_bytes(folder / wanted[kind][1], (json.dumps(record, indent=1) + "\n").encode())
         pending: list[tuple[str, int | None, tuple[int, int, int, int], float]] = []
         crops: list[np.ndarray] = []
         for file, frame, rgb in _items(files, every, summary):
@@ -295,14 +295,19 @@ def predict_media(
             for crop, box, score in zip(result.faces, result.kept_boxes, result.kept_scores):
                 pending.append((file, frame, box, score))
                 crops.append(crop)
-            if folder is not None:
-                start = len(summary.predictions)
+            if folders:
+                start, shown = len(summary.predictions), crops
                 _classify(pending, crops, classifier, summary)
                 pending, crops = [], []
+                faces = summary.predictions[start:]
                 name = names[Path(file)]
                 rel = name.with_suffix(".png") if frame is None else name / f"frame-{frame:06d}.png"
-                _annotate(folder / rel, rgb, summary.predictions[start:])
-                summary.annotated.append(str(Path(annotate) / rel))
+                if "annotate" in folders:
+                    _save(folders["annotate"] / rel, draw_faces(rgb, faces))
+                    summary.annotated.append(str(Path(annotate) / rel))
+                if "explain" in folders:
+                    _save(folders["explain"] / rel, draw_explained(rgb, faces, shown, classifier, stage))
+                    summary.explained.append(str(Path(explain) / rel))
             elif len(crops) >= _FLUSH_FACES:
                 _classify(pending, crops, classifier, summary)
                 pending, crops = [], []
@@ -336,26 +341,58 @@ def _classify(pending: list, crops: list[np.ndarray], classifier: Classifier, su
     if not crops:
         return
     probs = classifier.predict_proba(np.stack(crops))
-    for (file, frame, (x, y, w, h), det_score), p in zip(pending, probs):
-        k = int(p.argmax())
-        summary.predictions.append(
-            FacePrediction(
-                file,
-                frame,
-                int(x),
-                int(y),
-                int(w),
-                int(h),
-                round(float(det_score), 4),
-                classifier.classes[k],
-                round(float(p[k]), 6),
-                {c: round(float(v), 6) for c, v in zip(classifier.classes, p)},
-            )
-        )
+    for (file, frame, box, det_score), p in zip(pending, probs):
+        summary.predictions.append(classified(file, frame, box, det_score, p, classifier.classes))
 
 
-def _annotate(path: Path, rgb: np.ndarray, faces: list[FacePrediction]) -> Path:
-    """The image with each face's box and ``label score`` drawn, saved as PNG at ``path``."""
+def classified(
+    file: str,
+    frame: int | None,
+    box: tuple[int, int, int, int],
+    detector_score: float,
+    probs: np.ndarray,
+    classes: tuple[str, ...],
+) -> FacePrediction:
+    """The row of one face: where it is and its class probabilities ``probs`` over ``classes``."""
+    x, y, w, h = box
+    k = int(probs.argmax())
+    return FacePrediction(
+        file,
+        frame,
+        int(x),
+        int(y),
+        int(w),
+        int(h),
+        round(float(detector_score), 4),
+        classes[k],
+        round(float(probs[k]), 6),
+        {c: round(float(v), 6) for c, v in zip(classes, probs)},
+    )
+
+
+def _save(path: Path, image: np.ndarray) -> Path:
+    make_dir(path.parent)
+    save_png(image, path)
+    return path
+
+
+def draw_explained(
+    rgb: np.ndarray, faces: list[FacePrediction], crops: list[np.ndarray], classifier: Classifier, stage: FaceStage
+) -> np.ndarray:
+    """A copy of ``rgb`` with each face's Grad-CAM for its predicted class painted over the frame its crop (in
+    ``crops``, as the face stage cut it) came from, then the boxes and labels drawn."""
+    from fer_models.inference.explain import grad_cams, paint
+
+    image = np.ascontiguousarray(rgb.copy())
+    if faces:
+        cams = grad_cams(classifier, np.stack(crops), [classifier.classes.index(face.label) for face in faces])
+        for face, cam in zip(faces, cams):
+            paint(image, face_frame((face.x, face.y, face.w, face.h), stage.detector.framing, stage.margin), cam)
+    return draw_faces(image, faces)
+
+
+def draw_faces(rgb: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
+    """A copy of ``rgb`` with each face's box and ``label score`` drawn."""
     image = np.ascontiguousarray(rgb.copy())
     thickness = max(1, round(max(image.shape[:2]) / 300))
     for face in faces:
@@ -375,9 +412,7 @@ def _annotate(path: Path, rgb: np.ndarray, faces: list[FacePrediction]) -> Path:
             thickness,
             cv2.LINE_AA,
         )
-    make_dir(path.parent)
-    save_png(image, path)
-    return path
+    return image
 
 
 def write_rows(predictions: list[FacePrediction], classes: tuple[str, ...], path: str | os.PathLike, fmt: str) -> Path:

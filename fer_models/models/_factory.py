@@ -11,13 +11,16 @@ from fer_models.models._registry import get_spec
 from fer_synth.core.errors import FerError, MissingPathError
 
 
-def create_model(name: str, num_classes: int = 7, weights: str | os.PathLike | None = None, **kwargs) -> nn.Module:
+def create_model(
+    name: str, num_classes: int | None = None, weights: str | os.PathLike | None = None, **kwargs
+) -> nn.Module:
     """Build a registered model. The module gets a ``spec`` attribute with its input size and channels.
 
+    ``num_classes``: None builds the model's own default (FER2013's seven; a shipped model's own classes).
     ``weights``: a local ``.safetensors`` file to initialise from (see :func:`load_weights`).
     """
     spec = get_spec(name)
-    model = spec.builder(num_classes=num_classes, **kwargs)
+    model = spec.builder(**({} if num_classes is None else {"num_classes": num_classes}), **kwargs)
     model.spec = spec
     if weights is not None:
         load_weights(model, weights)

@@ -65,6 +65,10 @@ class CbamResNet(_ResNetTrunk):
         """The layer that maps the feature vector to the logits (timm's convention)."""
         return self.head[-1]
 
+    def get_cam_layer(self) -> nn.Module:
+        """The last stage refined by CBAM (Grad-CAM's layer: fer_models.inference.explain)."""
+        return self.cbam[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.stage_outputs(x, self.cbam)[-1]))
 
@@ -83,6 +87,11 @@ class MultiScaleResNet(_ResNetTrunk):
     def get_classifier(self) -> nn.Linear:
         """The layer that maps the feature vector to the logits (timm's convention)."""
         return self.head[-1]
+
+    def get_cam_layer(self) -> nn.Module:
+        """The deepest scale, refined by CBAM (Grad-CAM's layer:
+        fer_models.inference.explain); the head sees all four."""
+        return self.cbam[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.stage_outputs(x)
@@ -109,6 +118,10 @@ class CbamEfficientNet(nn.Module):
     def get_classifier(self) -> nn.Linear:
         """The layer that maps the feature vector to the logits (timm's convention)."""
         return self.head[-1]
+
+    def get_cam_layer(self) -> nn.Module:
+        """The final feature map refined by CBAM (Grad-CAM's layer: fer_models.inference.explain)."""
+        return self.cbam
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))

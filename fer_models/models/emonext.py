@@ -84,6 +84,11 @@ class EmoNeXt(nn.Module):
         """The layer that maps the feature vector to the logits (timm's convention)."""
         return self.head.fc
 
+    def get_cam_layer(self) -> nn.Module:
+        """The last stage's blocks (Grad-CAM's layer:
+        fer_models.inference.explain; forward calls them, not the stage)."""
+        return self.stages[-1].blocks
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(self.stn(x))
         for stage, se in zip(self.stages, self.se):

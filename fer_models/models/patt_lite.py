@@ -104,6 +104,11 @@ class PAttLite(nn.Module):
         """The layer that maps the feature vector to the logits (timm's convention)."""
         return self.classifier
 
+    def get_cam_layer(self) -> nn.Module:
+        """The backbone's 14x14 map (Grad-CAM's layer:
+        fer_models.inference.explain); the patch layers leave only 2x2."""
+        return self.blocks
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.patches(self.blocks(self.bn1(self.conv_stem(x)))).flatten(2).transpose(1, 2)  # [B, 4, 256]
         tokens = self.embed(self.dropout(tokens))

@@ -72,6 +72,11 @@ class ResEmoteNet(nn.Module):
         """The layer that maps the feature vector to the logits (timm's convention)."""
         return self.head[-1]
 
+    def get_cam_layer(self) -> nn.Module:
+        """The SE block's 8x8 map (Grad-CAM's layer: fer_models.inference.explain): the strided residual blocks after it
+        shrink a 64x64 face to 1x1."""
+        return self.features[5]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 

@@ -87,6 +87,10 @@ class ResidualMaskingNetwork(nn.Module):
         """The layer that maps the feature vector to the logits (timm's convention)."""
         return self.head[-1]
 
+    def get_cam_layer(self) -> nn.Module:
+        """The last stage (Grad-CAM's layer: fer_models.inference.explain); its gradient flows through the mask too."""
+        return self.layer4
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         for stage, mask in zip((self.layer1, self.layer2, self.layer3, self.layer4), self.masks):

@@ -32,6 +32,10 @@ class SmallCNN(nn.Module):
         """The layer that maps the feature vector to the logits (timm's convention)."""
         return self.head[-1]
 
+    def get_cam_layer(self) -> nn.Module:
+        """The last feature map before its pooling (Grad-CAM's layer: fer_models.inference.explain)."""
+        return self.features[-2]
+
     def forward(self, x):
         return self.head(self.features(x))
 

@@ -40,6 +40,10 @@ class KhaireddinVGG(nn.Module):
         """The layer that maps the feature vector to the logits (timm's convention)."""
         return self.classifier[-1]
 
+    def get_cam_layer(self) -> nn.Module:
+        """The last feature map before its pooling (Grad-CAM's layer: fer_models.inference.explain)."""
+        return self.features[-1][-2]
+
     def forward(self, x):
         return self.classifier(self.features(x))
 

@@ -1,8 +1,8 @@
 """Recipes: a paper's training hyper-parameters as a YAML data file in this folder.
 
 A recipe is a mapping of :class:`fer_models.training.config.TrainConfig` fields (``augment`` a mapping of
-:class:`fer_models.data.Augment` fields) plus ``description`` and ``paper``. Any command-line flag overrides
-a recipe value. The schema is documented in docs/training.md.
+:class:`fer_models.data.Augment` fields) plus ``description``, ``paper`` and, for an ensemble recipe, ``ensemble``. Any
+command-line flag overrides a recipe value. The schema is documented in docs/training.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import yaml
 from fer_synth.core.errors import FerError, MissingPathError
 
 RECIPE_DIR = Path(__file__).parent
-INFO_KEYS: tuple[str, ...] = ("description", "paper")
+#: Keys that describe a recipe rather than set a training field; ``ensemble``: the balance methods of the data its
+#: members train on, one model each, averaged (``fer-models compare`` adds that ensemble as an arm).
+INFO_KEYS: tuple[str, ...] = ("description", "paper", "ensemble")
 
 
 def recipe_path(name_or_path: str | os.PathLike) -> Path:

@@ -3,8 +3,10 @@
 It reads, and never recomputes: a run's ``best.json`` (settings) and ``metrics.json`` (history), the
 ``evaluation-<split>.json`` reports that ``fer-models evaluate`` wrote beside a checkpoint or ensemble file, and
 their ``evaluation-<split>.npz`` probabilities (for the worst-confused faces). Every number on the page is one of
-those reports' numbers (``report.json`` holds them as shown). Sections are plain functions of the loaded reports,
-so a ``compare`` section (issue 12) is one more function in :data:`SECTIONS`.
+those reports' numbers (``report.json`` holds them as shown). The one thing computed here is a picture: where the
+model looks per class (the mean Grad-CAM over correctly classified faces, :mod:`fer_models.inference.explain`).
+Sections are plain functions of the loaded reports, so a ``compare`` section (issue 12) is one more function in
+:data:`SECTIONS`.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fer_models import checkpoint as ckpt
 from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE
-from fer_models.evaluation.compare import plot_recall
+from fer_models.evaluation.compare import leaderboard, plot_recall
 from fer_models.evaluation.evaluate import load_predictions
 from fer_models.training.history import plot_curves
 from fer_synth.core import store
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.classes import CLASSES
+from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, MissingPathError
 from fer_synth.core.folders import describe_skipped
 from fer_synth.ui import html, plots
@@ -42,6 +46,8 @@ HEADLINE = (
     ("top3_accuracy", "top-3 %"),
 )
 WORST_PER_CLASS = 5  # two classes side by side on a laptop screen
+CAM_FACES_PER_CLASS = 32  # faces per class in the mean Grad-CAM: a stable picture; minutes for big models on a CPU
+CAM_SIDE = 144  # its thumbnails' side (3x the faces)
 SETTINGS = (
     "model",
     "recipe",
@@ -267,9 +273,17 @@ def _entry_body(e: Entry, images: html.Images) -> str:
 
 
 def _evaluation(e: Entry, split: str, report: dict, images: html.Images) -> str:
-    classes = e.classes
+    classes = report.get("classes", e.classes)  # the classes evaluated: those the model shares with the data
     key = f"{e.key}.evaluations.{split}"
     parts = [f"<h3>{html.esc(split)}: {report['n']:,} rows, TTA {html.esc(report['tta'])}</h3>"]
+    if "class_mapping" in report:
+        parts.append(
+            html.note(
+                f"Evaluated on the {len(classes)} classes the model shares with the data: "
+                f"{report['class_mapping']['note']}.",
+                warn=True,
+            )
+        )
     if report.get("n_synthetic"):
         parts.append(
             html.note(
@@ -334,33 +348,46 @@ def _evaluation(e: Entry, split: str, report: dict, images: html.Images) -> str:
             "Rows: true class; columns: predicted. Left: counts; right: share of the row.",
         )
     )
-    parts.append(_worst_confused(e, split, report, images))
+    evaluated = _evaluated_faces(split, report, classes)
+    parts.append(_worst_confused(e, split, evaluated, images, classes))
+    parts.append(_where_it_looks(e, split, evaluated, images, classes))
     return "".join(parts)
 
 
-def _worst_confused(e: Entry, split: str, report: dict, images: html.Images) -> str:
-    """Per true class, the wrong predictions made with the most confidence, as thumbnails."""
-    title = "<h3>Most confident mistakes per true class</h3>"
+def _evaluated_faces(split: str, report: dict, classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """(probabilities, labels into ``classes``, faces) of an evaluation's scored rows, read back from its .npz and its
+    data file; or, when they cannot be, a note saying why."""
     predictions = Path(report.get("predictions_file", ""))
     data = next((Path(p) for p in (report.get("data_path"), report.get("data")) if p and Path(p).exists()), None)
     if not predictions.is_file() or data is None:
-        return title + html.note(
+        return html.note(
             "Needs the evaluation's probabilities (evaluation-<split>.npz, written by this "
             "version's `fer-models evaluate`) and its data file; not found."
         )
-    probs, labels = load_predictions(predictions)
+    probs, labels, rows = load_predictions(predictions)
     faces = store.read_split(data, split, provenance=False)
-    if not np.array_equal(faces.labels, labels):
-        return title + html.note(f"{data} has changed since the evaluation (labels differ); evaluate again.", warn=True)
+    if rows.max(initial=-1) >= len(faces) or [faces.classes[i] for i in faces.labels[rows]] != [
+        classes[i] for i in labels
+    ]:
+        return html.note(f"{data} has changed since the evaluation (labels differ); evaluate again.", warn=True)
+    return probs, labels, faces.images[rows]
+
+
+def _worst_confused(e: Entry, split: str, evaluated: tuple | str, images: html.Images, classes: list[str]) -> str:
+    """Per true class (of ``classes``, the evaluation's), the wrong predictions made with the most confidence, as
+    thumbnails."""
+    title = "<h3>Most confident mistakes per true class</h3>"
+    if isinstance(evaluated, str):
+        return title + evaluated
+    probs, labels, faces = evaluated
     predicted = probs.argmax(1)
-    classes = e.classes
     blocks = []
     for label, name in enumerate(classes):
         wrong = np.flatnonzero((labels == label) & (predicted != label))
         worst = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:WORST_PER_CLASS]
         items = [
             (
-                images.save_png(f"worst-{e.index}-{split}-{label}-{k}.png", faces.images[row]),
+                images.save_png(f"worst-{e.index}-{split}-{label}-{k}.png", faces[row]),
                 f"{classes[predicted[row]]} {probs[row, predicted[row]]:.2f} [{row}]",
             )
             for k, row in enumerate(worst)
@@ -378,6 +405,35 @@ def _worst_confused(e: Entry, split: str, report: dict, images: html.Images) -> 
         + html.note("Under each face: the predicted class, its probability and [the row].")
         + html.labelled_thumbs(blocks)
     )
+
+
+def _where_it_looks(e: Entry, split: str, evaluated: tuple | str, images: html.Images, classes: list[str]) -> str:
+    """Per class, the mean Grad-CAM for that class over faces of it classified correctly, over their mean face."""
+    from fer_models.inference.classifier import load_classifier
+    from fer_models.inference.explain import class_mean_cams, overlay
+
+    title = "<h3>Where the model looks</h3>"
+    if isinstance(evaluated, str):
+        return title + evaluated
+    probs, labels, faces = evaluated
+    classifier = load_classifier(e.path, resolve_device("auto"))
+    # The evaluation's classes may be a subset of the model's (class_mapping): Grad-CAM takes the model's indices.
+    index = np.array([classifier.classes.index(c) for c in classes])
+    means = class_mean_cams(classifier, faces, index[labels], index[probs.argmax(1)], CAM_FACES_PER_CLASS)
+    items = []
+    for k, (face, cam, n) in means.items():
+        big = np.asarray(Image.fromarray(face).resize((CAM_SIDE, CAM_SIDE), Image.BICUBIC))
+        src = images.save_png(f"cam-{e.index}-{split}-{k}.png", overlay(big, cam))
+        items.append((src, f"{classifier.classes[k]} ({n})"))
+    missing = [c for c in classes if classifier.classes.index(c) not in means]
+    notes = html.note(
+        f"Per class: Grad-CAM for that class (red: most weight), averaged over the first "
+        f"{CAM_FACES_PER_CLASS} {split} faces of it the model got right (their number in brackets), "
+        "drawn over their mean face. Faces as the model sees them, without TTA."
+    )
+    if missing:
+        notes += html.note(f"No correctly classified face of {', '.join(missing)}.", warn=True)
+    return title + notes + html.labelled_thumbs([("", items)])
 
 
 def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
@@ -435,59 +491,81 @@ def _members_vs_ensemble(e: Entry, images: html.Images) -> str:
 def comparisons_section(
     entries: list[Entry], comparisons: list[dict], images: html.Images, facts: dict
 ) -> list[tuple[str, str, str]]:
-    """``fer-models compare`` results: each arm's mean and spread over seeds, its paired difference to the first
-    arm with a 95% interval, and per-class recall side by side."""
+    """``fer-models compare`` results as a leaderboard: per arm, best balanced accuracy first, accuracy, balanced
+    accuracy, macro-F1 and per-class recall (means over seeds) with 95% intervals, and each one's paired difference
+    to the baseline (the first arm) with its interval."""
     facts["comparisons"] = [{**c, "arms": {_key(name): arm for name, arm in c["arms"].items()}} for c in comparisons]
     shown = []
     for k, c in enumerate(comparisons):
-        arms = list(c["arms"].items())
-        header = ["arm", "data", html.Cell("seeds", numeric=True)]
+        classes, first = c["classes"], c["first"]
+        header = ["#", "arm", "data"]
         groups = [("", 3)]
         for _, label in HEADLINE[:3]:
             header += [
                 html.Cell("mean", numeric=True),
-                html.Cell("sd", numeric=True),
-                html.Cell("Δ first", numeric=True),
-                html.Cell("± 95%", numeric=True),
+                html.Cell("95%", numeric=True),
+                html.Cell("Δ baseline", numeric=True),
+                html.Cell("95%", numeric=True),
             ]
             groups.append((label, 4))
-        rows = []
-        for name, arm in arms:
+        rows, recall_rows = [], []
+        for rank, name in enumerate(leaderboard(c), 1):
+            arm = c["arms"][name]
             key = f"comparisons.{k}.arms.{_key(name)}"
-            row = [
-                name,
-                Path(arm["data"]).name + (f" {arm['variant']}" if arm["variant"] else ""),
-                html.num(len(arm["per_seed"])),
-            ]
+            what = (
+                " + ".join(arm["members"])
+                if arm.get("members")
+                else (Path(arm["data"]).name + (f" {arm['variant']}" if arm["variant"] else ""))
+            )
+            row = [html.num(rank), html.Cell(f"{name} (baseline)" if name == first else name), what]
             for metric, _ in HEADLINE[:3]:
-                diff = arm["vs_first"][metric]
-                row += [
-                    html.pct(arm[metric]["mean"], f"{key}.{metric}.mean"),
-                    html.pct(arm[metric]["std"], f"{key}.{metric}.std"),
-                    html.pct(diff["mean"], f"{key}.vs_first.{metric}.mean") if name != c["first"] else "",
-                    html.pct(diff["ci95"], f"{key}.vs_first.{metric}.ci95")
-                    if diff["ci95"] is not None and name != c["first"]
-                    else "",
-                ]
+                row += _interval_cells(arm[metric], f"{key}.{metric}")
+                row += (
+                    ["", ""]
+                    if name == first
+                    else _interval_cells(arm["vs_first"][metric], f"{key}.vs_first.{metric}", signed=True)
+                )
             rows.append(row)
+            recall_rows.append(
+                [html.Cell(name)]
+                + [cell for cls in classes for cell in _interval_cells(arm["recall"][cls], f"{key}.recall.{cls}")]
+            )
         plot_recall(images.path(f"compare-{k}.png"), c)
         body = [
             html.note(
                 f"Recipe {c.get('recipe') or 'default'}; {c['seeds']} seed(s) per arm; every arm evaluated "
-                f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Differences are paired "
-                "seed by seed against the first arm."
+                f"on the same val/test (fingerprint {c.get('eval_fingerprint')}). Intervals: "
+                f"{c.get('interval', 'see docs/rebalancing.md')}; an interval that holds 0 shows no "
+                "difference."
             ),
             html.table(
                 header,
                 rows,
                 table_id=f"compare-{k}",
                 groups=groups,
-                caption=f"Test metrics (%) over seeds; Δ first: the paired difference to {c['first']}",
+                caption=f"Leaderboard, best balanced accuracy first: test metrics (%) and the paired "
+                f"difference to the baseline {first}",
+            ),
+            html.table(
+                ["arm"] + [html.Cell(h, numeric=True) for _ in classes for h in ("mean", "95%")],
+                recall_rows,
+                table_id=f"compare-recall-{k}",
+                groups=[("", 1)] + [(c, 2) for c in classes],
+                caption="Test recall per class (%): mean over seeds and 95% interval",
             ),
             images.figure(f"compare-{k}.png", "per-class recall per arm"),
         ]
         shown.append((f"compare-{k}", f"Comparison: {Path(c['_path']).parent.name}", "".join(body)))
     return shown
+
+
+def _interval_cells(value: dict, key: str, signed: bool = False) -> list[html.Cell]:
+    """A mean (or difference), carrying its exact value, and its 95% interval (exact values in report.json)."""
+    sign = "+" if signed else ""
+    return [
+        html.Cell(f"{100 * value['mean']:{sign}.2f}", value["mean"], True, f"{key}.mean"),
+        html.Cell(f"[{100 * value['low']:{sign}.1f}, {100 * value['high']:{sign}.1f}]", numeric=True),
+    ]
 
 
 def _key(name: str) -> str:
@@ -509,6 +587,11 @@ def load_comparison(path: str | os.PathLike) -> dict:
         comparison = None
     if not isinstance(comparison, dict) or "arms" not in comparison:
         raise FerError(f"{file}: not a `fer-models compare` result; run the comparison again")
+    if any("low" not in arm["accuracy"] for arm in comparison["arms"].values()):
+        raise FerError(
+            f"{file}: written by an earlier `fer-models compare`, without intervals; run the same comparison "
+            "again (its runs are reused) to write them"
+        )
     comparison["_path"] = str(file)
     return comparison
 

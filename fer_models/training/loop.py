@@ -32,6 +32,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fer_models import checkpoint as ckpt
 from fer_models.data import (
+    TTA_MODES,
     Augment,
     TensorSplit,
     augment_batch,
@@ -42,7 +43,8 @@ from fer_models.data import (
     mix_batch,
 )
 from fer_models.evaluation.metrics import classification_metrics
-from fer_models.inference.probabilities import predict_proba
+from fer_models.inference.calibration import calibration_record
+from fer_models.inference.probabilities import predict_proba, predict_view_logits
 from fer_models.losses import build_loss, class_weights
 from fer_models.models import create_model, get_spec
 from fer_models.recipes import recipe_path
@@ -184,7 +186,8 @@ def build_state(
 
 def restore(out: Path, config: TrainConfig, state: TrainingState, data_id: dict) -> dict:
     """Continue from ``out``'s training state; the settings (but RESUMABLE_CHANGES) and the data's content must
-    be those of the saved run. Returns the saved epoch's metadata."""
+    be those of the saved run, and ``config`` must not ask for fewer epochs than it trained. Returns the saved
+    epoch's metadata."""
     saved, meta = ckpt.load_state(out / STATE_FILE)
     changed = sorted(k for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES and meta["config"].get(k) != v)
     if changed:
@@ -197,6 +200,12 @@ def restore(out: Path, config: TrainConfig, state: TrainingState, data_id: dict)
             f"{out} was trained on other data (fingerprint {meta['data'].get('fingerprint')}, "
             f"{config.data} has {data_id.get('fingerprint')}); use that data, choose another --out, or "
             "pass --overwrite to start over"
+        )
+    if meta["epoch"] > config.epochs:  # its files would then describe a run it never was
+        raise FerError(
+            f"{config.out} holds a finished run of {meta['epoch']} epochs, not {config.epochs}; run it with "
+            f"--epochs {meta['epoch']} (or more to continue it), choose another --out, or pass --overwrite "
+            "to start over"
         )
     state.load_state_dict(saved)
     state.epoch, state.history = meta["epoch"], meta["history"]
@@ -214,9 +223,10 @@ def train_one_epoch(
     d: Dist,
     device: torch.device,
     epoch: int,
-    deadline: float | None,
+    budget_left: float | None,
 ) -> EpochStats:
-    """One pass over this rank's batches of ``split``; stops early (on every rank) past ``deadline``."""
+    """One pass over this rank's batches of ``split``; stops early (on every rank) once it has taken
+    ``budget_left`` seconds on the run's budget clock (then its recorded time is at least that)."""
     # Every random draw of an epoch comes from (seed, epoch): resuming replays exactly.
     torch.manual_seed(config.seed * 1_000_003 + epoch)
     g = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + epoch)
@@ -225,6 +235,7 @@ def train_one_epoch(
     clock = BUDGET_CLOCKS[config.budget_clock]
     net.train()
     start, cpu_start = time.perf_counter(), time.process_time()
+    deadline = None if budget_left is None else clock() + budget_left
     seen, loss_sum, correct = 0, torch.zeros((), device=device), torch.zeros((), device=device)
     out_of_time = False
     steps = batches(order, config.batch_size, d.rank, d.world_size)
@@ -390,11 +401,18 @@ def _train(
     state = build_state(config, train_split, steps_per_epoch, device)
     if continues and (out / STATE_FILE).exists():
         meta = restore(out, config, state, data_id)
-        if finished(state, config):  # left exactly as it is: not even its config.json is written again
-            logger.info(f"the run in {config.out} is complete ({state.epoch} epochs); nothing to train")
+        over = stop_reason(state, config)
+        if over and _finished(out):  # left exactly as it is: not even its config.json is written again
+            logger.info(
+                f"the run in {config.out} is complete ({state.epoch} epochs, stopped by {over}); nothing to train"
+            )
             d.close()
-            return _result(config, state, "complete")
-        logger.info(f"continuing the run in {config.out} after epoch {state.epoch} of {config.epochs}")
+            return _result(config, state, over)
+        logger.info(
+            f"the run in {config.out} is complete ({state.epoch} epochs, stopped by {over}); finishing its files"
+            if over
+            else f"continuing the run in {config.out} after epoch {state.epoch} of {config.epochs}"
+        )
         if d.main:
             write_derived(out, state, meta)
     start_epoch = state.epoch
@@ -432,12 +450,14 @@ def _train(
         "config": asdict(config),
         "data": data_id,
     }
-    clock = BUDGET_CLOCKS[config.budget_clock]
-    deadline = None if config.time_budget is None else clock() + config.time_budget
-    stopped_by = "epochs"
+    stopped_by = stop_reason(state, config) or "epochs"
     for epoch in range(start_epoch + 1, config.epochs + 1):
+        if stop_reason(state, config):
+            break
+        # The budget counts the training epochs' time, recorded in the history: a continued run has what is left.
+        budget_left = None if config.time_budget is None else config.time_budget - budget_used(state, config)
         stats = train_one_epoch(
-            net, state, train_split, config, aug, input_size, spec.in_chans, d, device, epoch, deadline
+            net, state, train_split, config, aug, input_size, spec.in_chans, d, device, epoch, budget_left
         )
         # BN statistics drift apart per rank; evaluate rank 0's on every rank.
         broadcast_from_main([*state.model.buffers(), *(state.ema.buffers() if state.ema is not None else ())], d)
@@ -478,15 +498,11 @@ def _train(
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             save_epoch(out, state, meta, improved, config, steps_per_epoch)
-        if stats.out_of_time:
-            stopped_by = "time-budget"
-            break
-        if config.early_stop is not None and state.stale >= config.early_stop:
-            stopped_by = "early-stop"
-            break
+        stopped_by = stop_reason(state, config) or stopped_by
     if d.main and state.history:
         write_history(out, state.history)
         plot_curves(out / "curves.png", state.history)
+        calibrate_checkpoint(out / "best.json", val_split)
     logger.info(
         f"done ({stopped_by}): best val {config.monitor} "
         f"{state.best if state.best is None else round(state.best, 4)} at epoch {state.best_epoch}; "
@@ -496,17 +512,10 @@ def _train(
     return _result(config, state, stopped_by)
 
 
-def finished(state: TrainingState, config: TrainConfig) -> bool:
-    """Whether the restored run is complete under ``config``: all its epochs done, or stopped early. A run that
-    trained more epochs than ``config`` asks for is refused: its files would then describe a run it never was."""
-    if state.epoch > config.epochs:
-        raise FerError(
-            f"{config.out} holds a finished run of {state.epoch} epochs, not {config.epochs}; run it with "
-            f"--epochs {state.epoch} (or more to continue it), choose another --out, or pass --overwrite "
-            "to start over"
-        )
-    stopped_early = config.early_stop is not None and state.stale >= config.early_stop
-    return state.epoch == config.epochs or stopped_early
+def _finished(out: Path) -> bool:
+    """Whether a complete run's last steps are done: its history, curves and, last, the calibration of ``best``
+    (a run killed before them has them done by the same command again)."""
+    return (out / "best.json").exists() and "calibration" in ckpt.read_meta(out / "best.json")
 
 
 def _result(config: TrainConfig, state: TrainingState, stopped_by: str) -> RunResult:
@@ -521,6 +530,41 @@ def _result(config: TrainConfig, state: TrainingState, stopped_by: str) -> RunRe
         state.eval_model.to(memory_format=torch.contiguous_format),
         state.loss,
     )
+
+
+def budget_used(state: TrainingState, config: TrainConfig) -> float:
+    """Seconds of ``config.time_budget`` spent: the recorded epochs' training time on the budget's clock."""
+    key = "cpu_seconds" if config.budget_clock == "cpu" else "seconds"
+    return sum(h[key] for h in state.history)
+
+
+def stop_reason(state: TrainingState, config: TrainConfig) -> str | None:
+    """Why the run is over (``epochs``, ``time-budget``, ``early-stop``), or None while it has epochs to train.
+    A function of the saved state, so the same command after an interruption stops where an uninterrupted run does."""
+    if state.epoch >= config.epochs:
+        return "epochs"
+    if config.time_budget is not None and state.history and budget_used(state, config) >= config.time_budget - 1e-6:
+        return "time-budget"
+    if config.early_stop is not None and state.stale >= config.early_stop:
+        return "early-stop"
+    return None
+
+
+def calibrate_checkpoint(path: str | Path, split: TensorSplit) -> dict:
+    """Fit the checkpoint's temperature for each TTA mode on ``split`` (the run's val) and store it in its JSON
+    (:mod:`fer_models.inference.calibration`); a checkpoint calibrated before is left as it is. Float32, so that the
+    temperatures are those of the default (exact) inference."""
+    meta = ckpt.read_meta(path)
+    if "calibration" not in meta:
+        model, meta = ckpt.load_model(path, split.images.device)
+        logits = {
+            tta: predict_view_logits(model, split.images, meta["input_size"], meta["in_chans"], tta)
+            for tta in TTA_MODES
+        }
+        meta["calibration"] = calibration_record(logits, split.labels.cpu().numpy(), split.name)
+        ckpt.write_json(meta.pop("_path"), meta)
+        logger.info("calibrated %s on %s: temperature %s", path, split.name, meta["calibration"]["temperature"])
+    return meta["calibration"]
 
 
 def _headline(metrics: dict) -> dict:

@@ -128,6 +128,20 @@ def known_list(name: str) -> ClassList:
     raise UnknownClassError(f"unknown class list {name!r}; choose one of {', '.join(k.name for k in KNOWN_LISTS)}")
 
 
+def known_list_holding(names: Iterable[str]) -> ClassList:
+    """The first known list (FER2013's, then FER+'s) that holds every one of ``names``: the class list of a pool
+    of generated faces, which may hold only some classes.
+
+    >>> known_list_holding(["fear", "happy"]).name, known_list_holding(["contempt"]).name
+    ('fer2013', 'ferplus')
+    """
+    names = set(names)
+    for known in KNOWN_LISTS:
+        if names <= set(known.names):
+            return known
+    raise UnknownClassError(f"no known class list holds {', '.join(sorted(names - set(VOCABULARY.names)))}")
+
+
 def class_list(names: Iterable[str]) -> ClassList:
     """The :class:`ClassList` of these names: a known list when they are one (so it has that name), else a
     list named ``custom``."""

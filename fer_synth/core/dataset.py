@@ -3,8 +3,8 @@
 A :class:`Split` is a set of column arrays of equal length, one row per face: 48x48 uint8 grayscale images,
 label indices into the split's class list (FER2013's seven unless told otherwise), optionally the label
 distribution each row was annotated with (FER+'s votes), and per-row provenance (real or synthetic, where the
-row came from, and for synthetic rows the prompt, seed and model that made it). A :class:`Dataset` is an
-ordered mapping of split names to splits.
+row came from, and for synthetic rows the prompt, seed and model that made it, or the real rows it was made
+from). A :class:`Dataset` is an ordered mapping of split names to splits.
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ class Split:
     images: np.ndarray  # uint8 [N, H, W]
     labels: np.ndarray  # int64 [N], indices into ``classes``
     source: np.ndarray = None  # uint8 [N]: REAL or SYNTHETIC
-    origin: np.ndarray = None  # object [N]: CSV row number or file path
+    origin: np.ndarray = None  # object [N]: CSV row number or file path; for an oversampled row its method (ros, smote)
     prompt: np.ndarray = None  # object [N]: generation prompt, "" for real rows
     seed: np.ndarray = None  # int64 [N]: generation seed, -1 for real rows
     model: np.ndarray = None  # object [N]: generator model, "" for real rows
     judge_score: np.ndarray = None  # float32 [N]: a judge's probability of the row's label, NaN when not judged
+    parents: np.ndarray = None  # object [N]: JSON list of the origins an oversampled row was made from, "" otherwise
     soft_labels: np.ndarray | None = None  # float32 [N, C]: each row's label distribution (FER+ votes), or None
     classes: ClassList = FER2013  # what the label indices mean
 
@@ -50,11 +51,12 @@ class Split:
         self.origin = _str_array(self.origin, n)
         self.prompt = _str_array(self.prompt, n)
         self.model = _str_array(self.model, n)
+        self.parents = _str_array(self.parents, n)
         self.seed = np.full(n, -1, np.int64) if self.seed is None else np.asarray(self.seed, np.int64)
         self.judge_score = (
             np.full(n, np.nan, np.float32) if self.judge_score is None else np.asarray(self.judge_score, np.float32)
         )
-        for name in ("labels", "source", "origin", "prompt", "seed", "model", "judge_score"):
+        for name in COLUMNS[1:]:
             if len(getattr(self, name)) != n:
                 raise ValueError(f"column {name!r} has {len(getattr(self, name))} rows, images has {n}")
         if self.images.ndim != 3:
@@ -124,7 +126,9 @@ class Split:
         )
 
 
-COLUMNS: tuple[str, ...] = ("images", "labels", "source", "origin", "prompt", "seed", "model", "judge_score")
+COLUMNS: tuple[str, ...] = ("images", "labels", "source", "origin", "prompt", "seed", "model", "judge_score", "parents")
+#: The columns that hold text.
+TEXT_COLUMNS: tuple[str, ...] = ("origin", "prompt", "model", "parents")
 
 
 def shared_classes(splits: Mapping[str, Split]) -> ClassList:

@@ -10,6 +10,8 @@ One file holds the ``train``, ``val`` and ``test`` splits. Per split, a group wi
 * ``prompt``, ``seed``, ``model``: generation provenance ("" / -1 for real rows)
 * ``judge_score``: float32, a judge's probability of the row's label (NaN when not judged); optional: files
   written before it existed read as all-NaN, and readers that do not know it ignore it
+* ``parents``: str, for a row an oversampler made (``balance --method ros|smote|...``) the JSON list of the
+  ``origin`` of the real rows it was made from ("" otherwise); optional like ``judge_score`` (older files read as "")
 
 Root attributes: ``format``, ``format_version``, ``classes`` (the class names in label order), ``image_size``,
 ``writer`` (tool and version), ``command``, ``created``, ``fingerprint`` (content hash) and
@@ -38,7 +40,7 @@ import numpy as np
 
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import ClassList, class_list
-from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, Dataset, Split, shared_classes
+from fer_synth.core.dataset import COLUMNS, SOURCE_NAMES, TEXT_COLUMNS, Dataset, Split, shared_classes
 from fer_synth.core.errors import FerError, InvalidOptionError, MissingPathError, SplitNotFoundError
 from fer_synth.core.images import printable
 
@@ -58,7 +60,7 @@ _STR_DTYPE = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 1024
 COMPRESSIONS = (None, "gzip", "lzf")
 #: Columns a file may lack (added after version 1 without changing its layout for older readers).
-OPTIONAL_COLUMNS = frozenset({"judge_score"})
+OPTIONAL_COLUMNS = frozenset({"judge_score", "parents"})
 
 
 class FormatError(FerError, ValueError):
@@ -137,7 +139,7 @@ def _write_split(group: h5py.Group, split: Split, compression: str | None) -> No
     group.create_dataset("source", data=split.source, dtype=_SOURCE_DTYPE)
     group.create_dataset("seed", data=split.seed.astype(np.int64))
     group.create_dataset("judge_score", data=split.judge_score.astype(np.float32))
-    for name in ("origin", "prompt", "model"):
+    for name in TEXT_COLUMNS:
         group.create_dataset(
             name,
             data=[printable(v) for v in getattr(split, name).astype(str)],
@@ -180,6 +182,13 @@ def read_attrs(path: str | os.PathLike) -> dict:
     return attrs
 
 
+def split_sizes(path: str | os.PathLike) -> dict[str, int]:
+    """Rows per split of a fer_synth HDF5 file, without reading the rows."""
+    names = read_attrs(path)["splits"]
+    with h5py.File(path, "r") as f:
+        return {name: len(f[name]["labels"]) for name in names}
+
+
 def classes_of(path: str | os.PathLike) -> ClassList:
     """The class list of a fer_synth HDF5 file (what its label indices mean), after checking its format."""
     return class_list(read_attrs(path)["classes"])
@@ -205,9 +214,7 @@ def _read_group(group: h5py.Group, provenance: bool, classes: ClassList, rows: s
             if name in OPTIONAL_COLUMNS and name not in group:
                 continue  # written by a later version of the format; the Split fills its default
             ds = group[name]
-            data[name] = (
-                np.asarray(ds.asstr()[rows], dtype=object) if name in ("origin", "prompt", "model") else ds[rows]
-            )
+            data[name] = np.asarray(ds.asstr()[rows], dtype=object) if name in TEXT_COLUMNS else ds[rows]
         if "soft_labels" in group:
             data["soft_labels"] = group["soft_labels"][rows]
         return Split(**data, classes=classes)
@@ -221,7 +228,7 @@ def _read_group(group: h5py.Group, provenance: bool, classes: ClassList, rows: s
 def read(path: str | os.PathLike, splits: tuple[str, ...] | None = None, provenance: bool = True) -> Dataset:
     """Read every split (or the named ones) into a :class:`Dataset`; its ``attrs`` are the root attributes.
 
-    ``provenance=False`` skips the string columns (origin, prompt, model) for speed.
+    ``provenance=False`` skips the text columns (origin, prompt, model, parents) for speed.
     """
     attrs = read_attrs(path)
     names = splits or tuple(attrs["splits"])

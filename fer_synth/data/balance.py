@@ -2,9 +2,10 @@
 
 :func:`plan_topup` is a pure function of counts; :func:`apply_topup` draws the pool images the plan asks for
 (seeded, each pool image used at most once across all splits); :func:`balance` is the whole job behind
-``fer-synth balance``: read, map to train/val/test, top up, write; :func:`pack` the same without the top-up. Each
-takes its settings as one dataclass (:class:`BalanceConfig`, :class:`PackConfig`), whose fields the command lines'
-options are named after.
+``fer-synth balance``: read, map to train/val/test, top up (with generated faces, or by one of the classic
+methods of :mod:`fer_synth.data.oversample` on the train split), write; :func:`pack` the same without the top-up.
+Each takes its settings as one dataclass (:class:`BalanceConfig`, :class:`PackConfig`), whose fields the command
+lines' options are named after.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from fer_synth.core.outputs import (
 )
 from fer_synth.data.export import write_folders
 from fer_synth.data.near_duplicates import DEFAULT_MAX_DISTANCE, near_mask, phash
+from fer_synth.data.oversample import GENERATED, check_method, oversample
 from fer_synth.data.readers import read_dataset
 from fer_synth.data.splits import ProtocolSplits, drop_leaked, protocol_splits
 
@@ -185,7 +187,8 @@ class BalanceConfig(PackConfig):
     Synthetic images go into val or test only with ``force_synthetic_eval``; a pool too small is an error unless
     ``allow_shortfall``; pool faces nearly identical to a val/test face are refused unless ``allow_pool_leakage``
     (:func:`usable_pool`). ``dry_run`` plans and writes nothing. With ``judged``, only the faces the pool's judgement
-    (``fer-models judge``) accepts under that policy are used, best-judged first.
+    (``fer-models judge``) accepts under that policy are used, best-judged first. ``method``: ``generated`` (the
+    pool's faces) or a classic rebalancing of the train split from its own rows (:mod:`fer_synth.data.oversample`).
     """
 
     _: KW_ONLY
@@ -197,6 +200,7 @@ class BalanceConfig(PackConfig):
     allow_pool_leakage: bool = False
     dry_run: bool = False
     judged: SelectionPolicy | None = None
+    method: str = GENERATED
 
 
 def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | None], overwrite: bool) -> None:
@@ -267,7 +271,8 @@ def usable_pool(
 def balance(config: BalanceConfig) -> BalanceResult:
     """Top up ``config.dataset``'s chosen splits to the target with faces from the pool and write ``config.out``
     (:class:`BalanceConfig`). Nothing is written on a dry run; neither input is ever modified, and ``out`` may not
-    overlap them."""
+    overlap them. ``config.method`` other than ``generated`` tops up the train split by that classic method instead
+    (:func:`oversample_train`; the pool is not read)."""
     unknown = [s for s in config.splits if s not in store.SPLITS]
     if unknown:
         raise FerError(f"unknown split(s) {', '.join(unknown)}; choose from {', '.join(store.SPLITS)}")
@@ -278,9 +283,18 @@ def balance(config: BalanceConfig) -> BalanceResult:
             "add --force-synthetic-eval if you really mean it"
         )
     check_target(config.target)
+    check_method(config.method)
+    if config.method != GENERATED and (list(config.splits) != ["train"] or config.judged is not None):
+        raise InvalidOptionError(
+            f"--method {config.method} rebalances the train split only, from its own rows: drop "
+            "--splits and --judged (they choose generated faces)"
+        )
     if not config.dry_run:
-        check_output(config.out, [config.dataset, config.pool, config.ferplus], config.overwrite)
+        pool = config.pool if config.method == GENERATED else None  # the classic methods do not read it
+        check_output(config.out, [config.dataset, pool, config.ferplus], config.overwrite)
     protocol, skipped = prepare(config)
+    if config.method != GENERATED:
+        return oversample_train(config, protocol, skipped)
     pool_path = Path(config.pool)
     real = protocol.as_dict()
     pool_split, pool_notes = usable_pool(
@@ -312,6 +326,7 @@ def balance(config: BalanceConfig) -> BalanceResult:
     result.splits = apply_topup(real, pool_split, plan, config.seed, best_first=config.judged is not None)
     attrs = {
         "source_dataset": str(config.dataset),
+        "method": GENERATED,
         "pool": str(pool_path),
         "seed": config.seed,
         "target": str(config.target),
@@ -328,6 +343,58 @@ def balance(config: BalanceConfig) -> BalanceResult:
             f"{sum(judgement['accepted'].values())} of {judgement['judged']} faces trusted"
         )
     result.out = write_output(config.out, result.splits, attrs, config.compression)
+    return result
+
+
+def oversample_train(config: BalanceConfig, protocol: ProtocolSplits, skipped: list[tuple[str, str]]) -> BalanceResult:
+    """``balance --method ros|smote|...``: the train split of ``protocol`` brought to ``config.target`` by
+    ``config.method``, after the split (val and test are written as they are); nothing is written on a dry run."""
+    dataset, method, target, seed = config.dataset, config.method, config.target, config.seed
+    out, compression = None if config.dry_run else config.out, config.compression
+    real = protocol.as_dict()
+    train = real["train"]
+    counts = train.counts()
+    goal = resolve_target(target, counts)
+    wanted = np.where(counts > 0, np.maximum(goal - counts, 0), 0)
+    empty = np.where(counts == 0, goal, 0)
+    plan = TopUpPlan(
+        {"train": counts.tolist()},
+        {"train": np.maximum(goal, counts).tolist()},
+        {"train": wanted.tolist()},
+        {"train": empty.tolist()},
+        tuple(train.classes),
+    )
+    notes = [*protocol.notes]
+    if empty.any():
+        notes.append(
+            f"WARNING: {', '.join(c for c, n in zip(train.classes, counts) if not n)}: no train row to "
+            f"oversample from; --method {method} leaves such a class empty"
+        )
+    result = BalanceResult(real, plan, notes, skipped=skipped)
+    if out is None:
+        return result
+    resampled = oversample(train, method, goal, seed)
+    plan.take["train"] = resampled.added.tolist()
+    notes.extend(resampled.notes())
+    result.splits = {**real, "train": resampled.split}
+    attrs = {
+        "source_dataset": str(dataset),
+        "method": method,
+        "sampler": resampled.sampler,
+        "seed": seed,
+        "target": str(target),
+        "topped_up_splits": ["train"],
+        "forced_synthetic_eval": False,
+        "plan": {"counts": plan.counts, "targets": plan.targets, "take": plan.take, "shortfall": plan.shortfall},
+        "removed": {
+            "real": dict(zip(train.classes, resampled.removed_real.tolist())),
+            "synthetic": dict(zip(train.classes, resampled.removed_synthetic.tolist())),
+            "first_real": resampled.removed_examples,
+        },
+        "notes": notes,
+        "skipped_source_files": len(skipped),
+    }
+    result.out = write_output(out, result.splits, attrs, compression)
     return result
 
 

@@ -6,7 +6,8 @@
 
   - ``imagefolder``: Hugging Face ``datasets``' ImageFolder layout, ``OUT/<split>/<class>/<n>.png`` with
     ``OUT/<split>/metadata.jsonl`` (``file_name``, ``split``, ``label``, ``label_index``, ``source``, ``origin``,
-    ``prompt``, ``seed``, ``model``, ``judge_score`` (-1: not judged), and ``soft_labels`` when the file has them);
+    ``prompt``, ``seed``, ``model``, ``judge_score`` (-1: not judged), ``parents`` for an oversampled row, and
+    ``soft_labels`` when the file has them);
     ``datasets.load_dataset("imagefolder", data_dir=OUT)`` loads it (``val`` becomes ``validation``).
   - ``webdataset``: tar shards ``OUT/<split>-<k>.tar`` of at most ``shard_size`` samples, each sample a
     ``<key>.png`` and a ``<key>.json`` with the same fields (keys ``<split>-<row>``), as WebDataset reads them.
@@ -59,6 +60,8 @@ def row_record(split_name: str, split: Split, row: int, targets: np.ndarray | No
         "model": str(split.model[row]),
         "judge_score": -1.0 if np.isnan(score) else round(score, 6),
     }
+    if split.parents[row]:
+        record["parents"] = json.loads(split.parents[row])
     if targets is not None:
         record["soft_labels"] = [round(float(p), 6) for p in targets[row]]
     return record
@@ -84,6 +87,8 @@ def write_folders(out: str | os.PathLike, splits: Mapping[str, Split], attrs: Ma
                     }
                     if split.seed[row] >= 0:
                         record.update(prompt=split.prompt[row], seed=int(split.seed[row]), model=split.model[row])
+                    if split.parents[row]:
+                        record["parents"] = json.loads(split.parents[row])
                     manifest.write(json.dumps(record) + "\n")
         _write_marker(tmp, attrs, classes)
     return out

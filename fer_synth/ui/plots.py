@@ -185,10 +185,11 @@ def grouped_bars(
     series: Mapping[str, Sequence[float]],
     title: str = "",
     ylabel: str = "score",
-    errors: Mapping[str, Sequence[float]] | None = None,
+    errors: Mapping[str, Sequence] | None = None,
 ) -> Path:
     """Per class, one bar per series (e.g. models), series told apart by grey level; class names on the axis.
-    ``errors``: an error bar's half-length per series and class (e.g. a standard deviation over seeds)."""
+    ``errors``: per series, an error bar's half-length per class (e.g. a standard deviation over seeds), or two rows
+    [below, above] per class (an interval around the value)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(min(11.0, 3.0 + 0.35 * len(classes) * len(series)), 3.6))
     x = np.arange(len(classes))

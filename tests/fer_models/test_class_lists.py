@@ -11,7 +11,7 @@ from fer_models.evaluation.evaluate import evaluate
 from fer_models.inference.probabilities import predict_proba
 from fer_models.training.loop import train
 from fer_synth.core import store
-from fer_synth.core.classes import FERPLUS
+from fer_synth.core.classes import FERPLUS, ClassList
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 from tests.fer_models.helpers import separable_h5, tiny_config
@@ -52,11 +52,35 @@ def test_training_follows_the_soft_labels(tmp_path):
     assert (predicted == (val.labels + 1) % 8).mean() > 0.8  # the soft labels' class, not the hard label's
 
 
-def test_a_model_is_not_evaluated_on_another_class_list(tmp_path):
+def test_a_model_is_evaluated_on_the_classes_it_shares_with_the_data(tmp_path):
+    # Seven-class model on FER+ data: contempt rows cannot be scored and are left out, loudly.
+    seven = separable_h5(tmp_path / "seven.h5")
+    train(tiny_config(seven, tmp_path / "run7", epochs=1))
+    plus = store.write(
+        tmp_path / "plus.h5", {"train": separable_8(4, 0), "val": separable_8(2, 1), "test": separable_8(3, 2)}
+    )
+    report = evaluate(tmp_path / "run7", plus, "test", "none")
+    assert report["classes"] == list(FERPLUS)[:7] and report["n"] == 21
+    assert report["class_mapping"]["unscorable_data_classes"] == ["contempt"]
+    assert report["class_mapping"]["rows_left_out"] == 3 and "contempt" in report["class_mapping"]["note"]
+    assert sum(map(sum, report["results"]["none"]["all"]["confusion"])) == 21
+    # Eight-class model on seven-class data: contempt's probability dropped, the rest renormalised.
+    train(tiny_config(plus, tmp_path / "run8", epochs=1))
+    report = evaluate(tmp_path / "run8", seven, "test", "none", out=tmp_path / "eval8")
+    assert report["class_mapping"]["dropped_model_classes"] == ["contempt"] and report["class_mapping"]["renormalised"]
+    probs = np.load(tmp_path / "eval8" / "evaluation-test.npz")["probs"]
+    assert probs.shape[1] == 7 and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_a_model_sharing_too_few_classes_with_the_data_is_refused(tmp_path):
     seven = separable_h5(tmp_path / "seven.h5")
     train(tiny_config(seven, tmp_path / "run", epochs=1))
-    plus = store.write(
-        tmp_path / "plus.h5", {"train": separable_8(4, 0), "val": separable_8(2, 1), "test": separable_8(2, 2)}
+    rng = np.random.default_rng(0)
+    other = Split(
+        rng.integers(0, 255, (4, 48, 48), dtype=np.uint8),
+        np.array([0, 1, 0, 1]),
+        classes=ClassList("custom", ["happy", "pain"]),
     )
-    with pytest.raises(FerError, match="predicts 7 classes .* the test split has 8"):
-        evaluate(tmp_path / "run", plus, "test", "none")
+    data = store.write(tmp_path / "other.h5", {"train": other, "val": other, "test": other})
+    with pytest.raises(FerError, match="share 1 class"):
+        evaluate(tmp_path / "run", data, "test", "none")

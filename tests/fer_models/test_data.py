@@ -89,3 +89,38 @@ def test_batches_split_ranks_evenly_and_disjointly():
     assert [len(b) for b in ranks] == [5, 5]
     seen = torch.cat([torch.cat(b) for b in ranks])
     assert len(set(seen.tolist())) == len(seen) == 100
+
+
+def _smooth_faces(n: int = 16) -> torch.Tensor:
+    """Faces with structure (a gradient and a bright disc), so that blur and JPEG have something to change."""
+    ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    disc = ((ys - 24) ** 2 + (xs - 20) ** 2 < 100).float() * 120
+    base = (xs * 2 + disc + 40).clamp(0, 255)
+    return (base + torch.arange(n).view(-1, 1, 1) * 3).clamp(0, 255).to(torch.uint8)
+
+
+@pytest.mark.parametrize("photo", [{"downscale": 1.0}, {"blur": 1.0}, {"jpeg": 1.0}, {"gamma": 1.0}])
+def test_photo_domain_augmentations_are_seeded_bounded_and_off_at_zero(photo):
+    images = _smooth_faces()
+    plain = augment_batch(images, Augment(), 48, 1, torch.Generator().manual_seed(0))
+    aug = Augment(**photo)
+    first = augment_batch(images, aug, 48, 1, torch.Generator().manual_seed(0))
+    again = augment_batch(images, aug, 48, 1, torch.Generator().manual_seed(0))
+    assert torch.equal(first, again) and first.shape == plain.shape
+    pixels = _pixels(first)
+    assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3  # still 0..255 gray before normalisation
+    changed = (pixels - _pixels(plain)).abs().mean()
+    assert changed > 0.3, f"{photo} changed the faces by {changed:.3f} grey levels on average"
+    off = augment_batch(images, Augment(**{k: 0.0 for k in photo}), 48, 1, torch.Generator().manual_seed(0))
+    assert torch.equal(off, plain)
+
+
+def test_blur_and_downscale_remove_detail():
+    images = _smooth_faces()
+
+    def detail(x: torch.Tensor) -> float:  # mean absolute horizontal gradient, the edges' share
+        return float((x[..., 1:] - x[..., :-1]).abs().mean())
+
+    plain = detail(augment_batch(images, Augment(), 48, 1, torch.Generator().manual_seed(0)))
+    for photo in ({"blur": 1.0}, {"downscale": 1.0}):
+        assert detail(augment_batch(images, Augment(**photo), 48, 1, torch.Generator().manual_seed(0))) < plain

@@ -13,8 +13,8 @@ from fer_models.evaluation.ensemble import Ensemble, combine, save_ensemble
 from fer_models.inference.classifier import load_classifier
 from fer_models.inference.probabilities import predict_proba
 from fer_models.models import create_model, get_spec
-from fer_models.models.builtin import BUILTIN_JSON, BUILTIN_WEIGHTS, builtin_meta
-from fer_synth.core.classes import CLASSES
+from fer_models.models.builtin import BUILTIN, SHIPPED, shipped_json, shipped_meta, shipped_weights
+from fer_synth.core.classes import CLASSES, FERPLUS
 from fer_synth.core.errors import FerError
 from tests.conftest import SHARED
 
@@ -92,33 +92,41 @@ def test_faces_of_another_shape_or_type_are_refused(tmp_path):
         classifier.predict_proba(np.zeros((2, 64, 64), np.uint8))
 
 
-def test_builtin_is_shipped_small_and_loads_everywhere():
-    assert BUILTIN_WEIGHTS.stat().st_size <= 5_000_000
-    assert ckpt.resolve_checkpoint("builtin") == BUILTIN_JSON
-    meta = builtin_meta()
-    assert meta["format"] == ckpt.CHECKPOINT_FORMAT and meta["classes"] == list(CLASSES)
-    assert get_spec("builtin").input_size == meta["input_size"] and get_spec("builtin").in_chans == meta["in_chans"]
-    model = create_model("builtin")  # the architecture with the shipped weights loaded
-    loaded, _ = ckpt.load_model("builtin")
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        assert torch.equal(a, b), name
-    # Another class count (fine-tuning on FER+'s eight, say): the shipped features with a new classifier.
-    eight = create_model("builtin", num_classes=8)
-    assert eight.get_classifier().out_features == 8
-    for name, tensor in eight.state_dict().items():
-        if tensor.shape == model.state_dict()[name].shape:
-            assert torch.equal(tensor, model.state_dict()[name]), name
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_are_small_calibrated_and_load_everywhere(name):
+    assert shipped_weights(name).stat().st_size <= 5_000_000
+    assert ckpt.resolve_checkpoint(name) == shipped_json(name)
+    meta = shipped_meta(name)
+    assert meta["format"] == ckpt.CHECKPOINT_FORMAT
+    assert meta["classes"] == list(FERPLUS if name == BUILTIN else CLASSES)
+    assert meta["calibration"]["fit_on"] == "val" and meta["calibration"]["temperature"][meta["tta"]] > 0
+    assert get_spec(name).input_size == meta["input_size"] and get_spec(name).in_chans == meta["in_chans"]
+    model = create_model(name)  # the architecture with the shipped weights loaded, its own classes
+    loaded, _ = ckpt.load_model(name)
+    assert model.get_classifier().out_features == len(meta["classes"])
+    for (key, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), key
+    # Another class count (fine-tuning on another class list): the shipped features with a new classifier.
+    other = create_model(name, num_classes=5)
+    assert other.get_classifier().out_features == 5
+    for key, tensor in other.state_dict().items():
+        if tensor.shape == model.state_dict()[key].shape:
+            assert torch.equal(tensor, model.state_dict()[key]), key
 
 
-def test_builtin_is_deterministic():
+def test_builtin_is_deterministic_and_maps_onto_seven_classes():
     classifier = load_classifier("builtin")
     batch = faces(16, seed=3)
     first = classifier.predict_proba(batch)
-    assert first.shape == (16, 7) and np.allclose(first.sum(1), 1, atol=1e-5)
+    assert first.shape == (16, 8) and np.allclose(first.sum(1), 1, atol=1e-5)
     assert np.array_equal(first, classifier.predict_proba(batch))
     # A face's probabilities do not depend on the other faces of its batch.
     assert np.allclose(classifier.predict_proba(batch[:3]), first[:3], atol=1e-6)
-    assert classifier.identity["model"] == "builtin" and classifier.kind == "builtin"
+    assert classifier.identity["model"] == "builtin" and classifier.kind == "shipped"
+    seven = classifier.predict_proba(batch, classes=CLASSES)
+    assert np.allclose(seven, first[:, :7] / first[:, :7].sum(1, keepdims=True), atol=1e-6)
+    with pytest.raises(FerError, match="does not predict"):
+        load_classifier("builtin-fer2013").predict_proba(batch, classes=FERPLUS)
 
 
 def _public_test_faces(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +144,8 @@ def _public_test_faces(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.skipif(not FER2013_CSV.exists(), reason="the real FER2013 is not beside this checkout")
-def test_builtin_recognises_real_faces():
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_recognise_real_faces(name):
     images, labels = _public_test_faces(300)
-    accuracy = (load_classifier("builtin").predict_proba(images).argmax(1) == labels).mean()
+    accuracy = (load_classifier(name).predict_proba(images, classes=CLASSES).argmax(1) == labels).mean()
     assert accuracy > 0.5  # chance is 1/7 (25% for always "happy"); the model card reports the full figure

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fer_models.cli import main as models_cli
-from fer_models.evaluation.compare import compare, paired_interval, parse_variant
+from fer_models.evaluation.compare import compare, paired_bootstrap, parse_variant
 from fer_models.inference.classifier import load_classifier
-from fer_models.inference.judge import judge_pool
+from fer_models.inference.judge import JUDGE_AMP, JUDGE_TTA, judge_pool
 from fer_models.training.loop import train
 from fer_synth.cli import main as synth_cli
 from fer_synth.core import store
@@ -65,7 +65,7 @@ def test_true_labels_agree_and_wrong_labels_are_caught(tmp_path, toy):
     assert np.mean([r["p_intended"] for r in right]) > np.mean([r["p_intended"] for r in wrong]) + 0.4
     record = next(iter(records.values()))
     assert record["classes"] == list(CLASSES) and abs(sum(record["probs"]) - 1) < 1e-4
-    assert record["judge"] == load_classifier(judge).identity
+    assert record["judge"] == load_classifier(judge, tta=JUDGE_TTA, amp=JUDGE_AMP).identity
     assert (tmp_path / "pool" / "judgement-confusion.png").stat().st_size > 1000
     assert json.loads((tmp_path / "pool" / "judgement-report.json").read_text())["faces"] == 42
     # The agree policy keeps mostly right faces and drops mostly wrong ones.
@@ -119,6 +119,27 @@ def test_an_eight_class_judge_judges_a_pool_with_contempt(tmp_path):
     assert report["faces"] == 4 and set(report["per_class"]) == {"contempt", "happy"}
     assert report["intended"] == list(FERPLUS) and np.asarray(report["confusion"]).shape == (8, 8)
     assert {r["class"] for r in read_judgement(tmp_path / "pool").values()} == {"contempt", "happy"}
+    assert "class_mapping" not in report
+
+    # A seven-class pool: the eight-class judge scores it on FER2013's seven, contempt dropped and renormalised.
+    for name in ("fear", "happy"):
+        (tmp_path / "pool7" / name).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(tmp_path / "pool7" / name / "0.png")
+    report = judge_pool(tmp_path / "pool7", tmp_path / "judge")
+    assert report["intended"] == list(CLASSES) and np.asarray(report["confusion"]).shape == (7, 7)
+    assert report["class_mapping"]["dropped_model_classes"] == ["contempt"] and report["class_mapping"]["renormalised"]
+    records = read_judgement(tmp_path / "pool7")
+    classifier = load_classifier(tmp_path / "judge", tta="flip", amp="auto")
+    faces = np.stack([np.asarray(Image.open(tmp_path / "pool7" / f)) for f in records])
+    eight = classifier.predict_proba(faces)
+    expected = eight[:, :7] / eight[:, :7].sum(1, keepdims=True)
+    for record, row in zip(records.values(), expected):
+        assert record["classes"] == list(CLASSES) and record["judged"] != "contempt"
+        assert np.allclose(record["probs"], row, atol=1e-5)
+    result = CliRunner().invoke(
+        models_cli, ["judge", str(tmp_path / "pool7"), "--model", str(tmp_path / "judge"), "--overwrite"]
+    )
+    assert result.exit_code == 0 and "contempt dropped" in result.output
 
 
 def test_policies():
@@ -273,22 +294,65 @@ def test_compare_refuses_other_test_data_and_reports_paired_differences(tmp_path
     settings = dict(
         model="small-cnn", model_options={"widths": [8, 16]}, epochs=2, batch_size=16, lr=0.01, augment={}, tta="none"
     )
-    result = compare([a, c], tmp_path / "cmp", seeds=2, variants=["class_weighting=balanced"], device="cpu", **settings)
-    assert list(result["arms"]) == ["a", "c", "a+class_weighting=balanced"]
+    args = dict(
+        seeds=2,
+        variants=["class_weighting=balanced"],
+        ensembles=[["c", "a+class_weighting=balanced"]],
+        device="cpu",
+        resamples=300,
+    )
+    result = compare([a, c], tmp_path / "cmp", **args, **settings)
+    ensemble = "ensemble(c+a+class_weighting=balanced)"
+    assert list(result["arms"]) == ["a", "c", "a+class_weighting=balanced", ensemble]
     arm = result["arms"]["c"]
     assert len(arm["per_seed"]) == 2 and set(arm["recall"]) == set(CLASSES)
-    diffs = [x["accuracy"] - y["accuracy"] for x, y in zip(arm["per_seed"], result["arms"]["a"]["per_seed"])]
-    assert arm["vs_first"]["accuracy"]["mean"] == pytest.approx(np.mean(diffs))
+    for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
+        diffs = [x[metric] - y[metric] for x, y in zip(arm["per_seed"], result["arms"]["a"]["per_seed"])]
+        d = arm["vs_first"][metric]
+        assert d["mean"] == pytest.approx(np.mean(diffs)) and d["low"] <= d["high"]
+        assert arm[metric]["low"] <= arm[metric]["high"]
+    assert result["arms"]["a"]["vs_first"]["accuracy"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
     assert (tmp_path / "cmp" / "compare.json").exists() and (tmp_path / "cmp" / "compare-recall.png").exists()
     assert result["arms"]["a+class_weighting=balanced"]["variant"] == {"class_weighting": "balanced"}
-    again = compare([a, c], tmp_path / "cmp", seeds=2, variants=["class_weighting=balanced"], device="cpu", **settings)
+    # the ensemble arm is `fer-models ensemble`'s mean of its members' runs, seed by seed, evaluated like a run
+    saved = json.loads(
+        (tmp_path / "cmp" / "ensemble_c+a+class_weighting_balanced_" / "seed-1" / "ensemble.json").read_text()
+    )
+    assert saved["method"] == "mean" and len(saved["members"]) == 2
+    assert result["arms"][ensemble]["members"] == ["c", "a+class_weighting=balanced"]
+    again = compare([a, c], tmp_path / "cmp", **args, **settings)
     assert again["arms"]["c"]["per_seed"] == arm["per_seed"]  # the runs continue (here: are complete), not retrain
+    assert again["arms"]["c"]["vs_first"] == arm["vs_first"]  # the bootstrap is seeded
 
 
-def test_paired_interval_and_variants():
-    mean, half = paired_interval([0.01, 0.03, 0.02])
-    assert mean == pytest.approx(0.02) and half == pytest.approx(4.303 * 0.01 / 3**0.5)
-    assert paired_interval([0.5]) == (0.5, None)
+def test_paired_bootstrap_intervals():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    base = np.repeat(np.where(rng.random(600) < 0.6, labels, (labels + 1) % 3)[None], 3, 0)  # 3 equal seeds, ~60%
+    better = base.copy()
+    better[:, :120] = labels[:120]  # right wherever the baseline was wrong on the first 120 images
+    noisy = np.repeat(np.where(rng.random(600) < 0.6, labels, (labels + 1) % 3)[None], 3, 0)  # as good, other images
+    spread = np.stack([labels, labels, (labels + 1) % 3])  # seeds that disagree completely: 100%, 100%, 0%
+    result = paired_bootstrap(
+        labels,
+        {"base": base, "same": base.copy(), "better": better, "noisy": noisy, "spread": spread},
+        "base",
+        3,
+        resamples=500,
+    )
+    assert result["same"]["vs_first"]["accuracy"] == (0.0, 0.0, 0.0)  # paired: the same images in every arm
+    gain = float(np.mean(better == labels) - np.mean(base == labels))
+    mean, low, high = result["better"]["vs_first"]["accuracy"]
+    assert mean == pytest.approx(gain) and 0 < low < gain < high
+    _, low, high = result["noisy"]["vs_first"]["accuracy"]
+    assert low < 0 < high
+    low, high = result["spread"]["arm"]["accuracy"]
+    # the seeds are resampled too: training noise widens the interval (seeds kept as they are: exactly 2/3)
+    assert low <= 1 / 3 + 1e-6 and high == 1.0
+    assert set(result["base"]["arm"]) >= {"accuracy", "balanced_accuracy", "macro_f1", "recall:0", "recall:2"}
+
+
+def test_variants_parse():
     assert parse_variant("balanced-sampler=true") == {"balanced_sampler": True}
     with pytest.raises(FerError):
         parse_variant("focal")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,11 +67,17 @@ def test_page_numbers_are_the_evaluation_reports(runs, tmp_path):
         assert f"img/{name}" in parser.images
     assert "img/curves-2.png" not in parser.images
     # The worst-confused faces: one row per true class that has mistakes, from the saved probabilities.
-    probs, labels = load_predictions(root / "weak" / "evaluation-test.npz")
+    probs, labels, rows = load_predictions(root / "weak" / "evaluation-test.npz")
     wrong_classes = {int(c) for c in labels[probs.argmax(1) != labels]}
     shown = {int(src.split("-")[3]) for src in parser.images if src.startswith("img/worst-1-test-")}
     assert wrong_classes and shown == wrong_classes
-    assert len(probs) == 42 and np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert len(probs) == 42 and np.allclose(probs.sum(1), 1, atol=1e-4) and np.array_equal(rows, np.arange(42))
+    # Where the model looks: a mean Grad-CAM for each class it got right at least once (the ensemble's too).
+    probs, labels, _ = load_predictions(root / "good" / "evaluation-test.npz")
+    right = {int(c) for c in labels[probs.argmax(1) == labels]}
+    shown = {int(src.split("-")[3].split(".")[0]) for src in parser.images if src.startswith("img/cam-0-test-")}
+    assert right and shown == right
+    assert any(src.startswith("img/cam-2-test-") for src in parser.images) and "Where the model looks" in text
 
 
 def test_cli_and_missing_evaluations(runs, tmp_path):
@@ -98,6 +105,9 @@ def test_an_ensemble_with_the_builtin_model_and_its_evaluation(runs, tmp_path, m
     assert set(facts["entries"][0]["evaluations"]) == {"test"}
     assert (tmp_path / "runs" / "builtin" / "evaluation-test.json").exists()
     assert len(facts["entries"][1]["members"]) == 2
+    # The eight-class built-in model on seven-class data: evaluated on the shared classes, and the page says so.
+    assert facts["entries"][0]["evaluations"]["test"]["classes"] == list(CLASSES)
+    assert "contempt dropped" in Path(page).read_text()
 
 
 def test_a_comparison_on_the_page(runs, tmp_path):
@@ -116,7 +126,17 @@ def test_a_comparison_on_the_page(runs, tmp_path):
     assert [a for a in facts["comparisons"][0]["arms"].values()] == list(saved["arms"].values())
     keys = {cell["key"] for cell in parser.cells}
     assert "comparisons.0.arms.toy+label_smoothing=0_1.vs_first.accuracy.mean" in keys
-    assert "comparisons.0.arms.toy.macro_f1.std" in keys and "img/compare-0.png" in parser.images
+    assert "comparisons.0.arms.toy.recall.fear.mean" in keys and "img/compare-0.png" in parser.images
+    # a leaderboard: best balanced accuracy first
+    names = [
+        c["key"].split(".")[3]
+        for c in parser.cells
+        if c["key"].endswith(".balanced_accuracy.mean") and "vs_first" not in c["key"]
+    ]
+    ranked = sorted(saved["arms"], key=lambda a: -saved["arms"][a]["balanced_accuracy"]["mean"])
+    assert names == [a.replace(".", "_") for a in ranked]
+    arm = saved["arms"]["toy"]
+    assert arm["accuracy"]["low"] <= arm["accuracy"]["high"] and arm["vs_first"]["accuracy"]["mean"] == 0.0
 
 
 def test_dataset_report_agrees_with_the_judge(runs, tmp_path):

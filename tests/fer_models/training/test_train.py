@@ -125,6 +125,26 @@ def test_time_budget_stops_cleanly(tiny_h5, tmp_path):
     assert result.stopped_by == "time-budget" and len(result.history) == 1
     assert result.history[0]["partial_epoch"]
     assert (tmp_path / "run" / "best.safetensors").exists()
+    # The same command again: the budget is spent, so the run is complete and nothing more is trained.
+    again = train(tiny_config(tiny_h5, tmp_path / "run", epochs=50, time_budget=0.0))
+    assert again.stopped_by == "time-budget" and len(again.history) == 1
+
+
+def test_a_continued_run_gets_what_is_left_of_its_budget(tiny_h5, tmp_path):
+    # Two epochs within the budget, then a larger budget: the continued run trains what the increase allows.
+    first = train(tiny_config(tiny_h5, tmp_path / "run", epochs=2, time_budget=1e6))
+    used = sum(h["seconds"] for h in first.history)
+    assert first.stopped_by == "epochs"
+    more = train(tiny_config(tiny_h5, tmp_path / "run", epochs=50, time_budget=used + 1e-3))
+    assert more.stopped_by == "time-budget" and len(more.history) == 3 and more.history[-1]["partial_epoch"]
+    assert sum(h["seconds"] for h in more.history) >= used + 1e-3
+
+
+def test_early_stop_is_remembered(tiny_h5, tmp_path):
+    settings = dict(epochs=30, lr=0.0, schedule="constant", early_stop=2)
+    train(tiny_config(tiny_h5, tmp_path / "run", **settings))
+    again = train(tiny_config(tiny_h5, tmp_path / "run", **settings))
+    assert again.stopped_by == "early-stop" and len(again.history) == 3
 
 
 def test_early_stopping(tiny_h5, tmp_path):
