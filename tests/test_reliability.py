@@ -177,8 +177,10 @@ def _state_tensors(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "last-state.safetensors"))
 
 
-@pytest.mark.parametrize("cut", ["after-best", "after-state", "after-last"])
+@pytest.mark.parametrize("cut", ["after-best", "after-state", "after-last", "before-calibration"])
 def test_a_training_run_killed_at_any_point_ends_where_an_uninterrupted_run_ends(tmp_path, monkeypatch, cut):
+    """Killed in epoch 2 (after best, after the state, after last) or after the last epoch, before the calibration
+    of best that ends a run: the same command again ends with the files of an uninterrupted run."""
     data = separable_h5(tmp_path / "d.h5")
     settings = dict(epochs=3, ema=0.9, optimizer="sgd", augment={"hflip": True, "erasing": 0.5})
     whole = training.train(tiny_config(data, tmp_path / "whole", **settings))
@@ -199,12 +201,16 @@ def test_a_training_run_killed_at_any_point_ends_where_an_uninterrupted_run_ends
         if meta["epoch"] == 2 and cut == "after-state":
             raise KeyboardInterrupt
 
+    def killing_calibration(path, split):
+        raise KeyboardInterrupt
+
     monkeypatch.setattr(ckpt, "save_checkpoint", killing_checkpoint)
     monkeypatch.setattr(ckpt, "save_state", killing_state)
+    if cut == "before-calibration":
+        monkeypatch.setattr(training, "calibrate_checkpoint", killing_calibration)
     with pytest.raises(KeyboardInterrupt):
         training.train(tiny_config(data, tmp_path / "cut", **settings))
-    monkeypatch.setattr(ckpt, "save_checkpoint", real_checkpoint)
-    monkeypatch.setattr(ckpt, "save_state", real_state)
+    monkeypatch.undo()
     again = training.train(tiny_config(data, tmp_path / "cut", **settings))  # the same command, no --resume
 
     assert [r["epoch"] for r in again.history] == [1, 2, 3]
@@ -221,6 +227,7 @@ def test_a_training_run_killed_at_any_point_ends_where_an_uninterrupted_run_ends
             a, b = ({k: v for k, v in m.items() if k not in drop} for m in (a, b))
         assert a == b, name
     assert whole.best_epoch == again.best_epoch
+    assert "calibration" in json.loads((tmp_path / "cut" / "best.json").read_text())
 
 
 def test_a_finished_run_is_left_alone_and_other_settings_or_data_are_refused(tmp_path):
@@ -424,6 +431,14 @@ REPLACE_FAILS = {
         ("fer_models.checkpoint", "save_state", 2),
     ),
     "predict": (["predict", "{w}/faces", "--model", "{w}/nowhere", "--annotate", "{old}", "--overwrite"], None),
+    "predict --explain": (
+        ["predict", "{w}/faces", "--backend", "haar", "--explain", "{old}", "--overwrite"],
+        ("fer_models.inference.media", "_save", 2),
+    ),
+    "balance --method": (
+        ["balance", "{w}/fer.csv", "--method", "ros", "--out", "{old}", "--overwrite"],
+        ("fer_synth.data.export", "png_bytes", 5),
+    ),
     "judge": (
         ["judge", "{w}/faces", "--model", "builtin", "--overwrite", "--batch-size", "4"],
         ("fer_models.inference.judge", "ManifestWriter.append", 2),
@@ -466,7 +481,7 @@ def test_overwrite_that_fails_midway_leaves_the_old_output_whole(tmp_path, monke
             owner = getattr(owner, cls_name)
             name = method
         monkeypatch.setattr(owner, name, _after(count, _enospc)(getattr(owner, name)))
-    cli = synth_cli if command in ("pack", "balance", "export", "report", "generate", "crop") else models_cli
+    cli = synth_cli if command.split()[0] in ("pack", "balance", "export", "report", "generate", "crop") else models_cli
     result = CliRunner().invoke(cli, [a.format(w=tmp_path, old=old) for a in args])
     _one_error_line(result)
     assert _snapshot(tmp_path) == before, "the failed replacement changed something"
@@ -495,7 +510,19 @@ KILL_POINTS = {
     "annotate": (
         ["fer_models.cli", "predict", "{w}/faces", "--annotate", "{w}/out", "--backend", "haar"],
         "out",
-        ("fer_models.inference.media", "_annotate", 3),
+        ("fer_models.inference.media", "_save", 3),
+        True,
+    ),
+    "explain": (
+        ["fer_models.cli", "predict", "{w}/faces", "--explain", "{w}/out", "--backend", "haar"],
+        "out",
+        ("fer_models.inference.media", "_save", 3),
+        True,
+    ),
+    "balance --method into folders": (
+        ["fer_synth.cli", "balance", "{w}/fer.csv", "--method", "ros", "--out", "{w}/out"],
+        "out",
+        ("fer_synth.data.export", "png_bytes", 9),
         True,
     ),
     "runs report": (

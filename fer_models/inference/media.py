@@ -132,7 +132,7 @@ def is_video(path: Path) -> bool:
 
 
 @contextmanager
-def _capture(path: Path) -> Iterator[cv2.VideoCapture]:
+def open_video(path: Path) -> Iterator[cv2.VideoCapture]:
     """An OpenCV capture of ``path``. OpenCV takes only a name, and crashes on one that is not valid UTF-8: such a
     file is opened through a temporary link with a plain name."""
     name, links = str(path), None
@@ -157,7 +157,7 @@ def _capture(path: Path) -> Iterator[cv2.VideoCapture]:
 def video_frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, RGB frame) for every ``every``-th frame of a video, from frame 0. A video that ends well
     before the frame count its header announces (truncated, damaged) is named in a warning."""
-    with _capture(path) as capture:
+    with open_video(path) as capture:
         announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         index = 0
         while True:

@@ -288,6 +288,9 @@ def check_output_folder(
     refuse_inputs(folder, inputs, option)
     if os.path.lexists(folder) and not folder.is_dir():
         raise OutputError(f"{folder} exists and is not a folder; choose another {option}")
+    existing = next((p for p in folder.absolute().parents if os.path.lexists(p)), None)
+    if existing is not None and not existing.is_dir():  # known now, not when the folder is made after the work
+        raise OutputError(f"{folder}: a parent of it ({existing}) is a file, not a folder; choose another {option}")
     try:
         content = sorted(p for p in folder.iterdir() if not is_lock_file(p)) if folder.is_dir() else []
     except OSError as e:

@@ -27,6 +27,7 @@ from fer_models.inference.media import (
     FacePrediction,
     MediaSummary,
     is_video,
+    open_video,
     predict_media,
     write_rows,
 )
@@ -194,11 +195,8 @@ class Demo:
 
 
 def _fps(path: str | Path) -> float:
-    capture = cv2.VideoCapture(str(path))
-    try:
+    with open_video(Path(path)) as capture:
         fps = capture.get(cv2.CAP_PROP_FPS)
-    finally:
-        capture.release()
     return fps if fps and np.isfinite(fps) and fps > 0 else 30.0
 
 

@@ -169,7 +169,7 @@ def test_predict_explain_writes_the_heatmaps_beside_the_annotations(tmp_path, mo
             str(tmp_path / "both"),
         ],
     )
-    assert same.exit_code == 2 and "same folder" in same.output
+    assert same.exit_code == 2 and "same place" in same.output
 
 
 def test_the_builtin_model_looks_at_the_face_not_the_border():
