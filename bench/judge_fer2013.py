@@ -6,7 +6,9 @@ balancing help, and how fast is judging? Built from real FER2013 faces (no text-
    instead, side by side (e.g. ``builtin-fer2013,builtin``: the judge before and after issue 20; both chose their
    epoch on PublicTest, so it is not wholly unseen by them); experiment 4 then uses the first of them, whose
    training may have seen its pool (the second half of Training).
-2. True vs shuffled: PublicTest faces filed under their true class, and under a seeded shuffle of the labels.
+2. True vs shuffled: PublicTest faces filed under their true class, and under a seeded shuffle of the labels; the
+   true class is FER2013's label and, separately, FER+'s majority label (``--labels``: the eight-class FER+ judge
+   sides with FER+ where the two label sets disagree, so each judge is also scored on the other's labels).
 3. Corruption: PublicTest faces with 10%, 30%, 50% of the labels changed on purpose to another class; per policy,
    the filter's precision (kept faces whose label is right) and recall (wrong faces removed).
 4. compare on a toy budget: train = the first half of Training; the pool = the second half with 30% of its labels
@@ -36,7 +38,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import CACHE, packed  # noqa: E402
+from bench.common import CACHE, FERPLUS_CSV, FERPLUS_H5, packed  # noqa: E402
 from fer_models.evaluation.compare import compare  # noqa: E402
 from fer_models.inference.classifier import load_classifier  # noqa: E402
 from fer_models.inference.judge import JUDGE_AMP, JUDGE_TTA, judge_pool  # noqa: E402
@@ -88,8 +90,18 @@ def filter_quality(records: dict, right: dict[str, bool], policy: SelectionPolic
     }
 
 
-def judge_experiments(judge: str, public: Split, work: Path, threads: int) -> dict:
-    """Experiments 2, 3 and 5 for one judge, its pools under ``work``."""
+def publictest(data, labels: str) -> Split:
+    """PublicTest's faces under FER2013's labels, or FER+'s majority labels (the faces FER+'s protocol keeps, its
+    contempt rows left out, so that a seven-class judge can judge them too)."""
+    if labels == "fer2013":
+        return data["val"]
+    val = store.read_split(packed(FERPLUS_H5, FERPLUS_CSV, "distribution"), "val", provenance=False)
+    seven = val.labels < len(CLASSES)  # FER+'s classes are FER2013's seven, in FER2013's order, then contempt
+    return Split(val.images[seven], val.labels[seven])
+
+
+def judge_experiments(judge: str, public: Split, work: Path, threads: int, label_set: str) -> dict:
+    """Experiments 2, 3 and 5 for one judge on PublicTest under one label set, its pools under ``work``."""
     summary: dict = {}
     # 2. True vs shuffled labels.
     shuffled = np.random.default_rng(7).permutation(public.labels)
@@ -103,7 +115,8 @@ def judge_experiments(judge: str, public: Split, work: Path, threads: int) -> di
             ),
         }
         print(
-            f"{judge}: PublicTest, {name} labels: agreement {100 * report['agreement']:.1f}% on {report['faces']} faces"
+            f"{judge}: PublicTest ({label_set} labels), {name}: agreement {100 * report['agreement']:.1f}% "
+            f"on {report['faces']} faces"
         )
 
     # 3. Corruption 10/30/50%: filter precision and recall per policy.
@@ -119,9 +132,9 @@ def judge_experiments(judge: str, public: Split, work: Path, threads: int) -> di
         summary["corruption"][rate] = {str(pol): filter_quality(records, right, pol) for pol in policies}
         for pol, q in summary["corruption"][rate].items():
             print(
-                f"{judge}: corrupted {int(100 * rate)}%, {pol:>13}: kept {q['kept']:5d}, precision "
-                f"{100 * (q['precision'] or 0):.1f}%, wrong removed {100 * (q['recall_of_wrong'] or 0):.1f}%, "
-                f"clean kept {100 * q['clean_kept']:.1f}%"
+                f"{judge} ({label_set} labels): corrupted {int(100 * rate)}%, {pol:>13}: kept {q['kept']:5d}, "
+                f"precision {100 * (q['precision'] or 0):.1f}%, "
+                f"wrong removed {100 * (q['recall_of_wrong'] or 0):.1f}%, clean kept {100 * q['clean_kept']:.1f}%"
             )
 
     # 5. Speed, on the 50% pool's faces, with the judge's default settings.
@@ -171,6 +184,12 @@ def main() -> None:
         help="comma-separated compare variants of the real-only arm: the classic answers to imbalance",
     )
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--labels",
+        default="fer2013,ferplus",
+        help="PublicTest's label sets the pools are filed under, "
+        "comma-separated: fer2013 (the original labels), ferplus (FER+'s majority labels)",
+    )
     p.add_argument("--quick", action="store_true", help="a smoke run: small budgets and pools")
     p.add_argument("--skip-compare", action="store_true")
     args = p.parse_args()
@@ -205,10 +224,14 @@ def main() -> None:
             )
         )
         summary["judge_training_s"] = round(time.perf_counter() - started, 1)
-    summary["judges"] = {}
-    public = data["val"] if not args.quick else data["val"].take(np.arange(0, len(data["val"]), 4))
-    for judge in judges:
-        summary["judges"][judge] = judge_experiments(judge, public, work / Path(judge).name, args.threads)
+    summary["judges"] = {judge: {} for judge in judges}
+    for label_set in args.labels.split(","):
+        public = publictest(data, label_set)
+        if args.quick:
+            public = public.take(np.arange(0, len(public), 4))
+        for judge in judges:
+            folder = work / Path(judge).name / label_set
+            summary["judges"][judge][label_set] = judge_experiments(judge, public, folder, args.threads, label_set)
     judge = judges[0]
 
     # 4. compare on a toy budget.

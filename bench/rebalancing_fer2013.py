@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import CSV  # noqa: E402
-from fer_models.evaluation.compare import compare, evaluated, finished, leaderboard, plan_arms, run_configs  # noqa: E402
+from fer_models.evaluation.compare import compare, evaluated, leaderboard, plan_arms, run_configs  # noqa: E402
 from fer_synth.core import store  # noqa: E402
 from fer_synth.core.dataset import SYNTHETIC, Split  # noqa: E402
 from fer_synth.data.balance import BalanceConfig, PackConfig, balance, pack  # noqa: E402
@@ -163,8 +163,7 @@ def _train(config) -> str:
     """Worker: one run of the comparison, trained and evaluated on test (compare then finds both done)."""
     from fer_models.training.loop import train
 
-    if not finished(config):
-        train(config)
+    train(config)  # a finished run (epochs or time budget spent) is left as it is
     evaluated(config.out, config.data, Path(config.out), "cpu")
     return config.out
 

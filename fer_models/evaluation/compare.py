@@ -236,14 +236,14 @@ def _compare(
             else:
                 config = next(configs)
                 epochs[arm.name] = config.epochs
-                if not finished(config):
-                    logger.info(f"{arm.name}, seed {seed}: training into {run}")
-                    train(config)
+                # A finished run (its epochs or its time budget spent) is left as it is by train().
+                logger.info(f"{arm.name}, seed {seed}: {run}")
+                train(config)
                 checkpoint = run
             files.append(evaluated(checkpoint, arm.data, run, device))
         per_seed[arm.name] = [_brief(f["results"][f["tta"]]["all"]) for f in files]
         loaded = [load_predictions(f["predictions_file"]) for f in files]
-        probs[arm.name] = np.stack([p for p, _ in loaded])
+        probs[arm.name] = np.stack([p for p, _, _ in loaded])
         labels = loaded[0][1]
     classes = list(store.classes_of(arms[0].data))
     intervals = paired_bootstrap(
@@ -286,16 +286,6 @@ def _compare(
     ckpt.write_json(out / REPORT_FILE, comparison)
     plot_recall(out / RECALL_PNG, comparison)
     return comparison
-
-
-def finished(config: TrainConfig) -> bool:
-    """Whether the run ``config`` describes has ended: all its epochs, or its time budget (its last epoch cut short).
-    Training it again would continue it, and its time budget would start over."""
-    last = Path(config.out) / "last.json"
-    if not last.exists():
-        return False
-    history = json.loads(last.read_text()).get("history") or [{}]
-    return history[-1].get("epoch", 0) >= config.epochs or bool(history[-1].get("partial_epoch"))
 
 
 def evaluated(checkpoint: str | os.PathLike, data: str | os.PathLike, out: Path, device: str = "auto") -> dict:
