@@ -45,5 +45,6 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> tuple[int, int]:
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not matched:
         raise FerError(f"{path}: none of its {len(state)} tensors matches {type(model).__name__}'s names and shapes")
-    model.load_state_dict(matched, strict=False)
+    # a model built on the meta device (to count its parameters) has no storage to copy into: it takes the tensors
+    model.load_state_dict(matched, strict=False, assign=any(t.is_meta for t in own.values()))
     return len(matched), len(state) - len(matched)

@@ -145,7 +145,8 @@ def test_a_video_gives_a_timeline_and_a_csv_to_download(page, uploads):
     with open(download.value.path()) as f:
         rows = list(csv.DictReader(f))
     assert [r["frame"] for r in rows] == ["0", "5"] and {r["file"] for r in rows} == {"clip.avi"}
-    assert page.locator("#video-timeline canvas, #video-timeline svg").count() > 0
+    # the plot is drawn after the status line appears: wait for it, as for the rest of the page
+    page.locator("#video-timeline canvas, #video-timeline svg").first.wait_for(timeout=WAIT_MS)
 
 
 def test_the_webcam_streams_boxes_bars_and_the_frame_rate(page):
