@@ -1068,3 +1068,51 @@ def test_the_suite_does_not_depend_on_the_users_environment(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+# --- class 9: outputs of one run never share a file ----------------------------------------------------------------
+
+
+def test_crop_gives_every_face_and_rejected_copy_its_own_file_even_when_the_input_grows(tmp_path):
+    """Faces whose names would meet (one class under two folder names, ``a.png`` beside ``a_png.png``, ``x.png``
+    with two faces beside ``x_1.png``) each keep their own file, as do rejected copies; an image added since an
+    earlier run never writes over a face that run recorded."""
+    from skimage import data
+
+    from fer_synth.core.manifest import read_records
+    from tests.conftest import SHARED
+
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((256, 256)))
+    black = np.zeros((64, 64, 3), np.uint8)
+    photos = tmp_path / "photos"
+    images = {
+        "happy/x.png": np.hstack([photo, photo[:, ::-1]]),  # two faces: x_0.png and x_1.png
+        "happy/x_1.png": photo,
+        "happy/a.png": photo,
+        "happy/a.jpg": photo[:, ::-1],
+        "happy/a_png.png": photo,
+        "happy/b.png": photo,
+        "happy/k.png": black,
+    }
+    later = {"Happiness/b.png": photo[:, ::-1], "Happiness/k.png": black}  # added before the second run
+    for name, rgb in images.items():
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(rgb)).save(photos / name)
+    out, rejects = tmp_path / "faces", tmp_path / "rejects"
+    model = str(SHARED / "models" / "face_detection_short_range.tflite")
+    args = ["crop", str(photos), "--out", str(out), "--keep-rejects", str(rejects), "--policy", "all"]
+    args += ["--face-model", model]
+    first = CliRunner().invoke(synth_cli, args)
+    assert first.exit_code == 0, first.output
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.png")}
+    for name, rgb in later.items():
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(rgb)).save(photos / name)
+    second = CliRunner().invoke(synth_cli, args)
+    assert second.exit_code == 0, second.output
+    files = [file for record in read_records(out) for file in record["files"]]
+    assert len(files) == len(set(files)) == 8, files  # x gives two faces, the six other images with a face one
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(files)
+    assert {name: (out / name).read_bytes() for name in before} == before  # the first run's faces as they were
+    assert len(list(rejects.rglob("*.png"))) == 2  # both black images, one from each folder of the class
+

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,8 @@ logger = logging.getLogger(__name__)
 COMMAND = "crop"
 UNLABELLED = "unlabelled"
 UNREADABLE = "unreadable"
+#: A record's field naming its copy under --keep-rejects (relative to it).
+REJECTS_KEY = "rejected_copy"
 
 
 @dataclass
@@ -103,18 +107,49 @@ def find_images(input_dir: Path) -> list[Source]:
     if message := describe_skipped(walk.problems):
         logger.warning(message)
     sources = []
+    names: dict[str, OutputNames] = {}  # by output folder: folders of one class's aliases (Happy/, happiness/) share it
     for label, out_folder, paths in groups:
         stems = Counter(p.stem for p in paths)
+        taken = names.setdefault(out_folder, OutputNames())
         for p in paths:
             # Two files with one stem (a.jpg, a.png) keep distinct outputs.
             stem = p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}"
-            sources.append(Source(p.relative_to(input_dir).as_posix(), label, stem, out_folder))
+            sources.append(Source(p.relative_to(input_dir).as_posix(), label, taken.claim_stem(stem), out_folder))
     if not sources:
         raise FerError(
             f"no images in {printable(str(input_dir))} or its sub-folders (looked for "
             f"{', '.join(sorted(IMAGE_SUFFIXES))})"
         )
     return sources
+
+
+_NUMBERED = re.compile(r"^(.*)_[0-9]+$")
+
+
+class OutputNames:
+    """The stems of one output folder, kept apart: an image's faces are ``<stem>.png`` or, several,
+    ``<stem>_<k>.png``, so no stem may equal another, nor another followed by ``_<digits>`` (``x.png`` with two
+    faces writes ``x_1.png``, which is also the face of ``x_1.jpg``). A stem that would share a name gets
+    ``_dup2``, ``_dup3``, ... (not digits alone: ``x_2`` is a face of ``x``); the first in the stable listing order
+    keeps its own."""
+
+    def __init__(self) -> None:
+        self._stems: set[str] = set()
+        self._bases: set[str] = set()  # X for every stem X_<digits>
+
+    def free(self, stem: str) -> bool:
+        match = _NUMBERED.match(stem)
+        return stem not in self._stems and stem not in self._bases and not (match and match[1] in self._stems)
+
+    def claim_stem(self, stem: str) -> str:
+        candidate, n = stem, 1
+        while not self.free(candidate):
+            n += 1
+            candidate = f"{stem}_dup{n}"
+        self._stems.add(candidate)
+        if match := _NUMBERED.match(candidate):
+            self._bases.add(match[1])
+        return candidate
 
 
 def _images(files: list[Path]) -> list[Path]:
@@ -151,6 +186,10 @@ def crop_folder(
             done.add(record["input"])
             summary.add(record)
         summary.resumed = len(done)
+        # Face files and rejected copies the manifest's records own: an image added to the input since can never
+        # write over one (a record is written after its files, so a killed image's files are its own to redo).
+        claimed = {file for record in read_records(work) for file in record["files"]}
+        claimed |= {f"{REJECTS_KEY}:{r[REJECTS_KEY]}" for r in read_records(work) if r.get(REJECTS_KEY)}
         todo = [s for s in sources if s.relpath not in done]
         with (
             progress_bar(
@@ -166,7 +205,10 @@ def crop_folder(
             task = bar.add_task("crop", total=len(todo))
             unread = []
             for source, (rgb, why) in prefetch(lambda s: load_image(input_dir / s.relpath), todo):
-                record = _crop_one(source, rgb, why, input_dir, work, stage, keep_rejects)
+                record = _crop_one(source, rgb, why, input_dir, work, stage, keep_rejects, claimed)
+                claimed.update(record["files"])
+                if record.get(REJECTS_KEY):
+                    claimed.add(f"{REJECTS_KEY}:{record[REJECTS_KEY]}")
                 log.append([record])
                 summary.add(record)
                 summary.processed += 1
@@ -227,8 +269,11 @@ def _crop_one(
     out_dir: Path,
     stage: FaceStage,
     keep_rejects: str | os.PathLike | None,
+    claimed: AbstractSet[str] = frozenset(),
 ) -> dict:
-    """One image's record; its faces are written first. ``why``: why ``rgb`` is None (:func:`load_image`)."""
+    """One image's record; its faces are written first. ``why``: why ``rgb`` is None (:func:`load_image`).
+    ``claimed``: face files (relative to ``out_dir``) and rejected copies (``rejected_copy:<name>``) that other
+    images' records own, never written over."""
     path = input_dir / source.relpath
     record = {"input": source.relpath, "class": source.label, "files": []}
     try:
@@ -237,27 +282,45 @@ def _crop_one(
         result, why = None, IMAGE_TOO_LARGE
     if result is None:
         reason = TOO_LARGE if why == IMAGE_TOO_LARGE else UNREADABLE
-        _keep_reject(path, keep_rejects, reason, source.folder)
-        return {**record, "kept": False, "reason": reason, "boxes": [], "scores": [], "backend": stage.backend}
+        record = {**record, "kept": False, "reason": reason, "boxes": [], "scores": [], "backend": stage.backend}
+        return _keep_reject(path, keep_rejects, source, record, claimed)
     folder = out_dir / source.folder
     if result.kept:
         folder.mkdir(parents=True, exist_ok=True)
-        names = (
-            [f"{source.stem}.png"]
-            if len(result.faces) == 1
-            else [f"{source.stem}_{k}.png" for k in range(len(result.faces))]
-        )
+        names = _face_names(source, len(result.faces), claimed)
         for name, face in zip(names, result.faces):
             save_png(face, folder / name)
         record["files"] = [(folder / name).relative_to(out_dir).as_posix() for name in names]
-    else:
-        _keep_reject(path, keep_rejects, result.reason, source.folder)
-    return {**record, **result.to_record()}
+        return {**record, **result.to_record()}
+    return _keep_reject(path, keep_rejects, source, {**record, **result.to_record()}, claimed)
 
 
-def _keep_reject(path: Path, keep_rejects: str | os.PathLike | None, reason: str, folder: str) -> None:
+def _face_names(source: Source, faces: int, claimed: AbstractSet[str]) -> list[str]:
+    """The file names of ``source``'s faces in its output folder: ``<stem>.png``, or ``<stem>_<k>.png`` for several.
+    Stems are distinct within a listing (:class:`OutputNames`); one whose name a record of an earlier run owns (an
+    image added to the input since) takes ``<stem>_dup<n>``, the same on every rerun."""
+    for n in range(1, len(claimed) + 2):
+        stem = source.stem if n == 1 else f"{source.stem}_dup{n}"
+        names = [f"{stem}.png"] if faces == 1 else [f"{stem}_{k}.png" for k in range(faces)]
+        if not any(f"{source.folder}/{name}" in claimed for name in names):
+            return names
+    raise AssertionError("unreachable: one of len(claimed) + 1 stems is free")
+
+
+def _keep_reject(
+    path: Path, keep_rejects: str | os.PathLike | None, source: Source, record: dict, claimed: AbstractSet[str]
+) -> dict:
+    """Copy a rejected image to ``keep_rejects/<reason>/<folder>/``; ``record`` with the copy's name. Named by the
+    source's stem, so images of one class under two folder names (Happy/x.png, happiness/x.png) are both kept, or
+    ``<stem>_dup<n>`` where an earlier run's record owns that name."""
     if keep_rejects is None:
-        return
-    target = Path(keep_rejects) / reason / folder
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(path, target / path.name)
+        return record
+    folder = f"{record['reason']}/{source.folder}"
+    for n in range(1, len(claimed) + 2):
+        name = f"{folder}/{source.stem if n == 1 else f'{source.stem}_dup{n}'}{path.suffix}"
+        if f"{REJECTS_KEY}:{name}" not in claimed:
+            break
+    target = Path(keep_rejects) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, target)
+    return {**record, REJECTS_KEY: name}
