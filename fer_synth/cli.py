@@ -468,7 +468,13 @@ def export_command(h5: Path, out: Path, format_: str, shard_size: int, overwrite
     show_default=True,
     help="A new or empty folder, or an earlier report to replace: index.html, img/, report.json.",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of the faces sampled for the contact sheets.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the faces sampled for the contact sheets.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the contents of an --out folder that is not a report.")
 def report_command(dataset: Path, pool: Path | None, out: Path, seed: int, overwrite: bool) -> None:
     """A static HTML page about DATASET (and POOL): class counts, faces per class, run outcomes, duplicates,

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -125,6 +126,9 @@ def world(tmp_path: Path) -> Path:
     votes = [f"{u},fer{i:07d}.png,10,0,0,0,0,0,0,0,0,0" for i, u in enumerate(usages)]
     votes[1], votes[4] = votes[4], votes[1]
     (tmp_path / "votes_swapped.csv").write_text("\n".join([VOTES_HEADER, *votes]) + "\n")
+    (tmp_path / "latin1.yaml").write_bytes("template: caf\xe9\n".encode("latin-1"))  # not UTF-8
+    (tmp_path / "big" / "happy").mkdir(parents=True)  # faces of another size than 48x48: every one is skipped
+    save_png(np.zeros((96, 96), np.uint8), tmp_path / "big" / "happy" / "0.png")
     return tmp_path
 
 
@@ -508,6 +512,26 @@ CASES = [
         "out of the Image name order",
     ),
     (synth_cli, ["stats", "{w}/fer.csv", "--ferplus", "{w}/votes_swapped.csv"], "row 1 (fer0000004.png"),
+    # numbers that are not usable though click takes them: too large, not ASCII digits, NaN or infinite, negative
+    (
+        synth_cli,
+        ["balance", "{w}/fer.csv", "--method", "ros", "--out", "{w}/b.h5", "--target", "9" * 20],
+        "unknown target",
+    ),
+    (
+        synth_cli,
+        ["balance", "{w}/fer.csv", "--method", "ros", "--out", "{w}/b.h5", "--target", "\u00b2"],
+        "unknown target",
+    ),
+    (synth_cli, ["report", "{w}/fer.csv", "--out", "{w}/r", "--seed", "-1"], "--seed"),
+    (synth_cli, ["crop", "{w}/only_test", "--out", "{w}/c", "--backend", "haar", "--margin", "nan"], "margin nan"),
+    (synth_cli, ["crop", "{w}/only_test", "--out", "{w}/c", "--backend", "haar", "--crop-size", "100000"], "at most"),
+    (synth_cli, ["crop", "{w}/only_test", "--out", "{w}/c", "--backend", "haar", "--haar-scale-factor", "nan"], "> 1"),
+    # a prompt file that is not UTF-8; a dataset whose every image is left out says why; a file that is not ours
+    (synth_cli, ["prompts", "-e", "fear", "--prompts", "{w}/latin1.yaml"], "not UTF-8"),
+    (synth_cli, ["stats", "{w}/big"], "size 96x96"),
+    (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/fake.h5"], "not an earlier output"),
+    (synth_cli, ["balance", "{w}/fer.csv", "--method", "ros", "--out", "{w}/fake.h5"], "not an earlier output"),
 ]
 
 

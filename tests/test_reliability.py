@@ -1116,3 +1116,37 @@ def test_crop_gives_every_face_and_rejected_copy_its_own_file_even_when_the_inpu
     assert {name: (out / name).read_bytes() for name in before} == before  # the first run's faces as they were
     assert len(list(rejects.rglob("*.png"))) == 2  # both black images, one from each folder of the class
 
+
+# --- class 10: odd values and encodings that are not errors ---------------------------------------------------------
+
+
+def test_a_seed_of_any_size_is_written_where_hdf5_cannot_hold_it(tmp_path, csv):
+    """--seed takes any whole number >= 0 (generate's too); HDF5 attributes hold 64 bits, so a larger seed is
+    written as its digits, in the file and in a folder's dataset.json, instead of a traceback half-way."""
+    seed = 2**70
+    for out in (tmp_path / "o.h5", tmp_path / "folder"):
+        result = CliRunner().invoke(synth_cli, ["pack", str(csv), "--out", str(out), "--seed", str(seed)])
+        assert result.exit_code == 0, (result.output, result.exc_info)
+    assert str(store.read_attrs(tmp_path / "o.h5")["seed"]) == str(seed)
+    assert json.loads((tmp_path / "folder" / "dataset.json").read_text())["seed"] == seed
+
+
+def test_csv_files_saved_with_a_byte_order_mark_are_read_as_without(tmp_path, csv):
+    """Excel saves "CSV UTF-8" with a byte-order mark before the header: FER2013's CSV and the FER+ votes read the
+    same with it; a file with no header names what it found, shortened, not 2,304 pixel values."""
+    from fer_synth.data.ferplus import read_votes
+    from fer_synth.data.readers import read_dataset
+
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
+    assert store.fingerprint(read_dataset(bom).splits) == store.fingerprint(read_dataset(csv).splits)
+    header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+    votes = f"{header}\nTraining,fer0000000.png,{','.join(['1'] * 10)}\n"
+    (tmp_path / "votes.csv").write_text(votes)
+    (tmp_path / "bom_votes.csv").write_bytes(b"\xef\xbb\xbf" + votes.encode())
+    assert read_votes(tmp_path / "bom_votes.csv")[0] == read_votes(tmp_path / "votes.csv")[0] == ["Training"]
+    headless = tmp_path / "headless.csv"
+    headless.write_text("".join(csv.read_text().splitlines(keepends=True)[1:]))
+    with pytest.raises(FerError, match="first line must name") as info:
+        read_dataset(headless)
+    assert len(str(info.value)) < 400

@@ -100,13 +100,17 @@ def refuse_collisions(outputs: dict[str, Given]) -> None:
                 )
 
 
-def refuse_existing_file(out: str | os.PathLike, overwrite: bool, option: str = "--out") -> None:
-    """Raise when the output file ``out`` exists and replacing it was not asked for (``overwrite``)."""
+def refuse_existing_file(
+    out: str | os.PathLike, overwrite: bool, option: str = "--out", is_own: Callable[[Path], bool] | None = None
+) -> None:
+    """Raise when the output file ``out`` exists and replacing it was not asked for (``overwrite``). ``is_own``
+    recognises an earlier output of the same command, replaced without asking (as an output folder is)."""
     out = Path(out)
     if out.is_dir():
         raise OutputError(f"{option} {out} is a folder; give a file name")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists; choose another {option} or pass --overwrite to replace it")
+    if out.exists() and not overwrite and not (is_own is not None and is_own(out)):
+        what = "exists" if is_own is None else "exists and is not an earlier output of this command"
+        raise OutputError(f"{out} {what}; choose another {option} or pass --overwrite to replace it")
 
 
 def make_dir(folder: str | os.PathLike) -> Path:

@@ -67,6 +67,9 @@ class FormatError(FerError, ValueError):
     """A file that is not a fer_synth HDF5 file of a version this code reads."""
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def fingerprint(splits: Mapping[str, Split]) -> str:
     """A content hash of images and labels per split: the data file's identity for checkpoints."""
     h = hashlib.sha256()
@@ -82,6 +85,8 @@ def fingerprint(splits: Mapping[str, Split]) -> str:
 
 
 def _json_attr(value) -> str | int | float | bool:
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64.min <= value <= _INT64.max:
+        return str(value)  # HDF5 holds 64-bit integers; any --seed is accepted, so a larger one keeps its digits
     if isinstance(value, (str, int, float, bool, np.integer, np.floating, np.bool_)):
         return value
     return json.dumps(value, sort_keys=True, default=str)
@@ -180,6 +185,16 @@ def read_attrs(path: str | os.PathLike) -> dict:
             "with `fer-synth pack` or `fer-synth balance`"
         ) from None
     return attrs
+
+
+def is_store_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a fer_synth HDF5 file (of any version): an earlier output that pack or balance may
+    replace without --overwrite, unlike any other file."""
+    try:
+        with h5py.File(path, "r") as f:
+            return _decode_attr(f.attrs.get("format")) == FORMAT
+    except (OSError, ValueError):
+        return False
 
 
 def split_sizes(path: str | os.PathLike) -> dict[str, int]:

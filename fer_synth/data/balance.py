@@ -11,6 +11,7 @@ lines' options are named after.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -30,6 +31,7 @@ from fer_synth.core.outputs import (
     check_output_folder,
     has_file,
     make_dir,
+    refuse_existing_file,
     refuse_inputs,
     remove_stale_temps,
 )
@@ -71,13 +73,19 @@ class TopUpPlan:
 
 
 TARGETS = ("max", "median")
+#: The largest number ``--target`` takes: a billion 48x48 faces per class is terabytes, so a larger number is a typo,
+#: and the plan's int64 arithmetic must not overflow.
+MAX_TARGET = 10**9
 
 
 def check_target(target: str | int) -> None:
-    """Raise a one-line error unless ``target`` is ``max``, ``median`` or a positive number of images."""
-    if str(target) in TARGETS or (str(target).isdigit() and int(target) > 0):
+    """Raise a one-line error unless ``target`` is ``max``, ``median`` or a number of images in 1..MAX_TARGET."""
+    # ASCII digits only: str.isdigit() also accepts '²' and other digits int() cannot read.
+    if str(target) in TARGETS or (re.fullmatch(r"[0-9]+", str(target)) and 0 < int(target) <= MAX_TARGET):
         return
-    raise InvalidOptionError(f"unknown target {target!r}; use max, median or a number of images per class (>= 1)")
+    raise InvalidOptionError(
+        f"unknown target {target!r}; use max, median or a number of images per class (1 to {MAX_TARGET:,})"
+    )
 
 
 def resolve_target(target: str | int, counts: np.ndarray) -> int:
@@ -205,12 +213,14 @@ class BalanceConfig(PackConfig):
 
 def check_output(out: str | os.PathLike, inputs: Sequence[str | os.PathLike | None], overwrite: bool) -> None:
     """Before any work: ``out`` must not overlap an input; a folder output must be new, empty, an earlier
-    export, or ``overwrite``; a file output must not be a folder. Leftovers of killed writers are removed."""
+    export, or ``overwrite``; a file output must not be a folder, and an existing one must be an HDF5 file of ours
+    (an earlier output) or ``overwrite``. Leftovers of killed writers are removed."""
     out = Path(out)
     refuse_inputs(out, inputs)
     if is_hdf5_path(out):
         if out.is_dir():
             raise OutputError(f"{out} is a folder; give a file name ending in .h5 (or a folder name without it)")
+        refuse_existing_file(out, overwrite, is_own=store.is_store_file)
         make_dir(out.parent)
     else:  # checked only: the folder is built beside it and swapped in whole at the end
         check_output_folder(out, command="fer-synth pack/balance", is_own=has_file(EXPORT_MARKER), overwrite=overwrite)

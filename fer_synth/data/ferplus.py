@@ -59,7 +59,7 @@ def read_votes(path: str | os.PathLike) -> tuple[list[str], np.ndarray, list[str
     if not path.is_file():
         raise MissingPathError(f"{path}: no such FER+ file (Microsoft's fer2013new.csv)")
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a CSV saved by Excel starts with a BOM
             reader = csv.reader(f)
             header = [h.strip().lower() for h in next(reader, [])]
             columns = _vote_columns(path, header)

@@ -22,7 +22,7 @@ from fer_synth.core import store
 from fer_synth.core.classes import CLASSES, ClassList
 from fer_synth.core.dataset import Dataset, Split
 from fer_synth.core.errors import DatasetError, MissingPathError
-from fer_synth.core.folders import IMAGE_SIZE, read_folder
+from fer_synth.core.folders import IMAGE_SIZE, describe_skipped, read_folder
 from fer_synth.data.ferplus import apply_ferplus, check_label_mode
 
 FER2013_USAGES = ("Training", "PublicTest", "PrivateTest")
@@ -73,7 +73,9 @@ def read_dataset(
     else:
         dataset = read_folder(path, resize=resize, synthetic=synthetic, classes=classes)
     if dataset.num_images == 0:
-        raise DatasetError(f"{path}: the dataset is empty (no usable images)")
+        # Every row or file was left out: say which and why (images of another size, say), not just "empty".
+        why = describe_skipped(dataset.attrs.get("skipped", []))
+        raise DatasetError(f"{path}: the dataset is empty (no usable images{f'; {why}' if why else ''})")
     dataset.attrs.setdefault("path", str(path))
     return dataset
 
@@ -109,11 +111,16 @@ def read_fer2013_csv(path: str | os.PathLike) -> Dataset:
             pixel_chunks.append(images)
 
     try:
-        with opener(path, "rt", newline="") as f:
+        # UTF-8 whatever the locale; -sig: a CSV saved by Excel starts with a byte-order mark.
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             header = [h.strip().lower() for h in next(reader, [])]
             if "emotion" not in header or "pixels" not in header:
-                raise DatasetError(f"{path}: not a FER2013 CSV (header must have emotion and pixels, got {header})")
+                shown = ", ".join(repr(h[:20] + ("..." if len(h) > 20 else "")) for h in header[:5])
+                raise DatasetError(
+                    f"{path}: not a FER2013 CSV: its first line must name the columns emotion and pixels "
+                    f"(and Usage), got [{shown}{', ...' if len(header) > 5 else ''}]"
+                )
             i_emotion, i_pixels = header.index("emotion"), header.index("pixels")
             i_usage = header.index("usage") if "usage" in header else None
             batch: list[tuple[int, int, str, str]] = []

@@ -9,6 +9,7 @@ framed in a wider border): ``python bench/face_throughput.py --calibrate``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,7 @@ class HaarDetector:
         min_size: int = HAAR_MIN_SIZE,
         cascade: str = "haarcascade_frontalface_default.xml",
     ):
-        if scale_factor <= 1.0 or min_neighbors < 0 or min_size < 1:
+        if not 1.0 < scale_factor < math.inf or min_neighbors < 0 or min_size < 1:  # NaN fails the first test too
             raise FerError("haar needs scale_factor > 1, min_neighbors >= 0 and min_size >= 1")
         path = cascade if "/" in cascade else cv2.data.haarcascades + cascade
         self._cascade = cv2.CascadeClassifier(path)

@@ -16,6 +16,7 @@ images with several; ``all`` keeps every confident face that passes the size and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,8 @@ DEFAULT_MIN_FACE = 48  # a frame smaller than the crop would be upscaled
 DEFAULT_BLUR_THRESHOLD = 400.0  # ~1st percentile of FER2013 train's own 48x48 faces (median ~2,000)
 DEFAULT_BLANK_STD = 3.0  # grey levels; the safety checker's output is exactly 0
 DEFAULT_DETECT_SIZE = 320  # the detector sees a copy of at most 320x320 pixels' area (boxes map back)
+#: The largest crop side: a face is upscaled from its frame, and a 100,000-pixel side would take 10 GB per face.
+MAX_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -197,8 +200,20 @@ class FaceStage:
         min_score = preset.min_score if config.min_score is None else config.min_score
         blur_threshold = preset.blur_threshold if config.blur_threshold is None else config.blur_threshold
         self.pad = preset.pad if config.pad is None else config.pad
-        if config.size < 8 or config.margin < 0 or min_face < 0 or config.detect_size < 0 or self.pad < 0:
-            raise FerError("face stage needs size >= 8, margin >= 0, min_face >= 0, detect_size >= 0 and pad >= 0")
+        # NaN passes every comparison below (and would be written to run.json, which then never matches itself);
+        # infinity overflows the crop arithmetic.
+        numbers = {"margin": config.margin, "min_score": min_score, "blur_threshold": blur_threshold}
+        numbers |= {"blank_std": config.blank_std, "pad": self.pad}
+        odd = [f"{name} {value}" for name, value in numbers.items() if value is not None and not math.isfinite(value)]
+        if odd:
+            raise FerError(f"face stage needs finite numbers, got {', '.join(odd)}")
+        if not 8 <= config.size <= MAX_SIZE or config.margin < 0 or min_face < 0 or config.detect_size < 0:
+            raise FerError(
+                f"face stage needs size >= 8 (at most {MAX_SIZE}), margin >= 0, min_face >= 0 and detect_size >= 0 "
+                f"(got {config.size}, {config.margin}, {min_face}, {config.detect_size})"
+            )
+        if self.pad < 0:
+            raise FerError(f"face stage needs pad >= 0 (got {self.pad})")
         self.detector: Detector = create_detector(config.backend, **config.detector_options())
         self.filters, self.policy, self.size, self.margin, self.min_face = (
             config.filters,

@@ -147,7 +147,13 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
     path = Path(path).expanduser() if path is not None else default_prompts_path()
     if not path.is_file():
         raise PromptFileError(f"prompt file {str(path)!r} does not exist")
-    return parse_prompts(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PromptFileError(
+            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); save it as UTF-8 YAML"
+        ) from None
+    return parse_prompts(text, source=str(path))
 
 
 def parse_prompts(text: str, source: str = "<string>") -> PromptSet:
