@@ -518,7 +518,8 @@ def prompts_command(
         console.print(f"[dim]prompts: {prompt_set.source} ({prompt_set.digest})[/]")
         console.print(f"[dim]negative: {prompt_set.negative}[/]")
     for emotion in wanted:
-        for p in prompt_set.prompts(seed, emotion, n, start):
+        # One at a time, not prompts()'s list: a mistyped --n of 10**20 prints at once and holds no memory.
+        for p in (prompt_set.prompt(seed, emotion, i) for i in range(start, start + n)):
             if as_json:
                 click.echo(
                     json.dumps(

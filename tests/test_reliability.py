@@ -1150,3 +1150,20 @@ def test_csv_files_saved_with_a_byte_order_mark_are_read_as_without(tmp_path, cs
     with pytest.raises(FerError, match="first line must name") as info:
         read_dataset(headless)
     assert len(str(info.value)) < 400
+
+
+def test_prompts_are_printed_as_they_are_drawn_whatever_n(monkeypatch):
+    """--n has no upper bound: a huge one prints at once and holds no list of all the prompts (it held 10**20)."""
+    from fer_synth.generation.prompts import PromptSet
+
+    real, calls = PromptSet.prompt, [0]
+
+    def interrupt_after_three(self, *args):
+        calls[0] += 1
+        if calls[0] > 3:
+            raise KeyboardInterrupt  # Ctrl-C, as the user would
+        return real(self, *args)
+
+    monkeypatch.setattr(PromptSet, "prompt", interrupt_after_three)
+    result = CliRunner().invoke(synth_cli, ["prompts", "-e", "happy", "--n", str(10**20), "--json"])
+    assert [json.loads(line)["index"] for line in result.output.splitlines() if line.startswith("{")] == [0, 1, 2]
