@@ -598,7 +598,7 @@ def prompts_command(
     type=click.IntRange(min=8),
     default=gen.DEFAULT_SIZE,
     show_default=True,
-    help="Image side in pixels (a multiple of 8).",
+    help="Image side in pixels (a multiple of 8, at most 2048).",
 )
 @click.option(
     "--batch-size",

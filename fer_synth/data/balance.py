@@ -284,6 +284,8 @@ def balance(config: BalanceConfig) -> BalanceResult:
     overlap them. ``config.method`` other than ``generated`` tops up the train split by that classic method instead
     (:func:`oversample_train`; the pool is not read)."""
     unknown = [s for s in config.splits if s not in store.SPLITS]
+    if not config.splits:
+        raise InvalidOptionError(f"--splits names no split; give one or more of {', '.join(store.SPLITS)}")
     if unknown:
         raise FerError(f"unknown split(s) {', '.join(unknown)}; choose from {', '.join(store.SPLITS)}")
     eval_topup = [s for s in config.splits if s in EVAL_SPLITS]

@@ -25,6 +25,9 @@ DEFAULT_SCHEDULER = "dpmpp"
 DEFAULT_STEPS = 25
 DEFAULT_GUIDANCE = 5.5
 DEFAULT_SIZE = 512
+#: The largest side generated: SD 1.5 works at 512, SDXL at 1024; beyond 2048 is a typo that would allocate until the
+#: machine runs out of memory (the faces end at 48x48 anyway).
+MAX_SIZE = 2048
 DEFAULT_BATCH = 4
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_OUT = "generated"
@@ -169,6 +172,12 @@ class GenerateConfig:
                 raise InvalidOptionError(f"--{name} must be at least {low} (got {value})")
         if self.guidance < 0:
             raise InvalidOptionError(f"--guidance must be >= 0 (got {self.guidance})")
-        if self.height % 8 or self.width % 8 or min(self.height, self.width) < 8:
-            raise InvalidOptionError(f"image size must be a positive multiple of 8 (got {self.width}x{self.height})")
+        if (
+            self.height % 8
+            or self.width % 8
+            or not 8 <= min(self.height, self.width) <= max(self.height, self.width) <= MAX_SIZE
+        ):
+            raise InvalidOptionError(
+                f"image size must be a multiple of 8 from 8 to {MAX_SIZE} (got {self.width}x{self.height})"
+            )
         return dataclasses.replace(self, emotions=emotions, out=Path(self.out))
