@@ -11,12 +11,13 @@ is ever unpickled.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 from torch import nn
 
 from fer_models.models import create_model
@@ -105,13 +106,35 @@ def save_state(path: str | os.PathLike, state: dict, meta: dict) -> Path:
     return Path(path)
 
 
+def _utf8_name(path: Path) -> bool:
+    try:
+        str(path).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, header metadata) of a safetensors file. safetensors opens only names that are valid UTF-8, and a
+    folder's name on Linux is bytes (a run folder named in Latin-1, say): such a file is read into memory and
+    parsed there. Damage raises OSError, ValueError or SafetensorError."""
+    path = Path(path)
+    if _utf8_name(path):
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+        return load_file(str(path)), metadata
+    data = path.read_bytes()
+    tensors = load(data)  # checks the whole layout first; the header below is then well formed
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    return tensors, header.get("__metadata__") or {}
+
+
 def load_state(path: str | os.PathLike) -> tuple[dict, dict]:
     """(state, meta) from a file :func:`save_state` wrote; a damaged or foreign file is a one-line error."""
     path = Path(path)
     try:
-        with safe_open(str(path), "pt") as f:
-            header = json.loads((f.metadata() or {}).get(STATE_KEY, "null"))
-        tensors = load_file(str(path))
+        tensors, metadata = read_tensors(path)
+        header = json.loads(metadata.get(STATE_KEY, "null"))
     except (OSError, ValueError, SafetensorError) as e:
         raise FerError(
             f"{path}: not a readable training state ({str(e).splitlines()[0]}); start the run again with --overwrite"
@@ -224,16 +247,45 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     meta = read_meta(path)
     if meta["format"] != CHECKPOINT_FORMAT:
         raise FerError(f"{meta['_path']}: an ensemble file, not a single model's checkpoint")
+    if (problem := _checkpoint_problem(meta)) is not None:
+        raise FerError(f"{meta['_path']}: a damaged checkpoint ({problem}); train the model again")
     try:
         model = create_model(meta["model"], num_classes=len(meta["classes"]), **meta.get("model_options", {}))
         weights = Path(meta["_path"]).parent / meta["weights"]
     except (KeyError, TypeError) as e:
         raise FerError(f"{meta['_path']}: a damaged checkpoint (missing or wrong {e}); train the model again") from None
     try:
-        model.load_state_dict(load_file(str(weights)))
-    except (OSError, SafetensorError, RuntimeError) as e:
+        model.load_state_dict(read_tensors(weights)[0])
+    except (OSError, ValueError, SafetensorError, RuntimeError) as e:
         raise FerError(
             f"{weights}: its tensors do not fit {meta['model']} ({str(e).splitlines()[0][:200]}); the "
             "weights file is damaged or belongs to another model"
         ) from None
     return model.to(device).eval(), meta
+
+
+def _checkpoint_problem(meta: dict) -> str | None:
+    """What in a checkpoint's JSON the code that builds and runs its model cannot use, or None. A hand-edited or
+    foreign file otherwise fails deep inside that code (a model name that is a number, an input size that is text,
+    a negative temperature that silently turns every probability around)."""
+    for key, kind in (("model", str), ("weights", str), ("input_size", int), ("in_chans", int)):
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    if meta["input_size"] < 1 or meta["in_chans"] not in (1, 3):
+        return f"input {meta['in_chans']}x{meta['input_size']}x{meta['input_size']} is no image size"
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        return "'classes' is missing or not a list of class names"
+    if len(set(classes)) != len(classes):
+        return "'classes' names a class twice"
+    if not isinstance(meta.get("model_options", {}), dict):
+        return "'model_options' is not a mapping"
+    calibration = meta.get("calibration", {})
+    temperatures = calibration.get("temperature", {}) if isinstance(calibration, dict) else None
+    if not isinstance(temperatures, dict) or not all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0
+        for t in temperatures.values()
+    ):
+        return "its calibration temperatures are not positive numbers"
+    return None

@@ -226,13 +226,20 @@ def _print_evaluation(report: dict) -> None:
 )
 @click.option("--tta", type=click.Choice(TTA_MODES), help="[default: each member's own]")
 @click.option("--split", default="test", show_default=True, help="the split the side-by-side report is on")
-@click.option("--out", type=click.Path(dir_okay=False), default="runs/ensemble.json", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="runs/ensemble.json",
+    show_default=True,
+    help="the ensemble file (an earlier one is replaced)",
+)
+@click.option("--overwrite", is_flag=True, help="replace an --out file that is not an ensemble file")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def ensemble_command(members, data, method, tta, split, out, device) -> None:
+def ensemble_command(members, data, method, tta, split, out, overwrite, device) -> None:
     """Combine run folders/checkpoints; show members and ensemble side by side; save a file evaluate accepts."""
     from fer_models.evaluation.ensemble import build_ensemble
 
-    report = build_ensemble(list(members), data, method, tta, out, split, resolve_device(device))
+    report = build_ensemble(list(members), data, method, tta, out, split, resolve_device(device), overwrite)
     if report["n_synthetic"]:
         console.print(
             f"[bold white on red] WARNING: the {split} split holds {report['n_synthetic']} SYNTHETIC rows [/]"

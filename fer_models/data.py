@@ -25,7 +25,7 @@ from torch import Tensor
 from fer_synth.core import store
 from fer_synth.core.classes import NUM_CLASSES, ClassList
 from fer_synth.core.dataset import SYNTHETIC
-from fer_synth.core.errors import InvalidOptionError
+from fer_synth.core.errors import DatasetError, InvalidOptionError
 
 GRAY_MEAN, GRAY_STD = 0.508, 0.255  # FER2013 train pixels
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -68,6 +68,17 @@ def load_split(path: str | os.PathLike, split: str, device: str | torch.device =
         s.classes,
         None if s.soft_labels is None else torch.from_numpy(s.soft_labels).to(device),
     )
+
+
+def load_scored_split(
+    path: str | os.PathLike, split: str, device: str | torch.device = "cpu", fix: str = "choose another --split"
+) -> TensorSplit:
+    """:func:`load_split` for scoring (evaluate, ensembles): a split without rows is refused, since metrics or
+    ensemble weights of no rows are no result. ``fix`` says what to do instead."""
+    loaded = load_split(path, split, device)
+    if not len(loaded):
+        raise DatasetError(f"{path}: the {split} split is empty (0 rows), nothing to score; {fix}")
+    return loaded
 
 
 def data_identity(path: str | os.PathLike) -> dict:

@@ -121,6 +121,19 @@ def world(tmp_path: Path) -> Path:
         "judge": {"model": "m", "fingerprint": "f"},
     }
     (tmp_path / "jpool" / "judgement.jsonl").write_text(json.dumps(record) + "\n" + json.dumps([record]) + "\n")
+    # A data file whose val and test splits are empty; a checkpoint and ensembles of the wrong shape or types.
+    splits = store.read(tmp_path / "data.h5").splits
+    store.write(
+        tmp_path / "no_eval.h5",
+        {"train": splits["train"], **{name: make_split(0) for name in ("val", "test")}},
+    )
+    shutil.copytree(tmp_path / "fit", tmp_path / "badtypes")
+    (tmp_path / "badtypes" / "best.json").write_text(json.dumps({**meta, "model": 5}))
+    zero = {"format": "fer-models-ensemble", "format_version": 1, "method": "mean"}
+    zero["members"] = [{"checkpoint": "fit", "weight": 0}, {"checkpoint": "misfit", "weight": 0}]
+    (tmp_path / "zero_ensemble.json").write_text(json.dumps(zero))
+    text = {**zero, "members": [{"checkpoint": "fit", "weight": "0.5"}, {"checkpoint": "fit", "weight": "x"}]}
+    (tmp_path / "text_ensemble.json").write_text(json.dumps(text))
     # FER+ votes aligned with fer.csv, but for two Training rows swapped (their Usage still agrees).
     usages = [line.rsplit(",", 1)[1] for line in (tmp_path / "fer.csv").read_text().splitlines()[1:]]
     votes = [f"{u},fer{i:07d}.png,10,0,0,0,0,0,0,0,0,0" for i, u in enumerate(usages)]
@@ -551,6 +564,18 @@ CASES = [
     (synth_cli, ["stats", "{w}/big"], "size 96x96"),
     (synth_cli, ["pack", "{w}/fer.csv", "--out", "{w}/fake.h5"], "not an earlier output"),
     (synth_cli, ["balance", "{w}/fer.csv", "--method", "ros", "--out", "{w}/fake.h5"], "not an earlier output"),
+    # splits without rows to score, checkpoint and ensemble files of the wrong types, an output over another file
+    (models_cli, ["evaluate", "{w}/fit", "--data", "{w}/no_eval.h5"], "the test split is empty"),
+    (
+        models_cli,
+        ["ensemble", "{w}/fit", "{w}/fit", "--data", "{w}/no_eval.h5", "--method", "weighted", "--out", "{w}/e.json"],
+        "the val split is empty",
+    ),
+    (models_cli, ["evaluate", "{w}/badtypes", "--data", "{w}/data.h5"], "'model' is missing or not a str"),
+    (models_cli, ["evaluate", "{w}/zero_ensemble.json", "--data", "{w}/data.h5"], "weights that sum to 0"),
+    (models_cli, ["report", "{w}/text_ensemble.json", "--out", "{w}/r"], "damaged ensemble file"),
+    (models_cli, ["train", "--data", "{w}/data.h5", "--weights", "{w}/fake.safetensors"], "not a readable"),
+    (models_cli, ["ensemble", "{w}/fit", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/notes.txt"], "exists"),
 ]
 
 

@@ -955,9 +955,51 @@ def test_damaged_evaluation_reports_are_left_out_with_a_warning(run_dir):
     evaluate(run_dir / "run", run_dir / "d.h5", "test", "none", out=run_dir / "run")
     (run_dir / "run" / "evaluation-val.json").write_text("{broken")
     (run_dir / "run" / "evaluation-train.json").write_text(json.dumps({"split": "train", "results": []}))
+    good = json.loads((run_dir / "run" / "evaluation-test.json").read_text())
+    # Well-formed but for a key the page reads when present: the classes (a number), per-class scores (one missing).
+    (run_dir / "run" / "evaluation-x.json").write_text(json.dumps({**good, "split": "x", "classes": 5}))
+    tta = good["results"][good["tta"]]["all"]
+    del tta["per_class"][good["classes"][0]]
+    (run_dir / "run" / "evaluation-y.json").write_text(json.dumps({**good, "split": "y"}))
     result = CliRunner().invoke(models_cli, ["report", str(run_dir / "run"), "--out", str(run_dir / "r")])
     assert result.exit_code == 0, result.output
     assert "evaluation-val.json (not readable as JSON" in result.output and "evaluation-train.json" in result.output
+    assert "evaluation-x.json ('classes' is not a list" in result.output
+    assert "skipped 4 unusable" in result.output  # evaluation-y.json, fourth, is counted past the names shown
+
+
+def test_a_run_folder_named_in_bytes_that_are_not_utf8_is_trained_read_and_reported(tmp_path):
+    """safetensors opens only names that are valid UTF-8 and matplotlib draws no surrogates: a run folder named
+    otherwise is trained, continued, evaluated, ensembled, judged and reported like any other."""
+    from fer_models.cli import main as models_cli
+
+    data = separable_h5(tmp_path / "d.h5")
+    run = tmp_path / os.fsdecode(b"run-\xff\xfe")
+    training.train(tiny_config(data, run, epochs=1))
+    training.train(tiny_config(data, run, epochs=2))  # continued from its state file
+    _faces(tmp_path / "pool", {"happy": 2})
+    for args in (
+        ["evaluate", str(run), "--data", str(data), "--tta", "none"],
+        ["ensemble", str(run), "builtin", "--data", str(data), "--out", str(tmp_path / f"{run.name}.json")],
+        ["report", str(tmp_path / f"{run.name}.json"), "--out", str(tmp_path / "r")],
+        ["judge", str(tmp_path / "pool"), "--model", str(run), "--amp", "none"],
+    ):
+        result = CliRunner().invoke(models_cli, args)
+        assert result.exit_code == 0, (args, result.output, result.exc_info)
+    assert (tmp_path / "r" / "index.html").is_file() and (run / "evaluation-test.json").is_file()
+
+
+def test_a_weights_file_that_fits_in_part_says_what_it_left_out(tmp_path, caplog):
+    """Loading keeps the tensors whose names and shapes fit (a head for other classes is left out on purpose) and
+    says how many it left out, with the first names: never a silent partial load."""
+    import logging
+
+    from fer_models.models import create_model
+
+    ckpt.save_checkpoint(tmp_path / "eight", create_model("small-cnn", num_classes=8), {})
+    with caplog.at_level(logging.INFO):
+        create_model("small-cnn", num_classes=7, weights=tmp_path / "eight.safetensors")
+    assert "left out" in caplog.text and "head" in caplog.text, caplog.text
 
 
 def test_a_truncated_video_is_named_in_a_warning(tmp_path):

@@ -7,7 +7,9 @@ the test split is never looked at before the report.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from fer_models import checkpoint as ckpt
-from fer_models.data import TensorSplit, check_tta, data_identity, load_split
+from fer_models.data import TensorSplit, check_tta, data_identity, load_scored_split
 from fer_models.evaluation.metrics import classification_metrics
 from fer_models.inference.class_mapping import class_mapping
 from fer_models.inference.probabilities import checkpoint_proba
@@ -117,16 +119,37 @@ def save_ensemble(path: str | os.PathLike, ensemble: Ensemble, info: dict | None
     return ckpt.write_json(path, doc)
 
 
+def _is_ensemble_file(path: str | os.PathLike) -> bool:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == ckpt.ENSEMBLE_FORMAT
+
+
 def load_ensemble(path: str | os.PathLike) -> Ensemble:
     meta = ckpt.read_meta(path)
     if meta["format"] != ckpt.ENSEMBLE_FORMAT:
         raise FerError(f"{path}: a single model's checkpoint, not an ensemble file")
     try:
-        return Ensemble(ckpt.member_checkpoints(meta), [float(m["weight"]) for m in meta["members"]], meta["method"])
+        ensemble = Ensemble(
+            ckpt.member_checkpoints(meta), [float(m["weight"]) for m in meta["members"]], meta["method"]
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise FerError(
             f"{path}: a damaged ensemble file (bad or missing {e}); build it again with `fer-models ensemble`"
         ) from None
+    # Weights that are not a distribution would turn the mean into NaN or negative "probabilities", silently; an
+    # unknown method would fail only once every member has run.
+    if ensemble.method not in METHODS:
+        problem = f"method {ensemble.method!r}, none of {', '.join(METHODS)}"
+    elif not ensemble.members or not all(math.isfinite(w) and w >= 0 for w in ensemble.weights):
+        problem = "no members" if not ensemble.members else f"weights {ensemble.weights}, not all finite and >= 0"
+    elif sum(ensemble.weights) <= 0:
+        problem = "weights that sum to 0"
+    else:
+        return ensemble
+    raise FerError(f"{path}: a damaged ensemble file ({problem}); build it again with `fer-models ensemble`")
 
 
 def build_ensemble(
@@ -137,9 +160,11 @@ def build_ensemble(
     out: str | os.PathLike | None = None,
     split: str = "test",
     device: str | torch.device = "cpu",
+    overwrite: bool = False,
 ) -> dict:
     """Combine ``members``, fitting weights on val for ``weighted``; report each member and the ensemble
-    side by side on ``split`` and save the ensemble file to ``out`` when given."""
+    side by side on ``split`` and save the ensemble file to ``out`` when given. An existing ``out`` is replaced
+    when it is an earlier ensemble file (the same command again), anything else only with ``overwrite``."""
     if method not in METHODS:
         raise FerError(f"unknown ensemble method {method!r}; choose one of {', '.join(METHODS)}")
     if tta is not None:
@@ -149,17 +174,19 @@ def build_ensemble(
     paths = [ckpt.resolve_checkpoint(m) for m in members]
     if out is not None:  # an output over an input, or a place that cannot be written, fails before the work
         refuse_inputs(out, [*(p for m in members for p in ckpt.input_files(m)), data])
-        refuse_existing_file(out, overwrite=True)  # the ensemble file is replaced, never a folder
+        # An earlier ensemble file is replaced (the same command again); another file (a CSV, another run's
+        # checkpoint JSON) is the user's, and replacing it is asked for explicitly.
+        refuse_existing_file(out, overwrite=overwrite or _is_ensemble_file(out))
         make_dir(Path(out).parent)
         remove_stale_temps(out)  # what a killed ensemble of the same file left
     weights = [1.0 / len(paths)] * len(paths)
     fit = None
     if method == "weighted":
-        val = load_split(data, "val", device)
+        val = load_scored_split(data, "val", device, "--method weighted fits its weights there: use --method mean")
         weights = fit_weights(member_probs(paths, val, tta, device), val.labels.cpu().numpy())
         fit = {"split": "val", "objective": "nll", "n": len(val)}
     ensemble = Ensemble(paths, weights, method)
-    evaluated = load_split(data, split, device)
+    evaluated = load_scored_split(data, split, device)
     labels = evaluated.labels.cpu().numpy()
     probs = member_probs(paths, evaluated, tta, device)
     rows = [

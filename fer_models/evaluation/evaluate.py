@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fer_models import checkpoint as ckpt
-from fer_models.data import TensorSplit, check_tta, load_split
+from fer_models.data import TensorSplit, check_tta, load_scored_split
 from fer_models.evaluation.ensemble import load_ensemble, member_probs
 from fer_models.evaluation.metrics import classification_metrics
 from fer_models.inference.class_mapping import ClassMapping, class_mapping
@@ -78,7 +78,7 @@ def evaluate(
         raise SplitNotFoundError(f"{data}: no split {split!r}; it has {', '.join(attrs['splits'])}")
     default = MEMBERS_TTA if meta["format"] == ckpt.ENSEMBLE_FORMAT else "flip"
     tta = tta or meta.get("tta") or default
-    evaluated = load_split(data, split, device)
+    evaluated = load_scored_split(data, split, device)
     results = {}
     for mode in dict.fromkeys(("none", tta)):
         probs, mapping = predict_file(path, evaluated, mode, device)  # the last mode's stay for the predictions file

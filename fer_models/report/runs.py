@@ -25,6 +25,7 @@ from PIL import Image
 from fer_models import checkpoint as ckpt
 from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE
 from fer_models.evaluation.compare import leaderboard, plot_recall
+from fer_models.evaluation.ensemble import load_ensemble
 from fer_models.evaluation.evaluate import load_predictions
 from fer_models.training.history import plot_curves
 from fer_synth.core import store
@@ -127,6 +128,14 @@ def _evaluation_problem(report: object) -> str | None:
             return f"{key!r} is missing or not a {kind.__name__}"
     if not isinstance(report["results"].get(report["tta"]), dict):
         return f"no results for its TTA {report['tta']!r}"
+    # Optional keys the page reads when present (older reports lack them).
+    classes = report.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        return "'classes' is not a list of class names"
+    if not isinstance(report.get("n_synthetic", 0), int):
+        return "'n_synthetic' is not an int"
+    if not isinstance(report.get("class_mapping", {}), dict):
+        return "'class_mapping' is not a mapping"
     for mode, by_source in report["results"].items():
         for source, metrics in by_source.items() if isinstance(by_source, dict) else [(None, None)]:
             if (
@@ -136,6 +145,15 @@ def _evaluation_problem(report: object) -> str | None:
                 or not isinstance(metrics.get("confusion"), list)
             ):
                 return f"the {mode}/{source} metrics are incomplete"
+    best = report["results"][report["tta"]].get("all")
+    if best is None:
+        return f"no 'all' results for its TTA {report['tta']!r}"
+    if not all(
+        isinstance(best["per_class"].get(c), dict)
+        and all(isinstance(best["per_class"][c].get(k), (int, float)) for k in ("precision", "recall", "f1", "support"))
+        for c in classes
+    ):
+        return "its per-class scores do not cover its classes"
     return None
 
 
@@ -154,7 +172,10 @@ def load_entry(path: str | os.PathLike, index: int) -> Entry:
         index, name, file, meta, history if meta["format"] == ckpt.CHECKPOINT_FORMAT else [], find_evaluations(file)
     )
     if entry.is_ensemble:
-        entry.members = [load_entry(member, -1) for member in ckpt.member_checkpoints(meta)]
+        ensemble = load_ensemble(file)  # a damaged file is one line here too, as for evaluate and predict
+        for spec, weight in zip(meta["members"], ensemble.weights):
+            spec["weight"] = weight  # the page formats numbers: "0.5" in the file is read as 0.5
+        entry.members = [load_entry(member, -1) for member in ensemble.members]
     return entry
 
 

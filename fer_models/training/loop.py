@@ -357,6 +357,11 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         logger.warning(
             f"the val split holds {val_split.n_synthetic} SYNTHETIC rows: model selection is not on real data only"
         )
+    if config.weights:  # a damaged or foreign weights file, too, is refused before the output is claimed
+        with torch.device("meta"):  # names and shapes are checked; nothing is allocated for the model
+            create_model(
+                config.model, num_classes=len(train_split.classes), weights=config.weights, **config.model_options
+            )
     steps_per_epoch = len(batches(torch.arange(len(train_split)), config.batch_size, d.rank, d.world_size))
     if steps_per_epoch == 0:
         raise FerError(

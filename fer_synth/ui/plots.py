@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_synth.core.atomic import atomic_file
+from fer_synth.core.images import printable
 
 #: FER2013's classes (and FER+'s contempt) in colours a reader can tell apart; other names get tab10's.
 CLASS_COLOURS: dict[str, str] = {
@@ -54,7 +55,13 @@ def pyplot():
 
 def save(fig, path: str | Path, dpi: int = 100) -> Path:
     """Save ``fig`` as PNG atomically and close it."""
+    from matplotlib.text import Text
+
     plt = pyplot()
+    # A title naming a file or run folder that is not valid UTF-8 holds surrogates, which the font renderer refuses
+    # (a traceback after the work is done): every text is drawn with those bytes as \xNN escapes.
+    for text in fig.findobj(Text):
+        text.set_text(printable(text.get_text()))
     fig.tight_layout()
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
