@@ -4,6 +4,7 @@ independence for every registered model, and ImageNet weights from a local .safe
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -127,26 +128,34 @@ def test_stn_starts_as_the_identity_warp():
     torch.testing.assert_close(stn(x), x, rtol=1e-4, atol=1e-4)
 
 
-def test_training_without_imagenet_weights_warns_once(capsys):
+def _warnings(caplog) -> list[str]:
+    """The project's warnings logged since the last call: the log records themselves, not stderr, which shows them
+    only once a command line (or an earlier test) has set logging up."""
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("fer_")]
+    caplog.clear()
+    return messages
+
+
+def test_training_without_imagenet_weights_warns_once(caplog):
     model = create_model("patt-lite")
     model.eval()
     model(torch.randn(1, 3, 224, 224))
-    assert capsys.readouterr().err == ""  # evaluation and building say nothing
+    assert _warnings(caplog) == []  # evaluation and building say nothing
     model.train()
     model(torch.randn(2, 3, 224, 224))
     model(torch.randn(2, 3, 224, 224))
-    err = " ".join(capsys.readouterr().err.split())  # rich wraps lines
-    assert err.count("patt-lite: training from random weights") == 1
+    warned = _warnings(caplog)
+    assert len(warned) == 1 and "patt-lite: training from random weights" in warned[0]
     create_model("resemotenet").train()(torch.randn(2, 3, 64, 64))  # trained from scratch in its paper
-    assert capsys.readouterr().err == ""
+    assert _warnings(caplog) == []
 
 
-def test_a_loaded_checkpoint_silences_the_warning(capsys):
+def test_a_loaded_checkpoint_silences_the_warning(caplog):
     source = create_model("patt-lite")
     model = create_model("patt-lite")
     model.load_state_dict(source.state_dict())
     model.train()(torch.randn(2, 3, 224, 224))
-    assert capsys.readouterr().err == ""
+    assert _warnings(caplog) == []
 
 
 @pytest.mark.parametrize(
@@ -159,7 +168,7 @@ def test_a_loaded_checkpoint_silences_the_warning(capsys):
         ("efficientnet-b0", "efficientnet_b0", "conv_stem"),
     ],
 )
-def test_imagenet_weights_load_from_a_local_safetensors_file(tmp_path, capsys, name, architecture, first_conv):
+def test_imagenet_weights_load_from_a_local_safetensors_file(tmp_path, caplog, name, architecture, first_conv):
     torch.manual_seed(1)
     imagenet = timm.create_model(architecture, pretrained=False)  # stands in for the ImageNet checkpoint
     path = tmp_path / f"{architecture}.safetensors"
@@ -170,15 +179,15 @@ def test_imagenet_weights_load_from_a_local_safetensors_file(tmp_path, capsys, n
     for key in (f"{first_conv}.weight", deepest):
         torch.testing.assert_close(own[key], given[key])
     model.train()(torch.randn(2, 3, 224, 224))
-    assert "random" not in capsys.readouterr().err  # every backbone tensor was filled: no warning
+    assert _warnings(caplog) == []  # every backbone tensor was filled: no warning
 
 
-def test_a_weights_file_of_another_architecture_is_reported(tmp_path, capsys):
+def test_a_weights_file_of_another_architecture_is_reported(tmp_path, caplog):
     path = tmp_path / "resnet18.safetensors"
     save_file(timm.create_model("resnet18", pretrained=False).state_dict(), str(path))
     create_model("rmn", weights=path)  # resnet18 shares the stem and the first blocks with resnet34
-    err = " ".join(capsys.readouterr().err.split())  # rich wraps lines
-    assert "rmn: the weights file left" in err and "resnet34 backbone tensors at random init" in err
+    warned = " ".join(_warnings(caplog))
+    assert "rmn: the weights file left" in warned and "resnet34 backbone tensors at random init" in warned
 
 
 def test_emonext_loss_is_smoothed_cross_entropy_plus_the_attention_regulariser_on_the_pooled_vector():
