@@ -507,6 +507,8 @@ CASES = [
     (models_cli, ["predict", "{w}/only_test", "--device", "gpu"], "--device 'gpu'"),
     (models_cli, ["judge", "{w}/jpool", "--device", "nonsense"], "--device 'nonsense'"),
     (models_cli, ["compare", "{w}/data.h5", "--out", "{w}/cmp", "--device", "cuda:99"], "--device cuda:99"),
+    # a variant's setting is checked before the --out folder is claimed (it once left a folder holding a lock)
+    (models_cli, ["compare", "{w}/data.h5", "--out", "{w}/cmp", "--variant", "no_such_setting=1"], "no_such_setting"),
     (
         synth_cli,
         [

@@ -718,6 +718,37 @@ def test_inputs_that_would_share_an_annotation_keep_their_own(tmp_path):
     ]
 
 
+def test_evaluations_of_other_checkpoints_neither_replace_nor_pass_for_a_runs_own(run_dir):
+    """A run's last.json and another run evaluated into its folder once wrote its evaluation-test.json; the runs
+    report matched reports by the file name best.json and showed another run's numbers as this one's."""
+    import shutil
+
+    from fer_models.cli import main as models_cli
+
+    run, other, data = run_dir / "run", run_dir / "other", str(run_dir / "d.h5")
+    training.train(tiny_config(run_dir / "d.h5", other, epochs=1, seed=1))
+    runner = CliRunner()
+    for args in (["evaluate", str(run)], ["evaluate", str(run / "last.json")], ["evaluate", str(other)]):
+        result = runner.invoke(models_cli, [*args, "--data", data, "--tta", "none"])
+        assert result.exit_code == 0, result.output
+    own = (run / "evaluation-test.json").read_bytes()
+    assert json.loads((run / "last.evaluation-test.json").read_text())["checkpoint"].endswith("last.json")
+    # Over another run's evaluation: refused, nothing replaced.
+    result = runner.invoke(models_cli, ["evaluate", str(run), "--data", data, "--out", str(other)])
+    assert result.exit_code == 2 and "is the evaluation of" in result.output, result.output
+    assert json.loads((other / "evaluation-test.json").read_text())["checkpoint"] == str(other / "best.json")
+    # Into a folder with no evaluation of its own: written, but never shown as that run's.
+    (other / "evaluation-test.json").unlink()
+    assert runner.invoke(models_cli, ["evaluate", str(run), "--data", data, "--out", str(other)]).exit_code == 0
+    assert runner.invoke(models_cli, ["report", str(other), "--out", str(run_dir / "r")]).exit_code == 0
+    assert json.loads((run_dir / "r" / "report.json").read_text())["entries"][0]["evaluations"] == {}
+    # A copied run folder keeps its evaluation (the same checkpoint bytes), and the original is unchanged.
+    shutil.copytree(run, run_dir / "copy")
+    assert runner.invoke(models_cli, ["report", str(run_dir / "copy"), "--out", str(run_dir / "r2")]).exit_code == 0
+    assert "test" in json.loads((run_dir / "r2" / "report.json").read_text())["entries"][0]["evaluations"]
+    assert (run / "evaluation-test.json").read_bytes() == own
+
+
 # --- class 5: names and environments ------------------------------------------------------------------------------
 
 NOT_UTF8 = os.fsdecode(b"\xff\xfe-face.png")

@@ -193,10 +193,13 @@ def compare(
             "test data means nothing: make them from the same source with the same --seed"
         )
     arms = plan_arms(datasets, variants, ensembles, recipe)
+    # Every run's settings (a --variant's key and value among them) are checked before the folder is claimed; the
+    # folder is written in place (a comparison resumes, never replaced), so the runs' folders are as planned here.
+    configs = run_configs(arms, out, recipe=recipe, seeds=seeds, device=device, train_images=train_images, **overrides)
     # New, empty or an earlier comparison's folder (its runs continue where they stopped); never over an input.
     inputs = [*datasets, recipe_path(recipe) if recipe else None]
     with output_folder(out, command=COMMAND, is_own=_is_comparison, inputs=inputs) as folder:
-        return _compare(arms, folder, fingerprints, recipe, seeds, device, resamples, train_images, overrides)
+        return _compare(arms, configs, folder, fingerprints, recipe, seeds, device, resamples, train_images)
 
 
 def _is_comparison(folder: Path) -> bool:
@@ -207,6 +210,7 @@ def _is_comparison(folder: Path) -> bool:
 
 def _compare(
     arms: list[Arm],
+    run_settings: list[TrainConfig],
     out: Path,
     fingerprints: dict,
     recipe: str | None,
@@ -214,11 +218,8 @@ def _compare(
     device: str,
     resamples: int,
     train_images: int | None,
-    overrides: dict,
 ) -> dict:
-    configs = iter(
-        run_configs(arms, out, recipe=recipe, seeds=seeds, device=device, train_images=train_images, **overrides)
-    )
+    configs = iter(run_settings)
     probs, per_seed, labels, epochs = {}, {}, None, {}
     for arm in arms:
         files = []

@@ -7,6 +7,7 @@ split holding synthetic rows is flagged loudly: such a number is not a FER2013 r
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -24,7 +25,8 @@ from fer_synth.core import store
 from fer_synth.core.atomic import atomic_file
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.dataset import SYNTHETIC
-from fer_synth.core.errors import SplitNotFoundError
+from fer_synth.core.errors import OutputError, SplitNotFoundError
+from fer_synth.core.images import printable
 from fer_synth.core.outputs import make_dir, refuse_inputs, remove_stale_temps
 from fer_synth.ui.plots import confusion_figure
 
@@ -61,7 +63,7 @@ def evaluate(
     Reports no TTA and, unless ``tta`` is ``none``, the given TTA (default: the one the checkpoint's recipe
     names, else flip; for an ensemble, the one it was built with, else each member's own). Writes
     ``evaluation-<split>.json``, ``confusion-<split>.png`` and each row's probabilities (``evaluation-<split>.npz``)
-    into ``out`` when given; an ensemble's file names start with its own (``<name>.``).
+    into ``out`` when given; other than a run's ``best``, their names start with the checkpoint's (``<name>.``).
     """
     if tta is not None:
         check_tta(tta)
@@ -70,6 +72,7 @@ def evaluate(
         inputs = [*ckpt.input_files(path), data]
         for name in output_names(meta, split):
             refuse_inputs(Path(out) / name, inputs, "--out", beside=True)
+        refuse_other_evaluation(Path(out) / output_names(meta, split)[1], meta["_path"])
         make_dir(out)
         for name in output_names(meta, split):
             remove_stale_temps(Path(out) / name)  # what a killed evaluate of the same files left
@@ -129,11 +132,41 @@ def evaluate(
     return report
 
 
+def is_evaluation_of(recorded: str, checkpoint: str | os.PathLike) -> bool:
+    """Whether an evaluation report of the checkpoint ``recorded`` (its ``checkpoint`` field) is about
+    ``checkpoint``: the same file; or, for a run folder moved or copied since, a file of the same name that is gone
+    or holds the same bytes. Another run's ``best.json`` (``evaluate runs/a --out runs/b``) is not."""
+    recorded_path, checkpoint = Path(recorded), Path(checkpoint)
+    try:
+        if os.path.samefile(recorded_path, checkpoint):
+            return True
+        return recorded_path.name == checkpoint.name and recorded_path.read_bytes() == checkpoint.read_bytes()
+    except OSError:
+        return not recorded_path.exists() and recorded_path.name == checkpoint.name
+
+
+def refuse_other_evaluation(report_file: Path, checkpoint: str) -> None:
+    """Raise when ``report_file`` is another checkpoint's evaluation (``evaluate runs/a --out runs/b`` over runs/b's
+    own): replacing it would lose that evaluation, and the runs report would show a's numbers as b's."""
+    try:
+        recorded = json.loads(report_file.read_text())["checkpoint"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return  # absent, or damaged: nothing of value to keep
+    if isinstance(recorded, str) and not is_evaluation_of(recorded, checkpoint):
+        raise OutputError(
+            f"{report_file} is the evaluation of {printable(recorded)}, not of {printable(checkpoint)}; choose "
+            "another --out"
+        )
+
+
 def output_names(meta: dict, split: str) -> tuple[str, str, str]:
     """evaluate's files: the probabilities (.npz), the report (.json), the confusion matrix (.png). Their names start
-    with nothing for a run (one model per folder), ``<name>.`` for an ensemble, since one folder often holds
-    several ensemble files and their evaluations must not replace each other."""
-    prefix = f"{Path(meta['_path']).stem}." if meta["format"] == ckpt.ENSEMBLE_FORMAT else ""
+    with nothing for a run's ``best`` checkpoint and a shipped model (the model of its folder), ``<name>.`` for any
+    other checkpoint (``last.json``) or ensemble file, since one folder often holds several and their evaluations
+    must not replace each other."""
+    path = Path(meta["_path"])
+    own = meta["format"] == ckpt.CHECKPOINT_FORMAT and (path.stem == "best" or ckpt.shipped_name(path))
+    prefix = "" if own else f"{path.stem}."
     return f"{prefix}evaluation-{split}.npz", f"{prefix}evaluation-{split}.json", f"{prefix}confusion-{split}.png"
 
 

@@ -26,7 +26,7 @@ from fer_models import checkpoint as ckpt
 from fer_models.evaluation.compare import REPORT_FILE as COMPARE_FILE
 from fer_models.evaluation.compare import leaderboard, plot_recall
 from fer_models.evaluation.ensemble import load_ensemble
-from fer_models.evaluation.evaluate import load_predictions
+from fer_models.evaluation.evaluate import is_evaluation_of, load_predictions
 from fer_models.training.history import plot_curves
 from fer_synth.core import store
 from fer_synth.core.atomic import write_bytes
@@ -108,7 +108,7 @@ def find_evaluations(checkpoint: Path) -> dict[str, dict]:
         if (problem := _evaluation_problem(report)) is not None:
             damaged.append((str(path), problem))
             continue
-        if Path(report.get("checkpoint", "")).name == checkpoint.name:
+        if is_evaluation_of(report["checkpoint"], checkpoint):
             report["_file"] = str(path)
             found[report["split"]] = report
     if damaged:
