@@ -509,6 +509,7 @@ CASES = [
     (models_cli, ["compare", "{w}/data.h5", "--out", "{w}/cmp", "--device", "cuda:99"], "--device cuda:99"),
     # a variant's setting is checked before the --out folder is claimed (it once left a folder holding a lock)
     (models_cli, ["compare", "{w}/data.h5", "--out", "{w}/cmp", "--variant", "no_such_setting=1"], "no_such_setting"),
+    (models_cli, ["compare", "{w}/data.h5", "{w}/data.h5", "--out", "{w}/cmp"], "given more than once"),
     (
         synth_cli,
         [

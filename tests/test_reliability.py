@@ -749,6 +749,29 @@ def test_evaluations_of_other_checkpoints_neither_replace_nor_pass_for_a_runs_ow
     assert (run / "evaluation-test.json").read_bytes() == own
 
 
+def test_an_input_given_twice_is_used_once_and_said(run_dir):
+    """A folder and a file in it, a run folder and its best.json: one prediction, one report entry, and a warning
+    (once, each was counted twice)."""
+    from skimage import data
+
+    from fer_models.cli import main as models_cli
+
+    photos = run_dir / "photos"
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).resize((256, 256)).save(photos / "a.png")  # one face
+    (run_dir / "link.png").symlink_to(photos / "a.png")
+    args = ["predict", str(photos), str(photos / "a.png"), str(run_dir / "link.png"), "--backend", "haar"]
+    result = CliRunner().invoke(models_cli, [*args, "--json", str(run_dir / "p.json")])
+    assert result.exit_code == 0, result.output
+    assert "2 input(s) given more than once" in " ".join(result.output.split())
+    rows = json.loads((run_dir / "p.json").read_text())
+    assert len(rows) == 1, rows  # its one face, once
+    run = run_dir / "run"
+    result = CliRunner().invoke(models_cli, ["report", str(run), str(run / "best.json"), "--out", str(run_dir / "r")])
+    assert result.exit_code == 0 and "given more than once" in " ".join(result.output.split()), result.output
+    assert len(json.loads((run_dir / "r" / "report.json").read_text())["entries"]) == 1
+
+
 # --- class 5: names and environments ------------------------------------------------------------------------------
 
 NOT_UTF8 = os.fsdecode(b"\xff\xfe-face.png")

@@ -39,7 +39,8 @@ from fer_models.training.loop import train
 from fer_synth.core import store
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, InvalidOptionError
-from fer_synth.core.outputs import output_folder
+from fer_synth.core.folders import given_twice
+from fer_synth.core.outputs import once_each, output_folder
 from fer_synth.ui import plots
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,8 @@ def compare(
         raise InvalidOptionError(f"--seeds must be at least 1 (got {seeds})")
     if not datasets:
         raise InvalidOptionError("give at least one data file")
+    if repeated := once_each(datasets)[1]:  # two arms trained on one file: hours spent on a comparison of nothing
+        raise InvalidOptionError(f"{given_twice(repeated)}; give each data file once")
     resolve_device(device)  # a device this machine lacks fails before the folder is claimed
     fingerprints = {str(d): eval_fingerprint(d) for d in datasets}
     if len(set(fingerprints.values())) > 1:

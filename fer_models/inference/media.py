@@ -30,13 +30,14 @@ import numpy as np
 from fer_models.inference.classifier import Classifier
 from fer_synth.core.atomic import write_bytes
 from fer_synth.core.errors import FerError, MissingPathError
-from fer_synth.core.folders import FolderWalk, describe_skipped
+from fer_synth.core.folders import FolderWalk, describe_skipped, given_twice
 from fer_synth.core.images import IMAGE_SUFFIXES, load_image, printable, save_png
 from fer_synth.core.images import TOO_LARGE as IMAGE_TOO_LARGE
 from fer_synth.core.outputs import (
     check_output_folder,
     has_file,
     make_dir,
+    once_each,
     output_folder,
     refuse_collisions,
     refuse_existing_file,
@@ -120,6 +121,9 @@ def find_media(paths: list[str | os.PathLike]) -> list[Path]:
             raise MissingPathError(f"{printable(str(given))}: no such file or folder")
     if message := describe_skipped(walk.problems):
         logger.warning(message)
+    found, repeated = once_each(found)
+    if repeated:
+        logger.warning(f"{given_twice(repeated)}: each is predicted once")
     return found
 
 

@@ -33,7 +33,8 @@ from fer_synth.core.atomic import write_bytes
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.env import resolve_device
 from fer_synth.core.errors import FerError, MissingPathError
-from fer_synth.core.folders import describe_skipped
+from fer_synth.core.folders import describe_skipped, given_twice
+from fer_synth.core.outputs import once_each
 from fer_synth.ui import html, plots
 
 logger = logging.getLogger(__name__)
@@ -634,6 +635,9 @@ def runs_report(
     """
     if not paths and not comparisons:
         raise FerError("give at least one run folder, checkpoint, ensemble file or --compare result")
+    paths, repeated = once_each(ckpt.resolve_checkpoint(p) for p in paths)  # a run folder and its best.json: once
+    if repeated:
+        logger.warning(f"{given_twice(repeated)}: each is shown once")
     entries = [load_entry(p, i) for i, p in enumerate(paths)]
     compared = [load_comparison(c) for c in comparisons]
     inputs = [p for e in entries for p in entry_inputs(e)] + [c["_path"] for c in compared]

@@ -178,6 +178,14 @@ def describe_skipped(skipped: Iterable[tuple[str, str]], first: int = 3) -> str 
     return f"skipped {len(skipped)} unusable row(s) or file(s): {shown}{more}"
 
 
+def given_twice(repeated: list[tuple[str, str]], first: int = 3) -> str:
+    """One line about the inputs :func:`fer_synth.core.outputs.once_each` left out: the count and the first few,
+    each with the name it was first given under."""
+    shown = "; ".join(f"{printable(name)} (= {printable(earlier)})" for name, earlier in repeated[:first])
+    more = f"; and {len(repeated) - first} more" if len(repeated) > first else ""
+    return f"{len(repeated)} input(s) given more than once: {shown}{more}"
+
+
 class FolderWalk:
     """Lists folders for every folder reader (datasets, pools, crop's photos, predict's media): visible entries
     only (hidden ones are the tools' own), sorted; symbolic links to folders are followed, each folder read once

@@ -57,6 +57,26 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def once_each(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """``paths`` with every later name of a file or folder named before left out (``./x`` and ``x``, a symbolic or
+    hard link, a file also found in a folder given), and what was left out as (its name, the first name)."""
+    kept: list[Path] = []
+    first: dict[object, Path] = {}
+    repeated: list[tuple[str, str]] = []
+    for path in map(Path, paths):
+        try:
+            st = os.stat(path)
+            identity: object = (st.st_dev, st.st_ino)
+        except OSError:  # not there (yet): its name decides
+            identity = _real(path)
+        if identity in first:
+            repeated.append((str(path), str(first[identity])))
+        else:
+            first[identity] = path
+            kept.append(path)
+    return kept, repeated
+
+
 def overlap(out: str | os.PathLike, given: str | os.PathLike) -> str | None:
     """How ``out`` overlaps ``given``: ``"is"``, ``"contains"``, ``"lies inside"``, or None."""
     target, source = _real(out), _real(given)
