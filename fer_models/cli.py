@@ -312,7 +312,7 @@ def predict_command(
 
     files = find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
     check_outputs(
-        list(paths),
+        [*paths, *files],  # the files found too: a hard link elsewhere to one of them is that input
         {"--json": json_out, "--csv": csv_out},
         annotate,
         overwrite,

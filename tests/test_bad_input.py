@@ -92,6 +92,7 @@ def world(tmp_path: Path) -> Path:
     # Other names of the data file, a data file named like an evaluation output, files a command reads.
     (tmp_path / "link.h5").symlink_to(tmp_path / "data.h5")
     os.link(tmp_path / "data.h5", tmp_path / "hard.h5")
+    os.link(tmp_path / "only_test" / "test" / "happy" / "0.png", tmp_path / "hard.png")  # a photo, named outside
     (tmp_path / "evalout").mkdir()
     shutil.copy(tmp_path / "data.h5", tmp_path / "evalout" / "evaluation-test.npz")
     (tmp_path / "models").mkdir()
@@ -272,6 +273,7 @@ CASES = [
     (models_cli, ["predict", "{w}/only_test", "--model", "{w}/missing"], "no such checkpoint"),
     (models_cli, ["predict", "{w}/only_test", "--model", "{w}/x.pt"], "pickled"),
     (models_cli, ["predict", "{w}/only_test", "--csv", "{w}/notes.txt"], "exists"),
+    (models_cli, ["predict", "{w}/only_test", "--csv", "{w}/hard.png", "--overwrite"], "overlaps the input"),
     (models_cli, ["predict", "{w}/only_test", "--annotate", "{w}/only_test/test"], "overlaps"),
     (models_cli, ["predict", "{w}/only_test", "--every", "0"], "--every"),
     (models_cli, ["predict", "{w}/only_test", "--filters", "lenient"], "--filters"),

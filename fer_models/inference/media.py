@@ -214,7 +214,8 @@ def check_outputs(
     explain: str | os.PathLike | None = None,
 ) -> None:
     """Refuse, before any work, outputs (``files``: option -> file, the ``annotate`` and ``explain`` folders) that
-    exist (unless ``overwrite``), that are one another, or that would write over an input: ``paths`` and the other
+    exist (unless ``overwrite``), that are one another, or that would write over an input: ``paths`` (the paths
+    given and the media files found in them, so that a hard link elsewhere to one of them counts) and the other
     ``inputs`` (the model's files, the face model)."""
     files = dict(files or {})
     inputs = [*paths, *inputs]
@@ -260,7 +261,7 @@ def predict_media(
     inputs = [*model_files, *stage.files]
     if files is None:
         files = find_media(paths)
-        check_outputs(paths, annotate=annotate, overwrite=overwrite, inputs=inputs, explain=explain)
+        check_outputs([*paths, *files], annotate=annotate, overwrite=overwrite, inputs=inputs, explain=explain)
     summary = MediaSummary()
     inputs = [*paths, *inputs]
     wanted = {"annotate": (annotate, ANNOTATED_MARK), "explain": (explain, EXPLAINED_MARK)}
