@@ -514,6 +514,8 @@ def prompts_command(
 
     prompt_set = load_prompts(prompts_file)
     wanted = known_list(class_list).resolve_many(emotions)
+    for emotion in wanted:  # a class the file lacks is an error before anything is printed (no partial --json)
+        prompt_set.lists_for(emotion)
     if not as_json:
         console.print(f"[dim]prompts: {prompt_set.source} ({prompt_set.digest})[/]")
         console.print(f"[dim]negative: {prompt_set.negative}[/]")

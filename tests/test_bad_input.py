@@ -15,7 +15,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
+from safetensors.torch import save_file
 
 from fer_models import checkpoint as ckpt
 from fer_models.cli import main as models_cli
@@ -143,6 +145,13 @@ def world(tmp_path: Path) -> Path:
     (tmp_path / "latin1.yaml").write_bytes("template: caf\xe9\n".encode("latin-1"))  # not UTF-8
     (tmp_path / "big" / "happy").mkdir(parents=True)  # faces of another size than 48x48: every one is skipped
     save_png(np.zeros((96, 96), np.uint8), tmp_path / "big" / "happy" / "0.png")
+    # A LoRA for another architecture: one layer's matrices of other shapes than the tiny model's (PyTorch's
+    # RuntimeError once escaped as a traceback).
+    lora_key = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora"
+    save_file(
+        {f"{lora_key}.down.weight": torch.zeros(2, 5), f"{lora_key}.up.weight": torch.zeros(5, 2)},
+        tmp_path / "misfit_lora.safetensors",
+    )
     return tmp_path
 
 
@@ -581,6 +590,45 @@ CASES = [
     (models_cli, ["report", "{w}/text_ensemble.json", "--out", "{w}/r"], "damaged ensemble file"),
     (models_cli, ["train", "--data", "{w}/data.h5", "--weights", "{w}/fake.safetensors"], "not a readable"),
     (models_cli, ["ensemble", "{w}/fit", "{w}/fit", "--data", "{w}/data.h5", "--out", "{w}/notes.txt"], "exists"),
+    # model files that cannot be loaded leave no output folder behind (it was once made, holding a lock file)
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--model",
+            "tiny-random",
+            "--lora",
+            "{w}/misfit_lora.safetensors",
+            "--no-faces",
+            "--size",
+            "32",
+            "--out",
+            "{w}/g",
+        ],
+        "cannot be loaded into this model: size mismatch",
+    ),
+    (
+        synth_cli,
+        [
+            "generate",
+            "-e",
+            "fear",
+            "--n",
+            "1",
+            "--model",
+            "{w}/recipes",
+            "--no-faces",
+            "--size",
+            "32",
+            "--out",
+            "{w}/g",
+        ],
+        "without model_index.json",
+    ),
 ]
 
 

@@ -164,6 +164,47 @@ def test_a_second_generate_on_the_same_output_is_refused_and_a_dead_holder_is_ta
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 2
 
 
+def test_generate_resumes_under_any_spelling_of_a_local_model_and_refuses_another_model_of_the_same_name(
+    tmp_path, monkeypatch
+):
+    from fer_synth.core.manifest import SettingsMismatchError
+    from fer_synth.generation.tiny import tiny_random_pipeline
+
+    tiny_random_pipeline().save_pretrained(tmp_path / "tiny-sd")
+    (tmp_path / "link").symlink_to(tmp_path / "tiny-sd")
+    monkeypatch.chdir(tmp_path)
+
+    def run(model: str, out: Path = tmp_path / "gen") -> int:
+        pipeline = PipelineOptions(model=model)
+        config = GenerateConfig(emotions=["fear"], n=1, out=out, steps=1, height=32, width=32, pipeline=pipeline)
+        return generate(config, progress=False).images_made
+
+    assert run("tiny-sd") == 1
+    # Once refused as "different settings": model 'tiny-sd' (this run: '/.../tiny-sd'). One model, three names.
+    assert run(str(tmp_path / "tiny-sd")) == 0 and run("./link/") == 0 and run("tiny-sd/") == 0
+    recorded = json.loads((tmp_path / "gen" / "run.json").read_text())["model"]
+    assert recorded == str((tmp_path / "tiny-sd").resolve())  # where the model is, not what was typed
+    # The same name typed in another folder is another model: once accepted, mixing two models in one run.
+    (tmp_path / "elsewhere").mkdir()
+    tiny_random_pipeline(seed=1).save_pretrained(tmp_path / "elsewhere" / "tiny-sd")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(SettingsMismatchError, match="elsewhere/tiny-sd"):
+        run("tiny-sd", tmp_path / "gen")
+
+
+def test_prompts_prints_nothing_when_a_class_has_no_entry(tmp_path):
+    """A class the prompt file lacks was found only when its turn came: --json had printed the earlier classes'
+    lines, a partial output a script would read, before the error."""
+    (tmp_path / "p.yaml").write_text(
+        'template: "{context} {emotion}"\npools:\n  context: [a photo]\nclasses:\n  fear: {}\n'
+    )
+    result = CliRunner().invoke(
+        synth_cli, ["prompts", "-e", "fear,sad", "--n", "2", "--json", "--prompts", str(tmp_path / "p.yaml")]
+    )
+    assert result.exit_code == 2 and "no entry for class 'sad'" in result.output
+    assert '"class"' not in result.output, result.output
+
+
 def test_a_second_training_on_the_same_run_folder_is_refused(tmp_path):
     data = separable_h5(tmp_path / "d.h5")
     with output_lock(tmp_path / "run"), pytest.raises(BusyError):

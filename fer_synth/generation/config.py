@@ -4,6 +4,7 @@ options, and :class:`GenerateConfig`. The command line takes its defaults and ch
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,6 +63,13 @@ class ModelLoadError(FerError):
 def is_local(name: str) -> bool:
     """Whether a model name means a local path (rather than a hub id)."""
     return Path(name).exists() or name.startswith((".", "/", "~")) or name.endswith(CHECKPOINT_SUFFIXES)
+
+
+def _located(name: str | None) -> str | None:
+    """A local model file's or folder's resolved absolute path; hub ids, ``tiny-random`` and None as they are."""
+    if not name or name == TINY_RANDOM or not is_local(name):
+        return name
+    return os.path.realpath(Path(name).expanduser())
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
@@ -127,11 +135,16 @@ class PipelineOptions:
         ]
 
     def settings(self) -> dict:
-        """The JSON-ready options that change the images (device and compile do not)."""
+        """The JSON-ready options that change the images (device and compile do not). Local files are named by
+        their resolved absolute path, as ``crop`` names its input: ``tiny-sd``, ``./tiny-sd/`` and a link to it
+        are one model (the same command resumes under any spelling), and ``tiny-sd`` typed in another folder is
+        another model (refused, not mixed into the run)."""
         d = asdict(self)
-        d["vae"] = resolved_vae(self.model, self.vae)
+        d["model"] = _located(self.model)
+        d["vae"] = _located(resolved_vae(self.model, self.vae))
+        d["tiny_vae"] = _located(self.tiny_vae)
         d["dtype"] = resolve_dtype(self.dtype, resolve_device(self.device))
-        d["lora"] = [str(p) for p in self.lora]
+        d["lora"] = [_located(str(p)) for p in self.lora]
         d.pop("device")
         d.pop("compile")
         d.pop("config")

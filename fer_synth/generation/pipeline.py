@@ -135,12 +135,22 @@ def build_pipeline(options: PipelineOptions, local_rank: int = 0):
         pipe.vae = _load("tiny VAE", options.tiny_vae, AutoencoderTiny.from_pretrained, torch_dtype=dtype)
     pipe.scheduler = create_scheduler(options.scheduler, pipe.scheduler.config)
     for i, lora in enumerate(options.lora):
-        if not Path(lora).expanduser().exists() and is_local(lora):
+        local = Path(lora).expanduser()
+        if not local.exists() and is_local(lora):
             raise ModelLoadError(f"LoRA {lora!r}: no such file")
         try:
-            pipe.load_lora_weights(str(Path(lora).expanduser()), adapter_name=f"lora{i}")
-        except (OSError, ValueError) as e:
-            raise ModelLoadError(f"LoRA {lora!r} cannot be loaded: {str(e).splitlines()[0]}") from e
+            pipe.load_lora_weights(str(local), adapter_name=f"lora{i}")
+        except Exception as e:
+            # A local file that does not fit this model (another architecture's LoRA: tensors of other shapes make
+            # PyTorch raise RuntimeError) is the user's input, not a bug: one line, like any model file (_load).
+            if not local.exists() and not isinstance(e, (OSError, ValueError)):
+                raise
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+            detail = next((line for line in lines if line.startswith("size mismatch")), lines[0])
+            raise ModelLoadError(
+                f"LoRA {lora!r} cannot be loaded into this model: {detail.rstrip(':.')}; pass a LoRA made for "
+                "this model's architecture"
+            ) from e
     if options.lora:
         # Folding the LoRA into the weights removes its per-step cost.
         pipe.fuse_lora()

@@ -334,12 +334,18 @@ def generate(
             "before starting a sharded run"
         )
     model_files = face_stage.files if face_stage is not None else ()
-    check_output(config, overwrite, model_files)
+    resumes = check_output(config, overwrite, model_files) and not overwrite
     prompt_set = load_prompts(config.prompts)
     for emotion in config.emotions:
         prompt_set.lists_for(emotion)
     settings = run_settings(config, prompt_set, face_stage)
     shard = shard_name(rank, world_size)
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    if pipe is None and not resumes:
+        # A new, empty or replaced output has all its work left: the model loads before the folder is claimed, so
+        # a model that cannot be loaded (a LoRA of another architecture, a folder that is no pipeline) is one line
+        # that leaves no folder behind. A run that resumes loads it below, only when work is left.
+        pipe = build_pipeline(config.pipeline, local_rank=local_rank)
 
     # 2. The output folder: resumed in place, or with --overwrite built beside the old one and swapped in at the end
     #    (a failed or killed run leaves the old one whole). One process per shard: its lock is held until the run
@@ -367,7 +373,7 @@ def generate(
 
         # 4. The pipeline, only if there is work left.
         if pipe is None and any(s.kept < quota and s.attempts_total < max_total for s in summary.values()):
-            pipe = build_pipeline(config.pipeline, local_rank=int(os.environ.get("LOCAL_RANK", rank)))
+            pipe = build_pipeline(config.pipeline, local_rank=local_rank)
         check_settings(work, settings)
         base_record = {
             k: v for k, v in run_settings(config, prompt_set, None).items() if k not in ("faces", "prompts", "command")
@@ -407,10 +413,11 @@ def generate(
 
 def check_output(
     config: GenerateConfig, overwrite: bool = False, model_files: Iterable[str | os.PathLike] = ()
-) -> None:
+) -> bool:
     """Before anything loads: ``config.out`` new, empty, an earlier generation run's or ``overwrite``; never over
-    what the run reads (local model files, the prompt file, the face stage's ``model_files``)."""
-    check_output_folder(
+    what the run reads (local model files, the prompt file, the face stage's ``model_files``). True when it holds
+    content (an earlier run, which the same command resumes)."""
+    return check_output_folder(
         config.out,
         command=COMMAND,
         is_own=has_settings_of(COMMAND),
