@@ -26,6 +26,7 @@ from fer_synth.cli import main as synth_cli
 from fer_synth.core import store
 from fer_synth.core.classes import CLASSES
 from fer_synth.core.images import save_png
+from fer_synth.core.judgement import file_digest
 from tests.conftest import make_split
 from tests.fer_models.helpers import separable_h5
 from tests.fer_synth.data_helpers import DEFAULT_COUNTS, fer_rows, write_csv
@@ -152,6 +153,16 @@ def world(tmp_path: Path) -> Path:
         {f"{lora_key}.down.weight": torch.zeros(2, 5), f"{lora_key}.up.weight": torch.zeros(5, 2)},
         tmp_path / "misfit_lora.safetensors",
     )
+    # A pool whose faces were judged over two class lists (one before the pool gained contempt): scores that do
+    # not compare.
+    (tmp_path / "jmixed" / "happy").mkdir(parents=True)
+    mixed = []
+    for i, names in enumerate((list(CLASSES), [*CLASSES, "contempt"])):
+        save_png(make.images[i], tmp_path / "jmixed" / "happy" / f"{i}.png")
+        probs = [1 / len(names)] * len(names)
+        digest = file_digest(tmp_path / "jmixed" / "happy" / f"{i}.png")
+        mixed.append({**record, "file": f"happy/{i}.png", "probs": probs, "classes": names, "sha256": digest})
+    (tmp_path / "jmixed" / "judgement.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mixed))
     return tmp_path
 
 
@@ -628,6 +639,11 @@ CASES = [
             "{w}/g",
         ],
         "without model_index.json",
+    ),
+    (
+        synth_cli,
+        ["balance", "{w}/fer.csv", "--pool", "{w}/jmixed", "--judged", "--out", "{w}/b.h5", "--allow-shortfall"],
+        "judged over other classes than the rest",
     ),
 ]
 

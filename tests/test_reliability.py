@@ -723,6 +723,39 @@ def test_a_replaced_face_is_judged_again_a_deleted_one_leaves_and_balance_never_
     )
 
 
+def test_faces_judged_over_other_classes_are_judged_again_and_balance_refuses_a_mixed_judgement(tmp_path, caplog):
+    """A pool judged, then given a contempt folder: the judge scores over the pool's classes (renormalised), so the
+    old records' scores and judged classes no longer compare with the new ones; they were once kept beside them."""
+    from fer_models.inference.judge import judge_pool
+    from fer_synth.core.judgement import JudgementError, SelectionPolicy, current_judgement, read_judgement
+    from fer_synth.data.balance import BalanceConfig, balance
+
+    pool = _faces(tmp_path / "pool", {"happy": 2, "sad": 2})
+    csv = write_csv(tmp_path / "fer.csv", fer_rows(DEFAULT_COUNTS))
+    judge_pool(pool, "builtin")
+    seven = (pool / "judgement.jsonl").read_text()
+    _faces(tmp_path / "pool", {"contempt": 1}, seed=1)
+    with caplog.at_level("WARNING"):
+        report = judge_pool(pool, "builtin")
+    assert "judging again 4 faces" in caplog.text and report["faces"] == 5
+    files = [f"{c}/{i}.png" for c, n in (("happy", 2), ("sad", 2), ("contempt", 1)) for i in range(n)]
+    current, _ = current_judgement(pool, files)
+    assert {len(r["classes"]) for r in current.values()} == {8}
+    config = BalanceConfig(csv, None, pool=pool, dry_run=True, allow_shortfall=True, judged=SelectionPolicy("agree"))
+    balance(config)
+    # The judgement an older judge left: the first faces' 7-class records, the new face's 8-class one.
+    eight = [line for line in (pool / "judgement.jsonl").read_text().splitlines() if "contempt/" in line]
+    (pool / "judgement.jsonl").write_text(seven + eight[-1] + "\n")
+    (pool / "sad" / "1.png").unlink()  # happy/0, happy/1, sad/0 over 7 classes; no 8-class face left but contempt
+    (pool / "happy" / "new.png").write_bytes((pool / "contempt" / "0.png").read_bytes())
+    new = json.loads(eight[-1]) | {"file": "happy/new.png", "class": "happy"}
+    with (pool / "judgement.jsonl").open("a") as f:
+        f.write(json.dumps(new) + "\n")
+    assert len(read_judgement(pool)) == 6
+    with pytest.raises(JudgementError, match="judged over other classes than the rest"):
+        balance(config)
+
+
 # --- class 4: outputs never collide -------------------------------------------------------------------------------
 
 

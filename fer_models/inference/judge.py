@@ -32,11 +32,13 @@ from fer_synth.core.classes import known_list_holding
 from fer_synth.core.dataset import Split
 from fer_synth.core.errors import FerError
 from fer_synth.core.folders import read_pool_faces
+from fer_synth.core.images import printable
 from fer_synth.core.judgement import (
     JUDGEMENT_FILE,
     SelectionPolicy,
     current_judgement,
     judge_of,
+    judged_over_other_classes,
     pool_digests,
     read_judgement,
 )
@@ -97,9 +99,18 @@ def judge_pool(
         done = {} if overwrite else current_judgement(pool, faces.origin, digests=digests)[0]
         if done and judge_of(done) != identity:
             raise FerError(
-                f"{pool} was judged by {judge_of(done)['model']} (another model or other weights); "
-                "pass --overwrite to judge it again with this one"
+                f"{pool} was judged by {judge_of(done)['model']} with other weights or settings (the model, its "
+                "weights, --tta or --amp); pass --overwrite to judge it again with these"
             )
+        # A face scored over another class list (the pool has gained or lost a class, such as contempt, since) is
+        # judged again: the probabilities are renormalised over the pool's classes, so its score would not compare.
+        if other := judged_over_other_classes(done, mapping.shared):
+            logger.warning(
+                f"judging again {len(other)} faces of {pool} judged over other classes than its present "
+                f"{len(mapping.shared)} (e.g. {', '.join(map(printable, other[:3]))})"
+            )
+            again = set(other)
+            done = {file: record for file, record in done.items() if file not in again}
         todo = np.flatnonzero([origin not in done for origin in faces.origin])
         logger.info(
             f"judging {len(todo)} of {len(faces)} faces of {pool} with {identity['model']} "

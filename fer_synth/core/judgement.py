@@ -145,6 +145,28 @@ def judge_of(records: Mapping[str, dict]) -> dict:
     return {"model": model, "fingerprint": fingerprint}
 
 
+def judged_over_other_classes(records: Mapping[str, dict], classes: Iterable[str]) -> list[str]:
+    """The files whose record scored them over another class list than ``classes`` (the judge renormalises its
+    probabilities over the pool's classes, so such a score and its judged class do not compare with the others)."""
+    classes = list(classes)
+    return [file for file, record in records.items() if list(record["classes"]) != classes]
+
+
+def check_one_class_list(records: Mapping[str, dict], pool: str | os.PathLike) -> None:
+    """Refuse records scored over several class lists (a pool judged, then given a class such as contempt and judged
+    again for its new faces by an older judge): their scores do not compare."""
+    lists = sorted({tuple(r["classes"]) for r in records.values()}, key=len)
+    if len(lists) > 1:
+        latest = list(lists[-1])
+        other = judged_over_other_classes(records, latest)
+        raise JudgementError(
+            f"{len(other)} faces of {printable(str(pool))} were judged over other classes than the rest "
+            f"({' / '.join(str(len(c)) + ' classes' for c in lists)}; e.g. {', '.join(map(printable, other[:3]))}), "
+            f"so their scores do not compare; run `fer-models judge {printable(str(pool))}` again: it judges "
+            "them again over the pool's classes"
+        )
+
+
 @dataclass(frozen=True)
 class SelectionPolicy:
     """Which judged faces are trusted.

@@ -25,7 +25,14 @@ from fer_synth.core.dataset import SYNTHETIC, Split
 from fer_synth.core.errors import FerError, InvalidOptionError
 from fer_synth.core.folders import EXPORT_MARKER, describe_skipped, read_pool_faces
 from fer_synth.core.images import printable
-from fer_synth.core.judgement import JudgementError, SelectionPolicy, current_judgement, judge_of, read_judgement
+from fer_synth.core.judgement import (
+    JudgementError,
+    SelectionPolicy,
+    check_one_class_list,
+    current_judgement,
+    judge_of,
+    read_judgement,
+)
 from fer_synth.core.outputs import (
     OutputError,
     check_output_folder,
@@ -422,6 +429,7 @@ def trusted_pool(pool: Path, faces: Split, policy: SelectionPolicy) -> tuple[Spl
         )
     records, stale = current_judgement(pool, faces.origin, everything)
     judge = judge_of(records)
+    check_one_class_list(records, pool)
     missing = [o for o in faces.origin if o not in records]
     if missing:
         changed = f", {len(stale)} of them changed since they were judged" if stale else ""
