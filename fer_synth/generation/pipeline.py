@@ -140,10 +140,10 @@ def build_pipeline(options: PipelineOptions, local_rank: int = 0):
             raise ModelLoadError(f"LoRA {lora!r}: no such file")
         try:
             pipe.load_lora_weights(str(local), adapter_name=f"lora{i}")
-        except Exception as e:
+        except (OSError, ValueError, RuntimeError) as e:
             # A local file that does not fit this model (another architecture's LoRA: tensors of other shapes make
             # PyTorch raise RuntimeError) is the user's input, not a bug: one line, like any model file (_load).
-            if not local.exists() and not isinstance(e, (OSError, ValueError)):
+            if isinstance(e, RuntimeError) and not local.exists():
                 raise
             lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
             detail = next((line for line in lines if line.startswith("size mismatch")), lines[0])
