@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from fer_synth.core.errors import InvalidOptionError
-from fer_synth.core.images import save_png
+from fer_synth.core.images import printable, save_png
 from fer_synth.core.manifest import ManifestWriter, check_settings, read_records, shard_name
 from fer_synth.core.outputs import check_output_folder, has_settings_of, output_folder
 from fer_synth.generation.config import GenerateConfig
@@ -150,6 +150,12 @@ def run_settings(config: GenerateConfig, prompt_set: PromptSet, face_stage: Face
 
 
 # --- what an attempt produces: raw images, or face crops ----------------------------------------------
+
+
+def recorded_files(record: dict) -> list[str]:
+    """The files (relative to the run folder) a manifest record says its attempt wrote: the image, or its faces
+    and the kept full-size image."""
+    return [record[k] for k in ("file", "raw_file") if record.get(k)] + list(record.get("files", []))
 
 
 class RawImages:
@@ -365,10 +371,20 @@ def generate(
         quota = config.n // world_size + (rank < config.n % world_size)
         done: dict[str, set[int]] = {e: set() for e in config.emotions}
         summary = {e: ClassSummary(target=quota) for e in config.emotions}
+        missing = []
         for r in read_records(work):
             if r.get("class") in done and r.get("index", -1) % world_size == rank:
                 done[r["class"]].add(r["index"])
                 summary[r["class"]].add(output.outputs_of(r), output.rejection_of(r), new=False)
+                missing += [f for f in recorded_files(r) if not (work / f).is_file()]
+        if missing:
+            # Records are the commit point, so a deleted image stays done (a user curating a pool by deleting faces
+            # is not undone); said, so that a shortfall on disk is never a surprise.
+            logger.warning(
+                f"{len(missing)} image(s) the manifest records are no longer in {printable(str(config.out))} "
+                f"(e.g. {', '.join(map(printable, missing[:3]))}): they still count as made; generate into a new "
+                "--out, or pass --overwrite, to make them again"
+            )
         max_total = output.max_attempts * quota
 
         # 4. The pipeline, only if there is work left.

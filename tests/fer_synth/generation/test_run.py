@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -88,6 +89,16 @@ def test_run_writes_images_and_complete_records_then_resumes_with_nothing_to_do(
     )
     again = generate(config(tmp_path, emotions=["sad", "fear"], n=3), pipe=pipe, progress=False)
     assert again.images_made == 0 and pngs(tmp_path) == files and len(read_records(tmp_path)) == 6
+
+
+def test_a_recorded_image_deleted_since_stays_done_and_is_named(tmp_path, pipe, caplog):
+    generate(config(tmp_path, n=2), pipe=pipe, progress=False)
+    gone = f"fear/{image_name('fear', 0, 1)}.png"
+    (tmp_path / gone).unlink()  # a user curating the pool
+    with caplog.at_level(logging.WARNING, logger="fer_synth"):
+        again = generate(config(tmp_path, n=2), pipe=pipe, progress=False)
+    assert again.images_made == 0 and not (tmp_path / gone).exists()
+    assert any("1 image(s) the manifest records are no longer" in m and gone in m for m in caplog.messages)
 
 
 def test_an_image_is_what_a_bare_pipeline_call_makes_and_indices_differ(tmp_path, pipe):
