@@ -600,6 +600,40 @@ def test_a_replacement_killed_midway_leaves_the_old_output_and_the_same_command_
     assert _temps_beside(out) == [] and out.exists()
 
 
+def test_predict_killed_between_its_json_and_csv_is_finished_by_the_same_command(run_dir, monkeypatch):
+    """kill -9 after --json is renamed into place and before --csv is: the same command again does not refuse the
+    JSON file it made itself (a dead writer's note vouches for its content) and ends with the files of an
+    uninterrupted run; a JSON file changed since is still refused."""
+    from fer_models.cli import main as models_cli
+
+    monkeypatch.chdir(run_dir)
+    _faces(run_dir / "faces", {"happy": 3}, size=96)
+    args = ["predict", "faces", "--model", "run", "--backend", "haar", "--device", "cpu"]
+    whole = CliRunner().invoke(models_cli, [*args, "--json", "whole.json", "--csv", "whole.csv"])
+    assert whole.exit_code == 0, whole.output
+    arguments = [*args, "--json", "out.json", "--csv", "out.csv"]
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, "os", "replace", "2", "fer_models.cli", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=run_dir,
+        timeout=600,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    json_out, csv_out = run_dir / "out.json", run_dir / "out.csv"
+    assert json_out.exists() and not csv_out.exists(), "the kill did not come between the two renames"
+    made = json_out.read_bytes()
+    json_out.write_bytes(made + b" ")  # no longer what the killed writer made: refused as any other file
+    assert "out.json exists" in _one_error_line(CliRunner().invoke(models_cli, arguments))
+    json_out.write_bytes(made)
+    again = CliRunner().invoke(models_cli, arguments)
+    assert again.exit_code == 0, again.output
+    assert json_out.read_bytes() == (run_dir / "whole.json").read_bytes()
+    assert csv_out.read_bytes() == (run_dir / "whole.csv").read_bytes()
+    assert _temps_beside(json_out) == [] and _temps_beside(csv_out) == []
+
+
 def test_temporaries_of_dead_writers_are_cleaned_live_ones_and_other_hosts_kept(tmp_path):
     from fer_synth.core.outputs import remove_dead_temps_in, remove_stale_temps, temp_prefix
 
