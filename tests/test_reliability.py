@@ -686,6 +686,29 @@ def test_a_swap_where_names_cannot_be_exchanged_is_undone_after_a_kill_between_i
     assert (target / "index.html").read_text() == "new" and not aside.exists()
 
 
+def test_two_writers_creating_one_folder_at_once_end_with_one_whole_output(tmp_path, monkeypatch):
+    """Outputs built whole take no lock: a second writer whose target appears between its check and its rename
+    (the first writer's swap) replaces it as an earlier output, never fails half-way (a rename onto a folder that
+    is not empty)."""
+    from fer_synth.core import outputs
+
+    target = tmp_path / "report"
+    real = os.path.lexists
+
+    def first_writer_lands(path):
+        there = real(path)
+        if Path(path) == target and not there:
+            target.mkdir()
+            (target / "index.html").write_text("first")
+        return there
+
+    with outputs.output_folder(target, command="report", is_own=lambda f: True, whole=True, lock=None) as work:
+        (work / "index.html").write_text("second")
+        monkeypatch.setattr(os.path, "lexists", first_writer_lands)  # the swap's check sees no target yet
+    monkeypatch.undo()
+    assert (target / "index.html").read_text() == "second" and _temps_beside(target) == []
+
+
 # --- class 3: judgements are bound to the content of the faces ---------------------------------------------------
 
 

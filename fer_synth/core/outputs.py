@@ -298,8 +298,14 @@ def swap_into_place(built: Path, target: Path) -> None:
     renames."""
     os.chmod(built, 0o777 & ~current_umask())
     if not os.path.lexists(target):
-        os.rename(built, target)
-        return
+        try:
+            os.rename(built, target)
+            return
+        except OSError as e:
+            # Another writer of the same output swapped its complete one in since the check (outputs built whole
+            # without a lock: reports, exports, folder packs): it is replaced like any earlier output.
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
     if _exchange(built, target):
         _remove(built)  # now the old output
         return
