@@ -634,6 +634,36 @@ def test_predict_killed_between_its_json_and_csv_is_finished_by_the_same_command
     assert _temps_beside(json_out) == [] and _temps_beside(csv_out) == []
 
 
+def test_a_comparison_killed_while_evaluating_a_run_is_finished_by_the_same_command(tmp_path):
+    """kill -9 as compare evaluates its trained run, before the confusion matrix: the same command again ends with
+    every file of an uninterrupted comparison (it reuses an evaluation it finds, so its report must come last)."""
+    from fer_models.cli import main as models_cli
+
+    data = separable_h5(tmp_path / "d.h5")
+    settings = ["--recipe", "cpu-fast", "--seeds", "1", "--epochs", "1", "--threads", "1", "--device", "cpu"]
+    args = ["compare", str(data), *settings, "--resamples", "100", "--out"]
+    whole = CliRunner().invoke(models_cli, [*args, str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, "fer_models.evaluation.evaluate", "plot_confusion", "1", "fer_models.cli"]
+        + [*args, str(tmp_path / "cut")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    again = CliRunner().invoke(models_cli, [*args, str(tmp_path / "cut")])
+    assert again.exit_code == 0, again.output
+
+    def files(root: Path) -> list[str]:
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.name.startswith("."))
+
+    assert files(tmp_path / "cut") == files(tmp_path / "whole")
+    assert _temps_beside(tmp_path / "cut") == [] and not list((tmp_path / "cut").rglob(".*.tmp"))
+
+
 def test_temporaries_of_dead_writers_are_cleaned_live_ones_and_other_hosts_kept(tmp_path):
     from fer_synth.core.outputs import remove_dead_temps_in, remove_stale_temps, temp_prefix
 
