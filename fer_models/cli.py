@@ -308,7 +308,7 @@ def predict_command(
     --json/--csv/--annotate/--explain."""
     from fer_models.checkpoint import input_files
     from fer_models.inference.classifier import load_classifier
-    from fer_models.inference.media import check_outputs, find_media, predict_media, write_rows
+    from fer_models.inference.media import check_outputs, find_media, predict_media, write_row_files
 
     files = find_media(paths)  # inputs, outputs and the model are checked before the face detector is set up
     check_outputs(
@@ -322,9 +322,9 @@ def predict_command(
     classifier = load_classifier(model_spec, resolve_device(device), tta, amp)
     with FaceStage(FaceStageConfig(**face_settings)) as stage:
         summary = predict_media(list(paths), classifier, stage, every, annotate, overwrite, files, explain)
-    for out, fmt in ((json_out, "json"), (csv_out, "csv")):
-        if out is not None:
-            write_rows(summary.predictions, classifier.classes, out, fmt)
+    rows = {out: fmt for out, fmt in ((json_out, "json"), (csv_out, "csv")) if out is not None}
+    if rows:  # together: a kill between the two files leaves what the same command again finishes
+        write_row_files(summary.predictions, classifier.classes, rows)
     _print_predictions(summary, classifier.classes, [o for o in (json_out, csv_out, annotate, explain) if o])
 
 

@@ -641,6 +641,70 @@ def test_a_replacement_killed_midway_leaves_the_old_output_and_the_same_command_
     assert _temps_beside(out) == [] and out.exists()
 
 
+def test_predict_killed_between_its_json_and_csv_is_finished_by_the_same_command(run_dir, monkeypatch):
+    """kill -9 after --json is renamed into place and before --csv is: the same command again does not refuse the
+    JSON file it made itself (a dead writer's note vouches for its content) and ends with the files of an
+    uninterrupted run; a JSON file changed since is still refused."""
+    from fer_models.cli import main as models_cli
+
+    monkeypatch.chdir(run_dir)
+    _faces(run_dir / "faces", {"happy": 3}, size=96)
+    args = ["predict", "faces", "--model", "run", "--backend", "haar", "--device", "cpu"]
+    whole = CliRunner().invoke(models_cli, [*args, "--json", "whole.json", "--csv", "whole.csv"])
+    assert whole.exit_code == 0, whole.output
+    arguments = [*args, "--json", "out.json", "--csv", "out.csv"]
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, "os", "replace", "2", "fer_models.cli", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=run_dir,
+        timeout=600,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    json_out, csv_out = run_dir / "out.json", run_dir / "out.csv"
+    assert json_out.exists() and not csv_out.exists(), "the kill did not come between the two renames"
+    made = json_out.read_bytes()
+    json_out.write_bytes(made + b" ")  # no longer what the killed writer made: refused as any other file
+    assert "out.json exists" in _one_error_line(CliRunner().invoke(models_cli, arguments))
+    json_out.write_bytes(made)
+    again = CliRunner().invoke(models_cli, arguments)
+    assert again.exit_code == 0, again.output
+    assert json_out.read_bytes() == (run_dir / "whole.json").read_bytes()
+    assert csv_out.read_bytes() == (run_dir / "whole.csv").read_bytes()
+    assert _temps_beside(json_out) == [] and _temps_beside(csv_out) == []
+
+
+def test_a_comparison_killed_while_evaluating_a_run_is_finished_by_the_same_command(tmp_path):
+    """kill -9 as compare evaluates its trained run, before the confusion matrix: the same command again ends with
+    every file of an uninterrupted comparison (it reuses an evaluation it finds, so its report must come last)."""
+    from fer_models.cli import main as models_cli
+
+    data = separable_h5(tmp_path / "d.h5")
+    settings = ["--recipe", "cpu-fast", "--seeds", "1", "--epochs", "1", "--threads", "1", "--device", "cpu"]
+    args = ["compare", str(data), *settings, "--resamples", "100", "--out"]
+    whole = CliRunner().invoke(models_cli, [*args, str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, "fer_models.evaluation.evaluate", "plot_confusion", "1", "fer_models.cli"]
+        + [*args, str(tmp_path / "cut")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    again = CliRunner().invoke(models_cli, [*args, str(tmp_path / "cut")])
+    assert again.exit_code == 0, again.output
+
+    def files(root: Path) -> list[str]:
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.name.startswith("."))
+
+    assert files(tmp_path / "cut") == files(tmp_path / "whole")
+    assert _temps_beside(tmp_path / "cut") == [] and not list((tmp_path / "cut").rglob(".*.tmp"))
+
+
 def test_temporaries_of_dead_writers_are_cleaned_live_ones_and_other_hosts_kept(tmp_path):
     from fer_synth.core.outputs import remove_dead_temps_in, remove_stale_temps, temp_prefix
 
@@ -691,6 +755,29 @@ def test_a_swap_where_names_cannot_be_exchanged_is_undone_after_a_kill_between_i
     os.rename(target, aside)
     outputs.remove_stale_temps(target)
     assert (target / "index.html").read_text() == "new" and not aside.exists()
+
+
+def test_two_writers_creating_one_folder_at_once_end_with_one_whole_output(tmp_path, monkeypatch):
+    """Outputs built whole take no lock: a second writer whose target appears between its check and its rename
+    (the first writer's swap) replaces it as an earlier output, never fails half-way (a rename onto a folder that
+    is not empty)."""
+    from fer_synth.core import outputs
+
+    target = tmp_path / "report"
+    real = os.path.lexists
+
+    def first_writer_lands(path):
+        there = real(path)
+        if Path(path) == target and not there:
+            target.mkdir()
+            (target / "index.html").write_text("first")
+        return there
+
+    with outputs.output_folder(target, command="report", is_own=lambda f: True, whole=True, lock=None) as work:
+        (work / "index.html").write_text("second")
+        monkeypatch.setattr(os.path, "lexists", first_writer_lands)  # the swap's check sees no target yet
+    monkeypatch.undo()
+    assert (target / "index.html").read_text() == "second" and _temps_beside(target) == []
 
 
 # --- class 3: judgements are bound to the content of the faces ---------------------------------------------------

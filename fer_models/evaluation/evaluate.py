@@ -120,15 +120,16 @@ def evaluate(
         out = Path(out)
         npz, report_json, png = output_names(meta, split)
         report["predictions_file"] = str(save_predictions(out / npz, probs, labels, kept))
-        report["report_file"] = str(ckpt.write_json(out / report_json, report))
-        report["confusion_png"] = str(
-            plot_confusion(
-                out / png,
-                results[tta]["all"]["confusion"],
-                f"{report['model']} on {split} (TTA {tta})",
-                rows=list(classes),
-            )
+        # The report last: it is what marks an evaluation done (compare reuses one it finds), so a kill before it
+        # leaves the evaluation to be made again, never a report without its confusion matrix.
+        confusion = plot_confusion(
+            out / png,
+            results[tta]["all"]["confusion"],
+            f"{report['model']} on {split} (TTA {tta})",
+            rows=list(classes),
         )
+        report["report_file"] = str(ckpt.write_json(out / report_json, report))
+        report["confusion_png"] = str(confusion)
     return report
 
 

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from fer_models.inference.classifier import Classifier
-from fer_synth.core.atomic import write_bytes
+from fer_synth.core.atomic import write_bytes, write_together
 from fer_synth.core.errors import FerError, MissingPathError
 from fer_synth.core.folders import FolderWalk, describe_skipped, given_twice
 from fer_synth.core.images import IMAGE_SUFFIXES, load_image, printable, save_png
@@ -422,16 +422,26 @@ def draw_faces(rgb: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
 
 def write_rows(predictions: list[FacePrediction], classes: tuple[str, ...], path: str | os.PathLike, fmt: str) -> Path:
     """The predictions as ``json`` (a list of flat records) or ``csv`` (same columns), written atomically."""
+    return write_row_files(predictions, classes, {path: fmt})[0]
+
+
+def write_row_files(
+    predictions: list[FacePrediction], classes: tuple[str, ...], outputs: Mapping[str | os.PathLike, str]
+) -> list[Path]:
+    """The predictions in each file of ``outputs`` (path -> ``json`` or ``csv``), written together: a kill between
+    them leaves what the same command again finishes (:func:`~fer_synth.core.atomic.write_together`)."""
     rows = [p.row() for p in predictions]
-    if fmt == "json":
-        data = json.dumps(rows, indent=1) + "\n"
-    else:
-        buffer = io.StringIO()
-        columns = [f for f in FacePrediction.__dataclass_fields__ if f != "probabilities"] + list(classes)
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        data = buffer.getvalue()
-    remove_stale_temps(path)  # what a killed predict of the same file left
-    write_bytes(path, printable(data).encode())  # a file name that is not UTF-8: \xNN escapes
-    return Path(path)
+    files = {}
+    for path, fmt in outputs.items():
+        if fmt == "json":
+            data = json.dumps(rows, indent=1) + "\n"
+        else:
+            buffer = io.StringIO()
+            columns = [f for f in FacePrediction.__dataclass_fields__ if f != "probabilities"] + list(classes)
+            writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            data = buffer.getvalue()
+        remove_stale_temps(path)  # what a killed predict of the same file left
+        files[path] = printable(data).encode()  # a file name that is not UTF-8: \xNN escapes
+    return write_together(files)

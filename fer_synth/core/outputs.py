@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -128,7 +129,7 @@ def refuse_existing_file(
     out = Path(out)
     if out.is_dir():
         raise OutputError(f"{option} {out} is a folder; give a file name")
-    if out.exists() and not overwrite and not (is_own is not None and is_own(out)):
+    if out.exists() and not overwrite and not (is_own is not None and is_own(out)) and not left_by_dead_group(out):
         what = "exists" if is_own is None else "exists and is not an earlier output of this command"
         raise OutputError(f"{out} {what}; choose another {option} or pass --overwrite to replace it")
 
@@ -166,6 +167,9 @@ def temp_prefix(target: str | os.PathLike) -> str:
 _WRITER = re.compile(r"\.(\d+)@([A-Za-z0-9-]+)\.[A-Za-z0-9_-]+\.tmp$")
 _OLD_WRITER = re.compile(r"\.(\d+)(?:\.[A-Za-z0-9_]+)?\.tmp$")  # before the host was named: this host's
 _PREVIOUS = "-previous.tmp"  # the old output during a swap where the file system cannot exchange two names
+#: The end of a note beside each file of a group written together (:func:`fer_synth.core.atomic.write_together`)
+#: while the group is renamed into place: it holds the SHA-256 of the file's new content.
+GROUP_NOTE = "-group.tmp"
 
 
 def _writer(path: Path) -> tuple[int, str] | None:
@@ -234,6 +238,22 @@ def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def left_by_dead_group(target: str | os.PathLike) -> bool:
+    """Whether ``target`` is a file a writer of several files renamed into place before it died with others of
+    them still to rename: a dead writer's group note beside it names its present content. The same command
+    again replaces it without ``--overwrite`` (it is that command's own output, half committed), so it can finish
+    the group; any other existing file still needs ``--overwrite``."""
+    target = Path(target)
+    try:
+        notes = [n for n in target.parent.glob(f".{_glob_escape(target.name)}.*{GROUP_NOTE}") if _dead(n)]
+        if not notes or not target.is_file():
+            return False
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        return any(n.read_text().strip() == digest for n in notes)
+    except OSError:
+        return False
+
+
 def remove_dead_temps_in(folder: str | os.PathLike) -> list[Path]:
     """Clean the temporaries that killed writers left anywhere inside ``folder`` (a run folder, a pool; the ranks
     of one sharded run may write there from several hosts)."""
@@ -278,8 +298,14 @@ def swap_into_place(built: Path, target: Path) -> None:
     renames."""
     os.chmod(built, 0o777 & ~current_umask())
     if not os.path.lexists(target):
-        os.rename(built, target)
-        return
+        try:
+            os.rename(built, target)
+            return
+        except OSError as e:
+            # Another writer of the same output swapped its complete one in since the check (outputs built whole
+            # without a lock: reports, exports, folder packs): it is replaced like any earlier output.
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
     if _exchange(built, target):
         _remove(built)  # now the old output
         return
