@@ -660,6 +660,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(world, cli, args, mess
     assert message in result.output, result.output
     error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1, result.output
+    assert "Usage:" not in result.output, result.output  # click's usage block too is one line: where help is
     assert tree(world) == before, "a failed command changed the files"
 
 

@@ -109,12 +109,24 @@ class FriendlyGroup(click.Group):
         cmd.params.extend(_verbosity_options())
         super().add_command(cmd, name)
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _NO_ARGS_IS_HELP:
+            raise  # `fer-synth` alone: the help, as click shows it
+        except click.UsageError as e:  # the group's own options (fer-synth --bogus)
+            raise _one_line(e) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is shown escaped, never a crash
             if isinstance(stream, io.TextIOWrapper):
                 stream.reconfigure(errors="fer-escape")  # core.images registers it: \xNN for the name's bytes
         try:
             return super().invoke(ctx)
+        except _NO_ARGS_IS_HELP:
+            raise
+        except click.UsageError as e:  # a command's options and arguments, as click parses them
+            raise _one_line(e) from None
         except FerError as e:
             message = str(e)
         except (OSError, MemoryError, RuntimeError) as e:
@@ -131,6 +143,19 @@ class FriendlyGroup(click.Group):
         err = click.ClickException(printable(message))
         err.exit_code = 2
         raise err from None
+
+
+#: click (8.2+) shows a group's help for no arguments by raising this usage error: it stays the help.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _one_line(e: click.UsageError) -> click.ClickException:
+    """click's usage error (a bad option value, a missing argument, an unknown command) as the one line every
+    other bad input gets, naming where help is, instead of click's usage block above it; exit code 2 as click's."""
+    where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+    err = click.ClickException(f"{e.format_message()}{where}")
+    err.exit_code = 2
+    return err
 
 
 def with_options(options: list) -> Callable:
