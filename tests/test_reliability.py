@@ -600,6 +600,20 @@ importlib.import_module(cli).main(sys.argv[5:])
 """
 
 
+def kill_at_call(module: str, name: str, count: int, cli: str, arguments: list[str], cwd: Path) -> None:
+    """Run ``cli`` with ``arguments`` in a child process that SIGKILLs itself at the ``count``-th call of
+    ``module.name``, and check that it died so."""
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, module, name, str(count), cli, *arguments],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+
 @pytest.mark.parametrize("command", list(KILL_POINTS))
 def test_a_replacement_killed_midway_leaves_the_old_output_and_the_same_command_cleans_up(tmp_path, command):
     """kill -9 in the middle of building: the old output is whole, the killed writer's temporary lies beside it;
@@ -621,15 +635,7 @@ def test_a_replacement_killed_midway_leaves_the_old_output_and_the_same_command_
     else:
         out.write_bytes(b"the previous export")
     before = _snapshot(tmp_path) if out.is_dir() else {out.name: out.read_bytes()}
-    killed = subprocess.run(
-        [sys.executable, "-c", _KILLER, module, name, str(count), args[0], *arguments],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-        check=False,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    kill_at_call(module, name, count, args[0], arguments, tmp_path)
     assert _temps_beside(out), "the killed writer left nothing beside the output: the kill came too early"
     now = _snapshot(tmp_path) if out.is_dir() else {out.name: out.read_bytes()}
     if out.is_dir():
@@ -653,15 +659,7 @@ def test_predict_killed_between_its_json_and_csv_is_finished_by_the_same_command
     whole = CliRunner().invoke(models_cli, [*args, "--json", "whole.json", "--csv", "whole.csv"])
     assert whole.exit_code == 0, whole.output
     arguments = [*args, "--json", "out.json", "--csv", "out.csv"]
-    killed = subprocess.run(
-        [sys.executable, "-c", _KILLER, "os", "replace", "2", "fer_models.cli", *arguments],
-        capture_output=True,
-        text=True,
-        cwd=run_dir,
-        timeout=600,
-        check=False,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    kill_at_call("os", "replace", 2, "fer_models.cli", arguments, run_dir)
     json_out, csv_out = run_dir / "out.json", run_dir / "out.csv"
     assert json_out.exists() and not csv_out.exists(), "the kill did not come between the two renames"
     made = json_out.read_bytes()
@@ -685,16 +683,14 @@ def test_a_comparison_killed_while_evaluating_a_run_is_finished_by_the_same_comm
     args = ["compare", str(data), *settings, "--resamples", "100", "--out"]
     whole = CliRunner().invoke(models_cli, [*args, str(tmp_path / "whole")])
     assert whole.exit_code == 0, whole.output
-    killed = subprocess.run(
-        [sys.executable, "-c", _KILLER, "fer_models.evaluation.evaluate", "plot_confusion", "1", "fer_models.cli"]
-        + [*args, str(tmp_path / "cut")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-        check=False,
+    kill_at_call(
+        "fer_models.evaluation.evaluate",
+        "plot_confusion",
+        1,
+        "fer_models.cli",
+        [*args, str(tmp_path / "cut")],
+        tmp_path,
     )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
     again = CliRunner().invoke(models_cli, [*args, str(tmp_path / "cut")])
     assert again.exit_code == 0, again.output
 
